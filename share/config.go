@@ -1,0 +1,94 @@
+package share
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config tunes the share service. DefaultConfig gives the defaults; every
+// zero field of a Config passed to New is replaced by its default.
+type Config struct {
+	// MaxFileSize is the largest file that can be shared, stored or
+	// fetched, in bytes. Default 4 GiB.
+	MaxFileSize int64
+	// MaxServes caps the transfers this node serves at once; a request past
+	// it is answered "busy" and the getter moves on. Default 64.
+	MaxServes int
+	// MaxServesPerPeer caps the transfers one peer can hold open on this
+	// node. Default 8.
+	MaxServesPerPeer int
+	// StallTimeout is how long a fetch waits for the next bytes from a
+	// provider before it gives up on it and goes on with the next one; it
+	// is also the serving side's idle deadline. Default 5 s.
+	StallTimeout time.Duration
+	// RequestTimeout bounds reading a request and its header. Default 10 s.
+	RequestTimeout time.Duration
+	// LookupTimeout bounds a name resolution and a provider search, so an
+	// unknown name is answered instead of hanging. Default 10 s.
+	LookupTimeout time.Duration
+	// PingTimeout bounds the RTT measurement of a provider whose latency is
+	// not yet known. Default 1 s.
+	PingTimeout time.Duration
+	// MaxProviders is how many providers a fetch considers. Default 20.
+	MaxProviders int
+	// ReprovideInterval is how often held CIDs are provided and published
+	// names are put again, well before the DHT's records expire (provider
+	// records 48 h, values 36 h). Default 12 h.
+	ReprovideInterval time.Duration
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		MaxFileSize:       4 << 30,
+		MaxServes:         64,
+		MaxServesPerPeer:  8,
+		StallTimeout:      5 * time.Second,
+		RequestTimeout:    10 * time.Second,
+		LookupTimeout:     10 * time.Second,
+		PingTimeout:       time.Second,
+		MaxProviders:      20,
+		ReprovideInterval: 12 * time.Hour,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.MaxFileSize == 0 {
+		c.MaxFileSize = d.MaxFileSize
+	}
+	if c.MaxServes == 0 {
+		c.MaxServes = d.MaxServes
+	}
+	if c.MaxServesPerPeer == 0 {
+		c.MaxServesPerPeer = d.MaxServesPerPeer
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = d.StallTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.LookupTimeout == 0 {
+		c.LookupTimeout = d.LookupTimeout
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = d.PingTimeout
+	}
+	if c.MaxProviders == 0 {
+		c.MaxProviders = d.MaxProviders
+	}
+	if c.ReprovideInterval == 0 {
+		c.ReprovideInterval = d.ReprovideInterval
+	}
+	switch {
+	case c.MaxFileSize < 0:
+		return c, fmt.Errorf("share config: MaxFileSize %d is negative", c.MaxFileSize)
+	case c.MaxServes < 0 || c.MaxServesPerPeer < 0 || c.MaxProviders < 0:
+		return c, fmt.Errorf("share config: negative limit")
+	case c.StallTimeout < 0 || c.RequestTimeout < 0 || c.LookupTimeout < 0 || c.PingTimeout < 0 || c.ReprovideInterval < 0:
+		return c, fmt.Errorf("share config: negative duration")
+	}
+	return c, nil
+}

@@ -1,0 +1,329 @@
+package share
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+)
+
+// GetResult describes a completed get.
+type GetResult struct {
+	Name     string  // empty for a get by CID
+	CID      cid.Cid //
+	Size     int64
+	Provider peer.ID       // the peer that served the bytes (this node if it held them)
+	RTT      time.Duration // measured RTT to Provider
+	Path     string        // file name inside the target directory
+	Attempts []Attempt     // every provider tried, in order
+	Elapsed  time.Duration
+}
+
+// Attempt records one provider tried during a get.
+type Attempt struct {
+	Peer   peer.ID
+	RTT    time.Duration
+	Offset int64  // where this provider was asked to start
+	Bytes  int64  // bytes it delivered
+	Err    string // why it was left, empty for the one that finished
+}
+
+// Progress, when set on a get, is called as bytes arrive (from one goroutine).
+type Progress func(done, total int64)
+
+// Get resolves ref (a name or a CID) and writes the file as filename inside
+// dir; an empty filename means the resolved name (or the CID string). It
+// never writes outside dir, whatever the name says. The bytes come from this
+// node's store if it holds them, else from the provider with the lowest RTT,
+// moving on to the next provider on failure, stall or corruption.
+func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename string, progress Progress) (GetResult, error) {
+	start := time.Now()
+	res, err := s.Resolve(ctx, ref)
+	if err != nil {
+		return GetResult{}, err
+	}
+	if filename == "" {
+		filename = res.Name
+		if filename == "" {
+			filename = res.CID.String()
+		}
+	}
+	if err := ValidateName(filename); err != nil {
+		return GetResult{}, fmt.Errorf("output file: %w", err)
+	}
+	if res.Size > s.cfg.MaxFileSize {
+		return GetResult{}, fmt.Errorf("get %s: %w: %d bytes, the limit is %d", ref, ErrTooLarge, res.Size, s.cfg.MaxFileSize)
+	}
+	tmpName := ".p2pshare-" + randHex(8) + ".part"
+	f, err := dir.OpenFile(tmpName, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return GetResult{}, fmt.Errorf("get %s: create temp file: %w", ref, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			_ = dir.Remove(tmpName)
+		}
+	}()
+	out := GetResult{Name: res.Name, CID: res.CID, Path: filename}
+	if size, ok := s.store.Has(res.CID); ok {
+		if err := s.copyLocal(ctx, res.CID, f); err != nil {
+			return GetResult{}, fmt.Errorf("get %s: %w", ref, err)
+		}
+		out.Size, out.Provider = size, s.h.ID()
+	} else {
+		if err := s.fetch(ctx, res.CID, res.Size, f, &out, progress); err != nil {
+			return out, fmt.Errorf("get %s: %w", ref, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return GetResult{}, fmt.Errorf("get %s: close: %w", ref, err)
+	}
+	if err := dir.Rename(tmpName, filename); err != nil {
+		return GetResult{}, fmt.Errorf("get %s: rename into place: %w", ref, err)
+	}
+	committed = true
+	out.Elapsed = time.Since(start)
+	return out, nil
+}
+
+// copyLocal copies a held file into w, verifying it on the way.
+func (s *Service) copyLocal(ctx context.Context, c cid.Cid, w io.Writer) error {
+	src, _, err := s.store.Open(c)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	h := newHasher()
+	if _, err := io.CopyBuffer(io.MultiWriter(w, h), ctxReader{ctx, src}, make([]byte, copyBufSize)); err != nil {
+		return fmt.Errorf("copy from store: %w", err)
+	}
+	if got := cidFromDigest(h.Sum(nil)); !got.Equals(c) {
+		return fmt.Errorf("held copy of %s: %w", c, ErrHashMismatch)
+	}
+	return nil
+}
+
+// candidate is a provider with its measured RTT.
+type candidate struct {
+	id  peer.ID
+	rtt time.Duration
+}
+
+// providers finds up to MaxProviders providers of c (other than this node),
+// ordered by measured RTT, lowest first, ties by peer ID.
+func (s *Service) providers(ctx context.Context, c cid.Cid) []candidate {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
+	defer cancel()
+	var ids []peer.ID
+	seen := map[peer.ID]bool{}
+	for ai := range s.rt.FindProvidersAsync(ctx, c, s.cfg.MaxProviders) {
+		if ai.ID == s.h.ID() || ai.ID == "" || seen[ai.ID] {
+			continue
+		}
+		seen[ai.ID] = true
+		if len(ai.Addrs) > 0 {
+			s.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+		}
+		ids = append(ids, ai.ID)
+	}
+	cands := make([]candidate, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		cands[i] = candidate{id: id, rtt: unknownRTT}
+		s.measureRTT(ctx, &wg, &cands[i])
+	}
+	wg.Wait()
+	sort.SliceStable(cands, func(i, j int) bool {
+		if cands[i].rtt != cands[j].rtt {
+			return cands[i].rtt < cands[j].rtt
+		}
+		return cands[i].id < cands[j].id
+	})
+	return cands
+}
+
+// unknownRTT sorts a provider whose RTT could not be measured last.
+const unknownRTT = time.Hour
+
+// measureRTT sets dst.rtt from the peerstore's latency, or starts a ping
+// (tracked by wg) that sets it when it answers.
+func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candidate) {
+	p := dst.id
+	if l := s.h.Peerstore().LatencyEWMA(p); l > 0 {
+		dst.rtt = l
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.PingTimeout)
+		defer cancel()
+		select {
+		case r := <-ping.Ping(pctx, s.h, p):
+			if r.Error == nil {
+				dst.rtt = r.RTT
+			}
+		case <-pctx.Done():
+		}
+	}()
+}
+
+// fetch streams c into f from the providers in RTT order. Bytes are hashed
+// as they are written; a provider that fails or stalls is left and the next
+// one asked to continue from the offset reached; a complete transfer that
+// does not hash to c is discarded and started again from zero with the next
+// provider. A provider left for a transient failure gets one more turn at the
+// end of the queue.
+func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, out *GetResult, progress Progress) error {
+	queue := s.providers(ctx, c)
+	if len(queue) == 0 {
+		return fmt.Errorf("%w for %s (searched the DHT through %d connected peers)", ErrNoProviders, c, len(s.h.Network().Peers()))
+	}
+	retried := map[peer.ID]bool{}
+	h := newHasher()
+	var off int64
+	var lastErr error
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cand := queue[0]
+		queue = queue[1:]
+		a := Attempt{Peer: cand.id, RTT: cand.rtt, Offset: off}
+		n, total, err := s.fetchFrom(ctx, cand.id, c, off, size, f, h, progress)
+		a.Bytes = n
+		off += n
+		if err == nil {
+			if got := cidFromDigest(h.Sum(nil)); got.Equals(c) {
+				out.Attempts = append(out.Attempts, a)
+				out.Provider, out.RTT, out.Size = cand.id, cand.rtt, total
+				return nil
+			}
+			err = ErrHashMismatch
+			// Nothing received can be trusted: start over from zero.
+			h.Reset()
+			off = 0
+			if terr := f.Truncate(0); terr != nil {
+				return fmt.Errorf("reset temp file: %w", terr)
+			}
+			if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+				return fmt.Errorf("reset temp file: %w", serr)
+			}
+		} else if !retried[cand.id] && !errors.Is(err, errFinal) && ctx.Err() == nil {
+			retried[cand.id] = true
+			queue = append(queue, cand)
+		}
+		a.Err = err.Error()
+		out.Attempts = append(out.Attempts, a)
+		lastErr = fmt.Errorf("from %s: %w", cand.id, err)
+		s.log.Info("provider failed, trying the next", "peer", cand.id, "cid", c, "offset", a.Offset, "bytes", n, "err", err)
+	}
+	return fmt.Errorf("%w could deliver %s: %d tried, last: %w", ErrNoProviders, c, len(out.Attempts), lastErr)
+}
+
+// errFinal marks a provider answer not worth retrying (not found, bad
+// request, too large).
+var errFinal = errors.New("provider refused")
+
+// fetchFrom asks p for c from off and appends what arrives to f and h. It
+// returns the bytes received and the file's total size; err is nil only if
+// the provider sent everything up to the end. want is the expected size, or
+// -1 if unknown.
+func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want int64, f *os.File, h hash.Hash, progress Progress) (int64, int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "get"), p, ProtocolID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("open stream: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = st.Reset()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
+	_ = st.SetDeadline(time.Now().Add(s.cfg.RequestTimeout))
+	if _, err := st.Write(AppendRequest(nil, Request{CID: c, Offset: off})); err != nil {
+		return 0, 0, fmt.Errorf("send request: %w", err)
+	}
+	_ = st.CloseWrite()
+	br := bufio.NewReaderSize(st, 4096)
+	hdr, err := ReadResponseHeader(br)
+	if err != nil {
+		return 0, 0, err
+	}
+	if hdr.Status != StatusOK {
+		err := fmt.Errorf("%w: %s: %s", errFinal, hdr.Status, hdr.Message)
+		if hdr.Status == StatusBusy {
+			err = fmt.Errorf("busy: %s", hdr.Message)
+		}
+		return 0, hdr.Size, err
+	}
+	total := hdr.Size
+	switch {
+	case total > s.cfg.MaxFileSize:
+		return 0, total, fmt.Errorf("%w: %w: %d bytes", errFinal, ErrTooLarge, total)
+	case want >= 0 && total != want:
+		return 0, total, fmt.Errorf("%w: size %d, the record says %d", errFinal, total, want)
+	case off > total:
+		return 0, total, fmt.Errorf("%w: size %d is below offset %d", errFinal, total, off)
+	}
+	buf := make([]byte, copyBufSize)
+	var got int64
+	remaining := total - off
+	for remaining > 0 {
+		_ = st.SetReadDeadline(time.Now().Add(s.cfg.StallTimeout))
+		chunk := buf
+		if int64(len(chunk)) > remaining {
+			chunk = chunk[:remaining]
+		}
+		n, rerr := br.Read(chunk)
+		if n > 0 {
+			h.Write(chunk[:n])
+			if _, werr := f.Write(chunk[:n]); werr != nil {
+				return got, total, fmt.Errorf("%w: write: %w", errFinal, werr)
+			}
+			got += int64(n)
+			remaining -= int64(n)
+			if progress != nil {
+				progress(off+got, total)
+			}
+		}
+		if rerr != nil && remaining > 0 {
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				return got, total, fmt.Errorf("stalled: nothing for %s", s.cfg.StallTimeout)
+			}
+			if rerr == io.EOF {
+				return got, total, fmt.Errorf("stream ended at %d of %d bytes", off+got, total)
+			}
+			return got, total, fmt.Errorf("read: %w", rerr)
+		}
+	}
+	ok = true
+	_ = st.Close()
+	return got, total, nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
