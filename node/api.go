@@ -1,0 +1,273 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/node/api"
+	"github.com/p2pshare/p2pshare/share"
+)
+
+var _ api.API = (*Node)(nil)
+
+// ID implements api.API.
+func (n *Node) ID(context.Context) (api.IDInfo, error) {
+	n.mu.Lock()
+	u := n.apiURL
+	n.mu.Unlock()
+	return api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u}, nil
+}
+
+// p2pAddrs returns the host's addresses, each ending in /p2p/ID.
+func (n *Node) p2pAddrs() []string {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// Share implements api.API.
+func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+	r := req.Body
+	name := req.Name
+	if r == nil {
+		if !filepath.IsAbs(req.Path) {
+			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share: path %q is not absolute", req.Path)
+		}
+		f, err := os.Open(req.Path)
+		if err != nil {
+			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, unwrapPathErr(err))
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: not a regular file", req.Path)
+		}
+		if max := n.share.Config().MaxFileSize; fi.Size() > max {
+			return api.ShareResult{}, api.Errorf(http.StatusRequestEntityTooLarge, "share %s: %d bytes is over the limit of %d", req.Path, fi.Size(), max)
+		}
+		if name == "" {
+			name = filepath.Base(req.Path)
+		}
+		r = f
+	}
+	res, err := n.share.Share(ctx, r, name)
+	if err != nil {
+		return api.ShareResult{}, apiError(err)
+	}
+	return api.ShareResult{Name: res.Name, CID: res.CID.String(), Size: res.Size, Published: res.Published}, nil
+}
+
+// Get implements api.API.
+func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, error) {
+	if req.Ref == "" {
+		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get: no name or CID given")
+	}
+	if !filepath.IsAbs(req.Path) {
+		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get: output path %q is not absolute", req.Path)
+	}
+	dir, file := req.Path, ""
+	if !req.Dir {
+		dir, file = filepath.Dir(req.Path), filepath.Base(req.Path)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get %s: output directory %s: %v", req.Ref, dir, unwrapPathErr(err))
+	}
+	defer root.Close()
+	res, err := n.share.Get(ctx, req.Ref, root, file, nil)
+	if err != nil {
+		return api.GetResult{}, apiError(err)
+	}
+	out := toAPIResult(res)
+	out.Path = filepath.Join(dir, res.Path)
+	return out, nil
+}
+
+func toAPIResult(res share.GetResult) api.GetResult {
+	out := api.GetResult{
+		Name: res.Name, CID: res.CID.String(), Size: res.Size, Provider: res.Provider.String(),
+		RTTMillis: millis(res.RTT), Millis: millis(res.Elapsed),
+	}
+	if len(res.Attempts) > 1 {
+		for _, a := range res.Attempts {
+			out.Attempts = append(out.Attempts, api.Attempt{Peer: a.Peer.String(), RTTMillis: millis(a.RTT), Offset: a.Offset, Bytes: a.Bytes, Error: a.Err})
+		}
+	}
+	return out
+}
+
+func millis(d time.Duration) float64 {
+	if d >= time.Hour {
+		return 0
+	}
+	return float64(d.Microseconds()) / 1000
+}
+
+// Cat implements api.API: the file is fetched and verified into a private
+// temp directory of the store, which is removed when the reader is closed.
+func (n *Node) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
+	tmp, err := n.store.TempDir("cat-*")
+	if err != nil {
+		return api.GetResult{}, nil, err
+	}
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return api.GetResult{}, nil, err
+	}
+	defer root.Close()
+	res, err := n.share.Get(ctx, ref, root, "content", nil)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return api.GetResult{}, nil, apiError(err)
+	}
+	f, err := os.Open(filepath.Join(tmp, res.Path))
+	if err != nil {
+		os.RemoveAll(tmp)
+		return api.GetResult{}, nil, err
+	}
+	return toAPIResult(res), &removeOnClose{File: f, dir: tmp}, nil
+}
+
+type removeOnClose struct {
+	*os.File
+	dir string
+}
+
+func (r *removeOnClose) Close() error {
+	err := r.File.Close()
+	os.RemoveAll(r.dir)
+	return err
+}
+
+// Peers implements api.API: connected peers, lowest RTT first.
+func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
+	n.pingAll(ctx, true)
+	var out []api.PeerInfo
+	for _, p := range n.host.Network().Peers() {
+		pi := api.PeerInfo{ID: p.String(), RTTMillis: millis(n.host.Peerstore().LatencyEWMA(p))}
+		for _, c := range n.host.Network().ConnsToPeer(p) {
+			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+		}
+		out = append(out, pi)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].RTTMillis, out[j].RTTMillis
+		if (a == 0) != (b == 0) {
+			return b == 0
+		}
+		if a != b {
+			return a < b
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// Members implements api.API.
+func (n *Node) Members(context.Context) ([]api.MemberInfo, error) {
+	ms := n.memb.Members()
+	out := make([]api.MemberInfo, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, api.MemberInfo{
+			ID: m.ID.String(), State: m.State.String(), LastSeen: m.LastSeen.UTC().Format(time.RFC3339Nano),
+			Since: m.Since.UTC().Format(time.RFC3339Nano), Incarnation: m.Inc, RTTMillis: millis(m.RTT),
+			Files: m.Files, FreeBytes: m.FreeBytes, Addrs: m.Addrs, Self: m.Self,
+		})
+	}
+	return out, nil
+}
+
+// Leave implements api.API: goodbye on the membership topic, then the
+// daemon stops.
+func (n *Node) Leave(ctx context.Context) error {
+	if err := n.memb.Leave(ctx); err != nil {
+		return err
+	}
+	return n.Shutdown(ctx)
+}
+
+// Stats implements api.API.
+func (n *Node) Stats(context.Context) (api.Stats, error) {
+	conv := func(s metrics.Stats) api.Traffic {
+		return api.Traffic{InBytes: s.TotalIn, OutBytes: s.TotalOut, InRate: s.RateIn, OutRate: s.RateOut}
+	}
+	out := api.Stats{UptimeSeconds: time.Since(n.started).Seconds(), Total: conv(n.bw.GetBandwidthTotals()), Protocols: map[string]api.Traffic{}}
+	for p, s := range n.bw.GetBandwidthByProtocol() {
+		out.Protocols[string(p)] = conv(s)
+	}
+	return out, nil
+}
+
+// SetShutdown sets what Shutdown calls (the daemon's stop).
+func (n *Node) SetShutdown(f func()) {
+	n.mu.Lock()
+	n.onShutdown = f
+	n.mu.Unlock()
+}
+
+// Shutdown implements api.API.
+func (n *Node) Shutdown(context.Context) error {
+	n.mu.Lock()
+	f := n.onShutdown
+	n.mu.Unlock()
+	if f == nil {
+		return api.Errorf(http.StatusNotImplemented, "shutdown: this node is not run by a daemon")
+	}
+	go f()
+	return nil
+}
+
+// apiError maps share's errors to API statuses.
+func apiError(err error) error {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, share.ErrBadName), errors.Is(err, share.ErrBadCID):
+		status = http.StatusBadRequest
+	case errors.Is(err, share.ErrNotFound), errors.Is(err, share.ErrNoProviders):
+		status = http.StatusNotFound
+	case errors.Is(err, share.ErrTooLarge):
+		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, context.Canceled):
+		status = 499
+	}
+	return &api.Error{Status: status, Message: err.Error()}
+}
+
+// unwrapPathErr drops the op and path of an *os.PathError (the caller says
+// which path).
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// FormatAddrs renders multiaddrs as strings.
+func FormatAddrs(as []ma.Multiaddr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ErrNoDaemon: no daemon is running on the repo.
+var ErrNoDaemon = errors.New("no daemon running")
+
+// Client is an API over HTTP, for the CLI and scripts.
+type Client struct {
+	base  string // http://HOST:PORT
+	token string
+	hc    *http.Client
+	repo  string
+}
+
+var _ API = (*Client)(nil)
+
+// NewClient returns a client of the API at base (http://HOST:PORT) with the
+// bearer token.
+func NewClient(base, token string) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{}}
+}
+
+// Dial finds the daemon of the repo at dir through its api and api.token
+// files. It fails with ErrNoDaemon, saying what to do, when none runs.
+func Dial(dir string) (*Client, error) {
+	u, err := os.ReadFile(filepath.Join(dir, "api"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w on repo %s (start one with 'p2pshare daemon')", ErrNoDaemon, dir)
+		}
+		return nil, fmt.Errorf("read api address: %w", err)
+	}
+	t, err := os.ReadFile(filepath.Join(dir, "api.token"))
+	if err != nil {
+		return nil, fmt.Errorf("read api token: %w", err)
+	}
+	c := NewClient(strings.TrimSpace(string(u)), strings.TrimSpace(string(t)))
+	c.repo = dir
+	return c, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+PathPrefix+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) && c.repo != "" {
+			return nil, fmt.Errorf("%w on repo %s (its api file is stale; start one with 'p2pshare daemon')", ErrNoDaemon, c.repo)
+		}
+		return nil, fmt.Errorf("reach daemon at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		var ae Error
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxJSONBody))
+		if json.Unmarshal(b, &ae) != nil || ae.Message == "" {
+			ae.Message = strings.TrimSpace(string(b))
+		}
+		ae.Status = resp.StatusCode
+		return nil, &ae
+	}
+	return resp, nil
+}
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ctype := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.do(ctx, method, path, body, ctype)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode daemon answer: %w", err)
+	}
+	return nil
+}
+
+// ID implements API.
+func (c *Client) ID(ctx context.Context) (IDInfo, error) {
+	var out IDInfo
+	return out, c.call(ctx, http.MethodGet, "id", nil, &out)
+}
+
+// Share implements API: a Path is sent as JSON, a Body is uploaded.
+func (c *Client) Share(ctx context.Context, req ShareRequest) (ShareResult, error) {
+	var out ShareResult
+	if req.Body == nil {
+		return out, c.call(ctx, http.MethodPost, "share", req, &out)
+	}
+	resp, err := c.do(ctx, http.MethodPost, "share?name="+url.QueryEscape(req.Name), req.Body, "application/octet-stream")
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Get implements API.
+func (c *Client) Get(ctx context.Context, req GetRequest) (GetResult, error) {
+	var out GetResult
+	return out, c.call(ctx, http.MethodPost, "get", req, &out)
+}
+
+// Cat implements API.
+func (c *Client) Cat(ctx context.Context, ref string) (GetResult, io.ReadCloser, error) {
+	resp, err := c.do(ctx, http.MethodGet, "cat?ref="+url.QueryEscape(ref), nil, "")
+	if err != nil {
+		return GetResult{}, nil, err
+	}
+	name, _ := url.PathUnescape(resp.Header.Get(HeaderName))
+	size, _ := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
+	res := GetResult{Name: name, CID: resp.Header.Get(HeaderCID), Provider: resp.Header.Get(HeaderProvider), Size: size}
+	return res, resp.Body, nil
+}
+
+// Peers implements API.
+func (c *Client) Peers(ctx context.Context) ([]PeerInfo, error) {
+	var out []PeerInfo
+	return out, c.call(ctx, http.MethodGet, "peers", nil, &out)
+}
+
+// Shutdown implements API.
+func (c *Client) Shutdown(ctx context.Context) error {
+	var out map[string]bool
+	return c.call(ctx, http.MethodPost, "shutdown", nil, &out)
+}
+
+// Members implements API.
+func (c *Client) Members(ctx context.Context) ([]MemberInfo, error) {
+	var out []MemberInfo
+	return out, c.call(ctx, http.MethodGet, "members", nil, &out)
+}
+
+// Leave implements API.
+func (c *Client) Leave(ctx context.Context) error {
+	var out map[string]bool
+	return c.call(ctx, http.MethodPost, "leave", nil, &out)
+}
+
+// Stats implements API.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	return out, c.call(ctx, http.MethodGet, "stats", nil, &out)
+}

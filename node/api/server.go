@@ -1,0 +1,218 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Limits of the API server.
+const (
+	// MaxJSONBody caps a JSON request body.
+	MaxJSONBody = 64 << 10
+	// PathPrefix is where the API lives.
+	PathPrefix = "/api/v1/"
+)
+
+// Header names of download answers.
+const (
+	HeaderCID      = "X-P2pshare-Cid"
+	HeaderProvider = "X-P2pshare-Provider"
+	HeaderName     = "X-P2pshare-Name"
+)
+
+// Server serves an API over HTTP. Every request needs "Authorization: Bearer
+// TOKEN"; the Host header must name a loopback host (no DNS rebinding), and
+// cross-origin requests are refused.
+type Server struct {
+	api   API
+	token string
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+// NewServer returns the HTTP handler of api.
+func NewServer(api API, token string, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{api: api, token: token, log: log.With("component", "api"), mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET "+PathPrefix+"id", s.handleID)
+	s.mux.HandleFunc("POST "+PathPrefix+"share", s.handleShare)
+	s.mux.HandleFunc("POST "+PathPrefix+"get", s.handleGet)
+	s.mux.HandleFunc("GET "+PathPrefix+"cat", s.handleCat)
+	s.mux.HandleFunc("GET "+PathPrefix+"peers", s.handlePeers)
+	s.mux.HandleFunc("POST "+PathPrefix+"shutdown", s.handleShutdown)
+	s.mux.HandleFunc("GET "+PathPrefix+"members", s.handleMembers)
+	s.mux.HandleFunc("POST "+PathPrefix+"leave", s.handleLeave)
+	s.mux.HandleFunc("GET "+PathPrefix+"stats", s.handleStats)
+	return s
+}
+
+// ServeHTTP checks the host, origin and token, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !loopbackHost(r.Host) {
+		writeError(w, Errorf(http.StatusForbidden, "host %q is not a loopback address", r.Host))
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+			writeError(w, Errorf(http.StatusForbidden, "cross-origin request from %q refused", o))
+			return
+		}
+	}
+	auth := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
+		writeError(w, Errorf(http.StatusUnauthorized, "missing or wrong API token (see the repo's %s file)", "api.token"))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a Host header names a loopback address.
+func loopbackHost(hostport string) bool {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		h = hostport
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) handleID(w http.ResponseWriter, r *http.Request) {
+	res, err := s.api.ID(r.Context())
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleShare(w http.ResponseWriter, r *http.Request) {
+	var req ShareRequest
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if !decodeJSON(w, r, &req) {
+			return
+		}
+		if req.Path == "" {
+			writeError(w, Errorf(http.StatusBadRequest, "share: no path given"))
+			return
+		}
+	} else {
+		req.Name = r.URL.Query().Get("name")
+		if req.Name == "" {
+			writeError(w, Errorf(http.StatusBadRequest, "share: an upload needs ?name=NAME"))
+			return
+		}
+		req.Body = r.Body
+	}
+	res, err := s.api.Share(r.Context(), req)
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	var req GetRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	res, err := s.api.Get(r.Context(), req)
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
+	ref := r.URL.Query().Get("ref")
+	if ref == "" {
+		writeError(w, Errorf(http.StatusBadRequest, "cat: no ref given (?ref=NAME or CID)"))
+		return
+	}
+	res, body, err := s.api.Cat(r.Context(), ref)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer body.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(res.Size, 10))
+	h.Set(HeaderCID, res.CID)
+	h.Set(HeaderProvider, res.Provider)
+	h.Set(HeaderName, url.PathEscape(res.Name))
+	if _, err := io.Copy(w, body); err != nil {
+		s.log.Debug("cat interrupted", "ref", ref, "err", err)
+	}
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	res, err := s.api.Peers(r.Context())
+	if res == nil {
+		res = []PeerInfo{}
+	}
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
+	res, err := s.api.Members(r.Context())
+	if res == nil {
+		res = []MemberInfo{}
+	}
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
+	err := s.api.Leave(r.Context())
+	s.reply(w, map[string]bool{"ok": err == nil}, err)
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	res, err := s.api.Stats(r.Context())
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) {
+	err := s.api.Shutdown(r.Context())
+	s.reply(w, map[string]bool{"ok": err == nil}, err)
+}
+
+func (s *Server) reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, MaxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, Errorf(http.StatusBadRequest, "bad request body: %v", err))
+		return false
+	}
+	return true
+}
+
+// writeError answers err as JSON; an *Error keeps its status, anything else
+// is a 500.
+func writeError(w http.ResponseWriter, err error) {
+	var ae *Error
+	if !errors.As(err, &ae) {
+		status := http.StatusInternalServerError
+		if errors.Is(err, context.Canceled) {
+			status = 499
+		}
+		ae = &Error{Status: status, Message: err.Error()}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(ae.Status)
+	_ = json.NewEncoder(w).Encode(ae)
+}

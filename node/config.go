@@ -1,0 +1,137 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/gossip"
+	"github.com/p2pshare/p2pshare/share"
+)
+
+// DefaultPort is the TCP and UDP (QUIC) port a node listens on by default.
+const DefaultPort = 4040
+
+// Config configures a Node. Start from DefaultConfig (a node meant to meet
+// other machines) or DefaultLocalConfig (loopback only, no mDNS: tests and
+// the testnet) and override fields.
+type Config struct {
+	// RepoDir is the node's directory. Required.
+	RepoDir string
+	// ListenAddrs are the multiaddrs to listen on. Default: TCP and QUIC on
+	// DefaultPort on every IPv4 and IPv6 interface.
+	ListenAddrs []ma.Multiaddr
+	// Bootstrap peers to join through, each a multiaddr ending in /p2p/ID.
+	// The node dials them at start and, with backoff, whenever it has no
+	// peer at all. Default none.
+	Bootstrap []peer.AddrInfo
+	// MDNS turns on discovery of other nodes on the local network. Default
+	// true in DefaultConfig, false in DefaultLocalConfig (every daemon on one
+	// machine would otherwise join every other).
+	MDNS bool
+	// MaxPeers is the connection manager's high watermark: past it, the
+	// least useful connections are trimmed down to 3/4 of it. Default 200.
+	MaxPeers int
+	// BootstrapBackoff is the first retry delay of bootstrap dialing; it
+	// doubles up to BootstrapBackoffMax. Defaults 250 ms and 30 s.
+	BootstrapBackoff    time.Duration
+	BootstrapBackoffMax time.Duration
+	// SwarmKey, when set, makes the node part of a private network: it
+	// talks only to nodes with the same key. libp2p's private networks work
+	// over TCP only, so QUIC listen addresses are dropped. Default none.
+	SwarmKey pnet.PSK
+	// Gossip configures membership (see gossip.Config for defaults).
+	Gossip gossip.Config
+	// Share configures the share service (see share.Config for defaults).
+	Share share.Config
+	// Logger receives the node's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on Config for a node in repo.
+func DefaultConfig(repo string) Config {
+	return Config{
+		RepoDir: repo,
+		ListenAddrs: mustAddrs(
+			fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", DefaultPort),
+			fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", DefaultPort),
+			fmt.Sprintf("/ip6/::/tcp/%d", DefaultPort),
+			fmt.Sprintf("/ip6/::/udp/%d/quic-v1", DefaultPort),
+		),
+		MDNS:                true,
+		MaxPeers:            200,
+		BootstrapBackoff:    250 * time.Millisecond,
+		BootstrapBackoffMax: 30 * time.Second,
+		Gossip:              gossip.DefaultConfig(),
+		Share:               share.DefaultConfig(),
+	}
+}
+
+// DefaultLocalConfig is DefaultConfig for a node that talks to other nodes
+// on this machine only: loopback on random ports, no mDNS.
+func DefaultLocalConfig(repo string) Config {
+	c := DefaultConfig(repo)
+	c.ListenAddrs = mustAddrs("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1")
+	c.MDNS = false
+	return c
+}
+
+func mustAddrs(ss ...string) []ma.Multiaddr {
+	out := make([]ma.Multiaddr, len(ss))
+	for i, s := range ss {
+		out[i] = ma.StringCast(s)
+	}
+	return out
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.RepoDir == "":
+		return fmt.Errorf("config: no repo directory")
+	case len(c.ListenAddrs) == 0:
+		return fmt.Errorf("config: no listen address")
+	case c.MaxPeers < 4:
+		return fmt.Errorf("config: MaxPeers %d is below 4", c.MaxPeers)
+	case c.BootstrapBackoff <= 0 || c.BootstrapBackoffMax < c.BootstrapBackoff:
+		return fmt.Errorf("config: bootstrap backoff %s..%s is not a range", c.BootstrapBackoff, c.BootstrapBackoffMax)
+	}
+	return nil
+}
+
+// ParseBootstrap parses bootstrap multiaddrs (each must end in /p2p/PEER_ID),
+// merging addresses of the same peer.
+func ParseBootstrap(ss []string) ([]peer.AddrInfo, error) {
+	var addrs []ma.Multiaddr
+	for _, s := range ss {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: %w", s, err)
+		}
+		if _, err := peer.AddrInfoFromP2pAddr(a); err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: must end in /p2p/PEER_ID: %w", s, err)
+		}
+		addrs = append(addrs, a)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(addrs...)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap addresses: %w", err)
+	}
+	return infos, nil
+}
+
+// ParseListen parses listen multiaddrs.
+func ParseListen(ss []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(ss))
+	for _, s := range ss {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("listen address %q: %w", s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,404 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/p2pshare/p2pshare/gossip"
+	"github.com/p2pshare/p2pshare/share"
+)
+
+// DHTPrefix is the protocol prefix of p2pshare's private Kademlia DHT.
+const DHTPrefix = "/p2pshare"
+
+// mdnsService is the mDNS service name p2pshare nodes announce.
+const mdnsService = "p2pshare"
+
+// pingInterval is how often the peers table re-measures RTTs.
+const pingInterval = 15 * time.Second
+
+// Node is a running p2pshare node: repo, host, DHT, discovery and the share
+// service. Its methods are safe for concurrent use. Close stops everything
+// it started.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	repo  *Repo
+	host  host.Host
+	dht   *dht.IpfsDHT
+	store *share.Store
+	share *share.Service
+	mdns  mdns.Service
+	bw    *metrics.BandwidthCounter
+	ps    *pubsub.PubSub
+	memb  *gossip.Membership
+
+	started   time.Time
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	mu         sync.Mutex // guards apiURL and onShutdown
+	apiURL     string
+	onShutdown func()
+}
+
+// New opens and locks the repo, starts the host, the DHT, discovery and the
+// share service, and makes a first bounded attempt to join the bootstrap
+// peers (retried in the background until it succeeds).
+func New(cfg Config) (n *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	repo, err := OpenRepo(cfg.RepoDir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, ctx: ctx, cancel: cancel, started: time.Now()}
+	defer func() {
+		if err != nil {
+			_ = n.Close()
+		}
+	}()
+	key, err := repo.Identity()
+	if err != nil {
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(cfg.MaxPeers*3/4, cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	listen := cfg.ListenAddrs
+	n.bw = metrics.NewBandwidthCounter()
+	opts := []libp2p.Option{libp2p.Transport(tcp.NewTCPTransport), libp2p.BandwidthReporter(n.bw)}
+	if cfg.SwarmKey != nil {
+		listen = tcpOnly(listen)
+		if len(listen) == 0 {
+			return nil, errors.New("a swarm key needs a TCP listen address (private networks do not work over QUIC)")
+		}
+		opts = append(opts, libp2p.PrivateNetwork(cfg.SwarmKey))
+		n.log.Info("private network: swarm key set, listening on TCP only (QUIC cannot carry a swarm key)")
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+		n.log.Info("open network: no swarm key, any node that can reach this one may join")
+	}
+	n.host, err = libp2p.New(append(opts,
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(listen...),
+		// TLS first: Go's AES-GCM is hardware accelerated and moves more
+		// bytes per second than Noise's ChaCha20 on common machines.
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.DialRanker(tcpFirstRanker),
+		libp2p.UserAgent("p2pshare/"+Version),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	if err := checkBound(listen, n.host.Network().ListenAddresses()); err != nil {
+		return nil, err
+	}
+	n.dht, err = dht.New(n.host,
+		dht.Mode(dht.ModeServer),
+		dht.ProtocolPrefix(DHTPrefix),
+		dht.Validator(record.NamespacedValidator{
+			share.NameNamespace: share.NameValidator{},
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	n.store, err = share.OpenStore(repo.Path(repoStoreDir), log)
+	if err != nil {
+		return nil, err
+	}
+	n.share, err = share.New(n.host, n.dht, n.store, cfg.Share, log)
+	if err != nil {
+		return nil, err
+	}
+	n.ps, err = pubsub.NewGossipSub(ctx, n.host,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMaxMessageSize(1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("start GossipSub: %w", err)
+	}
+	n.memb, err = gossip.New(n.host, n.ps, cfg.Gossip, n.facts, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MDNS {
+		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
+		if err := n.mdns.Start(); err != nil {
+			return nil, fmt.Errorf("start mDNS: %w", err)
+		}
+	}
+	if len(cfg.Bootstrap) > 0 {
+		jctx, jcancel := context.WithTimeout(ctx, 2*time.Second)
+		if n.dialBootstrap(jctx) {
+			n.refreshDHT()
+		}
+		jcancel()
+	}
+	n.wg.Add(2)
+	go n.bootstrapLoop()
+	go n.pingLoop()
+	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs(), "mdns", cfg.MDNS, "bootstrap", len(cfg.Bootstrap))
+	return n, nil
+}
+
+// checkBound fails if a listen address with an explicit port is not among
+// the bound ones: libp2p starts as long as one address binds, and a node
+// silently missing its QUIC or TCP listener is hard to diagnose.
+func checkBound(want, bound []ma.Multiaddr) error {
+	for _, w := range want {
+		port, err := portOf(w)
+		if err != nil || port == "0" {
+			continue
+		}
+		found := false
+		for _, b := range bound {
+			if b.Equal(w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("listen on %s: not bound (is the port in use?)", w)
+		}
+	}
+	return nil
+}
+
+func portOf(a ma.Multiaddr) (string, error) {
+	if p, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+		return p, nil
+	}
+	return a.ValueForProtocol(ma.P_UDP)
+}
+
+// tcpOnly keeps the addresses that do not use UDP (QUIC, WebTransport).
+func tcpOnly(as []ma.Multiaddr) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range as {
+		if _, err := a.ValueForProtocol(ma.P_UDP); err != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// facts is what this node's heartbeats tell others.
+func (n *Node) facts() (int, int64) {
+	files := len(n.store.List())
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(n.repo.Dir, &st); err != nil {
+		return files, 0
+	}
+	return files, int64(st.Bavail) * int64(st.Bsize)
+}
+
+// Membership returns the node's members table.
+func (n *Node) Membership() *gossip.Membership { return n.memb }
+
+// Version is the p2pshare version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Host returns the libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// DHT returns the node's DHT.
+func (n *Node) DHT() *dht.IpfsDHT { return n.dht }
+
+// Share returns the share service.
+func (n *Node) ShareService() *share.Service { return n.share }
+
+// Repo returns the node's repo.
+func (n *Node) Repo() *Repo { return n.repo }
+
+// SetAPIURL records where the daemon serves the API, for ID.
+func (n *Node) SetAPIURL(u string) {
+	n.mu.Lock()
+	n.apiURL = u
+	n.mu.Unlock()
+}
+
+// Close stops discovery, the background loops, the share service, the DHT
+// and the host, closes the store and releases the repo. Safe to call more
+// than once; later calls return the first call's error.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.mdns != nil {
+			errs = append(errs, n.mdns.Close())
+		}
+		if n.memb != nil {
+			errs = append(errs, n.memb.Close())
+		}
+		n.cancel()
+		n.wg.Wait()
+		if n.share != nil {
+			errs = append(errs, n.share.Close())
+		}
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		if n.host != nil {
+			errs = append(errs, n.host.Close())
+		}
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		errs = append(errs, n.repo.Close())
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// dialBootstrap connects to every bootstrap peer at once and reports whether
+// at least one connection succeeded.
+func (n *Node) dialBootstrap(ctx context.Context) bool {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := false
+	for _, ai := range n.cfg.Bootstrap {
+		if ai.ID == n.host.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func(ai peer.AddrInfo) {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := n.host.Connect(dctx, ai); err != nil {
+				n.log.Debug("bootstrap dial failed", "peer", ai.ID, "err", err)
+				return
+			}
+			mu.Lock()
+			ok = true
+			mu.Unlock()
+		}(ai)
+	}
+	wg.Wait()
+	return ok
+}
+
+// refreshDHT asks the DHT to fill its routing table now, without waiting.
+func (n *Node) refreshDHT() { _ = n.dht.RefreshRoutingTable() }
+
+// bootstrapLoop re-dials the bootstrap peers, with exponential backoff,
+// whenever the node has no peer at all.
+func (n *Node) bootstrapLoop() {
+	defer n.wg.Done()
+	if len(n.cfg.Bootstrap) == 0 {
+		return
+	}
+	backoff := n.cfg.BootstrapBackoff
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(n.host.Network().Peers()) > 0 {
+			backoff = n.cfg.BootstrapBackoff
+		} else if n.dialBootstrap(n.ctx) {
+			n.log.Info("joined through bootstrap peers")
+			n.refreshDHT()
+			backoff = n.cfg.BootstrapBackoff
+		} else {
+			n.log.Debug("no bootstrap peer reachable, retrying", "in", backoff)
+			backoff = min(2*backoff, n.cfg.BootstrapBackoffMax)
+		}
+		t.Reset(backoff)
+	}
+}
+
+// pingLoop keeps the peerstore's RTT of every connected peer fresh.
+func (n *Node) pingLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		n.pingAll(n.ctx, false)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pingAll measures the RTT of connected peers (only those without one when
+// missingOnly), one ping each, in parallel, within a second.
+func (n *Node) pingAll(ctx context.Context, missingOnly bool) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range n.host.Network().Peers() {
+		if missingOnly && n.host.Peerstore().LatencyEWMA(p) > 0 {
+			continue
+		}
+		wg.Add(1)
+		go func(p peer.ID) {
+			defer wg.Done()
+			select {
+			case <-ping.Ping(ctx, n.host, p):
+			case <-ctx.Done():
+			}
+		}(p)
+	}
+	wg.Wait()
+}
+
+// mdnsNotifee connects to peers found by mDNS.
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	n := m.n
+	if ai.ID == n.host.ID() || n.ctx.Err() != nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		defer cancel()
+		if err := n.host.Connect(ctx, ai); err == nil {
+			n.log.Debug("connected to mDNS peer", "peer", ai.ID)
+		}
+	}()
+}

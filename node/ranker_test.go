@@ -1,0 +1,29 @@
+package node
+
+import (
+	"testing"
+
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+func TestTCPFirstRanker(t *testing.T) {
+	addrs := []ma.Multiaddr{
+		ma.StringCast("/ip4/127.0.0.1/udp/1/quic-v1"),
+		ma.StringCast("/ip4/127.0.0.1/tcp/1"),
+	}
+	got := tcpFirstRanker(addrs)
+	if len(got) != 2 || got[0].Delay != quicFallbackDelay || got[1].Delay != 0 {
+		t.Fatalf("ranks %+v: want TCP at once, QUIC after %s", got, quicFallbackDelay)
+	}
+}
+
+func TestNodesConnectOverTCP(t *testing.T) {
+	nodes := newTestNetwork(t, 3)
+	for _, n := range nodes {
+		for _, c := range n.Host().Network().Conns() {
+			if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_TCP); err != nil {
+				t.Fatalf("connection over %s, want TCP first", c.RemoteMultiaddr())
+			}
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// Files inside a repo.
+const (
+	repoKeyFile   = "identity.key" // the node's Ed25519 private key, 0600
+	repoLockFile  = "repo.lock"    // flock held by the running daemon
+	RepoAPIFile   = "api"          // "http://HOST:PORT" of the running daemon
+	RepoTokenFile = "api.token"    // bearer token of the running daemon's API, 0600
+	repoStoreDir  = "store"        // share's content store
+	repoDHTDir    = "dht"          // reserved for the DHT's datastore
+)
+
+// ErrRepoLocked: another daemon holds the repo.
+var ErrRepoLocked = errors.New("repo is in use by another daemon")
+
+// Repo is an opened and locked node directory. Only one process holds a
+// repo at a time; Close releases it.
+type Repo struct {
+	Dir  string
+	lock *os.File
+}
+
+// OpenRepo creates dir if needed (mode 0700), checks that it is writable and
+// takes its lock. It fails with ErrRepoLocked if a daemon already runs on it.
+func OpenRepo(dir string) (*Repo, error) {
+	if dir == "" {
+		return nil, errors.New("open repo: no directory given")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open repo %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("open repo %s: %w", abs, err)
+	}
+	lf, err := os.OpenFile(filepath.Join(abs, repoLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open repo %s: not writable: %w", abs, err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(lf.Name())
+		lf.Close()
+		pid := strings.TrimSpace(string(b))
+		if pid != "" {
+			return nil, fmt.Errorf("open repo %s: %w (pid %s)", abs, ErrRepoLocked, pid)
+		}
+		return nil, fmt.Errorf("open repo %s: %w", abs, ErrRepoLocked)
+	}
+	_ = lf.Truncate(0)
+	_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return &Repo{Dir: abs, lock: lf}, nil
+}
+
+// Path returns the path of name inside the repo.
+func (r *Repo) Path(name string) string { return filepath.Join(r.Dir, name) }
+
+// Identity loads the node's private key, creating an Ed25519 key (written
+// with mode 0600) on first use.
+func (r *Repo) Identity() (crypto.PrivKey, error) {
+	p := r.Path(repoKeyFile)
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		k, err := crypto.UnmarshalPrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("read identity %s: %w", p, err)
+		}
+		return k, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("read identity: %w", err)
+	}
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate identity: %w", err)
+	}
+	b, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("encode identity: %w", err)
+	}
+	if err := writeFileAtomic(p, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write identity: %w", err)
+	}
+	return k, nil
+}
+
+// WriteAPI records the running daemon's API address and a fresh bearer
+// token, returning the token.
+func (r *Repo) WriteAPI(url string) (string, error) {
+	tb := make([]byte, 32)
+	if _, err := rand.Read(tb); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(tb)
+	if err := writeFileAtomic(r.Path(RepoTokenFile), []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write api token: %w", err)
+	}
+	if err := writeFileAtomic(r.Path(RepoAPIFile), []byte(url+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write api address: %w", err)
+	}
+	return token, nil
+}
+
+// Close removes the API files and releases the lock.
+func (r *Repo) Close() error {
+	if r.lock == nil {
+		return nil
+	}
+	_ = os.Remove(r.Path(RepoAPIFile))
+	_ = os.Remove(r.Path(RepoTokenFile))
+	_ = r.lock.Truncate(0)
+	err := r.lock.Close() // releases the flock
+	r.lock = nil
+	return err
+}
+
+// writeFileAtomic writes b to path through a temp file, fsync and rename.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// ReadAPI returns the API address and token of the daemon running on the
+// repo at dir, for clients.
+func ReadAPI(dir string) (url, token string, err error) {
+	u, err := os.ReadFile(filepath.Join(dir, RepoAPIFile))
+	if err != nil {
+		return "", "", err
+	}
+	t, err := os.ReadFile(filepath.Join(dir, RepoTokenFile))
+	if err != nil {
+		return "", "", err
+	}
+	return strings.TrimSpace(string(u)), strings.TrimSpace(string(t)), nil
+}
