@@ -1,0 +1,100 @@
+package gossip
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config tunes membership. DefaultConfig gives the defaults; zero fields of
+// a Config passed to New take them.
+//
+// Detection time: a crashed process has its connections reset by its
+// kernel, so peers connected to it suspect it within one re-dial (a few
+// milliseconds on a LAN) and declare it dead as soon as Confirmations peers
+// agree, independent of N. A silent member (paused process, cut link) is
+// declared dead 2·TFail after its last heartbeat.
+//
+// Traffic: each node publishes one heartbeat (about 400 bytes) every
+// Heartbeat; GossipSub sends it to its mesh degree D (6) peers, and each
+// node forwards it once, so a node sends and receives about D·N heartbeats
+// per period, O(N) bytes per second per node. To bound that in big networks
+// the period grows with N: past ScaleAt members, the period is
+// Heartbeat·N/ScaleAt, and each heartbeat announces the sender's period, so
+// receivers stretch TFail for it.
+type Config struct {
+	// Heartbeat is the period of a node's heartbeats. Default 500 ms.
+	Heartbeat time.Duration
+	// TFail is how long a member may be silent before it is suspect; after
+	// 2·TFail it is dead. It is at least 3 of the member's announced
+	// heartbeat periods. Default 2 s.
+	TFail time.Duration
+	// Confirmations is how many distinct peers (this node included) must
+	// suspect a member, on connection evidence, for it to be dead before
+	// 2·TFail. It is capped at the number of other live members. Default 2.
+	Confirmations int
+	// RedialTimeout bounds the re-dial that checks a member whose last
+	// connection dropped. Default 500 ms.
+	RedialTimeout time.Duration
+	// ScaleAt is the number of members past which the heartbeat period
+	// grows linearly with N. Default 50.
+	ScaleAt int
+	// ForgetAfter is how long dead and left members stay in the table.
+	// Default 1 h.
+	ForgetAfter time.Duration
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Heartbeat:     500 * time.Millisecond,
+		TFail:         2 * time.Second,
+		Confirmations: 2,
+		RedialTimeout: 500 * time.Millisecond,
+		ScaleAt:       50,
+		ForgetAfter:   time.Hour,
+	}
+}
+
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.Heartbeat == 0 {
+		c.Heartbeat = d.Heartbeat
+	}
+	if c.TFail == 0 {
+		c.TFail = d.TFail
+	}
+	if c.Confirmations == 0 {
+		c.Confirmations = d.Confirmations
+	}
+	if c.RedialTimeout == 0 {
+		c.RedialTimeout = d.RedialTimeout
+	}
+	if c.ScaleAt == 0 {
+		c.ScaleAt = d.ScaleAt
+	}
+	if c.ForgetAfter == 0 {
+		c.ForgetAfter = d.ForgetAfter
+	}
+	switch {
+	case c.Heartbeat < 0 || c.TFail < 0 || c.RedialTimeout < 0 || c.ForgetAfter < 0:
+		return c, fmt.Errorf("gossip config: negative duration")
+	case c.TFail < 2*c.Heartbeat:
+		return c, fmt.Errorf("gossip config: TFail %s must be at least two heartbeats (%s)", c.TFail, 2*c.Heartbeat)
+	case c.Confirmations < 1 || c.ScaleAt < 1:
+		return c, fmt.Errorf("gossip config: Confirmations and ScaleAt must be positive")
+	}
+	return c, nil
+}
+
+// period returns the heartbeat period for a network of n members.
+func (c Config) period(n int) time.Duration {
+	if n <= c.ScaleAt {
+		return c.Heartbeat
+	}
+	return c.Heartbeat * time.Duration(n) / time.Duration(c.ScaleAt)
+}
+
+// tfail returns TFail for a member announcing heartbeat period p.
+func (c Config) tfail(p time.Duration) time.Duration {
+	return max(c.TFail, 3*p)
+}

@@ -1,0 +1,557 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Facts returns what a heartbeat tells others about this node.
+type Facts func() (files int, freeBytes int64)
+
+// Membership owns the members table of one node: it publishes this node's
+// heartbeats, validates and applies everyone's membership messages, runs
+// the failure timers and the re-dial checks, and emits events. All methods
+// are safe for concurrent use; Close stops every goroutine it started.
+type Membership struct {
+	h     host.Host
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	cfg   Config
+	log   *slog.Logger
+	facts Facts
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	notifee   *network.NotifyBundle
+	paused    atomic.Bool // tests: stop heartbeating as if the process hung
+
+	mu       sync.Mutex // guards everything below
+	members  map[peer.ID]*Member
+	inc, seq uint64
+	lastMsg  map[peer.ID][2]uint64 // newest (inc, seq) accepted per signer
+	subs     map[chan Event]struct{}
+	left     bool
+	closed   bool
+	started  time.Time
+}
+
+// New joins the membership topic on ps and starts heartbeating. facts may
+// be nil. The incarnation starts at the current time in nanoseconds, so it
+// grows across restarts of the same identity.
+func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logger) (*Membership, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if facts == nil {
+		facts = func() (int, int64) { return 0, 0 }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Membership{
+		h: h, cfg: cfg, log: log.With("component", "members"), facts: facts,
+		ctx: ctx, cancel: cancel,
+		members: map[peer.ID]*Member{}, lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
+		inc: uint64(time.Now().UnixNano()), started: time.Now(),
+	}
+	if err := ps.RegisterTopicValidator(MembersTopic, m.validate); err != nil {
+		cancel()
+		return nil, fmt.Errorf("membership: register validator: %w", err)
+	}
+	if m.topic, err = ps.Join(MembersTopic); err != nil {
+		cancel()
+		_ = ps.UnregisterTopicValidator(MembersTopic)
+		return nil, fmt.Errorf("membership: join topic: %w", err)
+	}
+	if m.sub, err = m.topic.Subscribe(); err != nil {
+		cancel()
+		_ = m.topic.Close()
+		_ = ps.UnregisterTopicValidator(MembersTopic)
+		return nil, fmt.Errorf("membership: subscribe: %w", err)
+	}
+	m.notifee = &network.NotifyBundle{DisconnectedF: m.disconnected}
+	h.Network().Notify(m.notifee)
+	m.wg.Add(2)
+	go m.receiveLoop()
+	go m.tickLoop()
+	m.publishHeartbeat()
+	return m, nil
+}
+
+// Close stops heartbeating and every goroutine, without a goodbye (see
+// Leave). Safe to call more than once.
+func (m *Membership) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		m.h.Network().StopNotify(m.notifee)
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+		m.cancel()
+		m.sub.Cancel()
+		m.wg.Wait()
+		err = m.topic.Close()
+		m.mu.Lock()
+		for ch := range m.subs {
+			close(ch)
+			delete(m.subs, ch)
+		}
+		m.mu.Unlock()
+	})
+	return err
+}
+
+// Leave says goodbye on the topic and stops heartbeating; peers mark this
+// node left at once. It waits briefly for the message to go out.
+func (m *Membership) Leave(ctx context.Context) error {
+	m.mu.Lock()
+	if m.left {
+		m.mu.Unlock()
+		return nil
+	}
+	m.left = true
+	m.seq++
+	msg := Message{Kind: KindLeave, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq}
+	m.mu.Unlock()
+	if err := m.topic.Publish(ctx, msg.encode()); err != nil {
+		return fmt.Errorf("leave: publish goodbye: %w", err)
+	}
+	// Publish queues the message; give the mesh a moment to carry it.
+	select {
+	case <-time.After(leaveGrace):
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// leaveGrace is how long Leave lets the goodbye travel before returning.
+const leaveGrace = 300 * time.Millisecond
+
+// Subscribe returns a channel of membership events and a function that
+// ends the subscription. Events are never blocked on: a subscriber that
+// falls more than buf events behind loses events (and a warning is logged).
+// The channel is closed by the cancel function or by Close.
+func (m *Membership) Subscribe(buf int) (<-chan Event, func()) {
+	ch := make(chan Event, buf)
+	m.mu.Lock()
+	if m.closed {
+		close(ch)
+	} else {
+		m.subs[ch] = struct{}{}
+	}
+	m.mu.Unlock()
+	return ch, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if _, ok := m.subs[ch]; ok {
+			delete(m.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// Members returns the table, this node included, sorted by peer ID.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	out := make([]Member, 0, len(m.members)+1)
+	self := Member{ID: m.h.ID(), State: StateAlive, Inc: m.inc, Seq: m.seq, LastSeen: time.Now(), Since: m.started,
+		Period: m.cfg.period(len(m.members) + 1), Self: true}
+	if m.left {
+		self.State = StateLeft
+	}
+	out = append(out, self)
+	for _, mem := range m.members {
+		c := *mem
+		c.accusers = nil
+		c.Addrs = append([]string(nil), mem.Addrs...)
+		out = append(out, c)
+	}
+	m.mu.Unlock()
+	for i := range out {
+		if !out[i].Self {
+			out[i].RTT = m.h.Peerstore().LatencyEWMA(out[i].ID)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Member returns this node's view of p.
+func (m *Membership) Member(p peer.ID) (Member, bool) {
+	for _, mem := range m.Members() {
+		if mem.ID == p {
+			return mem, true
+		}
+	}
+	return Member{}, false
+}
+
+// Incarnation returns this node's current incarnation.
+func (m *Membership) Incarnation() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inc
+}
+
+// validate is the topic validator: it rejects malformed messages and
+// messages whose signer is not the peer they speak for, and ignores any
+// message not newer than the last one accepted from its signer (replays).
+func (m *Membership) validate(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	mm, err := decodeMessage(msg.Data)
+	if err != nil {
+		m.log.Debug("rejected membership message", "from", msg.ReceivedFrom, "err", err)
+		return pubsub.ValidationReject
+	}
+	if signer := msg.GetFrom(); signer != mm.Peer {
+		m.log.Debug("rejected membership message", "signer", signer, "claims", mm.Peer)
+		return pubsub.ValidationReject
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last := m.lastMsg[mm.Peer]
+	if !newer(mm.Inc, mm.Seq, last[0], last[1]) {
+		return pubsub.ValidationIgnore
+	}
+	m.lastMsg[mm.Peer] = [2]uint64{mm.Inc, mm.Seq}
+	msg.ValidatorData = mm
+	return pubsub.ValidationAccept
+}
+
+func (m *Membership) receiveLoop() {
+	defer m.wg.Done()
+	for {
+		msg, err := m.sub.Next(m.ctx)
+		if err != nil {
+			return
+		}
+		mm, ok := msg.ValidatorData.(*Message)
+		if !ok || mm.Peer == m.h.ID() {
+			continue
+		}
+		m.handle(mm)
+	}
+}
+
+// handle applies one validated message to the table.
+func (m *Membership) handle(mm *Message) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	switch mm.Kind {
+	case KindHeartbeat:
+		m.onHeartbeatLocked(mm, now)
+	case KindLeave:
+		mem := m.members[mm.Peer]
+		if mem == nil {
+			mem = &Member{ID: mm.Peer}
+			m.members[mm.Peer] = mem
+		}
+		mem.Inc, mem.Seq, mem.LastSeen = mm.Inc, mm.Seq, now
+		if mem.State != StateLeft {
+			m.setStateLocked(mem, StateLeft, EventLeft, now)
+		}
+	case KindSuspect:
+		m.onSuspectLocked(mm, now)
+	}
+}
+
+func (m *Membership) onHeartbeatLocked(mm *Message, now time.Time) {
+	mem := m.members[mm.Peer]
+	isNew := mem == nil
+	if isNew {
+		mem = &Member{ID: mm.Peer, State: StateAlive, Since: now}
+		m.members[mm.Peer] = mem
+	} else if !newer(mm.Inc, mm.Seq, mem.Inc, mem.Seq) {
+		return
+	}
+	prevInc, prev := mem.Inc, mem.State
+	mem.Inc, mem.Seq, mem.LastSeen = mm.Inc, mm.Seq, now
+	mem.Period = time.Duration(mm.PeriodMillis) * time.Millisecond
+	mem.Addrs, mem.Files, mem.FreeBytes = mm.Addrs, mm.Files, mm.FreeBytes
+	mem.accusers = nil
+	switch {
+	case isNew:
+		m.emitLocked(Event{Peer: mem.ID, Kind: EventJoined, Inc: mem.Inc, At: now})
+	case (prev == StateDead || prev == StateLeft) && mm.Inc > prevInc:
+		m.setStateLocked(mem, StateAlive, EventRejoined, now)
+	case prev != StateAlive:
+		// A fresh heartbeat signed by the member itself is proof of life.
+		m.setStateLocked(mem, StateAlive, EventAliveAgain, now)
+	}
+}
+
+func (m *Membership) onSuspectLocked(mm *Message, now time.Time) {
+	if mm.About == m.h.ID() {
+		if !m.left && mm.AboutInc >= m.inc {
+			// Refute: a higher incarnation, announced at once.
+			m.inc = max(m.inc+1, uint64(now.UnixNano()))
+			m.seq = 0
+			m.log.Info("refuting suspicion", "by", mm.Peer, "inc", m.inc)
+			if !m.closed {
+				m.wg.Add(1)
+				go func() {
+					defer m.wg.Done()
+					m.publishHeartbeat()
+				}()
+			}
+		}
+		return
+	}
+	mem := m.members[mm.About]
+	if mem == nil || mem.State == StateDead || mem.State == StateLeft {
+		return
+	}
+	if newer(mem.Inc, mem.Seq, mm.AboutInc, mm.AboutSeq) {
+		return // we have heard from it since the accuser last did
+	}
+	m.accuseLocked(mem, mm.Peer, now)
+}
+
+// accuseLocked records that by suspects mem, and declares it dead once
+// enough distinct peers do.
+func (m *Membership) accuseLocked(mem *Member, by peer.ID, now time.Time) {
+	if mem.accusers == nil {
+		mem.accusers = map[peer.ID]bool{}
+	}
+	mem.accusers[by] = true
+	if mem.State == StateAlive {
+		m.setStateLocked(mem, StateSuspect, EventSuspect, now)
+	}
+	live := 1 // this node
+	for _, o := range m.members {
+		if o != mem && (o.State == StateAlive || o.State == StateSuspect) {
+			live++
+		}
+	}
+	if len(mem.accusers) >= min(m.cfg.Confirmations, live) {
+		m.setStateLocked(mem, StateDead, EventDead, now)
+	}
+}
+
+func (m *Membership) setStateLocked(mem *Member, s State, k EventKind, now time.Time) {
+	mem.State, mem.Since = s, now
+	if s != StateSuspect {
+		mem.accusers = nil
+	}
+	m.emitLocked(Event{Peer: mem.ID, Kind: k, Inc: mem.Inc, At: now})
+}
+
+func (m *Membership) emitLocked(e Event) {
+	m.log.Info("member "+e.Kind.String(), "peer", e.Peer, "inc", e.Inc)
+	for ch := range m.subs {
+		select {
+		case ch <- e:
+		default:
+			m.log.Warn("membership event dropped: subscriber too slow", "peer", e.Peer, "event", e.Kind)
+		}
+	}
+}
+
+// tickLoop publishes heartbeats and runs the failure timers.
+func (m *Membership) tickLoop() {
+	defer m.wg.Done()
+	tick := min(m.cfg.Heartbeat, m.cfg.TFail/10)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last, lastBeat := time.Now(), time.Now()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case now := <-t.C:
+			// If this process itself was stalled (paused, starved of CPU),
+			// the silence of others during the stall is not theirs: shift
+			// their last-seen times by the stall before judging them.
+			if stall := now.Sub(last) - tick; stall > m.cfg.TFail/4 {
+				m.forgiveStall(stall, now)
+			}
+			last = now
+			m.checkTimers(now)
+			if now.Sub(lastBeat) >= m.period() {
+				lastBeat = now
+				m.publishHeartbeat()
+			}
+		}
+	}
+}
+
+func (m *Membership) period() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.period(len(m.members) + 1)
+}
+
+// forgiveStall credits every member with the time this node was stalled,
+// but never past now: a heartbeat processed after the stall (from the
+// backlog) already counts as fresh, and a last-seen time in the future
+// would delay the next detection by the stall.
+func (m *Membership) forgiveStall(d time.Duration, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.log.Warn("this node was stalled: not counting the stall against others", "stall", d)
+	for _, mem := range m.members {
+		mem.LastSeen = minTime(mem.LastSeen.Add(d), now)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// checkTimers moves silent members to suspect (TFail) and dead (2·TFail),
+// and forgets dead and left members after ForgetAfter.
+func (m *Membership) checkTimers(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, mem := range m.members {
+		tf := m.cfg.tfail(mem.Period)
+		silent := now.Sub(mem.LastSeen)
+		switch mem.State {
+		case StateAlive:
+			if silent > 2*tf {
+				m.setStateLocked(mem, StateDead, EventDead, now)
+			} else if silent > tf {
+				m.setStateLocked(mem, StateSuspect, EventSuspect, now)
+			}
+		case StateSuspect:
+			if silent > 2*tf {
+				m.setStateLocked(mem, StateDead, EventDead, now)
+			}
+		case StateDead, StateLeft:
+			if now.Sub(mem.Since) > m.cfg.ForgetAfter {
+				delete(m.members, id)
+			}
+		}
+	}
+}
+
+func (m *Membership) publishHeartbeat() {
+	if m.paused.Load() {
+		return
+	}
+	files, free := m.facts()
+	addrs := m.h.Addrs()
+	m.mu.Lock()
+	if m.left || m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.seq++
+	msg := Message{Kind: KindHeartbeat, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq,
+		PeriodMillis: m.cfg.period(len(m.members) + 1).Milliseconds(), Files: files, FreeBytes: free}
+	for i, a := range addrs {
+		if i == maxAddrs {
+			break
+		}
+		msg.Addrs = append(msg.Addrs, a.String())
+	}
+	m.mu.Unlock()
+	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
+		m.log.Debug("publish heartbeat", "err", err)
+	}
+}
+
+// disconnected checks a member whose last connection just dropped: a failed
+// re-dial is evidence, shared on the topic.
+func (m *Membership) disconnected(_ network.Network, c network.Conn) {
+	p := c.RemotePeer()
+	if m.h.Network().Connectedness(p) == network.Connected {
+		return
+	}
+	m.mu.Lock()
+	mem := m.members[p]
+	if m.closed || mem == nil || (mem.State != StateAlive && mem.State != StateSuspect) {
+		m.mu.Unlock()
+		return
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		m.redialCheck(p)
+	}()
+}
+
+func (m *Membership) redialCheck(p peer.ID) {
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.RedialTimeout)
+	defer cancel()
+	// A refused TCP connection on every TCP address is immediate proof
+	// that no process listens there any more; anything else (a timeout, an
+	// accepted connection) gets the full libp2p re-dial.
+	err := refusedEverywhere(ctx, m.h.Peerstore().Addrs(p))
+	if err == nil {
+		if sw, ok := m.h.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(p)
+		}
+		err = m.h.Connect(network.WithForceDirectDial(ctx, "membership check"), peer.AddrInfo{ID: p})
+	}
+	if err == nil || m.ctx.Err() != nil {
+		return
+	}
+	m.mu.Lock()
+	mem := m.members[p]
+	if mem == nil || (mem.State != StateAlive && mem.State != StateSuspect) {
+		m.mu.Unlock()
+		return
+	}
+	m.log.Info("member unreachable after its connection dropped", "peer", p, "err", err)
+	m.seq++
+	msg := Message{Kind: KindSuspect, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq, About: p, AboutInc: mem.Inc, AboutSeq: mem.Seq}
+	m.accuseLocked(mem, m.h.ID(), time.Now())
+	m.mu.Unlock()
+	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
+		m.log.Debug("publish suspicion", "err", err)
+	}
+}
+
+// refusedEverywhere returns an error if p has TCP addresses and every one
+// of them refuses a connection; nil otherwise.
+func refusedEverywhere(ctx context.Context, addrs []ma.Multiaddr) error {
+	var d net.Dialer
+	tried := 0
+	for _, a := range addrs {
+		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+			continue
+		}
+		na, err := manet.ToNetAddr(a)
+		if err != nil {
+			continue
+		}
+		tried++
+		c, err := d.DialContext(ctx, "tcp", na.String())
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil
+		}
+	}
+	if tried == 0 {
+		return nil
+	}
+	return fmt.Errorf("connection refused on all %d TCP addresses", tried)
+}

@@ -1,0 +1,377 @@
+package gossip
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testConfig is fast enough for tests and slow enough for -race on 2 cores.
+func testConfig() Config {
+	return Config{Heartbeat: 100 * time.Millisecond, TFail: 600 * time.Millisecond, RedialTimeout: 300 * time.Millisecond}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("P2PSHARE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// tnode is one in-process member: a loopback host, its GossipSub and its
+// Membership.
+type tnode struct {
+	key    crypto.PrivKey
+	h      host.Host
+	ps     *pubsub.PubSub
+	m      *Membership
+	cancel context.CancelFunc
+	down   bool
+}
+
+func startTNode(t *testing.T, key crypto.PrivKey, listen string, cfg Config) *tnode {
+	t.Helper()
+	if key == nil {
+		var err error
+		key, _, err = crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(listen), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictSign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(h, ps, cfg, nil, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &tnode{key: key, h: h, ps: ps, m: m, cancel: cancel}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// stop ends the node without a goodbye: its connections close, as when a
+// process dies.
+func (n *tnode) stop() {
+	if n.down {
+		return
+	}
+	n.down = true
+	n.m.Close()
+	n.cancel()
+	n.h.Close()
+}
+
+func connect(t *testing.T, a, b *tnode) {
+	t.Helper()
+	if err := a.h.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startCluster starts k members, each connected to the first and to its
+// predecessor, and waits until everyone sees everyone alive.
+func startCluster(t *testing.T, k int, cfg Config) []*tnode {
+	t.Helper()
+	nodes := make([]*tnode, k)
+	for i := range nodes {
+		nodes[i] = startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+		if i > 0 {
+			connect(t, nodes[i], nodes[0])
+			connect(t, nodes[i], nodes[i-1])
+		}
+	}
+	for _, n := range nodes {
+		for _, o := range nodes {
+			waitState(t, n, o, StateAlive, 15*time.Second)
+		}
+	}
+	return nodes
+}
+
+func stateOf(n, of *tnode) (State, bool) {
+	mem, ok := n.m.Member(of.h.ID())
+	return mem.State, ok
+}
+
+func waitState(t *testing.T, n, of *tnode, want State, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if s, ok := stateOf(n, of); ok && s == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			s, _ := stateOf(n, of)
+			t.Fatalf("%s sees %s as %s after %s, want %s", n.h.ID().ShortString(), of.h.ID().ShortString(), s, d, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTenNodesSeeEachOtherAlive(t *testing.T) {
+	nodes := startCluster(t, 10, testConfig())
+	for _, n := range nodes {
+		if got := len(n.m.Members()); got != 10 {
+			t.Fatalf("%s has %d members, want 10", n.h.ID().ShortString(), got)
+		}
+	}
+}
+
+func TestStoppedNodeIsDeadEverywhere(t *testing.T) {
+	cfg := testConfig()
+	nodes := startCluster(t, 10, cfg)
+	victim := nodes[4]
+	victim.stop()
+	limit := 2*cfg.TFail + time.Second
+	for i, n := range nodes {
+		if n == victim {
+			continue
+		}
+		if d := waitState(t, n, victim, StateDead, limit); i == 0 {
+			t.Logf("dead on node 1 after %s (limit %s)", d, limit)
+		}
+	}
+}
+
+func TestGoodbyeIsLeftAtOnce(t *testing.T) {
+	cfg := testConfig()
+	cfg.TFail = 5 * time.Second // a goodbye must not wait for the timers
+	nodes := startCluster(t, 10, cfg)
+	leaver := nodes[7]
+	start := time.Now()
+	if err := leaver.m.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	leaver.stop()
+	for _, n := range nodes {
+		if n != leaver {
+			waitState(t, n, leaver, StateLeft, 2*time.Second)
+		}
+	}
+	if d := time.Since(start); d > cfg.TFail {
+		t.Fatalf("left took %s, not 'at once'", d)
+	}
+}
+
+func TestRestartComesBackWithHigherIncarnation(t *testing.T) {
+	cfg := testConfig()
+	nodes := startCluster(t, 10, cfg)
+	old := nodes[3]
+	before, _ := nodes[0].m.Member(old.h.ID())
+	events, cancel := nodes[0].m.Subscribe(64)
+	defer cancel()
+	addr := old.h.Addrs()[0].String()
+	old.stop()
+	for _, n := range nodes {
+		if n != old {
+			waitState(t, n, old, StateDead, 2*cfg.TFail+time.Second)
+		}
+	}
+	back := startTNode(t, old.key, addr, cfg)
+	connect(t, back, nodes[0])
+	for _, n := range nodes {
+		if n != old {
+			waitState(t, n, back, StateAlive, 10*time.Second)
+		}
+	}
+	after, _ := nodes[0].m.Member(back.h.ID())
+	if after.Inc <= before.Inc {
+		t.Fatalf("incarnation %d after restart, was %d", after.Inc, before.Inc)
+	}
+	sawRejoin := false
+	for len(events) > 0 {
+		if e := <-events; e.Peer == back.h.ID() && e.Kind == EventRejoined {
+			sawRejoin = true
+		}
+	}
+	if !sawRejoin {
+		t.Fatal("no rejoined event")
+	}
+}
+
+func TestShortPauseIsNeverDead(t *testing.T) {
+	cfg := testConfig()
+	nodes := startCluster(t, 5, cfg)
+	quiet := nodes[2]
+	events, cancel := nodes[0].m.Subscribe(64)
+	defer cancel()
+	quiet.m.paused.Store(true)
+	time.Sleep(cfg.TFail * 7 / 10) // the condition under test is a pause of this length
+	quiet.m.paused.Store(false)
+	quiet.m.publishHeartbeat()
+	time.Sleep(cfg.TFail) // and that nothing happens afterwards either
+	for len(events) > 0 {
+		if e := <-events; e.Peer == quiet.h.ID() && (e.Kind == EventDead || e.Kind == EventSuspect) {
+			t.Fatalf("a pause shorter than TFail gave %s", e.Kind)
+		}
+	}
+}
+
+func TestSilentNodeIsDeadThenAliveAgain(t *testing.T) {
+	cfg := testConfig()
+	nodes := startCluster(t, 10, cfg)
+	silent := nodes[5]
+	silent.m.paused.Store(true) // like SIGSTOP: connections stay, heartbeats stop
+	for _, n := range nodes {
+		if n != silent {
+			waitState(t, n, silent, StateDead, 2*cfg.TFail+time.Second)
+		}
+	}
+	silent.m.paused.Store(false) // SIGCONT
+	for _, n := range nodes {
+		if n != silent {
+			waitState(t, n, silent, StateAlive, 5*time.Second)
+		}
+	}
+}
+
+func TestFalseSuspicionIsRefuted(t *testing.T) {
+	cfg := testConfig()
+	cfg.TFail = 5 * time.Second
+	nodes := startCluster(t, 5, cfg)
+	liar, target := nodes[1], nodes[3]
+	inc := target.m.Incarnation()
+	mem, _ := liar.m.Member(target.h.ID())
+	liar.m.mu.Lock()
+	liar.m.seq++
+	msg := Message{Kind: KindSuspect, Peer: liar.h.ID(), Inc: liar.m.inc, Seq: liar.m.seq, About: target.h.ID(), AboutInc: mem.Inc, AboutSeq: mem.Seq}
+	liar.m.mu.Unlock()
+	if err := liar.m.topic.Publish(context.Background(), msg.encode()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for target.m.Incarnation() == inc {
+		if time.Now().After(deadline) {
+			t.Fatal("the suspect did not refute with a higher incarnation")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		if n != target {
+			waitState(t, n, target, StateAlive, 3*time.Second)
+		}
+	}
+}
+
+// signedMessage wraps data as a pubsub message from signer.
+func signedMessage(t *testing.T, signer peer.ID, data []byte) *pubsub.Message {
+	return &pubsub.Message{Message: &pb.Message{From: []byte(signer), Data: data}}
+}
+
+func TestValidatorRejectsForgedAndReplayed(t *testing.T) {
+	nodes := startCluster(t, 2, testConfig())
+	m := nodes[0].m
+	a, b := nodes[0].h.ID(), nodes[1].h.ID()
+	otherKey, _, _ := crypto.GenerateEd25519Key(nil)
+	other, _ := peer.IDFromPrivateKey(otherKey)
+	hb := func(p peer.ID, inc, seq uint64) []byte {
+		return (&Message{Kind: KindHeartbeat, Peer: p, Inc: inc, Seq: seq, PeriodMillis: 100}).encode()
+	}
+	cases := []struct {
+		name   string
+		signer peer.ID
+		data   []byte
+		want   pubsub.ValidationResult
+	}{
+		{"signed by another key than it claims", other, hb(b, 1, 1), pubsub.ValidationReject},
+		{"garbage", other, []byte("{not json"), pubsub.ValidationReject},
+		{"unknown kind", other, []byte(`{"kind":"boom","peer":"` + other.String() + `"}`), pubsub.ValidationReject},
+		{"zero period", other, (&Message{Kind: KindHeartbeat, Peer: other, Inc: 1, Seq: 1}).encode(), pubsub.ValidationReject},
+		{"self-suspicion", other, (&Message{Kind: KindSuspect, Peer: other, About: other, Inc: 1, Seq: 1}).encode(), pubsub.ValidationReject},
+		{"oversize", other, make([]byte, MaxMessageSize+1), pubsub.ValidationReject},
+		{"fresh", other, hb(other, 5, 10), pubsub.ValidationAccept},
+		{"replayed", other, hb(other, 5, 10), pubsub.ValidationIgnore},
+		{"older seq", other, hb(other, 5, 9), pubsub.ValidationIgnore},
+		{"older incarnation", other, hb(other, 4, 99), pubsub.ValidationIgnore},
+		{"newer seq", other, hb(other, 5, 11), pubsub.ValidationAccept},
+		{"newer incarnation", other, hb(other, 6, 1), pubsub.ValidationAccept},
+	}
+	_ = a
+	for _, tc := range cases {
+		if got := m.validate(context.Background(), b, signedMessage(t, tc.signer, tc.data)); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestConfigDefaultsAndScaling(t *testing.T) {
+	c, err := Config{}.withDefaults()
+	if err != nil || c != DefaultConfig() {
+		t.Fatalf("zero config: %+v, %v", c, err)
+	}
+	if _, err := (Config{Heartbeat: time.Second, TFail: time.Second}).withDefaults(); err == nil {
+		t.Fatal("TFail below two heartbeats accepted")
+	}
+	if _, err := (Config{Heartbeat: -1}).withDefaults(); err == nil {
+		t.Fatal("negative heartbeat accepted")
+	}
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{{1, 500 * time.Millisecond}, {50, 500 * time.Millisecond}, {100, time.Second}, {200, 2 * time.Second}} {
+		if got := c.period(tc.n); got != tc.want {
+			t.Errorf("period(%d) = %s, want %s", tc.n, got, tc.want)
+		}
+	}
+	if got := c.tfail(2 * time.Second); got != 6*time.Second {
+		t.Errorf("tfail for a 2 s period = %s, want 6 s", got)
+	}
+	if got := c.tfail(100 * time.Millisecond); got != c.TFail {
+		t.Errorf("tfail for a fast member = %s, want TFail", got)
+	}
+}
+
+func TestStateAndEventStrings(t *testing.T) {
+	for s, want := range map[State]string{StateAlive: "alive", StateSuspect: "suspect", StateDead: "dead", StateLeft: "left"} {
+		if s.String() != want {
+			t.Errorf("%d: %s", s, s)
+		}
+	}
+	if EventRejoined.String() != "rejoined" || EventAliveAgain.String() != "alive-again" {
+		t.Error("event names")
+	}
+}
+
+// A node resuming from a stall must not push last-seen times into the
+// future, or its next detection is late by the stall (found by the
+// membership benchmark: detection grew by the previous stall every round).
+func TestForgiveStallNeverPastNow(t *testing.T) {
+	nodes := startCluster(t, 2, testConfig())
+	m, other := nodes[0].m, nodes[1].h.ID()
+	now := time.Now()
+	m.mu.Lock()
+	m.members[other].LastSeen = now.Add(-100 * time.Millisecond) // heard just after resuming
+	m.mu.Unlock()
+	m.forgiveStall(10*time.Second, now)
+	mem, _ := m.Member(other)
+	if mem.LastSeen.After(now) {
+		t.Fatalf("last seen %s after now %s", mem.LastSeen, now)
+	}
+	m.mu.Lock()
+	m.members[other].LastSeen = now.Add(-20 * time.Second) // silent before the stall
+	m.mu.Unlock()
+	m.forgiveStall(10*time.Second, now)
+	if mem, _ := m.Member(other); !mem.LastSeen.Equal(now.Add(-10 * time.Second)) {
+		t.Fatalf("last seen %s, want the 10 s stall credited", mem.LastSeen)
+	}
+}

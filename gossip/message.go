@@ -1,0 +1,98 @@
+package gossip
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// MembersTopic is the GossipSub topic of membership messages.
+const MembersTopic = "/p2pshare/members/1"
+
+// MaxMessageSize caps a membership message on the wire.
+const MaxMessageSize = 8 << 10
+
+// Kind is the kind of a membership message.
+type Kind string
+
+// Message kinds.
+const (
+	KindHeartbeat Kind = "heartbeat" // I am alive
+	KindLeave     Kind = "leave"     // I am leaving for good
+	KindSuspect   Kind = "suspect"   // I could not reach About
+)
+
+// ErrBadMessage: a membership message that is malformed or lies about its
+// sender.
+var ErrBadMessage = errors.New("invalid membership message")
+
+// Message is what nodes publish on MembersTopic. It travels inside a
+// GossipSub message signed by Peer (strict signing), which is how receivers
+// know Peer wrote it.
+type Message struct {
+	Kind Kind    `json:"kind"`
+	Peer peer.ID `json:"peer"` // the sender, who must be the signer
+	// Inc is the sender's incarnation: it grows on every restart and every
+	// refutation. Seq grows with every message within an incarnation.
+	Inc uint64 `json:"inc"`
+	Seq uint64 `json:"seq"`
+	// Heartbeat facts.
+	PeriodMillis int64    `json:"period_ms,omitempty"`
+	Addrs        []string `json:"addrs,omitempty"`
+	Files        int      `json:"files,omitempty"`
+	FreeBytes    int64    `json:"free_bytes,omitempty"`
+	// Suspicion: the member suspected, and its newest (Inc, Seq) the
+	// sender had seen: a heartbeat newer than that refutes it.
+	About    peer.ID `json:"about,omitempty"`
+	AboutInc uint64  `json:"about_inc,omitempty"`
+	AboutSeq uint64  `json:"about_seq,omitempty"`
+}
+
+// maxAddrs caps the addresses a heartbeat may carry.
+const maxAddrs = 32
+
+// decodeMessage parses and checks a message's shape.
+func decodeMessage(b []byte) (*Message, error) {
+	if len(b) > MaxMessageSize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadMessage, len(b), MaxMessageSize)
+	}
+	var m Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	if err := m.Peer.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: peer: %v", ErrBadMessage, err)
+	}
+	switch m.Kind {
+	case KindHeartbeat:
+		if m.PeriodMillis <= 0 || m.PeriodMillis > 3_600_000 {
+			return nil, fmt.Errorf("%w: heartbeat period %d ms", ErrBadMessage, m.PeriodMillis)
+		}
+		if len(m.Addrs) > maxAddrs {
+			return nil, fmt.Errorf("%w: %d addresses", ErrBadMessage, len(m.Addrs))
+		}
+	case KindLeave:
+	case KindSuspect:
+		if err := m.About.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: about: %v", ErrBadMessage, err)
+		}
+		if m.About == m.Peer {
+			return nil, fmt.Errorf("%w: a node suspecting itself", ErrBadMessage)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown kind %q", ErrBadMessage, m.Kind)
+	}
+	return &m, nil
+}
+
+func (m *Message) encode() []byte {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// newer reports whether (inc, seq) comes after (inc2, seq2).
+func newer(inc, seq, inc2, seq2 uint64) bool {
+	return inc > inc2 || (inc == inc2 && seq > seq2)
+}

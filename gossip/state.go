@@ -1,0 +1,89 @@
+package gossip
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// State is what this node believes of a member.
+type State int
+
+// Member states.
+const (
+	StateAlive   State = iota // heartbeats arrive
+	StateSuspect              // silent for TFail, or unreachable after its connection dropped
+	StateDead                 // silent for 2·TFail, or suspected by enough peers
+	StateLeft                 // said goodbye
+)
+
+func (s State) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateSuspect:
+		return "suspect"
+	case StateDead:
+		return "dead"
+	case StateLeft:
+		return "left"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// EventKind is what changed about a member.
+type EventKind int
+
+// Event kinds.
+const (
+	EventJoined     EventKind = iota // first heard of
+	EventSuspect                     // alive -> suspect
+	EventAliveAgain                  // suspect or dead -> alive, same incarnation
+	EventDead                        // -> dead
+	EventLeft                        // said goodbye
+	EventRejoined                    // back after dead or left, with a new incarnation
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventJoined:
+		return "joined"
+	case EventSuspect:
+		return "suspect"
+	case EventAliveAgain:
+		return "alive-again"
+	case EventDead:
+		return "dead"
+	case EventLeft:
+		return "left"
+	case EventRejoined:
+		return "rejoined"
+	}
+	return fmt.Sprintf("event(%d)", int(k))
+}
+
+// Event is one membership change.
+type Event struct {
+	Peer peer.ID
+	Kind EventKind
+	Inc  uint64
+	At   time.Time
+}
+
+// Member is this node's view of one member.
+type Member struct {
+	ID        peer.ID
+	State     State
+	Inc, Seq  uint64
+	LastSeen  time.Time     // last heartbeat (or goodbye) received
+	Since     time.Time     // when State was entered
+	Period    time.Duration // the member's announced heartbeat period
+	Addrs     []string
+	Files     int
+	FreeBytes int64
+	RTT       time.Duration // from the peerstore, 0 if unknown
+	Self      bool
+
+	accusers map[peer.ID]bool // peers suspecting the current (Inc, Seq)
+}
