@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/spf13/cobra"
+
+	"github.com/p2pshare/p2pshare/node"
+	"github.com/p2pshare/p2pshare/node/api"
+)
+
+// Daemon option names.
+const (
+	optListen      = "listen"
+	optBootstrap   = "bootstrap"
+	optAPI         = "api"
+	optNoMDNS      = "no-mdns"
+	optSwarmKey    = "swarm-key"
+	optMaxPeers    = "max-peers"
+	optMaxFileSize = "max-file-size"
+	optLogLevel    = "log-level"
+	optLocal       = "local"
+)
+
+// swarmKeyFile is the swarm key a daemon picks up from its repo.
+const swarmKeyFile = "swarm.key"
+
+func newDaemonCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run a p2pshare node in the foreground",
+		Long: `daemon runs a node: it listens for peers (TCP and QUIC), joins the network
+through the bootstrap peers and mDNS, serves the files it holds, and serves
+the local API that the other commands use. It prints one ready line on
+stdout once it is up, logs on stderr, and stops on SIGINT or SIGTERM (a
+second signal forces the exit).
+
+The API listens on loopback only (--api, default a random port); its
+address is written to REPO/api and its bearer token to REPO/api.token.`,
+		Example: `  # a first node, listening on loopback only, without mDNS
+  p2pshare daemon --repo /tmp/n1 --listen /ip4/127.0.0.1/tcp/4041 --no-mdns
+  # a second node joining through the first
+  p2pshare daemon --repo /tmp/n2 --listen /ip4/127.0.0.1/tcp/4042 --no-mdns \
+      --bootstrap /ip4/127.0.0.1/tcp/4041/p2p/12D3KooW...`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: runDaemon,
+	}
+	f := cmd.Flags()
+	f.StringArray(optListen, nil, fmt.Sprintf("multiaddr to listen on, repeatable (default TCP and QUIC on port %d, all interfaces)", node.DefaultPort))
+	f.StringArray(optBootstrap, nil, "multiaddr of a peer to join through, ending in /p2p/PEER_ID; repeatable")
+	f.String(optAPI, "127.0.0.1:0", "HOST:PORT of the local API (loopback only; port 0 picks a free one)")
+	f.Bool(optNoMDNS, false, "do not discover peers on the local network with mDNS")
+	f.String(optSwarmKey, "", "swarm key file: talk only to nodes with the same key (TCP only; default REPO/swarm.key if present)")
+	f.Int(optMaxPeers, 200, "maximum number of connected peers")
+	f.Int64(optMaxFileSize, 4<<30, "largest file in bytes this node shares, stores or fetches")
+	f.String(optLogLevel, "info", "log level: debug, info, warn or error")
+	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
+	return cmd
+}
+
+func runDaemon(cmd *cobra.Command, _ []string) error {
+	dir, err := repoDir(cmd)
+	if err != nil {
+		return err
+	}
+	f := cmd.Flags()
+	level, _ := f.GetString(optLogLevel)
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return usageError{fmt.Sprintf("--%s %q: want debug, info, warn or error", optLogLevel, level)}
+	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+
+	cfg := node.DefaultConfig(dir)
+	if local, _ := f.GetBool(optLocal); local {
+		cfg = node.DefaultLocalConfig(dir)
+	}
+	cfg.Logger = log
+	if ls, _ := f.GetStringArray(optListen); len(ls) > 0 {
+		if cfg.ListenAddrs, err = node.ParseListen(ls); err != nil {
+			return fail("daemon", err)
+		}
+	}
+	bs, _ := f.GetStringArray(optBootstrap)
+	if cfg.Bootstrap, err = node.ParseBootstrap(bs); err != nil {
+		return fail("daemon", err)
+	}
+	if noMDNS, _ := f.GetBool(optNoMDNS); noMDNS {
+		cfg.MDNS = false
+	}
+	cfg.MaxPeers, _ = f.GetInt(optMaxPeers)
+	cfg.Share.MaxFileSize, _ = f.GetInt64(optMaxFileSize)
+	if cfg.Share.MaxFileSize <= 0 {
+		return usageError{fmt.Sprintf("--%s must be positive", optMaxFileSize)}
+	}
+	keyPath, _ := f.GetString(optSwarmKey)
+	if cfg.SwarmKey, err = loadSwarmKey(keyPath, dir); err != nil {
+		return fail("daemon", err)
+	}
+	apiAddr, _ := f.GetString(optAPI)
+	if err := checkLoopback(apiAddr); err != nil {
+		return fail("daemon", err)
+	}
+
+	// Bind the API first, so a busy port fails before the node starts.
+	ln, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		return fail("daemon", fmt.Errorf("api listen on %s: %w", apiAddr, err))
+	}
+	defer ln.Close()
+	n, err := node.New(cfg)
+	if err != nil {
+		return fail("daemon", err)
+	}
+	defer n.Close()
+	apiURL := "http://" + ln.Addr().String()
+	n.SetAPIURL(apiURL)
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, shutdown := context.WithCancel(ctx)
+	defer shutdown()
+	n.SetShutdown(shutdown)
+
+	token, err := n.Repo().WriteAPI(apiURL)
+	if err != nil {
+		return fail("daemon", err)
+	}
+	srv := &http.Server{Handler: api.NewServer(n, token, log), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	id, _ := n.ID(ctx)
+	fmt.Fprintf(cmd.OutOrStdout(), "p2pshare daemon ready: peer %s api %s addrs %s\n", id.ID, apiURL, strings.Join(id.Addrs, ","))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fail("daemon: api", err)
+	}
+	log.Info("shutting down")
+	stop()
+	// A second signal, or a hung close, ends the process anyway.
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		select {
+		case <-sig:
+			log.Warn("second signal: exiting now")
+		case <-time.After(30 * time.Second):
+			log.Warn("shutdown took over 30 s: exiting now")
+		}
+		os.Exit(1)
+	}()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := n.Close(); err != nil {
+		log.Warn("close", "err", err)
+	}
+	return nil
+}
+
+// checkLoopback refuses an API address that is not on loopback.
+func checkLoopback(hostport string) error {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("--api %q: want HOST:PORT: %w", hostport, err)
+	}
+	if h == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(h); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--api %q: the API must listen on loopback (127.0.0.1 or ::1)", hostport)
+	}
+	return nil
+}
+
+// loadSwarmKey reads the swarm key from path, or from the repo's swarm.key
+// when path is empty and that file exists.
+func loadSwarmKey(path, repo string) (pnet.PSK, error) {
+	if path == "" {
+		p := filepath.Join(repo, swarmKeyFile)
+		if _, err := os.Stat(p); err != nil {
+			return nil, nil
+		}
+		path = p
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("swarm key: %w", err)
+	}
+	defer fh.Close()
+	psk, err := pnet.DecodeV1PSK(fh)
+	if err != nil {
+		return nil, fmt.Errorf("swarm key %s: %w (make one with 'p2pshare keygen')", path, err)
+	}
+	return psk, nil
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/p2pshare/p2pshare/node/api"
+)
+
+const (
+	optOutput = "output"
+	// maxParallelGets bounds the gets one command runs at once.
+	maxParallelGets = 8
+)
+
+func newGetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get NAME|CID...",
+		Short: "Fetch files by name or CID from the peers that hold them",
+		Long: `get resolves each NAME (through the DHT) or takes each CID, finds the peers
+that provide it, orders them by measured round-trip time and streams the
+file one-to-one from the closest. The bytes are hashed as they are written
+and checked against the CID before the file is renamed into place; a
+provider that fails, stalls or sends corrupt bytes is left for the next.
+The answer names the peer that served the file.
+
+With one NAME, -o is the output file (or an existing directory to put it
+in); the default is NAME in the current directory. With several, they are
+fetched in parallel, each from its own provider, into the directory -o
+(default the current directory), and --json prints a list.`,
+		Example: `  p2pshare get notes.txt
+  p2pshare get notes.txt -o /tmp/copy.txt --json
+  p2pshare get bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
+  p2pshare get a.txt b.txt c.txt -o downloads/`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{"get takes one or more NAME or CID arguments"}
+			}
+			return nil
+		},
+		RunE: runGet,
+	}
+	cmd.Flags().StringP(optOutput, "o", "", "output file (one NAME) or directory (several)")
+	addJSONFlag(cmd)
+	return cmd
+}
+
+// getOutcome is one line of a multi-get answer.
+type getOutcome struct {
+	Ref string `json:"ref"`
+	*api.GetResult
+	Error string `json:"error,omitempty"`
+}
+
+func runGet(cmd *cobra.Command, refs []string) error {
+	out, _ := cmd.Flags().GetString(optOutput)
+	reqs, err := getRequests(refs, out)
+	if err != nil {
+		return err
+	}
+	c, err := client(cmd)
+	if err != nil {
+		return err
+	}
+	results := make([]getOutcome, len(reqs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelGets)
+	for i, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res, err := c.Get(cmd.Context(), req)
+			results[i].Ref = req.Ref
+			if err != nil {
+				results[i].Error = err.Error()
+				return
+			}
+			results[i].GetResult = &res
+		}()
+	}
+	wg.Wait()
+
+	w := cmd.OutOrStdout()
+	var errs []error
+	for _, r := range results {
+		if r.Error != "" {
+			errs = append(errs, fmt.Errorf("get %s: %s", r.Ref, r.Error))
+		}
+	}
+	if jsonFlag(cmd) {
+		if len(refs) == 1 {
+			if len(errs) == 0 {
+				if err := printJSON(w, results[0].GetResult); err != nil {
+					return err
+				}
+			}
+		} else if err := printJSON(w, results); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			if r.GetResult != nil {
+				printGot(w, r.GetResult)
+			}
+		}
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return fail("", errs[0])
+	}
+	for _, e := range errs[:len(errs)-1] {
+		fmt.Fprintf(cmd.ErrOrStderr(), "p2pshare: %v\n", e)
+	}
+	return fail("", fmt.Errorf("%w (and %d more failed)", errs[len(errs)-1], len(errs)-1))
+}
+
+// getRequests turns the refs and -o into API requests with absolute paths.
+func getRequests(refs []string, out string) ([]api.GetRequest, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fail("get", err)
+	}
+	if len(refs) > 1 {
+		dir := cwd
+		if out != "" {
+			if dir, err = filepath.Abs(out); err != nil {
+				return nil, fail("get", err)
+			}
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return nil, fail("get", fmt.Errorf("-o %s: with several names -o must be an existing directory", out))
+			}
+		}
+		reqs := make([]api.GetRequest, len(refs))
+		for i, r := range refs {
+			reqs[i] = api.GetRequest{Ref: r, Path: dir, Dir: true}
+		}
+		return reqs, nil
+	}
+	req := api.GetRequest{Ref: refs[0], Path: cwd, Dir: true}
+	if out != "" {
+		abs, err := filepath.Abs(out)
+		if err != nil {
+			return nil, fail("get", err)
+		}
+		if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+			req.Path = abs
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fail("get", fmt.Errorf("-o %s: %w", out, err))
+		} else {
+			req.Path, req.Dir = abs, false
+		}
+	}
+	return []api.GetRequest{req}, nil
+}
+
+func printGot(w io.Writer, r *api.GetResult) {
+	label := r.Name
+	if label == "" {
+		label = r.CID
+	}
+	fmt.Fprintf(w, "got %s (%d bytes)\n  cid      %s\n  from     %s (rtt %.2f ms)\n  saved to %s\n", label, r.Size, r.CID, r.Provider, r.RTTMillis, r.Path)
+	if len(r.Attempts) > 1 {
+		fmt.Fprintf(w, "  tried    %d providers:\n", len(r.Attempts))
+		for _, a := range r.Attempts {
+			status := "served"
+			if a.Error != "" {
+				status = a.Error
+			}
+			fmt.Fprintf(w, "    %s at offset %d, %d bytes: %s\n", a.Peer, a.Offset, a.Bytes, status)
+		}
+	}
+}

@@ -1,0 +1,179 @@
+// Command p2pshare is the command line of p2pshare: `p2pshare daemon` runs a
+// node; every other command is a thin client of the running daemon's local
+// HTTP API (found through the repo's api and api.token files).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/p2pshare/p2pshare/node/api"
+)
+
+// Option names shared by several commands.
+const (
+	optRepo = "repo"
+	optJSON = "json"
+	envRepo = "P2PSHARE_REPO"
+)
+
+// exitError carries an error of a command that ran (exit 1), as opposed to
+// a usage error found by the flag and argument parser (exit 2).
+type exitError struct{ err error }
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// fail wraps err as a runtime failure: "WHAT: WHY".
+func fail(what string, err error) error {
+	if what == "" {
+		return exitError{err}
+	}
+	return exitError{fmt.Errorf("%s: %w", what, err)}
+}
+
+// usageError is a usage error raised by a command itself.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit code: 0 ok, 1 failure,
+// 2 usage error. Every error is one line on stderr: "p2pshare: WHAT: WHY".
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	var ee exitError
+	if errors.As(err, &ee) {
+		fmt.Fprintf(stderr, "p2pshare: %s\n", msg)
+		return 1
+	}
+	fmt.Fprintf(stderr, "p2pshare: usage: %s (see 'p2pshare --help')\n", msg)
+	return 2
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "p2pshare",
+		Short: "Share text files between trusting machines, peer to peer",
+		Long: `p2pshare shares files across a group of machines without a central server.
+
+Start a daemon on each machine (any daemon can be the bootstrap of the
+others), then share a file on one and get it by name on any other: the bytes
+come straight from a peer that holds them, verified against their CID, and
+the answer says which peer served them.
+
+The repo (--repo, $P2PSHARE_REPO, default ~/.p2pshare) holds the node's
+identity, its content store and the running daemon's API address; every
+command but 'daemon' talks to the daemon of its repo.`,
+		Example: `  p2pshare daemon --repo /tmp/a &
+  p2pshare --repo /tmp/a share notes.txt
+  p2pshare --repo /tmp/b get notes.txt -o /tmp/notes.txt`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().String(optRepo, "", "the node's repo directory (env "+envRepo+", default ~/.p2pshare)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(
+		newDaemonCmd(),
+		newIDCmd(),
+		newShareCmd(),
+		newGetCmd(),
+		newPeersCmd(),
+		newMembersCmd(),
+		newLeaveCmd(),
+		newKeygenCmd(),
+	)
+	return root
+}
+
+// repoDir returns the repo directory from --repo, $P2PSHARE_REPO or the default.
+func repoDir(cmd *cobra.Command) (string, error) {
+	dir, _ := cmd.Flags().GetString(optRepo)
+	if dir == "" {
+		dir = os.Getenv(envRepo)
+	}
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fail("repo", fmt.Errorf("no --repo given and no home directory: %w", err))
+		}
+		dir = filepath.Join(home, ".p2pshare")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fail("repo", err)
+	}
+	return abs, nil
+}
+
+// client connects to the daemon of the command's repo.
+func client(cmd *cobra.Command) (*api.Client, error) {
+	dir, err := repoDir(cmd)
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.Dial(dir)
+	if err != nil {
+		return nil, fail("", err)
+	}
+	return c, nil
+}
+
+// quickTimeout bounds commands that only ask the daemon for its state, so
+// a wedged daemon cannot hang a script.
+const quickTimeout = 30 * time.Second
+
+// quickCtx is the command's context with quickTimeout.
+func quickCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), quickTimeout)
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Sprintf("%s takes %s, got %d arguments", cmd.Name(), what, len(args))}
+		}
+		return nil
+	}
+}
+
+func addJSONFlag(cmd *cobra.Command) {
+	cmd.Flags().Bool(optJSON, false, "print the answer as JSON")
+}
+
+func jsonFlag(cmd *cobra.Command) bool {
+	v, _ := cmd.Flags().GetBool(optJSON)
+	return v
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newMembersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "List the network's members and whether each is alive, suspect, dead or left",
+		Long: `members prints this node's members table: every node heard on the membership
+topic, its state (alive, suspect, dead, left), when it was last heard from,
+its incarnation (which grows on every restart) and its RTT.`,
+		Example: `  p2pshare members
+  p2pshare members --json | jq -r '.[] | select(.state=="dead") | .id'`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := quickCtx(cmd)
+			defer cancel()
+			ms, err := c.Members(ctx)
+			if err != nil {
+				return fail("members", err)
+			}
+			out := cmd.OutOrStdout()
+			if jsonFlag(cmd) {
+				return printJSON(out, ms)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PEER\tSTATE\tLAST SEEN\tRTT\tFILES")
+			for _, m := range ms {
+				seen := "now"
+				if t, err := time.Parse(time.RFC3339Nano, m.LastSeen); err == nil && !m.Self {
+					seen = time.Since(t).Round(time.Millisecond).String() + " ago"
+				}
+				id := m.ID
+				if m.Self {
+					id += " (self)"
+				}
+				rtt := "-"
+				if m.RTTMillis > 0 {
+					rtt = fmt.Sprintf("%.2f ms", m.RTTMillis)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", id, m.State, seen, rtt, m.Files)
+			}
+			return tw.Flush()
+		},
+	}
+	addJSONFlag(cmd)
+	return cmd
+}
+
+func newLeaveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "leave",
+		Short: "Leave the network gracefully and stop the daemon",
+		Long: `leave tells the network goodbye on the membership topic, so every other node
+marks this one 'left' at once instead of waiting to declare it dead, and
+then stops the daemon.`,
+		Example: `  p2pshare leave`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.Leave(cmd.Context()); err != nil {
+				return fail("leave", err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "left the network; the daemon is stopping")
+			return nil
+		},
+	}
+}

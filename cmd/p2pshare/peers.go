@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newPeersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List connected peers with their round-trip time",
+		Example: `  p2pshare peers
+  p2pshare peers --json | jq length`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := quickCtx(cmd)
+			defer cancel()
+			peers, err := c.Peers(ctx)
+			if err != nil {
+				return fail("peers", err)
+			}
+			out := cmd.OutOrStdout()
+			if jsonFlag(cmd) {
+				return printJSON(out, peers)
+			}
+			if len(peers) == 0 {
+				fmt.Fprintln(out, "no connected peers")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PEER\tRTT\tADDRESS")
+			for _, p := range peers {
+				rtt := "-"
+				if p.RTTMillis > 0 {
+					rtt = fmt.Sprintf("%.2f ms", p.RTTMillis)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, rtt, strings.Join(p.Addrs, " "))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSONFlag(cmd)
+	return cmd
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/p2pshare/p2pshare/node/api"
+)
+
+const optName = "name"
+
+func newShareCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "share FILE",
+		Short: "Share a file with the network under a name",
+		Long: `share copies FILE into the node's store (hashing it on the way), signs a
+name record (name -> CID, size, publisher, time), puts it in the DHT and
+announces this node as a provider. It returns once both records are in the
+DHT, so the name can be fetched from any node the moment share prints it.
+The name defaults to FILE's base name; a later share of the same name wins.
+FILE '-' reads standard input (then --name is required).`,
+		Example: `  p2pshare share notes.txt
+  p2pshare share ./build/report-v2.txt --name report.txt
+  echo hello | p2pshare share - --name hello.txt --json`,
+		Args: exactArgs(1, "one FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := args[0]
+			name, _ := cmd.Flags().GetString(optName)
+			if cmd.Flags().Changed(optName) && name == "" {
+				return fail("share "+file, errors.New("invalid name: empty (leave out --name to use the file's name)"))
+			}
+			req := api.ShareRequest{Name: name}
+			if file == "-" {
+				if name == "" {
+					return usageError{"share - (standard input) needs --name"}
+				}
+				req.Body = os.Stdin
+			} else {
+				abs, err := filepath.Abs(file)
+				if err != nil {
+					return fail("share "+file, err)
+				}
+				fi, err := os.Stat(abs)
+				if err != nil {
+					var pe *os.PathError
+					if errors.As(err, &pe) {
+						err = pe.Err
+					}
+					return fail("share "+file, err)
+				}
+				if fi.IsDir() {
+					return fail("share "+file, errors.New("is a directory (share takes one file)"))
+				}
+				if !fi.Mode().IsRegular() {
+					return fail("share "+file, errors.New("not a regular file"))
+				}
+				req.Path = abs
+			}
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.Share(cmd.Context(), req)
+			if err != nil {
+				return fail("share "+file, err)
+			}
+			out := cmd.OutOrStdout()
+			if jsonFlag(cmd) {
+				return printJSON(out, res)
+			}
+			fmt.Fprintf(out, "shared %s\n  cid  %s\n  size %d bytes\n", res.Name, res.CID, res.Size)
+			if !res.Published {
+				fmt.Fprintln(out, "  note: no peer connected yet; the name is announced when one connects")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().String(optName, "", "name to share the file under (default: FILE's base name)")
+	addJSONFlag(cmd)
+	return cmd
+}
