@@ -1,0 +1,345 @@
+// Command bench runs p2pshare's benchmarks against networks of real daemon
+// processes on this machine and prints their figures (recorded in
+// BENCHMARKS.md with the command that produced them).
+//
+//	go run ./testnet/bench members -n 20 -rounds 10   # detection of kill -9 and SIGSTOP
+//	go run ./testnet/bench traffic -n 10,20,50        # membership traffic per node
+//	go run ./testnet/bench load -n 10 -duration 5m    # false positives with both cores busy
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/p2pshare/p2pshare/node/api"
+	"github.com/p2pshare/p2pshare/testnet"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench members|traffic|load [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "members":
+		err = members(os.Args[2:])
+	case "traffic":
+		err = traffic(os.Args[2:])
+	case "load":
+		err = load(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// up builds the binary and starts n daemons in a fresh directory.
+func up(n int) (*testnet.Network, func(), error) {
+	dir, err := os.MkdirTemp("", "p2pshare-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	bin, err := testnet.Build(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	nw := testnet.New(bin, filepath.Join(dir, "net"))
+	if err := os.MkdirAll(nw.Dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { nw.Down(); os.RemoveAll(dir) }
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := nw.Up(ctx, n); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return nw, cleanup, nil
+}
+
+func clientOf(d *testnet.Daemon) (*api.Client, error) { return api.Dial(d.Repo) }
+
+// stateOn asks d what state it gives peer id.
+func stateOn(c *api.Client, id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			return m.State
+		}
+	}
+	return ""
+}
+
+// waitAll polls every running node but skip, in parallel, until each shows
+// id in state want; it returns when the last one does.
+func waitAll(nw *testnet.Network, skip *testnet.Daemon, id, want string, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nw.Nodes))
+	for _, d := range nw.Nodes {
+		if d == skip || !d.Running() {
+			continue
+		}
+		c, err := clientOf(d)
+		if err != nil {
+			return 0, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for stateOn(c, id) != want {
+				if time.Since(start) > limit {
+					errs <- fmt.Errorf("node %d does not see %s %s after %s; its membership log:\n%s", d.Index, id, want, limit, membershipLog(d))
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if d := time.Since(start); d > limit/3 && want == "dead" {
+		fmt.Printf("  slow round: %s\n", d)
+		for _, n := range nw.Nodes {
+			if n != skip && n.Running() {
+				for _, l := range strings.Split(membershipLog(n), "\n") {
+					if strings.Contains(l, id[len(id)-8:]) || strings.Contains(l, "stall") {
+						fmt.Printf("  node %d: %s\n", n.Index, l)
+					}
+				}
+			}
+		}
+	}
+	return time.Since(start), <-errs
+}
+
+func waitAllAlive(nw *testnet.Network) error {
+	for _, d := range nw.Nodes {
+		if _, err := waitAll(nw, nil, d.ID, "alive", 30*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func members(args []string) error {
+	fs := flag.NewFlagSet("members", flag.ExitOnError)
+	n := fs.Int("n", 20, "nodes")
+	rounds := fs.Int("rounds", 10, "kills and stops to measure, each")
+	fs.Parse(args)
+	nw, cleanup, err := up(*n)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := waitAllAlive(nw); err != nil {
+		return err
+	}
+	var kills, stops []time.Duration
+	for r := 0; r < *rounds; r++ {
+		v := nw.Node(2 + r%(*n-1))
+		v.Kill()
+		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
+		if err != nil {
+			return err
+		}
+		kills = append(kills, d)
+		fmt.Printf("kill -9 node %d: dead everywhere after %s\n", v.Index, d.Round(time.Millisecond))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = v.Start(ctx, nw.Node(1).TCPAddr())
+		cancel()
+		if err != nil {
+			return err
+		}
+		// Every node, the restarted one included, must know every other
+		// before the next round, or a node could miss a member it never heard.
+		if err := waitAllAlive(nw); err != nil {
+			return err
+		}
+	}
+	for r := 0; r < *rounds; r++ {
+		v := nw.Node(2 + r%(*n-1))
+		if err := v.Signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
+		v.Signal(syscall.SIGCONT)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, d)
+		fmt.Printf("SIGSTOP node %d: dead everywhere after %s\n", v.Index, d.Round(time.Millisecond))
+		if err := waitAllAlive(nw); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nN=%d  kill -9: median %s p99 %s (n=%d)   SIGSTOP: median %s p99 %s (n=%d)\n",
+		*n, pct(kills, 50), pct(kills, 99), len(kills), pct(stops, 50), pct(stops, 99), len(stops))
+	return nil
+}
+
+// pct returns the p-th percentile (nearest rank).
+func pct(ds []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	i := (p*len(s) + 99) / 100
+	return s[max(i-1, 0)].Round(time.Millisecond)
+}
+
+func traffic(args []string) error {
+	fs := flag.NewFlagSet("traffic", flag.ExitOnError)
+	ns := fs.String("n", "10,20,50", "network sizes")
+	window := fs.Duration("window", 20*time.Second, "measuring window")
+	fs.Parse(args)
+	for _, f := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return err
+		}
+		if err := trafficAt(n, *window); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gossipBytes sums the GossipSub protocols' traffic of one node.
+func gossipBytes(st api.Stats) (in, out int64) {
+	for p, t := range st.Protocols {
+		if strings.HasPrefix(p, "/meshsub/") {
+			in += t.InBytes
+			out += t.OutBytes
+		}
+	}
+	return in, out
+}
+
+func trafficAt(n int, window time.Duration) error {
+	nw, cleanup, err := up(n)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := waitAllAlive(nw); err != nil {
+		return err
+	}
+	time.Sleep(5 * time.Second) // let the mesh settle after joins before measuring
+	snap := func() ([]api.Stats, error) {
+		out := make([]api.Stats, len(nw.Nodes))
+		for i, d := range nw.Nodes {
+			c, err := clientOf(d)
+			if err != nil {
+				return nil, err
+			}
+			if out[i], err = c.Stats(context.Background()); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	a, err := snap()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	time.Sleep(window)
+	b, err := snap()
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	var gossip, total []float64
+	for i := range a {
+		ai, ao := gossipBytes(a[i])
+		bi, bo := gossipBytes(b[i])
+		gossip = append(gossip, float64(bi-ai+bo-ao)/secs)
+		total = append(total, float64(b[i].Total.InBytes-a[i].Total.InBytes+b[i].Total.OutBytes-a[i].Total.OutBytes)/secs)
+	}
+	sort.Float64s(gossip)
+	sort.Float64s(total)
+	fmt.Printf("N=%d  gossip (membership) bytes/s per node, in+out: median %.0f (min %.0f, max %.0f); all libp2p traffic per node: median %.0f B/s\n",
+		n, gossip[len(gossip)/2], gossip[0], gossip[len(gossip)-1], total[len(total)/2])
+	return nil
+}
+
+func load(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	n := fs.Int("n", 10, "nodes")
+	dur := fs.Duration("duration", 5*time.Minute, "how long to keep both cores busy")
+	fs.Parse(args)
+	nw, cleanup, err := up(*n)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := waitAllAlive(nw); err != nil {
+		return err
+	}
+	before := countEvents(nw)
+	// Burn every core for the whole duration, bounded by time.
+	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < runtime.NumCPU(); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<16)
+			for ctx.Err() == nil {
+				sha256.Sum256(buf)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(3 * time.Second) // let late events land in the logs
+	after := countEvents(nw)
+	fmt.Printf("N=%d, %s with %d cores busy: %d dead and %d suspect events (false positives: no node was stopped)\n",
+		*n, *dur, runtime.NumCPU(), after["dead"]-before["dead"], after["suspect"]-before["suspect"])
+	return nil
+}
+
+// membershipLog returns the membership lines of d's log.
+func membershipLog(d *testnet.Daemon) string {
+	b, _ := os.ReadFile(d.Log)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "component=members") || strings.Contains(l, "started") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// countEvents counts membership events in every node's log.
+func countEvents(nw *testnet.Network) map[string]int {
+	out := map[string]int{}
+	for _, d := range nw.Nodes {
+		b, _ := os.ReadFile(d.Log)
+		out["dead"] += strings.Count(string(b), `msg="member dead"`)
+		out["suspect"] += strings.Count(string(b), `msg="member suspect"`)
+	}
+	return out
+}

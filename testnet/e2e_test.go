@@ -1,0 +1,380 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bin is the p2pshare binary built once for the package's tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "p2pshare-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startNetwork runs n daemons for the test, stopped at cleanup (logs are
+// printed if the test failed).
+func startNetwork(t *testing.T, n int, args ...string) *Network {
+	t.Helper()
+	nw := New(bin, t.TempDir())
+	nw.Args = args
+	t.Cleanup(func() {
+		nw.Down()
+		if t.Failed() {
+			for _, d := range nw.Nodes {
+				t.Logf("node %d log:\n%s", d.Index, d.LogTail(30))
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := nw.Up(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	return nw
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type shareOut struct {
+	Name string `json:"name"`
+	CID  string `json:"cid"`
+	Size int64  `json:"size"`
+}
+
+type getOut struct {
+	Ref      string  `json:"ref"`
+	Name     string  `json:"name"`
+	CID      string  `json:"cid"`
+	Size     int64   `json:"size"`
+	Provider string  `json:"provider"`
+	Path     string  `json:"path"`
+	RTT      float64 `json:"rtt_ms"`
+	Error    string  `json:"error"`
+}
+
+func TestE2EShareAndGetAcrossDaemons(t *testing.T) {
+	nw := startNetwork(t, 4)
+	dir := t.TempDir()
+	text := []byte("line one\nline two\nünïcode line three\n")
+	src := writeFile(t, dir, "notes.txt", text)
+
+	var sh shareOut
+	if err := nw.Node(2).JSON(&sh, "share", src, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if sh.Name != "notes.txt" || sh.Size != int64(len(text)) || !strings.HasPrefix(sh.CID, "bafkrei") {
+		t.Fatalf("share answer %+v", sh)
+	}
+	for _, i := range []int{3, 4, 1} {
+		out := filepath.Join(dir, fmt.Sprintf("got-%d.txt", i))
+		var g getOut
+		if err := nw.Node(i).JSON(&g, "get", "notes.txt", "-o", out, "--json"); err != nil {
+			t.Fatal(err)
+		}
+		if g.Provider != nw.Node(2).ID {
+			t.Fatalf("node %d: served by %s, want node 2 (%s)", i, g.Provider, nw.Node(2).ID)
+		}
+		if g.CID != sh.CID || g.Name != "notes.txt" || g.Path != out || g.Size != sh.Size {
+			t.Fatalf("node %d: get answer %+v", i, g)
+		}
+		if b, _ := os.ReadFile(out); !bytes.Equal(b, text) {
+			t.Fatalf("node %d: bytes differ", i)
+		}
+	}
+	// The human answer names the serving peer too.
+	r := nw.Node(3).Run("get", sh.CID, "-o", filepath.Join(dir, "by-cid.txt"))
+	if r.Code != 0 || !strings.Contains(r.Stdout, nw.Node(2).ID) {
+		t.Fatalf("get by CID: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// Default output: the name, in the current directory.
+	r = nw.Node(4).Run("get", "notes.txt")
+	if r.Code != 0 {
+		t.Fatalf("get into cwd: %s", r.Stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(nw.Dir, "notes.txt")); !bytes.Equal(b, text) {
+		t.Fatal("get without -o did not write NAME in the current directory")
+	}
+	// -o an existing directory: the file goes inside under its name.
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	if r = nw.Node(1).Run("get", "notes.txt", "-o", sub); r.Code != 0 {
+		t.Fatal(r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(sub, "notes.txt")); err != nil {
+		t.Fatal("get -o DIR did not write DIR/NAME")
+	}
+}
+
+func TestE2EParallelGetOfSeveralNames(t *testing.T) {
+	nw := startNetwork(t, 3)
+	dir := t.TempDir()
+	want := map[string][]byte{}
+	for i, sharer := range []int{1, 2, 1, 2} {
+		name := fmt.Sprintf("part-%d.txt", i)
+		b := make([]byte, 50_000+i)
+		rand.Read(b)
+		want[name] = b
+		if r := nw.Node(sharer).Run("share", writeFile(t, dir, name, b)); r.Code != 0 {
+			t.Fatal(r.Stderr)
+		}
+	}
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	var list []getOut
+	if err := nw.Node(3).JSON(&list, "get", "part-0.txt", "part-1.txt", "part-2.txt", "part-3.txt", "-o", out, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 4 {
+		t.Fatalf("want a JSON list of 4, got %d", len(list))
+	}
+	for i, g := range list {
+		wantProv := nw.Node([]int{1, 2, 1, 2}[i]).ID
+		if g.Error != "" || g.Provider != wantProv || g.Ref != g.Name {
+			t.Fatalf("entry %d: %+v (want provider %s)", i, g, wantProv)
+		}
+		if b, _ := os.ReadFile(filepath.Join(out, g.Name)); !bytes.Equal(b, want[g.Name]) {
+			t.Fatalf("%s: bytes differ", g.Name)
+		}
+	}
+	// One bad name among good ones: the good ones land, exit 1, the list says which failed.
+	r := nw.Node(3).Run("get", "part-0.txt", "missing.txt", "-o", out, "--json")
+	if r.Code != 1 || !strings.Contains(r.Stdout, `"error"`) || !strings.Contains(r.Stderr, "missing.txt") {
+		t.Fatalf("mixed get: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+func TestE2EIDAndPeersJSON(t *testing.T) {
+	nw := startNetwork(t, 3)
+	var id struct {
+		ID    string   `json:"id"`
+		Addrs []string `json:"addrs"`
+		API   string   `json:"api"`
+	}
+	if err := nw.Node(1).JSON(&id, "id", "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(id.ID, "12D3KooW") || !strings.HasPrefix(id.API, "http://127.0.0.1:") || len(id.Addrs) == 0 {
+		t.Fatalf("id %+v", id)
+	}
+	for _, a := range id.Addrs {
+		if !strings.HasSuffix(a, "/p2p/"+id.ID) {
+			t.Fatalf("address %s does not end in /p2p/ID", a)
+		}
+	}
+	var peers []struct {
+		ID    string   `json:"id"`
+		Addrs []string `json:"addrs"`
+		RTT   float64  `json:"rtt_ms"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := nw.Node(1).JSON(&peers, "peers", "--json"); err != nil {
+			t.Fatal(err)
+		}
+		if len(peers) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(peers) != 2 {
+		t.Fatalf("node 1 sees %d peers, want 2", len(peers))
+	}
+	for _, p := range peers {
+		if p.RTT <= 0 || len(p.Addrs) == 0 {
+			t.Fatalf("peer %+v: want a measured RTT and an address", p)
+		}
+	}
+}
+
+// TestE2EBadInput runs every kind of bad input through the CLI: each gets
+// one line on stderr and its exit code, the daemon keeps serving, and what
+// was stored before is still there and intact.
+func TestE2EBadInput(t *testing.T) {
+	nw := startNetwork(t, 2, "--max-file-size", "100000")
+	n1 := nw.Node(1)
+	dir := t.TempDir()
+	good := []byte("precious bytes\n")
+	var sh shareOut
+	if err := n1.JSON(&sh, "share", writeFile(t, dir, "precious.txt", good), "--json"); err != nil {
+		t.Fatal(err)
+	}
+	small := writeFile(t, dir, "small.txt", []byte("small\n"))
+	big := writeFile(t, dir, "big.txt", bytes.Repeat([]byte("x"), 100_001))
+	fileAsDir := writeFile(t, dir, "plainfile", []byte("x"))
+	noDaemon := t.TempDir()
+	staleRepo := t.TempDir()
+	writeFile(t, staleRepo, "api", []byte("http://127.0.0.1:1\n"))
+	writeFile(t, staleRepo, "api.token", []byte("x\n"))
+	badKey := writeFile(t, dir, "bad.key", []byte("not a swarm key"))
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"missing file", []string{"share", filepath.Join(dir, "nope.txt")}, 1, "no such file"},
+		{"directory", []string{"share", dir}, 1, "is a directory"},
+		{"empty name", []string{"share", small, "--name", ""}, 1, "empty"},
+		{"name dot", []string{"share", small, "--name", "."}, 1, "invalid name"},
+		{"name dotdot", []string{"share", small, "--name", ".."}, 1, "invalid name"},
+		{"name slash", []string{"share", small, "--name", "a/b.txt"}, 1, "path separator"},
+		{"name backslash", []string{"share", small, "--name", `a\b.txt`}, 1, "path separator"},
+		{"name traversal", []string{"share", small, "--name", "../../etc/passwd"}, 1, "invalid name"},
+		{"name control", []string{"share", small, "--name", "a\x01b"}, 1, "control character"},
+		{"name newline", []string{"share", small, "--name", "a\nb"}, 1, "control character"},
+		{"name too long", []string{"share", small, "--name", strings.Repeat("n", 256)}, 1, "limit is 255"},
+		{"file too large", []string{"share", big}, 1, "over the limit"},
+		{"unknown name", []string{"get", "never-shared.txt"}, 1, "no file named"},
+		{"invalid CID", []string{"get", "bafkreiabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvw"}, 1, "invalid CID"},
+		{"CIDv0", []string{"get", "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"}, 1, "invalid CID"},
+		{"get bad name", []string{"get", "a/b"}, 1, "invalid name"},
+		{"get into missing dir", []string{"get", "precious.txt", "-o", filepath.Join(dir, "no", "such", "f")}, 1, "output directory"},
+		{"several gets, -o a file", []string{"get", "a", "b", "-o", small}, 1, "existing directory"},
+		{"share no args", []string{"share"}, 2, "usage"},
+		{"get no args", []string{"get"}, 2, "usage"},
+		{"unknown flag", []string{"share", small, "--frobnicate"}, 2, "unknown flag"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkOneLineError(t, n1.Run(tc.args...), tc.code, tc.want)
+		})
+	}
+	// Commands whose repo or daemon is the problem.
+	repoCases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no daemon", []string{"--repo", noDaemon, "id"}, "no daemon running"},
+		{"stale api file", []string{"--repo", staleRepo, "peers"}, "no daemon running"},
+		{"second daemon on a repo", []string{"--repo", n1.Repo, "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}, "in use by another daemon"},
+		{"unwritable repo", []string{"--repo", filepath.Join(fileAsDir, "sub"), "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}, "not a directory"},
+		{"invalid listen multiaddr", []string{"--repo", t.TempDir(), "daemon", "--listen", "/ip4/999.1.1.1/tcp/1"}, "listen address"},
+		{"bootstrap without peer ID", []string{"--repo", t.TempDir(), "daemon", "--no-mdns", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "/p2p/PEER_ID"},
+		{"garbage bootstrap", []string{"--repo", t.TempDir(), "daemon", "--no-mdns", "--bootstrap", "not-an-addr"}, "bootstrap address"},
+		{"api off loopback", []string{"--repo", t.TempDir(), "daemon", "--no-mdns", "--api", "0.0.0.0:0"}, "loopback"},
+		{"bad swarm key", []string{"--repo", t.TempDir(), "daemon", "--no-mdns", "--swarm-key", badKey}, "swarm key"},
+	}
+	for _, tc := range repoCases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkOneLineError(t, nw.RunCLI(tc.args...), 1, tc.want)
+		})
+	}
+	// Nothing was lost: the daemon still serves, the stored file is intact.
+	out := filepath.Join(dir, "precious-again.txt")
+	var g getOut
+	if err := nw.Node(2).JSON(&g, "get", "precious.txt", "-o", out, "--json"); err != nil {
+		t.Fatalf("after bad input: %v", err)
+	}
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, good) || g.CID != sh.CID {
+		t.Fatal("after bad input: the stored file changed")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(n1.Repo, "store", "tmp")); len(ents) != 0 {
+		t.Fatalf("bad input left %d temp files in the store", len(ents))
+	}
+}
+
+func checkOneLineError(t *testing.T, r Result, code int, want string) {
+	t.Helper()
+	if r.Code != code {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.Code, code, r.Stdout, r.Stderr)
+	}
+	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "p2pshare: ") {
+		t.Fatalf("want one line 'p2pshare: ...' on stderr, got %q", r.Stderr)
+	}
+	if !strings.Contains(lines[0], want) {
+		t.Fatalf("error %q does not say %q", lines[0], want)
+	}
+}
+
+func TestE2EUploadAndDownloadOverHTTP(t *testing.T) {
+	nw := startNetwork(t, 2)
+	// Scripts use the API directly with the token from the repo.
+	c1, c2 := apiClient(t, nw.Node(1)), apiClient(t, nw.Node(2))
+	body := []byte("uploaded over plain HTTP\n")
+	res, err := c1.upload("web.txt", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, prov, err := c2.download("web.txt")
+	if err != nil || !bytes.Equal(got, body) || prov != nw.Node(1).ID || res.CID == "" {
+		t.Fatalf("download: %v, provider %s", err, prov)
+	}
+	if code := c2.status("GET", "/api/v1/id", ""); code != 200 {
+		t.Fatalf("id with token: %d", code)
+	}
+	if code := c2.status("GET", "/api/v1/id", "wrong"); code != 401 {
+		t.Fatalf("id with a wrong token: %d, want 401", code)
+	}
+}
+
+func TestE2ERestartKeepsIdentityAndServes(t *testing.T) {
+	nw := startNetwork(t, 3)
+	dir := t.TempDir()
+	if r := nw.Node(2).Run("share", writeFile(t, dir, "kept.txt", []byte("kept\n"))); r.Code != 0 {
+		t.Fatal(r.Stderr)
+	}
+	id := nw.Node(2).ID
+	nw.Node(2).Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := nw.Node(2).Start(ctx, nw.Node(1).TCPAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if nw.Node(2).ID != id {
+		t.Fatalf("peer ID changed across restart: %s -> %s", id, nw.Node(2).ID)
+	}
+	var g getOut
+	if err := nw.Node(3).JSON(&g, "get", "kept.txt", "-o", filepath.Join(dir, "out.txt"), "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if g.Provider != id {
+		t.Fatalf("served by %s after restart, want %s", g.Provider, id)
+	}
+}
+
+func TestE2EGracefulStopOnSIGTERM(t *testing.T) {
+	nw := startNetwork(t, 1)
+	d := nw.Node(1)
+	if err := d.Signal(15); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(15 * time.Second); err != nil {
+		t.Fatalf("daemon did not exit cleanly on SIGTERM: %v\n%s", err, d.LogTail(10))
+	}
+	if _, err := os.Stat(filepath.Join(d.Repo, "api")); !os.IsNotExist(err) {
+		t.Fatal("the api file outlived the daemon")
+	}
+	checkOneLineError(t, d.Run("id"), 1, "no daemon running")
+}

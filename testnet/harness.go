@@ -1,0 +1,300 @@
+// Package testnet starts, drives and stops networks of real p2pshare daemon
+// processes on this machine: the Go harness that end-to-end tests and
+// benchmarks use (testnet.sh is its shell twin for people). Each daemon has
+// its own repo under the network's directory and listens on 127.0.0.1 only,
+// with mDNS off so parallel networks never meet.
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Build compiles the p2pshare binary into dir and returns its path.
+func Build(dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	bin := filepath.Join(dir, "p2pshare")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/p2pshare")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build p2pshare: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Network is a set of daemons sharing one directory.
+type Network struct {
+	Bin   string
+	Dir   string
+	Args  []string // extra daemon flags for every node
+	mu    sync.Mutex
+	Nodes []*Daemon
+}
+
+// Daemon is one daemon process of a Network.
+type Daemon struct {
+	net   *Network
+	Index int // 1-based
+	Repo  string
+	Log   string
+	ID    string
+	Addrs []string // with /p2p/ID
+	cmd   *exec.Cmd
+	done  chan struct{}
+	err   error
+}
+
+// Result is the outcome of one CLI run.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// New returns an empty network in dir using the binary bin.
+func New(bin, dir string) *Network { return &Network{Bin: bin, Dir: dir} }
+
+// Up starts n daemons: the first, then the rest bootstrapped to it, and
+// waits until every one is ready.
+func (nw *Network) Up(ctx context.Context, n int) error {
+	first, err := nw.Add(ctx)
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := nw.Add(ctx, first.TCPAddr())
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Add starts one more daemon bootstrapped to the given addresses and waits
+// for it to be ready.
+func (nw *Network) Add(ctx context.Context, bootstrap ...string) (*Daemon, error) {
+	nw.mu.Lock()
+	d := &Daemon{net: nw, Index: len(nw.Nodes) + 1}
+	d.Repo = filepath.Join(nw.Dir, fmt.Sprintf("node%d", d.Index))
+	d.Log = filepath.Join(nw.Dir, fmt.Sprintf("node%d.log", d.Index))
+	nw.Nodes = append(nw.Nodes, d)
+	nw.mu.Unlock()
+	return d, d.Start(ctx, bootstrap...)
+}
+
+// Node returns daemon i (1-based).
+func (nw *Network) Node(i int) *Daemon { return nw.Nodes[i-1] }
+
+// Down stops every daemon (SIGTERM, then SIGKILL after a deadline).
+func (nw *Network) Down() {
+	var wg sync.WaitGroup
+	for _, d := range nw.Nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.Stop(10 * time.Second) }()
+	}
+	wg.Wait()
+}
+
+// Start runs the daemon and waits until its API answers.
+func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
+	// A restarted daemon listens where it did before, as a daemon on a fixed
+	// port would: peers that remember its address can dial it again.
+	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	if len(d.Addrs) > 0 {
+		listen = listen[:0]
+		for _, a := range d.Addrs {
+			listen = append(listen, strings.TrimSuffix(a, "/p2p/"+d.ID))
+		}
+	}
+	args := []string{"daemon", "--repo", d.Repo, "--api", "127.0.0.1:0", "--no-mdns"}
+	for _, l := range listen {
+		args = append(args, "--listen", l)
+	}
+	for _, b := range bootstrap {
+		args = append(args, "--bootstrap", b)
+	}
+	args = append(args, d.net.Args...)
+	logf, err := os.OpenFile(d.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(d.Repo, "api"))
+	cmd := exec.Command(d.net.Bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start node %d: %w", d.Index, err)
+	}
+	d.cmd, d.done = cmd, make(chan struct{})
+	go func() {
+		d.err = cmd.Wait()
+		logf.Close()
+		close(d.done)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			d.Kill()
+			return fmt.Errorf("node %d not ready after 20 s:\n%s", d.Index, d.LogTail(20))
+		}
+		select {
+		case <-d.done:
+			return fmt.Errorf("node %d exited (%v):\n%s", d.Index, d.err, d.LogTail(20))
+		case <-ctx.Done():
+			d.Kill()
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+		if _, err := os.Stat(filepath.Join(d.Repo, "api")); err != nil {
+			continue
+		}
+		var id struct {
+			ID    string   `json:"id"`
+			Addrs []string `json:"addrs"`
+		}
+		if err := d.JSON(&id, "id", "--json"); err == nil && id.ID != "" {
+			d.ID, d.Addrs = id.ID, id.Addrs
+			return nil
+		}
+	}
+}
+
+// Running reports whether the process is alive.
+func (d *Daemon) Running() bool {
+	if d.done == nil {
+		return false
+	}
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// PID returns the daemon's process ID.
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig syscall.Signal) error {
+	if !d.Running() {
+		return errors.New("not running")
+	}
+	return d.cmd.Process.Signal(sig)
+}
+
+// Kill sends SIGKILL and waits for the process to go.
+func (d *Daemon) Kill() {
+	if d.Running() {
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+// Stop sends SIGTERM, waits up to grace, then kills.
+func (d *Daemon) Stop(grace time.Duration) {
+	if !d.Running() {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(grace):
+		d.Kill()
+	}
+}
+
+// Wait waits for the process to exit and returns its error.
+func (d *Daemon) Wait(timeout time.Duration) error {
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(timeout):
+		return fmt.Errorf("node %d still running after %s", d.Index, timeout)
+	}
+}
+
+// TCPAddr is the daemon's TCP multiaddr with /p2p/ID.
+func (d *Daemon) TCPAddr() string {
+	for _, a := range d.Addrs {
+		if strings.Contains(a, "/tcp/") {
+			return a
+		}
+	}
+	return ""
+}
+
+// Run runs the CLI against this daemon's repo.
+func (d *Daemon) Run(args ...string) Result {
+	return d.net.RunCLI(append([]string{"--repo", d.Repo}, args...)...)
+}
+
+// RunCLI runs the binary with args, in the network's directory, with a
+// deadline of a minute.
+func (nw *Network) RunCLI(args ...string) Result {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nw.Bin, args...)
+	cmd.Dir = nw.Dir
+	cmd.Env = append(os.Environ(), "P2PSHARE_REPO=")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			code = -1
+			errb.WriteString(err.Error())
+		}
+	}
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// JSON runs the CLI and decodes its stdout into v.
+func (d *Daemon) JSON(v any, args ...string) error {
+	r := d.Run(args...)
+	if r.Code != 0 {
+		return fmt.Errorf("p2pshare %s: exit %d: %s", strings.Join(args, " "), r.Code, strings.TrimSpace(r.Stderr))
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), v); err != nil {
+		return fmt.Errorf("p2pshare %s: decode %q: %w", strings.Join(args, " "), r.Stdout, err)
+	}
+	return nil
+}
+
+// LogTail returns the last n lines of the daemon's log.
+func (d *Daemon) LogTail(n int) string {
+	b, _ := os.ReadFile(d.Log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
