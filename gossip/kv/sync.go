@@ -1,0 +1,256 @@
+package kv
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// SyncProtocol is the anti-entropy stream protocol. The initiator sends its
+// digest; the responder answers with its digest and then every record of
+// the buckets whose digests differ, ended by an empty frame; the initiator
+// then sends its own records of those buckets, ended the same way. Both
+// keep what wins. Frames are a uvarint length and that many bytes.
+const SyncProtocol = "/p2pshare/kv-sync/1.0.0"
+
+// Buckets is the number of digest buckets: a key's bucket is the first byte
+// of the SHA-256 of its namespace and key; a bucket's digest is the XOR of
+// the SHA-256 of its live records.
+const Buckets = 256
+
+// digestSize is the size of a whole digest frame.
+const digestSize = Buckets * sha256.Size
+
+// maxSyncRecords bounds the records one exchange may carry each way.
+const maxSyncRecords = 1 << 20
+
+// ErrBadSync: the peer broke the anti-entropy protocol.
+var ErrBadSync = errors.New("bad anti-entropy exchange")
+
+// SyncStats tells what one exchange moved.
+type SyncStats struct {
+	Differ   int // buckets whose digests differed
+	Sent     int
+	Received int
+	Applied  int
+}
+
+func bucketOf(id string) byte {
+	h := sha256.Sum256([]byte(id))
+	return h[0]
+}
+
+// digest returns the store's digest: one hash per bucket of the live
+// records (tombstones included, expired records not).
+func (s *Store) digest(now time.Time) []byte {
+	out := make([]byte, digestSize)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, r := range s.recs {
+		if r.Expired(now) {
+			continue
+		}
+		b := int(bucketOf(id))
+		d := r.digest()
+		for i := range d {
+			out[b*sha256.Size+i] ^= d[i]
+		}
+	}
+	return out
+}
+
+// differing returns which buckets of two digests differ.
+func differing(a, b []byte) map[byte]bool {
+	out := map[byte]bool{}
+	for i := 0; i < Buckets; i++ {
+		x, y := a[i*sha256.Size:(i+1)*sha256.Size], b[i*sha256.Size:(i+1)*sha256.Size]
+		if string(x) != string(y) {
+			out[byte(i)] = true
+		}
+	}
+	return out
+}
+
+// recordsIn returns the encoded live records of the given buckets.
+func (s *Store) recordsIn(buckets map[byte]bool, now time.Time) [][]byte {
+	if len(buckets) == 0 {
+		return nil
+	}
+	s.mu.RLock()
+	var rs []*Record
+	for id, r := range s.recs {
+		if !r.Expired(now) && buckets[bucketOf(id)] {
+			rs = append(rs, r)
+		}
+	}
+	s.mu.RUnlock()
+	out := make([][]byte, 0, len(rs))
+	for _, r := range rs {
+		if b, err := r.Marshal(); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// SyncWith runs one anti-entropy exchange with p.
+func (s *Store) SyncWith(ctx context.Context, p peer.ID) (SyncStats, error) {
+	var st SyncStats
+	str, err := s.h.NewStream(ctx, p, SyncProtocol)
+	if err != nil {
+		s.count(func(c *Stats) { c.SyncErrors++ })
+		return st, fmt.Errorf("anti-entropy with %s: open stream: %w", p, err)
+	}
+	defer str.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = str.SetDeadline(dl)
+	} else {
+		_ = str.SetDeadline(time.Now().Add(s.cfg.SyncTimeout))
+	}
+	st, err = s.exchange(str, true)
+	if err != nil {
+		str.Reset()
+		s.count(func(c *Stats) { c.SyncErrors++ })
+		return st, fmt.Errorf("anti-entropy with %s: %w", p, err)
+	}
+	s.count(func(c *Stats) { c.Syncs++; c.LastSync = time.Now() })
+	return st, nil
+}
+
+func (s *Store) handleSync(str network.Stream) {
+	defer str.Close()
+	_ = str.SetDeadline(time.Now().Add(s.cfg.SyncTimeout))
+	if _, err := s.exchange(str, false); err != nil {
+		s.log.Debug("anti-entropy from peer", "peer", str.Conn().RemotePeer(), "err", err)
+		str.Reset()
+	}
+}
+
+// exchange runs the protocol on str, as the initiator or the responder.
+func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) {
+	var st SyncStats
+	r := bufio.NewReaderSize(str, 64<<10)
+	w := bufio.NewWriterSize(str, 64<<10)
+	mine := s.digest(time.Now())
+	var theirs []byte
+	var err error
+	if initiator {
+		if err := writeFrame(w, mine); err != nil {
+			return st, err
+		}
+		if err := w.Flush(); err != nil {
+			return st, err
+		}
+	}
+	if theirs, err = readFrame(r, digestSize); err != nil {
+		return st, fmt.Errorf("read digest: %w", err)
+	}
+	if len(theirs) != digestSize {
+		return st, fmt.Errorf("%w: digest of %d bytes, want %d", ErrBadSync, len(theirs), digestSize)
+	}
+	diff := differing(mine, theirs)
+	st.Differ = len(diff)
+	send := func() error {
+		recs := s.recordsIn(diff, time.Now())
+		for _, b := range recs {
+			if err := writeFrame(w, b); err != nil {
+				return err
+			}
+		}
+		st.Sent = len(recs)
+		if err := writeFrame(w, nil); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if !initiator {
+		if err := writeFrame(w, mine); err != nil {
+			return st, err
+		}
+		if err := send(); err != nil {
+			return st, fmt.Errorf("send records: %w", err)
+		}
+	}
+	got, err := s.receive(r)
+	st.Received = len(got)
+	if err != nil {
+		return st, fmt.Errorf("receive records: %w", err)
+	}
+	if initiator {
+		if err := send(); err != nil {
+			return st, fmt.Errorf("send records: %w", err)
+		}
+	}
+	for i := 0; i < len(got); i += 1000 {
+		n, err := s.apply(got[i:min(i+1000, len(got))])
+		st.Applied += n
+		if err != nil {
+			return st, err
+		}
+	}
+	if st.Applied > 0 {
+		s.count(func(c *Stats) { c.AppliedSync += st.Applied })
+	}
+	return st, nil
+}
+
+// receive reads records until an empty frame, keeping the valid ones.
+func (s *Store) receive(r *bufio.Reader) ([]*Record, error) {
+	var out []*Record
+	now := time.Now()
+	for n := 0; ; n++ {
+		if n > maxSyncRecords {
+			return out, fmt.Errorf("%w: more than %d records", ErrBadSync, maxSyncRecords)
+		}
+		b, err := readFrame(r, MaxRecordSize)
+		if err != nil {
+			return out, err
+		}
+		if len(b) == 0 {
+			return out, nil
+		}
+		rec, err := Unmarshal(b)
+		if err != nil {
+			s.log.Debug("anti-entropy: dropped a bad record", "err", err)
+			continue
+		}
+		if err := rec.Check(now, s.cfg.MaxClockSkew); err != nil {
+			continue
+		}
+		s.clock.Observe(rec.Time)
+		out = append(out, rec)
+	}
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	var n [binary.MaxVarintLen64]byte
+	if _, err := w.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))]); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// readFrame reads one frame of at most max bytes.
+func readFrame(r *bufio.Reader, max int) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(max) {
+		return nil, fmt.Errorf("%w: frame of %d bytes, the limit is %d", ErrBadSync, n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
