@@ -73,6 +73,12 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	if err != nil {
 		return api.ShareResult{}, apiError(err)
 	}
+	if err := n.kv.PublishName(ctx, res.Name, res.CID, res.Size, res.Time); err != nil {
+		return api.ShareResult{}, api.Errorf(http.StatusInternalServerError, "share %q: add to the catalog: %v", res.Name, err)
+	}
+	if err := n.kv.PublishHolding(ctx, res.CID, ""); err != nil {
+		return api.ShareResult{}, api.Errorf(http.StatusInternalServerError, "share %q: record holding in the catalog: %v", res.Name, err)
+	}
 	return api.ShareResult{Name: res.Name, CID: res.CID.String(), Size: res.Size, Published: res.Published}, nil
 }
 

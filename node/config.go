@@ -10,6 +10,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/gossip"
+	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	SwarmKey pnet.PSK
 	// Gossip configures membership (see gossip.Config for defaults).
 	Gossip gossip.Config
+	// KV configures the key-value store and catalog (see kv.Config).
+	KV kv.Config
 	// Share configures the share service (see share.Config for defaults).
 	Share share.Config
 	// Logger receives the node's logs. Default slog.Default().
@@ -67,6 +70,7 @@ func DefaultConfig(repo string) Config {
 		BootstrapBackoff:    250 * time.Millisecond,
 		BootstrapBackoffMax: 30 * time.Second,
 		Gossip:              gossip.DefaultConfig(),
+		KV:                  kv.DefaultConfig(),
 		Share:               share.DefaultConfig(),
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/p2pshare/p2pshare/gossip"
+	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -54,6 +55,7 @@ type Node struct {
 	bw    *metrics.BandwidthCounter
 	ps    *pubsub.PubSub
 	memb  *gossip.Membership
+	kv    *kv.Store
 
 	started   time.Time
 	ctx       context.Context
@@ -135,6 +137,7 @@ func New(cfg Config) (n *Node, err error) {
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
 			share.NameNamespace: share.NameValidator{},
+			kv.DHTNamespace:     kv.Validator{Skew: cfg.KV.MaxClockSkew},
 		}),
 	)
 	if err != nil {
@@ -158,6 +161,13 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.kv, err = kv.Open(n.host, n.ps, n.dht, repo.Path(repoKVFile), cfg.KV, log)
+	if err != nil {
+		return nil, err
+	}
+	n.share.SetDirectory(catalogDirectory{n.kv})
+	n.wg.Add(1)
+	go n.announceCatalog()
 	if cfg.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
 		if err := n.mdns.Start(); err != nil {
@@ -262,6 +272,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.mdns != nil {
 			errs = append(errs, n.mdns.Close())
+		}
+		if n.kv != nil {
+			errs = append(errs, n.kv.Close())
 		}
 		if n.memb != nil {
 			errs = append(errs, n.memb.Close())

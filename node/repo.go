@@ -22,6 +22,7 @@ const (
 	RepoTokenFile = "api.token"    // bearer token of the running daemon's API, 0600
 	repoStoreDir  = "store"        // share's content store
 	repoDHTDir    = "dht"          // reserved for the DHT's datastore
+	repoKVFile    = "kv.db"        // the key-value store and catalog (bbolt)
 )
 
 // ErrRepoLocked: another daemon holds the repo.

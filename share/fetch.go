@@ -125,13 +125,22 @@ type candidate struct {
 	rtt time.Duration
 }
 
-// providers finds up to MaxProviders providers of c (other than this node),
-// ordered by measured RTT, lowest first, ties by peer ID.
+// providers finds up to MaxProviders providers of c (other than this node):
+// the holders the Directory knows and the providers the DHT finds, ordered
+// by measured RTT, lowest first, ties by peer ID.
 func (s *Service) providers(ctx context.Context, c cid.Cid) []candidate {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 	defer cancel()
 	var ids []peer.ID
 	seen := map[peer.ID]bool{}
+	if d := s.directory(); d != nil {
+		for _, p := range d.Holders(c) {
+			if p != s.h.ID() && !seen[p] && len(ids) < s.cfg.MaxProviders {
+				seen[p] = true
+				ids = append(ids, p)
+			}
+		}
+	}
 	for ai := range s.rt.FindProvidersAsync(ctx, c, s.cfg.MaxProviders) {
 		if ai.ID == s.h.ID() || ai.ID == "" || seen[ai.ID] {
 			continue

@@ -46,6 +46,9 @@ type Service struct {
 	kick      chan struct{}
 	pending   atomic.Bool // records wait for a peer to be announced to
 
+	dirMu sync.RWMutex // guards dir
+	dir   Directory
+
 	servesMu    sync.Mutex // guards servesTotal and servesPer
 	servesTotal int
 	servesPer   map[peer.ID]int
@@ -79,6 +82,29 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 	return s, nil
 }
 
+// Directory is what the network's catalog tells share: which file a name
+// stands for and who holds a file. node wires gossip's catalog to it; share
+// asks it before the DHT.
+type Directory interface {
+	// LookupName returns the file a name stands for.
+	LookupName(name string) (Resolved, bool)
+	// Holders returns the peers that hold c.
+	Holders(c cid.Cid) []peer.ID
+}
+
+// SetDirectory makes the service resolve names and find holders in d first.
+func (s *Service) SetDirectory(d Directory) {
+	s.dirMu.Lock()
+	s.dir = d
+	s.dirMu.Unlock()
+}
+
+func (s *Service) directory() Directory {
+	s.dirMu.RLock()
+	defer s.dirMu.RUnlock()
+	return s.dir
+}
+
 // Store returns the content store the service serves from.
 func (s *Service) Store() *Store { return s.store }
 
@@ -102,6 +128,8 @@ type ShareResult struct {
 	Name string
 	CID  cid.Cid
 	Size int64
+	// Time is the time of the name record.
+	Time time.Time
 	// Published is true when the name and provider records reached at least
 	// the DHT's lookup of the closest peers; false when this node had no
 	// peer yet (the records are then kept and announced when one connects).
@@ -126,7 +154,7 @@ func (s *Service) Share(ctx context.Context, r io.Reader, name string) (ShareRes
 	if err := s.store.PutName(rec); err != nil {
 		return ShareResult{}, fmt.Errorf("share %q: keep name record: %w", name, err)
 	}
-	res := ShareResult{Name: name, CID: c, Size: size}
+	res := ShareResult{Name: name, CID: c, Size: size, Time: rec.Time}
 	err = s.publish(ctx, rec)
 	switch {
 	case err == nil:
@@ -176,9 +204,10 @@ type Resolved struct {
 	Publisher peer.ID
 }
 
-// Resolve turns ref, a CID or a name, into a CID. A name is looked up in the
-// DHT (which answers from its local records first); an unknown name is
-// answered with ErrNotFound within LookupTimeout.
+// Resolve turns ref, a CID or a name, into a CID. A name is looked up in
+// the Directory (the local catalog) first, then in the DHT (which answers
+// from its local records first); an unknown name is answered with
+// ErrNotFound within LookupTimeout.
 func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	if c, err := cid.Decode(ref); err == nil {
 		if err := checkCID(c); err != nil {
@@ -190,6 +219,11 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	}
 	if err := ValidateName(ref); err != nil {
 		return Resolved{}, err
+	}
+	if d := s.directory(); d != nil {
+		if r, ok := d.LookupName(ref); ok {
+			return r, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 	defer cancel()

@@ -106,6 +106,9 @@ command but 'daemon' talks to the daemon of its repo.`,
 		newMembersCmd(),
 		newLeaveCmd(),
 		newKeygenCmd(),
+		newKVCmd(),
+		newLsCmd(),
+		newSearchCmd(),
 	)
 	return root
 }

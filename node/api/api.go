@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 )
@@ -32,6 +33,68 @@ type API interface {
 	Stats(ctx context.Context) (Stats, error)
 	// Shutdown stops the daemon.
 	Shutdown(ctx context.Context) error
+
+	// KVPut writes a key of the replicated key-value store.
+	KVPut(ctx context.Context, req KVPutRequest) (KVEntry, error)
+	// KVGet reads a key: the answer names its writer and time.
+	KVGet(ctx context.Context, key string) (KVEntry, error)
+	// KVDelete deletes a key everywhere; the answer is the tombstone.
+	KVDelete(ctx context.Context, key string) (KVEntry, error)
+	// KVList lists every live key, sorted.
+	KVList(ctx context.Context) ([]KVEntry, error)
+	// Catalog lists the network's shared names whose name holds term, in
+	// any case (every name when term is empty), sorted by name.
+	Catalog(ctx context.Context, term string) ([]CatalogEntry, error)
+}
+
+// KVPutRequest asks to write Key = Value, expiring after TTL (a Go
+// duration such as "30s" or "2h"; empty for never).
+type KVPutRequest struct {
+	Key   string
+	Value []byte
+	TTL   string
+}
+
+// KVEntry is one key of the store. Value holds the value when it is valid
+// UTF-8 text; otherwise ValueBase64 holds it.
+type KVEntry struct {
+	Key         string `json:"key"`
+	Value       string `json:"value"`
+	ValueBase64 string `json:"value_base64,omitempty"`
+	Size        int    `json:"size"`
+	Writer      string `json:"writer"`
+	Time        string `json:"time"` // RFC 3339, the write's hybrid-logical wall time
+	Logical     uint32 `json:"logical,omitempty"`
+	Expires     string `json:"expires,omitempty"` // RFC 3339, absent if never
+	Deleted     bool   `json:"deleted,omitempty"`
+}
+
+// Bytes returns the entry's value.
+func (e KVEntry) Bytes() []byte {
+	if e.ValueBase64 != "" {
+		b, err := base64.StdEncoding.DecodeString(e.ValueBase64)
+		if err == nil {
+			return b
+		}
+	}
+	return []byte(e.Value)
+}
+
+// CatalogEntry is one shared name of the network's catalog.
+type CatalogEntry struct {
+	Name      string       `json:"name"`
+	CID       string       `json:"cid"`
+	Size      int64        `json:"size"`
+	Publisher string       `json:"publisher"`
+	Time      string       `json:"time"`
+	Holders   []HolderInfo `json:"holders"`
+}
+
+// HolderInfo is a peer holding a file, in custody for another peer when
+// CustodyFor is set.
+type HolderInfo struct {
+	Peer       string `json:"peer"`
+	CustodyFor string `json:"custody_for,omitempty"`
 }
 
 // IDInfo is the answer of ID.

@@ -171,3 +171,45 @@ func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var out Stats
 	return out, c.call(ctx, http.MethodGet, "stats", nil, &out)
 }
+
+// kvPath is the KV endpoint for key.
+func kvPath(key string) string { return "kv?key=" + url.QueryEscape(key) }
+
+// KVPut implements API.
+func (c *Client) KVPut(ctx context.Context, req KVPutRequest) (KVEntry, error) {
+	var out KVEntry
+	p := kvPath(req.Key)
+	if req.TTL != "" {
+		p += "&ttl=" + url.QueryEscape(req.TTL)
+	}
+	resp, err := c.do(ctx, http.MethodPut, p, bytes.NewReader(req.Value), "application/octet-stream")
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// KVGet implements API.
+func (c *Client) KVGet(ctx context.Context, key string) (KVEntry, error) {
+	var out KVEntry
+	return out, c.call(ctx, http.MethodGet, kvPath(key), nil, &out)
+}
+
+// KVDelete implements API.
+func (c *Client) KVDelete(ctx context.Context, key string) (KVEntry, error) {
+	var out KVEntry
+	return out, c.call(ctx, http.MethodDelete, kvPath(key), nil, &out)
+}
+
+// KVList implements API.
+func (c *Client) KVList(ctx context.Context) ([]KVEntry, error) {
+	var out []KVEntry
+	return out, c.call(ctx, http.MethodGet, "kv/ls", nil, &out)
+}
+
+// Catalog implements API.
+func (c *Client) Catalog(ctx context.Context, term string) ([]CatalogEntry, error) {
+	var out []CatalogEntry
+	return out, c.call(ctx, http.MethodGet, "catalog?q="+url.QueryEscape(term), nil, &out)
+}

@@ -54,6 +54,11 @@ func NewServer(api API, token string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET "+PathPrefix+"members", s.handleMembers)
 	s.mux.HandleFunc("POST "+PathPrefix+"leave", s.handleLeave)
 	s.mux.HandleFunc("GET "+PathPrefix+"stats", s.handleStats)
+	s.mux.HandleFunc("GET "+PathPrefix+"kv", s.handleKVGet)
+	s.mux.HandleFunc("PUT "+PathPrefix+"kv", s.handleKVPut)
+	s.mux.HandleFunc("DELETE "+PathPrefix+"kv", s.handleKVDelete)
+	s.mux.HandleFunc("GET "+PathPrefix+"kv/ls", s.handleKVList)
+	s.mux.HandleFunc("GET "+PathPrefix+"catalog", s.handleCatalog)
 	return s
 }
 
@@ -173,6 +178,70 @@ func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	res, err := s.api.Stats(r.Context())
+	s.reply(w, res, err)
+}
+
+// MaxKVBody caps a KV value upload (the store's own limit is usually lower).
+const MaxKVBody = 1 << 20
+
+// kvKey returns the request's ?key=, answering an error when there is none.
+func kvKey(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !r.URL.Query().Has("key") {
+		writeError(w, Errorf(http.StatusBadRequest, "kv: no key given (?key=KEY; to list keys, GET %skv/ls)", PathPrefix))
+		return "", false
+	}
+	return r.URL.Query().Get("key"), true
+}
+
+func (s *Server) handleKVGet(w http.ResponseWriter, r *http.Request) {
+	key, ok := kvKey(w, r)
+	if !ok {
+		return
+	}
+	res, err := s.api.KVGet(r.Context(), key)
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleKVPut(w http.ResponseWriter, r *http.Request) {
+	key, ok := kvKey(w, r)
+	if !ok {
+		return
+	}
+	v, err := io.ReadAll(io.LimitReader(r.Body, MaxKVBody+1))
+	if err != nil {
+		writeError(w, Errorf(http.StatusBadRequest, "kv put: read value: %v", err))
+		return
+	}
+	if len(v) > MaxKVBody {
+		writeError(w, Errorf(http.StatusRequestEntityTooLarge, "kv put: value over %d bytes", MaxKVBody))
+		return
+	}
+	res, err := s.api.KVPut(r.Context(), KVPutRequest{Key: key, Value: v, TTL: r.URL.Query().Get("ttl")})
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleKVDelete(w http.ResponseWriter, r *http.Request) {
+	key, ok := kvKey(w, r)
+	if !ok {
+		return
+	}
+	res, err := s.api.KVDelete(r.Context(), key)
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleKVList(w http.ResponseWriter, r *http.Request) {
+	res, err := s.api.KVList(r.Context())
+	if res == nil {
+		res = []KVEntry{}
+	}
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
+	res, err := s.api.Catalog(r.Context(), r.URL.Query().Get("q"))
+	if res == nil {
+		res = []CatalogEntry{}
+	}
 	s.reply(w, res, err)
 }
 

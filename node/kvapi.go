@@ -1,0 +1,121 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/p2pshare/p2pshare/gossip/kv"
+	"github.com/p2pshare/p2pshare/node/api"
+)
+
+// KVPut implements api.API.
+func (n *Node) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, error) {
+	var ttl time.Duration
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil {
+			return api.KVEntry{}, api.Errorf(http.StatusBadRequest, "kv put %q: bad TTL %q: want a duration such as 90s, 15m or 2h", req.Key, req.TTL)
+		}
+		if d <= 0 {
+			return api.KVEntry{}, api.Errorf(http.StatusBadRequest, "kv put %q: bad TTL %q: must be positive", req.Key, req.TTL)
+		}
+		ttl = d
+	}
+	r, err := n.kv.Put(ctx, kv.NSUser, req.Key, req.Value, ttl)
+	if err != nil {
+		return api.KVEntry{}, kvError("kv put", req.Key, err)
+	}
+	return kvEntry(r), nil
+}
+
+// KVGet implements api.API.
+func (n *Node) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
+	r, err := n.kv.Get(ctx, kv.NSUser, key)
+	if err != nil {
+		return api.KVEntry{}, kvError("kv get", key, err)
+	}
+	return kvEntry(r), nil
+}
+
+// KVDelete implements api.API.
+func (n *Node) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
+	r, err := n.kv.Delete(ctx, kv.NSUser, key)
+	if err != nil {
+		return api.KVEntry{}, kvError("kv del", key, err)
+	}
+	return kvEntry(r), nil
+}
+
+// KVList implements api.API.
+func (n *Node) KVList(context.Context) ([]api.KVEntry, error) {
+	rs := n.kv.List(kv.NSUser, "")
+	out := make([]api.KVEntry, len(rs))
+	for i, r := range rs {
+		out[i] = kvEntry(r)
+	}
+	return out, nil
+}
+
+// Catalog implements api.API.
+func (n *Node) Catalog(_ context.Context, term string) ([]api.CatalogEntry, error) {
+	es := n.kv.Catalog(term)
+	out := make([]api.CatalogEntry, len(es))
+	for i, e := range es {
+		ce := api.CatalogEntry{Name: e.Name, CID: e.CID, Size: e.Size, Publisher: e.Publisher.String(),
+			Time: e.Time.Format(time.RFC3339Nano), Holders: []api.HolderInfo{}}
+		for _, h := range e.Holders {
+			hi := api.HolderInfo{Peer: h.Peer.String()}
+			if h.CustodyFor != "" {
+				hi.CustodyFor = h.CustodyFor.String()
+			}
+			ce.Holders = append(ce.Holders, hi)
+		}
+		out[i] = ce
+	}
+	return out, nil
+}
+
+func kvEntry(r *kv.Record) api.KVEntry {
+	e := api.KVEntry{Key: r.Key, Size: len(r.Value), Writer: r.Writer.String(),
+		Time: r.Time.Time().Format(time.RFC3339Nano), Logical: r.Time.Logical, Deleted: r.Deleted}
+	if utf8.Valid(r.Value) {
+		e.Value = string(r.Value)
+	} else {
+		e.ValueBase64 = base64.StdEncoding.EncodeToString(r.Value)
+	}
+	if r.Expires != 0 {
+		e.Expires = r.ExpiresAt().Format(time.RFC3339Nano)
+	}
+	return e
+}
+
+// kvError maps the store's errors to API statuses: "WHAT KEY: WHY".
+func kvError(what, key string, err error) error {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, kv.ErrBadKey), errors.Is(err, kv.ErrBadTTL):
+		status = http.StatusBadRequest
+	case errors.Is(err, kv.ErrBadValue):
+		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, kv.ErrNotFound):
+		status = http.StatusNotFound
+		return &api.Error{Status: status, Message: what + " " + quoteKey(key) + ": no such key"}
+	case errors.Is(err, context.Canceled):
+		status = 499
+	}
+	return &api.Error{Status: status, Message: what + " " + quoteKey(key) + ": " + err.Error()}
+}
+
+// quoteKey quotes a key for a one-line message, shortening a long one.
+func quoteKey(k string) string {
+	if len(k) > 64 {
+		k = strings.ToValidUTF8(k[:60], "") + "..."
+	}
+	return strconv.Quote(k)
+}
