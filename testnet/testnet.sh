@@ -72,7 +72,8 @@ usage: $PROG COMMAND [ARGS...]
   status            one line per node: state, pid, peer ID, API URL, peers
   down              stop every node of this testnet (safe to repeat)
   demo              the tour: up 5, share a file on node 2, get it on node 5,
-                    check the bytes, down
+                    check the bytes, list and search the catalog, write and
+                    read the key-value store, down
   help              this message
 
 run directory: $RUN  (set TESTNET_DIR to change it)
@@ -798,6 +799,28 @@ EOF
 	else
 		die "bytes differ"
 	fi
+
+	step "every node lists the catalog; node 3 searches it"
+	show_cmd 4 ls
+	cli 30 --repo "$(repo_of 4)" ls
+	show_cmd 3 search NOTES --json
+	js=$(cli 30 --repo "$(repo_of 3)" search NOTES --json)
+	echo "$js"
+	[[ $(json 'len(d)' <<<"$js") == 1 && $(json 'd[0]["cid"]' <<<"$js") == "$cid" ]] ||
+		die "search on node 3 did not find '$name'"
+
+	step "node 1 writes the key-value store; node 5 reads it"
+	show_cmd 1 kv put motd "\"welcome to the demo network\"" --ttl 1h
+	cli 30 --repo "$(repo_of 1)" kv put motd "welcome to the demo network" --ttl 1h
+	local tries=0
+	until js=$(cli 30 --repo "$(repo_of 5)" kv get motd --json 2>/dev/null); do
+		((++tries < 100)) || die "node 5 never saw the key node 1 wrote"
+		sleep 0.05
+	done
+	show_cmd 5 kv get motd
+	cli 30 --repo "$(repo_of 5)" kv get motd
+	[[ $(json 'd["writer"]' <<<"$js") == "$(json 'd["id"]' <<<"$(cli 30 --repo "$(repo_of 1)" id --json)")" ]] ||
+		die "node 5 names the wrong writer"
 
 	step "the network"
 	echo "\$ $PROG status"
