@@ -175,7 +175,7 @@ func (m *Membership) Members() []Member {
 	m.mu.Lock()
 	out := make([]Member, 0, len(m.members)+1)
 	self := Member{ID: m.h.ID(), State: StateAlive, Inc: m.inc, Seq: m.seq, LastSeen: time.Now(), Since: m.started,
-		Period: m.cfg.period(len(m.members) + 1), Self: true}
+		Period: m.cfg.period(m.liveLocked()), Self: true}
 	if m.left {
 		self.State = StateLeft
 	}
@@ -395,10 +395,23 @@ func (m *Membership) tickLoop() {
 	}
 }
 
+// liveLocked counts the members that are alive or suspect, this node
+// included: the N that sizes the heartbeat period. Dead and left members
+// stay in the table for ForgetAfter but send nothing.
+func (m *Membership) liveLocked() int {
+	n := 1
+	for _, mem := range m.members {
+		if mem.State == StateAlive || mem.State == StateSuspect {
+			n++
+		}
+	}
+	return n
+}
+
 func (m *Membership) period() time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cfg.period(len(m.members) + 1)
+	return m.cfg.period(m.liveLocked())
 }
 
 // forgiveStall credits every member with the time this node was stalled,
@@ -461,7 +474,7 @@ func (m *Membership) publishHeartbeat() {
 	}
 	m.seq++
 	msg := Message{Kind: KindHeartbeat, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq,
-		PeriodMillis: m.cfg.period(len(m.members) + 1).Milliseconds(), Files: files, FreeBytes: free}
+		PeriodMillis: m.cfg.period(m.liveLocked()).Milliseconds(), Files: files, FreeBytes: free}
 	for i, a := range addrs {
 		if i == maxAddrs {
 			break

@@ -375,3 +375,29 @@ func TestForgiveStallNeverPastNow(t *testing.T) {
 		t.Fatalf("last seen %s, want the 10 s stall credited", mem.LastSeen)
 	}
 }
+
+// The heartbeat period grows with the live members only: dead and left
+// members linger in the table for ForgetAfter but must not slow the rest.
+func TestPeriodCountsLiveMembersOnly(t *testing.T) {
+	cfg, err := Config{ScaleAt: 2}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Membership{cfg: cfg, members: map[peer.ID]*Member{}}
+	add := func(id string, s State) { m.members[peer.ID(id)] = &Member{ID: peer.ID(id), State: s} }
+	add("a", StateAlive)
+	if got := m.period(); got != cfg.Heartbeat {
+		t.Fatalf("2 live: period %s, want %s", got, cfg.Heartbeat)
+	}
+	add("b", StateDead)
+	add("c", StateLeft)
+	add("d", StateDead)
+	if got := m.period(); got != cfg.Heartbeat {
+		t.Fatalf("2 live and 3 gone: period %s, want %s", got, cfg.Heartbeat)
+	}
+	add("e", StateSuspect)
+	add("f", StateAlive)
+	if got, want := m.period(), cfg.Heartbeat*4/2; got != want {
+		t.Fatalf("4 live: period %s, want %s", got, want)
+	}
+}
