@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -59,9 +60,15 @@ func (c *Clock) Now() Timestamp {
 	pt := c.now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if pt > c.last.Wall {
+	switch {
+	case pt > c.last.Wall:
 		c.last = Timestamp{Wall: pt}
-	} else {
+	case c.last.Logical == math.MaxUint32:
+		// The counter is full (an observed record may carry any value):
+		// move to the next nanosecond rather than wrap back to 0, which
+		// would go before the last reading.
+		c.last = Timestamp{Wall: c.last.Wall + 1}
+	default:
 		c.last.Logical++
 	}
 	return c.last

@@ -50,6 +50,10 @@ type Store struct {
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
 	kick      chan peer.ID
+	// handlers tracks running anti-entropy handlers; handlersMu orders
+	// their Add against Close's Wait.
+	handlersMu sync.Mutex
+	handlers   sync.WaitGroup
 
 	mu   sync.RWMutex // guards recs and the db's contents
 	recs map[string]*Record
@@ -139,9 +143,12 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.h.Network().StopNotify(s.notifee)
 		s.h.RemoveStreamHandler(SyncProtocol)
+		s.handlersMu.Lock()
 		s.cancel()
+		s.handlersMu.Unlock()
 		s.sub.Cancel()
 		s.wg.Wait()
+		s.handlers.Wait()
 		err = errors.Join(s.topic.Close(), s.ps.UnregisterTopicValidator(Topic))
 		s.mu.Lock()
 		err = errors.Join(err, s.db.Close())
@@ -332,7 +339,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 		b, err := s.rt.GetValue(dctx, DHTKey(ns, key))
 		if err == nil {
 			r, err := Unmarshal(b)
-			if err == nil && r.NS == ns && r.Key == key && r.Check(now, s.cfg.MaxClockSkew) == nil {
+			if err == nil && r.NS == ns && r.Key == key && s.admit(r, now) == nil {
 				s.clock.Observe(r.Time)
 				if _, err := s.apply([]*Record{r}); err != nil {
 					s.log.Warn("keep record found in the DHT", "key", key, "err", err)
@@ -424,6 +431,16 @@ func (s *Store) apply(rs []*Record) (int, error) {
 	return len(seen), nil
 }
 
+// admit checks a verified record from another node against this node's
+// limits: not from further in the future than MaxClockSkew, not expired, a
+// value no larger than MaxValueSize.
+func (s *Store) admit(r *Record, now time.Time) error {
+	if len(r.Value) > s.cfg.MaxValueSize {
+		return fmt.Errorf("%w: value of %d bytes, this node's limit is %d", ErrBadRecord, len(r.Value), s.cfg.MaxValueSize)
+	}
+	return r.Check(now, s.cfg.MaxClockSkew)
+}
+
 // validate is the KV topic's validator: the record must be well formed,
 // signed by the peer that published it, and not from the future; an expired
 // one is ignored.
@@ -437,7 +454,7 @@ func (s *Store) validate(_ context.Context, _ peer.ID, msg *pubsub.Message) pubs
 		s.log.Debug("rejected KV message relayed as its own", "from", msg.GetFrom(), "writer", r.Writer)
 		return pubsub.ValidationReject
 	}
-	if err := r.Check(time.Now(), s.cfg.MaxClockSkew); err != nil {
+	if err := s.admit(r, time.Now()); err != nil {
 		if errors.Is(err, ErrExpired) {
 			return pubsub.ValidationIgnore
 		}
@@ -448,8 +465,13 @@ func (s *Store) validate(_ context.Context, _ peer.ID, msg *pubsub.Message) pubs
 	return pubsub.ValidationAccept
 }
 
+// receiveLoop hands the topic's records to applyLoop.
 func (s *Store) receiveLoop() {
 	defer s.wg.Done()
+	in := make(chan *Record, maxApplyBatch)
+	s.wg.Add(1)
+	go s.applyLoop(in)
+	defer close(in)
 	for {
 		msg, err := s.sub.Next(s.ctx)
 		if err != nil {
@@ -460,13 +482,43 @@ func (s *Store) receiveLoop() {
 			continue
 		}
 		s.clock.Observe(r.Time)
-		n, err := s.apply([]*Record{r})
+		select {
+		case in <- r:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// maxApplyBatch bounds how many received records one disk transaction
+// keeps.
+const maxApplyBatch = 512
+
+// applyLoop applies received records, as many as have arrived in one
+// transaction, so a burst of writes costs one fsync, not one each.
+func (s *Store) applyLoop(in <-chan *Record) {
+	defer s.wg.Done()
+	for r := range in {
+		batch := []*Record{r}
+	drain:
+		for len(batch) < maxApplyBatch {
+			select {
+			case r, ok := <-in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		n, err := s.apply(batch)
 		if err != nil {
-			s.log.Warn("apply KV update", "key", r.Key, "err", err)
+			s.log.Warn("apply KV updates", "records", len(batch), "err", err)
 			continue
 		}
 		if n > 0 {
-			s.count(func(st *Stats) { st.AppliedGossip++ })
+			s.count(func(st *Stats) { st.AppliedGossip += n })
 		}
 	}
 }

@@ -110,6 +110,10 @@ func (s *Store) SyncWith(ctx context.Context, p peer.ID) (SyncStats, error) {
 		return st, fmt.Errorf("anti-entropy with %s: open stream: %w", p, err)
 	}
 	defer str.Close()
+	// Reading and writing do not watch ctx: reset the stream when it ends,
+	// so Close never waits for a peer that stopped answering.
+	stop := context.AfterFunc(ctx, func() { str.Reset() })
+	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = str.SetDeadline(dl)
 	} else {
@@ -126,6 +130,17 @@ func (s *Store) SyncWith(ctx context.Context, p peer.ID) (SyncStats, error) {
 }
 
 func (s *Store) handleSync(str network.Stream) {
+	s.handlersMu.Lock()
+	if s.ctx.Err() != nil {
+		s.handlersMu.Unlock()
+		str.Reset()
+		return
+	}
+	s.handlers.Add(1)
+	s.handlersMu.Unlock()
+	defer s.handlers.Done()
+	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
+	defer stop()
 	defer str.Close()
 	_ = str.SetDeadline(time.Now().Add(s.cfg.SyncTimeout))
 	if _, err := s.exchange(str, false); err != nil {
@@ -158,8 +173,10 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 	}
 	diff := differing(mine, theirs)
 	st.Differ = len(diff)
+	// Choose what to send before receiving, so the initiator does not send
+	// back what the responder just gave it.
+	recs := s.recordsIn(diff, time.Now())
 	send := func() error {
-		recs := s.recordsIn(diff, time.Now())
 		for _, b := range recs {
 			if err := writeFrame(w, b); err != nil {
 				return err
@@ -179,8 +196,12 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 			return st, fmt.Errorf("send records: %w", err)
 		}
 	}
-	got, err := s.receive(r)
-	st.Received = len(got)
+	err = s.receiveInto(r, func(rs []*Record) error {
+		st.Received += len(rs)
+		n, err := s.apply(rs)
+		st.Applied += n
+		return err
+	})
 	if err != nil {
 		return st, fmt.Errorf("receive records: %w", err)
 	}
@@ -189,44 +210,70 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 			return st, fmt.Errorf("send records: %w", err)
 		}
 	}
-	for i := 0; i < len(got); i += 1000 {
-		n, err := s.apply(got[i:min(i+1000, len(got))])
-		st.Applied += n
-		if err != nil {
-			return st, err
-		}
-	}
 	if st.Applied > 0 {
 		s.count(func(c *Stats) { c.AppliedSync += st.Applied })
 	}
 	return st, nil
 }
 
-// receive reads records until an empty frame, keeping the valid ones.
+// receive reads records until an empty frame and returns the valid ones.
 func (s *Store) receive(r *bufio.Reader) ([]*Record, error) {
 	var out []*Record
+	err := s.receiveInto(r, func(rs []*Record) error {
+		out = append(out, rs...)
+		return nil
+	})
+	return out, err
+}
+
+// syncChunk is how many received records are handed on at once, so an
+// exchange holds at most this many in memory and applies them in one
+// transaction.
+const syncChunk = 1000
+
+// receiveInto reads records until an empty frame and hands the valid ones
+// (well formed, signed, within the size limit, not from the future, not
+// expired) to sink in chunks of syncChunk; the valid records read before an
+// error are handed on too.
+func (s *Store) receiveInto(r *bufio.Reader, sink func([]*Record) error) error {
+	var chunk []*Record
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := sink(chunk)
+		chunk = nil
+		return err
+	}
 	now := time.Now()
 	for n := 0; ; n++ {
 		if n > maxSyncRecords {
-			return out, fmt.Errorf("%w: more than %d records", ErrBadSync, maxSyncRecords)
+			return fmt.Errorf("%w: more than %d records", ErrBadSync, maxSyncRecords)
 		}
 		b, err := readFrame(r, MaxRecordSize)
 		if err != nil {
-			return out, err
+			// What arrived intact is signed and checked: keep it, so a
+			// broken exchange still makes progress.
+			return errors.Join(err, flush())
 		}
 		if len(b) == 0 {
-			return out, nil
+			return flush()
 		}
 		rec, err := Unmarshal(b)
-		if err != nil {
-			s.log.Debug("anti-entropy: dropped a bad record", "err", err)
-			continue
+		if err == nil {
+			err = s.admit(rec, now)
 		}
-		if err := rec.Check(now, s.cfg.MaxClockSkew); err != nil {
+		if err != nil {
+			s.log.Debug("anti-entropy: dropped a record", "err", err)
 			continue
 		}
 		s.clock.Observe(rec.Time)
-		out = append(out, rec)
+		chunk = append(chunk, rec)
+		if len(chunk) >= syncChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@
 //	go run ./testnet/bench members -n 20 -rounds 10   # detection of kill -9 and SIGSTOP
 //	go run ./testnet/bench traffic -n 10,20,50        # membership traffic per node
 //	go run ./testnet/bench load -n 10 -duration 5m    # false positives with both cores busy
+//	go run ./testnet/bench kv -n 20 -rounds 20 -keys 10000  # KV convergence and catch-up
 package main
 
 import (
@@ -28,7 +29,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench members|traffic|load [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench members|traffic|load|kv [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -39,6 +40,8 @@ func main() {
 		err = traffic(os.Args[2:])
 	case "load":
 		err = load(os.Args[2:])
+	case "kv":
+		err = kvBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

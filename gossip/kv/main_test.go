@@ -1,0 +1,11 @@
+package kv
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives the stores,
+// DHTs, GossipSubs and hosts they closed.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
