@@ -79,7 +79,16 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	if err := n.kv.PublishHolding(ctx, res.CID, ""); err != nil {
 		return api.ShareResult{}, api.Errorf(http.StatusInternalServerError, "share %q: record holding in the catalog: %v", res.Name, err)
 	}
-	return api.ShareResult{Name: res.Name, CID: res.CID.String(), Size: res.Size, Published: res.Published}, nil
+	out := api.ShareResult{Name: res.Name, CID: res.CID.String(), Size: res.Size, Published: res.Published, Replicas: []string{}}
+	reps, err := n.share.Replicate(ctx, res.CID, res.Size)
+	for _, p := range reps {
+		out.Replicas = append(out.Replicas, p.ID.String())
+	}
+	if err != nil {
+		out.ReplicaError = err.Error()
+		n.log.Warn("share: fewer copies than R", "name", res.Name, "err", err)
+	}
+	return out, nil
 }
 
 // Get implements api.API.
@@ -203,13 +212,34 @@ func (n *Node) Members(context.Context) ([]api.MemberInfo, error) {
 	return out, nil
 }
 
-// Leave implements api.API: goodbye on the membership topic, then the
-// daemon stops.
-func (n *Node) Leave(ctx context.Context) error {
-	if err := n.memb.Leave(ctx); err != nil {
-		return err
+// Leave implements api.API: every file that would fall below R live
+// copies is handed off to the closest live members (in custody for this
+// node), then goodbye on the membership topic, then the daemon stops. If a
+// hand-off fails the node stays.
+func (n *Node) Leave(ctx context.Context) (api.LeaveResult, error) {
+	moved, err := n.share.Relocate(ctx)
+	res := api.LeaveResult{Moved: []api.MovedFile{}}
+	names := n.namesByCID()
+	for _, m := range moved {
+		res.Moved = append(res.Moved, api.MovedFile{Names: names[m.CID.String()], CID: m.CID.String(), Size: m.Size,
+			To: m.To.String(), RTTMillis: millis(m.RTT)})
 	}
-	return n.Shutdown(ctx)
+	if err != nil {
+		return res, api.Errorf(http.StatusServiceUnavailable, "leave: %v; the node stays in the network", err)
+	}
+	if err := n.memb.Leave(ctx); err != nil {
+		return res, err
+	}
+	return res, n.Shutdown(ctx)
+}
+
+// namesByCID maps each CID of the catalog to its names.
+func (n *Node) namesByCID() map[string][]string {
+	out := map[string][]string{}
+	for _, e := range n.kv.Catalog("") {
+		out[e.CID] = append(out[e.CID], e.Name)
+	}
+	return out
 }
 
 // Stats implements api.API.

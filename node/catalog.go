@@ -7,6 +7,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/share"
 )
@@ -24,16 +25,24 @@ func (d catalogDirectory) LookupName(name string) (share.Resolved, bool) {
 	if err != nil {
 		return share.Resolved{}, false
 	}
-	return share.Resolved{Name: e.Name, CID: c, Size: e.Size, Publisher: e.Publisher}, true
+	return share.Resolved{Name: e.Name, CID: c, Size: e.Size, Publisher: e.Publisher, Time: e.Time}, true
 }
 
-func (d catalogDirectory) Holders(c cid.Cid) []peer.ID {
+func (d catalogDirectory) Holdings(c cid.Cid) []share.Holding {
 	hs := d.s.Holders(c.String())
-	out := make([]peer.ID, len(hs))
+	out := make([]share.Holding, len(hs))
 	for i, h := range hs {
-		out[i] = h.Peer
+		out[i] = share.Holding{Peer: h.Peer, CustodyFor: h.CustodyFor}
 	}
 	return out
+}
+
+func (d catalogDirectory) Hold(ctx context.Context, c cid.Cid, custodyFor peer.ID) error {
+	return d.s.PublishHolding(ctx, c, custodyFor)
+}
+
+func (d catalogDirectory) Unhold(ctx context.Context, c cid.Cid) error {
+	return d.s.DropHolding(ctx, c)
 }
 
 // announceCatalog puts this node's names and holdings in the catalog at
@@ -58,3 +67,33 @@ func (n *Node) announceCatalog() {
 
 // KV returns the node's key-value store and catalog.
 func (n *Node) KV() *kv.Store { return n.kv }
+
+// membershipCluster lets share's replication see who is up.
+type membershipCluster struct{ m *gossip.Membership }
+
+func (c membershipCluster) Live() []share.Peer {
+	var out []share.Peer
+	for _, m := range c.m.Members() {
+		if !m.Self && (m.State == gossip.StateAlive || m.State == gossip.StateSuspect) {
+			out = append(out, share.Peer{ID: m.ID, RTT: m.RTT})
+		}
+	}
+	return out
+}
+
+// watchMembers asks share for a replication check on every membership
+// change: a death to repair, a return to give files back to.
+func (n *Node) watchMembers(events <-chan gossip.Event) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+			n.share.KickReplication()
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node/api"
 )
@@ -70,7 +72,7 @@ func (n *Node) Catalog(_ context.Context, term string) ([]api.CatalogEntry, erro
 		ce := api.CatalogEntry{Name: e.Name, CID: e.CID, Size: e.Size, Publisher: e.Publisher.String(),
 			Time: e.Time.Format(time.RFC3339Nano), Holders: []api.HolderInfo{}}
 		for _, h := range e.Holders {
-			hi := api.HolderInfo{Peer: h.Peer.String()}
+			hi := api.HolderInfo{Peer: h.Peer.String(), State: n.stateOf(h.Peer)}
 			if h.CustodyFor != "" {
 				hi.CustodyFor = h.CustodyFor.String()
 			}
@@ -118,4 +120,16 @@ func quoteKey(k string) string {
 		k = strings.ToValidUTF8(k[:60], "") + "..."
 	}
 	return strconv.Quote(k)
+}
+
+// stateOf is p's membership state as this node sees it ("unknown" if never
+// heard of).
+func (n *Node) stateOf(p peer.ID) string {
+	if p == n.host.ID() {
+		return "alive"
+	}
+	if m, ok := n.memb.Member(p); ok {
+		return m.State.String()
+	}
+	return "unknown"
 }

@@ -166,8 +166,11 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.share.SetDirectory(catalogDirectory{n.kv})
-	n.wg.Add(1)
+	n.share.StartReplication(membershipCluster{n.memb})
+	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
+	n.wg.Add(2)
 	go n.announceCatalog()
+	go n.watchMembers(events)
 	if cfg.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
 		if err := n.mdns.Start(); err != nil {

@@ -35,20 +35,39 @@ type Config struct {
 	// names are put again, well before the DHT's records expire (provider
 	// records 48 h, values 36 h). Default 12 h.
 	ReprovideInterval time.Duration
+	// Replicas is R, how many nodes keep a copy of each file: after a
+	// share the publisher copies it to the R-1 closest live members, a
+	// holder's death is repaired, a leaving node hands off first.
+	// Default 2; 1 turns replication off.
+	Replicas int
+	// ReplicationInterval is how often a node checks that what it holds
+	// still has R live holders (it also checks on every membership
+	// change). Default 5 s.
+	ReplicationInterval time.Duration
+	// ReplicateTimeout bounds one copy to another node. Default 10 min.
+	ReplicateTimeout time.Duration
+	// ReplicationDelay is how long after start the first check waits, so
+	// the node has heard the members and caught up with the catalog.
+	// Default 5 s.
+	ReplicationDelay time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		MaxFileSize:       4 << 30,
-		MaxServes:         64,
-		MaxServesPerPeer:  8,
-		StallTimeout:      5 * time.Second,
-		RequestTimeout:    10 * time.Second,
-		LookupTimeout:     10 * time.Second,
-		PingTimeout:       time.Second,
-		MaxProviders:      20,
-		ReprovideInterval: 12 * time.Hour,
+		MaxFileSize:         4 << 30,
+		MaxServes:           64,
+		MaxServesPerPeer:    8,
+		StallTimeout:        5 * time.Second,
+		RequestTimeout:      10 * time.Second,
+		LookupTimeout:       10 * time.Second,
+		PingTimeout:         time.Second,
+		MaxProviders:        20,
+		ReprovideInterval:   12 * time.Hour,
+		Replicas:            2,
+		ReplicationInterval: 5 * time.Second,
+		ReplicateTimeout:    10 * time.Minute,
+		ReplicationDelay:    5 * time.Second,
 	}
 }
 
@@ -82,12 +101,27 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReprovideInterval == 0 {
 		c.ReprovideInterval = d.ReprovideInterval
 	}
+	if c.Replicas == 0 {
+		c.Replicas = d.Replicas
+	}
+	if c.ReplicationInterval == 0 {
+		c.ReplicationInterval = d.ReplicationInterval
+	}
+	if c.ReplicateTimeout == 0 {
+		c.ReplicateTimeout = d.ReplicateTimeout
+	}
+	if c.ReplicationDelay == 0 {
+		c.ReplicationDelay = d.ReplicationDelay
+	}
 	switch {
+	case c.Replicas < 0 || c.Replicas > 16:
+		return c, fmt.Errorf("share config: Replicas %d is outside 1..16", c.Replicas)
 	case c.MaxFileSize < 0:
 		return c, fmt.Errorf("share config: MaxFileSize %d is negative", c.MaxFileSize)
 	case c.MaxServes < 0 || c.MaxServesPerPeer < 0 || c.MaxProviders < 0:
 		return c, fmt.Errorf("share config: negative limit")
-	case c.StallTimeout < 0 || c.RequestTimeout < 0 || c.LookupTimeout < 0 || c.PingTimeout < 0 || c.ReprovideInterval < 0:
+	case c.StallTimeout < 0 || c.RequestTimeout < 0 || c.LookupTimeout < 0 || c.PingTimeout < 0 || c.ReprovideInterval < 0 ||
+		c.ReplicationInterval < 0 || c.ReplicateTimeout < 0 || c.ReplicationDelay < 0:
 		return c, fmt.Errorf("share config: negative duration")
 	}
 	return c, nil

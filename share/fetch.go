@@ -128,14 +128,20 @@ type candidate struct {
 // providers finds up to MaxProviders providers of c (other than this node):
 // the holders the Directory knows and the providers the DHT finds, ordered
 // by measured RTT, lowest first, ties by peer ID.
-func (s *Service) providers(ctx context.Context, c cid.Cid) []candidate {
+func (s *Service) providers(ctx context.Context, c cid.Cid, prefer ...peer.ID) []candidate {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 	defer cancel()
 	var ids []peer.ID
 	seen := map[peer.ID]bool{}
+	for _, p := range prefer {
+		if p != s.h.ID() && p != "" && !seen[p] {
+			seen[p] = true
+			ids = append(ids, p)
+		}
+	}
 	if d := s.directory(); d != nil {
-		for _, p := range d.Holders(c) {
-			if p != s.h.ID() && !seen[p] && len(ids) < s.cfg.MaxProviders {
+		for _, h := range d.Holdings(c) {
+			if p := h.Peer; p != s.h.ID() && !seen[p] && len(ids) < s.cfg.MaxProviders {
 				seen[p] = true
 				ids = append(ids, p)
 			}
@@ -199,8 +205,8 @@ func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candi
 // does not hash to c is discarded and started again from zero with the next
 // provider. A provider left for a transient failure gets one more turn at the
 // end of the queue.
-func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, out *GetResult, progress Progress) error {
-	queue := s.providers(ctx, c)
+func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, out *GetResult, progress Progress, prefer ...peer.ID) error {
+	queue := s.providers(ctx, c, prefer...)
 	if len(queue) == 0 {
 		return fmt.Errorf("%w for %s (searched the DHT through %d connected peers)", ErrNoProviders, c, len(s.h.Network().Peers()))
 	}

@@ -46,8 +46,10 @@ type Service struct {
 	kick      chan struct{}
 	pending   atomic.Bool // records wait for a peer to be announced to
 
-	dirMu sync.RWMutex // guards dir
-	dir   Directory
+	dirMu   sync.RWMutex // guards dir and cluster
+	dir     Directory
+	cluster Cluster
+	repKick chan struct{}
 
 	servesMu    sync.Mutex // guards servesTotal and servesPer
 	servesTotal int
@@ -72,7 +74,7 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		h: h, rt: rt, store: store, key: key, cfg: cfg, log: log.With("component", "share"),
-		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
+		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), repKick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
 	}
 	h.SetStreamHandler(ProtocolID, s.handleGet)
 	s.notifee = &network.NotifyBundle{ConnectedF: func(network.Network, network.Conn) { s.Kick() }}
@@ -88,8 +90,19 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 type Directory interface {
 	// LookupName returns the file a name stands for.
 	LookupName(name string) (Resolved, bool)
-	// Holders returns the peers that hold c.
-	Holders(c cid.Cid) []peer.ID
+	// Holdings returns who holds c, and for whom.
+	Holdings(c cid.Cid) []Holding
+	// Hold records that this node holds c (in custody for another peer
+	// when custodyFor is set); Unhold that it no longer does.
+	Hold(ctx context.Context, c cid.Cid, custodyFor peer.ID) error
+	Unhold(ctx context.Context, c cid.Cid) error
+}
+
+// Holding is one peer holding a file, in custody for another peer (that
+// left) when CustodyFor is set.
+type Holding struct {
+	Peer       peer.ID
+	CustodyFor peer.ID
 }
 
 // SetDirectory makes the service resolve names and find holders in d first.
@@ -116,6 +129,7 @@ func (s *Service) Config() Config { return s.cfg }
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.h.RemoveStreamHandler(ProtocolID)
+		s.h.RemoveStreamHandler(ReplicateProtocol)
 		s.h.Network().StopNotify(s.notifee)
 		s.cancel()
 		s.wg.Wait()
@@ -202,12 +216,12 @@ type Resolved struct {
 	CID       cid.Cid
 	Size      int64 // -1 when unknown (a bare CID)
 	Publisher peer.ID
+	Time      time.Time // of the name record; zero for a bare CID
 }
 
 // Resolve turns ref, a CID or a name, into a CID. A name is looked up in
-// the Directory (the local catalog) first, then in the DHT (which answers
-// from its local records first); an unknown name is answered with
-// ErrNotFound within LookupTimeout.
+// the Directory (the local catalog) and in the DHT, and the newer record
+// wins; an unknown name is answered with ErrNotFound within LookupTimeout.
 func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	if c, err := cid.Decode(ref); err == nil {
 		if err := checkCID(c); err != nil {
@@ -220,14 +234,23 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	if err := ValidateName(ref); err != nil {
 		return Resolved{}, err
 	}
+	// The catalog answers at once but may lag a publish by a gossip hop;
+	// the DHT holds the record every share waits for. Ask both and keep
+	// the newer, giving the DHT less time when the catalog knows the name.
+	var cat Resolved
+	var inCatalog bool
+	timeout := s.cfg.LookupTimeout
 	if d := s.directory(); d != nil {
-		if r, ok := d.LookupName(ref); ok {
-			return r, nil
+		if cat, inCatalog = d.LookupName(ref); inCatalog {
+			timeout = min(timeout, catalogCheckTimeout)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	val, err := s.rt.GetValue(ctx, NameKey(ref))
+	if err != nil && inCatalog {
+		return cat, nil
+	}
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
 			return Resolved{}, fmt.Errorf("no file named %q: %w (searched the DHT through %d connected peers)",
@@ -239,8 +262,15 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	if err != nil {
 		return Resolved{}, fmt.Errorf("resolve %q: %w", ref, err)
 	}
-	return Resolved{Name: rec.Name, CID: rec.CID, Size: rec.Size, Publisher: rec.Publisher}, nil
+	if inCatalog && !rec.Time.After(cat.Time) {
+		return cat, nil
+	}
+	return Resolved{Name: rec.Name, CID: rec.CID, Size: rec.Size, Publisher: rec.Publisher, Time: rec.Time}, nil
 }
+
+// catalogCheckTimeout bounds the DHT lookup of a name the catalog already
+// knows: only a fresher record is looked for.
+const catalogCheckTimeout = 2 * time.Second
 
 // looksLikeCID reports whether s was meant as a CID (a multibase-base32
 // CIDv1 or a base58 CIDv0), so a mistyped one is reported as such and not as

@@ -251,6 +251,24 @@ func (s *Store) Open(c cid.Cid) (*os.File, int64, error) {
 	return f, fi.Size(), nil
 }
 
+// Remove drops the held file c: first from the metadata (so it is no
+// longer served or listed), then from disk. Removing a file not held is a
+// no-op. A transfer already reading it finishes (the open file outlives the
+// unlink).
+func (s *Store) Remove(c cid.Cid) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketHeld).Delete(c.Bytes()) }); err != nil {
+		return fmt.Errorf("store: forget %s: %w", c, err)
+	}
+	if err := os.Remove(s.path(c)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: remove %s: %w", c, err)
+	}
+	syncDir(s.blocks)
+	return nil
+}
+
 // List returns every held file, oldest first.
 func (s *Store) List() []Held {
 	var out []Held

@@ -80,6 +80,9 @@ func runCatalog(cmd *cobra.Command, what, term string) error {
 		hs := make([]string, len(e.Holders))
 		for i, h := range e.Holders {
 			hs[i] = shortID(h.Peer)
+			if h.State != "alive" && h.State != "" {
+				hs[i] += " " + h.State
+			}
 			if h.CustodyFor != "" {
 				hs[i] += " (for " + shortID(h.CustodyFor) + ")"
 			}

@@ -31,6 +31,7 @@ const (
 	optMaxFileSize = "max-file-size"
 	optLogLevel    = "log-level"
 	optLocal       = "local"
+	optReplicas    = "replicas"
 )
 
 // swarmKeyFile is the swarm key a daemon picks up from its repo.
@@ -65,6 +66,7 @@ address is written to REPO/api and its bearer token to REPO/api.token.`,
 	f.Int(optMaxPeers, 200, "maximum number of connected peers")
 	f.Int64(optMaxFileSize, 4<<30, "largest file in bytes this node shares, stores or fetches")
 	f.String(optLogLevel, "info", "log level: debug, info, warn or error")
+	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
 	return cmd
 }
@@ -101,6 +103,10 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	}
 	cfg.MaxPeers, _ = f.GetInt(optMaxPeers)
 	cfg.Share.MaxFileSize, _ = f.GetInt64(optMaxFileSize)
+	cfg.Share.Replicas, _ = f.GetInt(optReplicas)
+	if cfg.Share.Replicas < 1 || cfg.Share.Replicas > 16 {
+		return usageError{fmt.Sprintf("--%s %d: want 1 to 16", optReplicas, cfg.Share.Replicas)}
+	}
 	if cfg.Share.MaxFileSize <= 0 {
 		return usageError{fmt.Sprintf("--%s must be positive", optMaxFileSize)}
 	}

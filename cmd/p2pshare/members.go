@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -58,24 +59,46 @@ its incarnation (which grows on every restart) and its RTT.`,
 }
 
 func newLeaveCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "leave",
-		Short: "Leave the network gracefully and stop the daemon",
-		Long: `leave tells the network goodbye on the membership topic, so every other node
-marks this one 'left' at once instead of waiting to declare it dead, and
-then stops the daemon.`,
-		Example: `  p2pshare leave`,
-		Args:    exactArgs(0, "no arguments"),
+		Short: "Hand off files, leave the network gracefully and stop the daemon",
+		Long: `leave first hands off every file this node holds that would otherwise fall
+below R copies (or that only it holds): each goes to the closest live member
+by RTT, which keeps it in custody until this node comes back (then gives it
+back). It waits until every copy is verified there and prints what moved
+where. Then it tells the network goodbye on the membership topic, so every
+other node marks this one 'left' at once, and stops the daemon. If a file
+cannot be handed off, the node stays and says why.`,
+		Example: `  p2pshare leave
+  p2pshare leave --json | jq -r '.moved[] | .cid + " -> " + .to'`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client(cmd)
 			if err != nil {
 				return err
 			}
-			if err := c.Leave(cmd.Context()); err != nil {
-				return fail("leave", err)
+			res, err := c.Leave(cmd.Context())
+			if err != nil {
+				return fail("", err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "left the network; the daemon is stopping")
+			out := cmd.OutOrStdout()
+			if jsonFlag(cmd) {
+				return printJSON(out, res)
+			}
+			for _, m := range res.Moved {
+				name := m.CID
+				if len(m.Names) > 0 {
+					name = strings.Join(m.Names, ", ")
+				}
+				fmt.Fprintf(out, "moved %s (%d bytes) to %s (rtt %.2f ms), in custody until this node returns\n", name, m.Size, m.To, m.RTTMillis)
+			}
+			if len(res.Moved) == 0 {
+				fmt.Fprintln(out, "nothing to hand off: every file this node holds has enough other copies")
+			}
+			fmt.Fprintln(out, "left the network; the daemon is stopping")
 			return nil
 		},
 	}
+	addJSONFlag(cmd)
+	return cmd
 }

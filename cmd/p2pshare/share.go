@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -73,6 +74,12 @@ FILE '-' reads standard input (then --name is required).`,
 				return printJSON(out, res)
 			}
 			fmt.Fprintf(out, "shared %s\n  cid  %s\n  size %d bytes\n", res.Name, res.CID, res.Size)
+			if len(res.Replicas) > 0 {
+				fmt.Fprintf(out, "  copies on %s\n", strings.Join(res.Replicas, ", "))
+			}
+			if res.ReplicaError != "" {
+				fmt.Fprintf(out, "  warning: %s\n", res.ReplicaError)
+			}
 			if !res.Published {
 				fmt.Fprintln(out, "  note: no peer connected yet; the name is announced when one connects")
 			}

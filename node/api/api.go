@@ -27,8 +27,9 @@ type API interface {
 	Peers(ctx context.Context) ([]PeerInfo, error)
 	// Members lists the members table, this node included.
 	Members(ctx context.Context) ([]MemberInfo, error)
-	// Leave says goodbye to the network and stops the daemon.
-	Leave(ctx context.Context) error
+	// Leave hands off what would fall below R copies without this node,
+	// says goodbye to the network and stops the daemon.
+	Leave(ctx context.Context) (LeaveResult, error)
 	// Stats reports the node's network traffic, in total and by protocol.
 	Stats(ctx context.Context) (Stats, error)
 	// Shutdown stops the daemon.
@@ -95,6 +96,7 @@ type CatalogEntry struct {
 type HolderInfo struct {
 	Peer       string `json:"peer"`
 	CustodyFor string `json:"custody_for,omitempty"`
+	State      string `json:"state"` // the holder's membership state as this node sees it
 }
 
 // IDInfo is the answer of ID.
@@ -117,6 +119,24 @@ type ShareResult struct {
 	CID       string `json:"cid"`
 	Size      int64  `json:"size"`
 	Published bool   `json:"published"` // false: no peer yet, announced when one connects
+	// Replicas are the peers that received a copy (replication factor R).
+	Replicas []string `json:"replicas"`
+	// ReplicaError says why fewer than R copies were made, if so.
+	ReplicaError string `json:"replica_error,omitempty"`
+}
+
+// LeaveResult is the answer of Leave: what moved where.
+type LeaveResult struct {
+	Moved []MovedFile `json:"moved"`
+}
+
+// MovedFile is one file handed off by a leaving node, kept in custody by To.
+type MovedFile struct {
+	Names     []string `json:"names,omitempty"`
+	CID       string   `json:"cid"`
+	Size      int64    `json:"size"`
+	To        string   `json:"to"`
+	RTTMillis float64  `json:"rtt_ms"`
 }
 
 // GetRequest asks to fetch Ref (a name or a CID) into Path, an absolute

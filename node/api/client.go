@@ -161,9 +161,9 @@ func (c *Client) Members(ctx context.Context) ([]MemberInfo, error) {
 }
 
 // Leave implements API.
-func (c *Client) Leave(ctx context.Context) error {
-	var out map[string]bool
-	return c.call(ctx, http.MethodPost, "leave", nil, &out)
+func (c *Client) Leave(ctx context.Context) (LeaveResult, error) {
+	var out LeaveResult
+	return out, c.call(ctx, http.MethodPost, "leave", nil, &out)
 }
 
 // Stats implements API.

@@ -172,8 +172,11 @@ func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
-	err := s.api.Leave(r.Context())
-	s.reply(w, map[string]bool{"ok": err == nil}, err)
+	res, err := s.api.Leave(r.Context())
+	if res.Moved == nil {
+		res.Moved = []MovedFile{}
+	}
+	s.reply(w, res, err)
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {

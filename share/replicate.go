@@ -1,0 +1,442 @@
+package share
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// ReplicateProtocol asks a peer to hold a file: the request names the CID,
+// its size, a peer to fetch it from and, for a relocation, the peer the copy
+// is kept in custody for; the answer comes once the copy is verified and
+// stored (or at once if it was already held). Requests and answers are one
+// JSON line each.
+const ReplicateProtocol = "/p2pshare/replicate/1.0.0"
+
+// maxReplicateLine caps a request or answer line.
+const maxReplicateLine = 4096
+
+// Peer is a live member as replication sees it.
+type Peer struct {
+	ID  peer.ID
+	RTT time.Duration // 0 when not measured
+}
+
+// Cluster is what replication needs to know of the network; node wires
+// gossip's membership to it.
+type Cluster interface {
+	// Live returns the members other than this node that count as up:
+	// alive or suspect (nothing is repaired on a mere suspicion).
+	Live() []Peer
+}
+
+// ReplicateRequest is the request of ReplicateProtocol.
+type ReplicateRequest struct {
+	CID        string  `json:"cid"`
+	Size       int64   `json:"size"`
+	From       peer.ID `json:"from,omitempty"`
+	CustodyFor peer.ID `json:"custody_for,omitempty"`
+}
+
+// ReplicateAnswer is the answer of ReplicateProtocol.
+type ReplicateAnswer struct {
+	OK    bool   `json:"ok"`
+	Had   bool   `json:"had,omitempty"` // it already held the file
+	Error string `json:"error,omitempty"`
+}
+
+// Moved is one file relocated by a leave.
+type Moved struct {
+	CID  cid.Cid
+	Size int64
+	To   peer.ID
+	RTT  time.Duration
+}
+
+// StartReplication makes the service keep R copies of what it holds, using
+// c for who is up. It checks ReplicationDelay after start, then on every
+// KickReplication and every ReplicationInterval.
+func (s *Service) StartReplication(c Cluster) {
+	s.dirMu.Lock()
+	s.cluster = c
+	s.dirMu.Unlock()
+	s.h.SetStreamHandler(ReplicateProtocol, s.handleReplicate)
+	s.wg.Add(1)
+	go s.replicationLoop()
+}
+
+// KickReplication asks for a replication check now (membership changed).
+func (s *Service) KickReplication() {
+	select {
+	case s.repKick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) clusterView() Cluster {
+	s.dirMu.RLock()
+	defer s.dirMu.RUnlock()
+	return s.cluster
+}
+
+func (s *Service) replicationLoop() {
+	defer s.wg.Done()
+	// A node that just started has not yet heard every member nor caught
+	// up with the catalog: a check now would see too few holders and copy
+	// files that have enough.
+	select {
+	case <-s.ctx.Done():
+		return
+	case <-time.After(s.cfg.ReplicationDelay):
+	}
+	t := time.NewTicker(s.cfg.ReplicationInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		case <-s.repKick:
+		}
+		s.checkReplicas(s.ctx)
+	}
+}
+
+// liveSet returns the live members by ID.
+func (s *Service) liveSet() map[peer.ID]Peer {
+	out := map[peer.ID]Peer{}
+	if c := s.clusterView(); c != nil {
+		for _, p := range c.Live() {
+			out[p.ID] = p
+		}
+	}
+	return out
+}
+
+// byRTT sorts peers by RTT (unmeasured last), then peer ID.
+func byRTT(ps []Peer) {
+	sort.Slice(ps, func(i, j int) bool {
+		a, b := ps[i].RTT, ps[j].RTT
+		if (a == 0) != (b == 0) {
+			return b == 0
+		}
+		if a != b {
+			return a < b
+		}
+		return ps[i].ID < ps[j].ID
+	})
+}
+
+// candidates returns the live members that hold no copy of c, closest
+// first.
+func (s *Service) candidates(live map[peer.ID]Peer, holdings []Holding) []Peer {
+	holds := map[peer.ID]bool{}
+	for _, h := range holdings {
+		holds[h.Peer] = true
+	}
+	var out []Peer
+	for id, p := range live {
+		if !holds[id] {
+			out = append(out, p)
+		}
+	}
+	byRTT(out)
+	return out
+}
+
+// checkReplicas walks the held files: a custody copy whose owner is back
+// is given back (and dropped once R copies stand without it); a file with
+// fewer than R live holders is copied to the closest live non-holders by
+// exactly one of its live holders, the one with the lowest peer ID, so
+// every node agrees who repairs.
+func (s *Service) checkReplicas(ctx context.Context) {
+	d := s.directory()
+	if d == nil || s.clusterView() == nil {
+		return
+	}
+	live := s.liveSet()
+	self := s.h.ID()
+	for _, held := range s.store.List() {
+		if ctx.Err() != nil {
+			return
+		}
+		holdings := d.Holdings(held.CID)
+		var mine Holding
+		liveHolders := []peer.ID{self}
+		for _, h := range holdings {
+			if h.Peer == self {
+				mine = h
+			} else if _, ok := live[h.Peer]; ok {
+				liveHolders = append(liveHolders, h.Peer)
+			}
+		}
+		if owner := mine.CustodyFor; owner != "" {
+			if _, back := live[owner]; back {
+				s.giveBack(ctx, held, owner)
+				continue
+			}
+		}
+		if len(liveHolders) >= s.cfg.Replicas {
+			continue
+		}
+		sort.Slice(liveHolders, func(i, j int) bool { return liveHolders[i] < liveHolders[j] })
+		if liveHolders[0] != self {
+			continue
+		}
+		need := s.cfg.Replicas - len(liveHolders)
+		for _, p := range s.candidates(live, holdings) {
+			if need == 0 {
+				break
+			}
+			if err := s.pushTo(ctx, p.ID, held.CID, held.Size, ""); err != nil {
+				s.log.Warn("repair: copy failed", "cid", held.CID, "to", p.ID, "err", err)
+				continue
+			}
+			need--
+			s.log.Info("repaired: copied to a new holder", "cid", held.CID, "to", p.ID, "rtt", p.RTT, "live_holders", s.cfg.Replicas-need)
+		}
+	}
+}
+
+// giveBack returns a custody copy to its owner, then drops it if R copies
+// stand without it (else keeps it as an ordinary copy).
+func (s *Service) giveBack(ctx context.Context, held Held, owner peer.ID) {
+	if err := s.pushTo(ctx, owner, held.CID, held.Size, ""); err != nil {
+		s.log.Warn("rejoin: give back failed", "cid", held.CID, "owner", owner, "err", err)
+		return
+	}
+	d := s.directory()
+	live := s.liveSet()
+	without := map[peer.ID]bool{owner: true} // it holds the file now
+	for _, h := range d.Holdings(held.CID) {
+		if _, ok := live[h.Peer]; ok && h.Peer != s.h.ID() {
+			without[h.Peer] = true
+		}
+	}
+	if len(without) >= s.cfg.Replicas {
+		if err := d.Unhold(ctx, held.CID); err != nil {
+			s.log.Warn("rejoin: drop holding", "cid", held.CID, "err", err)
+			return
+		}
+		if err := s.store.Remove(held.CID); err != nil {
+			s.log.Warn("rejoin: drop custody copy", "cid", held.CID, "err", err)
+			return
+		}
+		s.log.Info("rejoin: gave the file back and dropped the custody copy", "cid", held.CID, "owner", owner)
+		return
+	}
+	if err := d.Hold(ctx, held.CID, ""); err != nil {
+		s.log.Warn("rejoin: keep as a copy", "cid", held.CID, "err", err)
+	}
+	s.log.Info("rejoin: gave the file back and keep a copy (fewer than R without it)", "cid", held.CID, "owner", owner)
+}
+
+// Replicate copies c to the closest live members that do not hold it
+// until R peers (this one included) hold it. It returns the new holders.
+func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer, error) {
+	d := s.directory()
+	if d == nil || s.clusterView() == nil || s.cfg.Replicas <= 1 {
+		return nil, nil
+	}
+	live := s.liveSet()
+	holdings := d.Holdings(c)
+	have := 1
+	for _, h := range holdings {
+		if _, ok := live[h.Peer]; ok && h.Peer != s.h.ID() {
+			have++
+		}
+	}
+	var out []Peer
+	var errs []error
+	for _, p := range s.candidates(live, holdings) {
+		if have >= s.cfg.Replicas {
+			break
+		}
+		if err := s.pushTo(ctx, p.ID, c, size, ""); err != nil {
+			errs = append(errs, fmt.Errorf("to %s: %w", p.ID, err))
+			continue
+		}
+		have++
+		out = append(out, p)
+	}
+	if have < s.cfg.Replicas && len(errs) > 0 {
+		return out, fmt.Errorf("replicate %s: %d of %d copies: %w", c, have, s.cfg.Replicas, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// Relocate hands off, before this node leaves, every held file that would
+// fall below R live holders without it: each goes to the closest live
+// members that do not hold it, kept there in custody for this node. It
+// returns what moved where; on an error, what moved so far.
+func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
+	d := s.directory()
+	if d == nil || s.clusterView() == nil {
+		return nil, nil
+	}
+	live := s.liveSet()
+	var moved []Moved
+	for _, held := range s.store.List() {
+		holdings := d.Holdings(held.CID)
+		others := 0
+		for _, h := range holdings {
+			if _, ok := live[h.Peer]; ok && h.Peer != s.h.ID() {
+				others++
+			}
+		}
+		need := max(s.cfg.Replicas-others, 0)
+		if others == 0 {
+			need = max(need, 1)
+		}
+		for _, p := range s.candidates(live, holdings) {
+			if need == 0 {
+				break
+			}
+			if err := s.pushTo(ctx, p.ID, held.CID, held.Size, s.h.ID()); err != nil {
+				s.log.Warn("leave: relocation failed, trying the next member", "cid", held.CID, "to", p.ID, "err", err)
+				continue
+			}
+			need--
+			moved = append(moved, Moved{CID: held.CID, Size: held.Size, To: p.ID, RTT: p.RTT})
+			s.log.Info("leave: relocated", "cid", held.CID, "to", p.ID, "rtt", p.RTT)
+		}
+		if need > 0 && len(live) > 0 {
+			return moved, fmt.Errorf("relocate %s: no live member took it", held.CID)
+		}
+	}
+	return moved, nil
+}
+
+// pushTo asks p to hold c, fetching it from this node, and waits until p
+// says the copy is verified and stored.
+func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, custodyFor peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReplicateTimeout)
+	defer cancel()
+	st, err := s.h.NewStream(ctx, p, ReplicateProtocol)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	defer st.Close()
+	req, _ := json.Marshal(ReplicateRequest{CID: c.String(), Size: size, From: s.h.ID(), CustodyFor: custodyFor})
+	if _, err := st.Write(append(req, '\n')); err != nil {
+		return fmt.Errorf("send request: %w", err)
+	}
+	_ = st.CloseWrite()
+	var ans ReplicateAnswer
+	if err := readJSONLine(st, &ans); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer within %s", s.cfg.ReplicateTimeout)
+		}
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if !ans.OK {
+		return fmt.Errorf("refused: %s", ans.Error)
+	}
+	return nil
+}
+
+func readJSONLine(r io.Reader, v any) error {
+	line, err := bufio.NewReaderSize(io.LimitReader(r, maxReplicateLine), maxReplicateLine).ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(line, v)
+}
+
+// handleReplicate serves ReplicateProtocol: fetch the file (from the asker
+// first, then any provider), verify and store it, provide it in the DHT,
+// record the holding, answer.
+func (s *Service) handleReplicate(st network.Stream) {
+	defer st.Close()
+	remote := st.Conn().RemotePeer()
+	answer := func(a ReplicateAnswer) {
+		b, _ := json.Marshal(a)
+		_ = st.SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout))
+		_, _ = st.Write(append(b, '\n'))
+	}
+	_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
+	var req ReplicateRequest
+	if err := readJSONLine(st, &req); err != nil {
+		answer(ReplicateAnswer{Error: "bad request: " + err.Error()})
+		return
+	}
+	_ = st.SetReadDeadline(time.Time{})
+	c, err := cid.Decode(req.CID)
+	if err == nil {
+		err = checkCID(c)
+	}
+	switch {
+	case err != nil:
+		answer(ReplicateAnswer{Error: "bad CID: " + err.Error()})
+		return
+	case req.Size < 0 || req.Size > s.cfg.MaxFileSize:
+		answer(ReplicateAnswer{Error: fmt.Sprintf("size %d outside 0..%d", req.Size, s.cfg.MaxFileSize)})
+		return
+	case req.CustodyFor != "" && req.CustodyFor.Validate() != nil:
+		answer(ReplicateAnswer{Error: "bad custody_for peer ID"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReplicateTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	_, had := s.store.Has(c)
+	if !had {
+		if err := s.fetchIntoStore(ctx, c, req.Size, remote, req.From); err != nil {
+			answer(ReplicateAnswer{Error: err.Error()})
+			return
+		}
+		pctx, pcancel := context.WithTimeout(ctx, time.Minute)
+		if err := s.rt.Provide(pctx, c, true); err != nil {
+			s.log.Debug("provide replica", "cid", c, "err", err)
+		}
+		pcancel()
+	}
+	if d := s.directory(); d != nil {
+		if err := d.Hold(ctx, c, req.CustodyFor); err != nil {
+			answer(ReplicateAnswer{Error: "record holding: " + err.Error()})
+			return
+		}
+	}
+	if !had {
+		s.log.Info("holding a copy", "cid", c, "size", req.Size, "asked_by", remote, "custody_for", req.CustodyFor)
+	}
+	answer(ReplicateAnswer{OK: true, Had: had})
+}
+
+// fetchIntoStore fetches c (verified, resumable across providers, the
+// preferred ones first) into the content store.
+func (s *Service) fetchIntoStore(ctx context.Context, c cid.Cid, size int64, prefer ...peer.ID) error {
+	f, err := s.store.TempFile("replica-*")
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	var out GetResult
+	if err := s.fetch(ctx, c, size, f, &out, nil, prefer...); err != nil {
+		return fmt.Errorf("fetch %s: %w", c, err)
+	}
+	if err := s.store.commit(f, c, out.Size); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
