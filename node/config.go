@@ -11,6 +11,7 @@ import (
 
 	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
+	"github.com/p2pshare/p2pshare/node/admit"
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// talks only to nodes with the same key. libp2p's private networks work
 	// over TCP only, so QUIC listen addresses are dropped. Default none.
 	SwarmKey pnet.PSK
+	// Admission says who may join (authority and tickets, allowlist);
+	// the zero value is an open network. See admit.Config.
+	Admission admit.Config
 	// Gossip configures membership (see gossip.Config for defaults).
 	Gossip gossip.Config
 	// KV configures the key-value store and catalog (see kv.Config).

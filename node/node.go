@@ -28,6 +28,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
+	"github.com/p2pshare/p2pshare/node/admit"
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -56,6 +57,7 @@ type Node struct {
 	ps    *pubsub.PubSub
 	memb  *gossip.Membership
 	kv    *kv.Store
+	gate  *admit.Gate // nil in an open network
 
 	started   time.Time
 	ctx       context.Context
@@ -111,7 +113,22 @@ func New(cfg Config) (n *Node, err error) {
 		n.log.Info("private network: swarm key set, listening on TCP only (QUIC cannot carry a swarm key)")
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
-		n.log.Info("open network: no swarm key, any node that can reach this one may join")
+	}
+	switch {
+	case cfg.Admission.Authority != nil:
+		n.log.Info("admission: peers must present a ticket signed by the network authority", "allowlisted", len(cfg.Admission.Allow))
+	case len(cfg.Admission.Allow) > 0:
+		n.log.Info("admission: only allowlisted peers may connect", "allowlisted", len(cfg.Admission.Allow))
+	case cfg.SwarmKey == nil:
+		n.log.Warn("open network: no swarm key, no authority, no allowlist; any node that can reach this one may join")
+	}
+	if cfg.Admission.Enabled() {
+		ac := cfg.Admission
+		ac.Logger = log
+		if n.gate, err = admit.New(ac); err != nil {
+			return nil, err
+		}
+		opts = append(opts, libp2p.ConnectionGater(n.gate))
 	}
 	n.host, err = libp2p.New(append(opts,
 		libp2p.Identity(key),
@@ -132,7 +149,16 @@ func New(cfg Config) (n *Node, err error) {
 	if err := checkBound(listen, n.host.Network().ListenAddresses()); err != nil {
 		return nil, err
 	}
-	n.dht, err = dht.New(n.host,
+	// gh is the host every protocol of p2pshare's uses: with admission on,
+	// its streams wait until the remote peer has shown a valid ticket.
+	gh := n.host
+	if n.gate != nil {
+		if err := n.gate.Attach(n.host); err != nil {
+			return nil, err
+		}
+		gh = n.gate.Host()
+	}
+	n.dht, err = dht.New(gh,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
@@ -147,27 +173,33 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.share, err = share.New(n.host, n.dht, n.store, cfg.Share, log)
+	n.share, err = share.New(gh, n.dht, n.store, cfg.Share, log)
 	if err != nil {
 		return nil, err
 	}
-	n.ps, err = pubsub.NewGossipSub(ctx, n.host,
+	n.ps, err = pubsub.NewGossipSub(ctx, gh,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("start GossipSub: %w", err)
 	}
-	n.memb, err = gossip.New(n.host, n.ps, cfg.Gossip, n.facts, log)
+	n.memb, err = gossip.New(gh, n.ps, cfg.Gossip, n.facts, log)
 	if err != nil {
 		return nil, err
 	}
-	n.kv, err = kv.Open(n.host, n.ps, n.dht, repo.Path(repoKVFile), cfg.KV, log)
+	kvc := cfg.KV
+	kvc.Check = n.checkKVRecord
+	n.kv, err = kv.Open(gh, n.ps, n.dht, repo.Path(repoKVFile), kvc, log)
 	if err != nil {
 		return nil, err
 	}
 	n.share.SetDirectory(catalogDirectory{n.kv})
 	n.share.StartReplication(membershipCluster{n.memb})
 	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
+	if n.gate != nil && cfg.Admission.Authority != nil {
+		n.wg.Add(1)
+		go n.revocationLoop()
+	}
 	n.wg.Add(2)
 	go n.announceCatalog()
 	go n.watchMembers(events)
@@ -289,6 +321,9 @@ func (n *Node) Close() error {
 		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
+		}
+		if n.gate != nil {
+			errs = append(errs, n.gate.Close())
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())

@@ -32,6 +32,9 @@ const (
 	optLogLevel    = "log-level"
 	optLocal       = "local"
 	optReplicas    = "replicas"
+	optAuthority   = "authority"
+	optTicket      = "ticket"
+	optAllow       = "allow"
 )
 
 // swarmKeyFile is the swarm key a daemon picks up from its repo.
@@ -66,6 +69,9 @@ address is written to REPO/api and its bearer token to REPO/api.token.`,
 	f.Int(optMaxPeers, 200, "maximum number of connected peers")
 	f.Int64(optMaxFileSize, 4<<30, "largest file in bytes this node shares, stores or fetches")
 	f.String(optLogLevel, "info", "log level: debug, info, warn or error")
+	f.String(optAuthority, "", "the network authority's public key file: admit only peers with a ticket it signed (default REPO/authority.pub if present)")
+	f.String(optTicket, "", "this node's admission ticket (default REPO/ticket.json if present)")
+	f.StringArray(optAllow, nil, "peer ID admitted without a ticket; repeatable (also REPO/allowlist, one per line); alone, the only peers this node talks to")
 	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
 	return cmd
@@ -112,6 +118,9 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	}
 	keyPath, _ := f.GetString(optSwarmKey)
 	if cfg.SwarmKey, err = loadSwarmKey(keyPath, dir); err != nil {
+		return fail("daemon", err)
+	}
+	if cfg.Admission, err = loadAdmission(cmd, dir); err != nil {
 		return fail("daemon", err)
 	}
 	apiAddr, _ := f.GetString(optAPI)

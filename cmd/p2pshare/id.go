@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
+
+	"github.com/p2pshare/p2pshare/node"
 )
 
 func newIDCmd() *cobra.Command {
@@ -14,6 +17,9 @@ func newIDCmd() *cobra.Command {
   p2pshare id --json | jq -r '.addrs[0]'    # an address others can --bootstrap to`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if off, _ := cmd.Flags().GetBool(optOffline); off {
+				return offlineID(cmd)
+			}
 			c, err := client(cmd)
 			if err != nil {
 				return err
@@ -36,5 +42,35 @@ func newIDCmd() *cobra.Command {
 		},
 	}
 	addJSONFlag(cmd)
+	cmd.Flags().Bool(optOffline, false, "read the peer ID from the repo without a running daemon (creating the repo and its identity if new), e.g. to get a ticket before the first start")
 	return cmd
+}
+
+const optOffline = "offline"
+
+// offlineID prints the repo's peer ID, opening (and if new, creating) the
+// repo as a daemon would.
+func offlineID(cmd *cobra.Command) error {
+	dir, err := repoDir(cmd)
+	if err != nil {
+		return err
+	}
+	r, err := node.OpenRepo(dir)
+	if err != nil {
+		return fail("id --offline", err)
+	}
+	defer r.Close()
+	k, err := r.Identity()
+	if err != nil {
+		return fail("id --offline", err)
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		return fail("id --offline", err)
+	}
+	if jsonFlag(cmd) {
+		return printJSON(cmd.OutOrStdout(), map[string]string{"id": id.String()})
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), id)
+	return nil
 }

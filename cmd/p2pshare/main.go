@@ -107,6 +107,7 @@ command but 'daemon' talks to the daemon of its repo.`,
 		newLeaveCmd(),
 		newKeygenCmd(),
 		newKVCmd(),
+		newCACmd(),
 		newLsCmd(),
 		newSearchCmd(),
 	)

@@ -30,6 +30,10 @@ type Config struct {
 	DHTTimeout time.Duration
 	// MaxTTL is the longest TTL a put may ask for. Default 10 years.
 	MaxTTL time.Duration
+	// Check, when set, is asked about every record written or received
+	// besides the store's own checks (node uses it to verify revocations
+	// against the network authority); an error rejects the record.
+	Check func(*Record) error
 }
 
 // DefaultConfig returns the defaults documented on Config.

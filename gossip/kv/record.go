@@ -24,6 +24,10 @@ const (
 	NSName = "name"
 	// NSHold holds who holds what: key = "CID/PEER", written by PEER.
 	NSHold = "hold"
+	// NSRevoke holds the network authority's revocations: key = the
+	// revoked peer ID, value = the revocation signed by the authority
+	// (checked by Config.Check).
+	NSRevoke = "revoke"
 )
 
 // Limits of records.
@@ -72,7 +76,7 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-func validNS(ns string) bool { return ns == NSUser || ns == NSName || ns == NSHold }
+func validNS(ns string) bool { return ns == NSUser || ns == NSName || ns == NSHold || ns == NSRevoke }
 
 // Record is one signed write: a value, or a tombstone (Deleted), for Key in
 // namespace NS, at hybrid-logical time Time, by Writer. Of two records for

@@ -286,6 +286,9 @@ func (s *Store) write(ctx context.Context, r *Record) error {
 	if err := r.verify(); err != nil {
 		return err
 	}
+	if err := s.extraCheck(r); err != nil {
+		return err
+	}
 	b, err := r.Marshal()
 	if err != nil {
 		return fmt.Errorf("kv: encode record: %w", err)
@@ -438,7 +441,22 @@ func (s *Store) admit(r *Record, now time.Time) error {
 	if len(r.Value) > s.cfg.MaxValueSize {
 		return fmt.Errorf("%w: value of %d bytes, this node's limit is %d", ErrBadRecord, len(r.Value), s.cfg.MaxValueSize)
 	}
+	if err := s.extraCheck(r); err != nil {
+		return err
+	}
 	return r.Check(now, s.cfg.MaxClockSkew)
+}
+
+// extraCheck applies Config.Check; records of NSRevoke need one.
+func (s *Store) extraCheck(r *Record) error {
+	if s.cfg.Check != nil {
+		if err := s.cfg.Check(r); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadRecord, err)
+		}
+	} else if r.NS == NSRevoke {
+		return fmt.Errorf("%w: revocations need a network authority", ErrBadRecord)
+	}
+	return nil
 }
 
 // validate is the KV topic's validator: the record must be well formed,

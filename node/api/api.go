@@ -43,6 +43,9 @@ type API interface {
 	KVDelete(ctx context.Context, key string) (KVEntry, error)
 	// KVList lists every live key, sorted.
 	KVList(ctx context.Context) ([]KVEntry, error)
+	// Revoke applies and spreads a revocation signed by the network
+	// authority (the encoded admit.Revocation).
+	Revoke(ctx context.Context, revocation []byte) (RevokeResult, error)
 	// Catalog lists the network's shared names whose name holds term, in
 	// any case (every name when term is empty), sorted by name.
 	Catalog(ctx context.Context, term string) ([]CatalogEntry, error)
@@ -216,4 +219,10 @@ func (e *Error) Error() string { return e.Message }
 // Errorf makes an *Error.
 func Errorf(status int, format string, args ...any) *Error {
 	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// RevokeResult is the answer of Revoke.
+type RevokeResult struct {
+	Peer string `json:"peer"`
+	Self bool   `json:"self,omitempty"` // the revoked peer is the node asked
 }

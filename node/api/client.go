@@ -213,3 +213,14 @@ func (c *Client) Catalog(ctx context.Context, term string) ([]CatalogEntry, erro
 	var out []CatalogEntry
 	return out, c.call(ctx, http.MethodGet, "catalog?q="+url.QueryEscape(term), nil, &out)
 }
+
+// Revoke implements API.
+func (c *Client) Revoke(ctx context.Context, revocation []byte) (RevokeResult, error) {
+	var out RevokeResult
+	resp, err := c.do(ctx, http.MethodPost, "revoke", bytes.NewReader(revocation), "application/json")
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}

@@ -59,6 +59,7 @@ func NewServer(api API, token string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE "+PathPrefix+"kv", s.handleKVDelete)
 	s.mux.HandleFunc("GET "+PathPrefix+"kv/ls", s.handleKVList)
 	s.mux.HandleFunc("GET "+PathPrefix+"catalog", s.handleCatalog)
+	s.mux.HandleFunc("POST "+PathPrefix+"revoke", s.handleRevoke)
 	return s
 }
 
@@ -237,6 +238,16 @@ func (s *Server) handleKVList(w http.ResponseWriter, r *http.Request) {
 	if res == nil {
 		res = []KVEntry{}
 	}
+	s.reply(w, res, err)
+}
+
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxJSONBody))
+	if err != nil {
+		writeError(w, Errorf(http.StatusBadRequest, "revoke: read body: %v", err))
+		return
+	}
+	res, err := s.api.Revoke(r.Context(), b)
 	s.reply(w, res, err)
 }
 
