@@ -122,6 +122,11 @@ func New(cfg Config) (n *Node, err error) {
 	case cfg.SwarmKey == nil:
 		n.log.Warn("open network: no swarm key, no authority, no allowlist; any node that can reach this one may join")
 	}
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, libp2p.ResourceManager(rm))
 	if cfg.Admission.Enabled() {
 		ac := cfg.Admission
 		ac.Logger = log

@@ -36,6 +36,9 @@ func newTestNode(t *testing.T, mod func(*Config), bootstrap ...peer.AddrInfo) *N
 	cfg.Logger = quietLogger()
 	cfg.Share.StallTimeout = 500 * time.Millisecond
 	cfg.Share.LookupTimeout = 3 * time.Second
+	// These tests pin which provider serves a get; replication (tested end
+	// to end in testnet/) would add holders they do not expect.
+	cfg.Share.Replicas = 1
 	if mod != nil {
 		mod(&cfg)
 	}
