@@ -1,0 +1,39 @@
+package gossip
+
+import (
+	"errors"
+	"testing"
+)
+
+// FuzzDecodeMessage: no input panics the membership decoder; an accepted
+// message is one of the known kinds, re-encodes and decodes to itself.
+func FuzzDecodeMessage(f *testing.F) {
+	f.Add([]byte(`{"kind":"heartbeat","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","inc":1,"seq":2,"period_ms":500,"addrs":["/ip4/127.0.0.1/tcp/1"]}`))
+	f.Add([]byte(`{"kind":"leave","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","inc":1,"seq":3}`))
+	f.Add([]byte(`{"kind":"suspect","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","about":"12D3KooWJJrF4KysDh63j7QTVU6Gm874ArKs1ZjXr5hLdRQP56cb","about_inc":5}`))
+	f.Add([]byte(`{"kind":"heartbeat","peer":"x","period_ms":-1}`))
+	f.Add([]byte(`{"kind":"gossip"}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte{0xff, 0xfe})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMessage(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("error %v is not ErrBadMessage", err)
+			}
+			return
+		}
+		switch m.Kind {
+		case KindHeartbeat, KindLeave, KindSuspect:
+		default:
+			t.Fatalf("accepted unknown kind %q", m.Kind)
+		}
+		m2, err := decodeMessage(m.encode())
+		if err != nil {
+			t.Fatalf("re-decode of an accepted message: %v", err)
+		}
+		if m2.Kind != m.Kind || m2.Peer != m.Peer || m2.Inc != m.Inc || m2.Seq != m.Seq || m2.About != m.About {
+			t.Fatalf("round trip changed the message: %+v -> %+v", m, m2)
+		}
+	})
+}
