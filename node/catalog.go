@@ -82,16 +82,22 @@ func (c membershipCluster) Live() []share.Peer {
 }
 
 // watchMembers asks share for a replication check on every membership
-// change: a death to repair, a return to give files back to.
+// change (a death to repair, a return to give files back to) and drops
+// dead and departed members from the DHT's routing table.
 func (n *Node) watchMembers(events <-chan gossip.Event) {
 	defer n.wg.Done()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case _, ok := <-events:
+		case e, ok := <-events:
 			if !ok {
 				return
+			}
+			if e.Kind == gossip.EventDead || e.Kind == gossip.EventLeft {
+				// The DHT would keep querying a gone peer and wait out its
+				// dial timeout (seconds) on every lookup, provide and put.
+				n.dht.RoutingTable().RemovePeer(e.Peer)
 			}
 			n.share.KickReplication()
 		}

@@ -125,39 +125,54 @@ type candidate struct {
 	rtt time.Duration
 }
 
-// providers finds up to MaxProviders providers of c (other than this node):
-// the holders the Directory knows and the providers the DHT finds, ordered
-// by measured RTT, lowest first, ties by peer ID.
-func (s *Service) providers(ctx context.Context, c cid.Cid, prefer ...peer.ID) []candidate {
+// providers finds up to MaxProviders providers of c (other than this node,
+// and none in skip), ordered by measured RTT, lowest first, ties by peer
+// ID. Known holders come first and alone: the preferred peers and the
+// holders the Directory knows that membership says are up. Only when there
+// are none does it search the DHT (fromDHT is then true), because a DHT
+// search waits out its dials to dead peers (seconds) while a known live
+// holder answers in milliseconds; fetch goes to the DHT if every known
+// holder fails.
+func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]bool, useDHT bool, prefer ...peer.ID) (cands []candidate, fromDHT bool) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 	defer cancel()
 	var ids []peer.ID
-	seen := map[peer.ID]bool{}
-	for _, p := range prefer {
-		if p != s.h.ID() && p != "" && !seen[p] {
+	seen := map[peer.ID]bool{s.h.ID(): true, "": true}
+	for p := range skip {
+		seen[p] = true
+	}
+	add := func(p peer.ID) {
+		if !seen[p] && len(ids) < s.cfg.MaxProviders {
 			seen[p] = true
 			ids = append(ids, p)
 		}
 	}
-	if d := s.directory(); d != nil {
-		for _, h := range d.Holdings(c) {
-			if p := h.Peer; p != s.h.ID() && !seen[p] && len(ids) < s.cfg.MaxProviders {
-				seen[p] = true
-				ids = append(ids, p)
+	if !useDHT {
+		for _, p := range prefer {
+			add(p)
+		}
+		if d := s.directory(); d != nil {
+			live := s.liveSet()
+			for _, h := range d.Holdings(c) {
+				if _, up := live[h.Peer]; up || s.clusterView() == nil {
+					add(h.Peer)
+				}
 			}
 		}
 	}
-	for ai := range s.rt.FindProvidersAsync(ctx, c, s.cfg.MaxProviders) {
-		if ai.ID == s.h.ID() || ai.ID == "" || seen[ai.ID] {
-			continue
+	if len(ids) == 0 {
+		fromDHT = true
+		for ai := range s.rt.FindProvidersAsync(ctx, c, s.cfg.MaxProviders) {
+			if seen[ai.ID] {
+				continue
+			}
+			if len(ai.Addrs) > 0 {
+				s.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+			}
+			add(ai.ID)
 		}
-		seen[ai.ID] = true
-		if len(ai.Addrs) > 0 {
-			s.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
-		}
-		ids = append(ids, ai.ID)
 	}
-	cands := make([]candidate, len(ids))
+	cands = make([]candidate, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		cands[i] = candidate{id: id, rtt: unknownRTT}
@@ -170,7 +185,7 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, prefer ...peer.ID) [
 		}
 		return cands[i].id < cands[j].id
 	})
-	return cands
+	return cands, fromDHT
 }
 
 // unknownRTT sorts a provider whose RTT could not be measured last.
@@ -206,20 +221,26 @@ func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candi
 // provider. A provider left for a transient failure gets one more turn at the
 // end of the queue.
 func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, out *GetResult, progress Progress, prefer ...peer.ID) error {
-	queue := s.providers(ctx, c, prefer...)
-	if len(queue) == 0 {
-		return fmt.Errorf("%w for %s (searched the DHT through %d connected peers)", ErrNoProviders, c, len(s.h.Network().Peers()))
-	}
+	queue, searched := s.providers(ctx, c, nil, false, prefer...)
+	tried := map[peer.ID]bool{}
 	retried := map[peer.ID]bool{}
 	h := newHasher()
 	var off int64
 	var lastErr error
-	for len(queue) > 0 {
+	for {
+		if len(queue) == 0 && !searched {
+			// Every known holder failed: ask the DHT for others.
+			queue, searched = s.providers(ctx, c, tried, true)
+		}
+		if len(queue) == 0 {
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		cand := queue[0]
 		queue = queue[1:]
+		tried[cand.id] = true
 		a := Attempt{Peer: cand.id, RTT: cand.rtt, Offset: off}
 		n, total, err := s.fetchFrom(ctx, cand.id, c, off, size, f, h, progress)
 		a.Bytes = n
@@ -248,6 +269,9 @@ func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, 
 		out.Attempts = append(out.Attempts, a)
 		lastErr = fmt.Errorf("from %s: %w", cand.id, err)
 		s.log.Info("provider failed, trying the next", "peer", cand.id, "cid", c, "offset", a.Offset, "bytes", n, "err", err)
+	}
+	if len(out.Attempts) == 0 {
+		return fmt.Errorf("%w for %s (searched the DHT through %d connected peers)", ErrNoProviders, c, len(s.h.Network().Peers()))
 	}
 	return fmt.Errorf("%w could deliver %s: %d tried, last: %w", ErrNoProviders, c, len(out.Attempts), lastErr)
 }

@@ -398,11 +398,12 @@ func (s *Service) handleReplicate(st network.Stream) {
 			answer(ReplicateAnswer{Error: err.Error()})
 			return
 		}
-		pctx, pcancel := context.WithTimeout(ctx, time.Minute)
-		if err := s.rt.Provide(pctx, c, true); err != nil {
-			s.log.Debug("provide replica", "cid", c, "err", err)
+		// Provide in the background: the catalog already tells getters who
+		// holds the copy, and a DHT provide can wait out dials to dead peers.
+		if s.ctx.Err() == nil {
+			s.wg.Add(1)
+			go s.provideLater(c)
 		}
-		pcancel()
 	}
 	if d := s.directory(); d != nil {
 		if err := d.Hold(ctx, c, req.CustodyFor); err != nil {
@@ -414,6 +415,16 @@ func (s *Service) handleReplicate(st network.Stream) {
 		s.log.Info("holding a copy", "cid", c, "size", req.Size, "asked_by", remote, "custody_for", req.CustodyFor)
 	}
 	answer(ReplicateAnswer{OK: true, Had: had})
+}
+
+// provideLater provides c in the DHT, in the background.
+func (s *Service) provideLater(c cid.Cid) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	if err := s.rt.Provide(ctx, c, true); err != nil {
+		s.log.Debug("provide replica", "cid", c, "err", err)
+	}
 }
 
 // fetchIntoStore fetches c (verified, resumable across providers, the

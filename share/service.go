@@ -270,7 +270,7 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 
 // catalogCheckTimeout bounds the DHT lookup of a name the catalog already
 // knows: only a fresher record is looked for.
-const catalogCheckTimeout = 2 * time.Second
+const catalogCheckTimeout = 300 * time.Millisecond
 
 // looksLikeCID reports whether s was meant as a CID (a multibase-base32
 // CIDv1 or a base58 CIDv0), so a mistyped one is reported as such and not as
