@@ -205,7 +205,10 @@ func misbehave(n *Node, serve func(st network.Stream, req share.Request, data []
 }
 
 // provideAs makes n announce c in the DHT without holding it.
-func provideAs(t *testing.T, n *Node, c string) {
+// provideAs makes n claim to hold c, in the DHT and in the catalog, and
+// waits until every node in seers knows the claim (a get asks the holders
+// the catalog knows before the DHT).
+func provideAs(t *testing.T, n *Node, c string, seers ...*Node) {
 	t.Helper()
 	cc, err := share.ParseCID(c)
 	if err != nil {
@@ -214,6 +217,27 @@ func provideAs(t *testing.T, n *Node, c string) {
 	if err := n.DHT().Provide(context.Background(), cc, true); err != nil {
 		t.Fatalf("provide: %v", err)
 	}
+	if err := n.KV().PublishHolding(context.Background(), cc, ""); err != nil {
+		t.Fatalf("publish holding: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, o := range seers {
+		for !holdsPer(o, n, c) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s never learned that %s holds %s", o.Host().ID(), n.Host().ID(), c)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func holdsPer(o, n *Node, c string) bool {
+	for _, h := range o.KV().Holders(c) {
+		if h.Peer == n.Host().ID() {
+			return true
+		}
+	}
+	return false
 }
 
 // preferPeer makes getter rank bad before good by RTT.
@@ -235,7 +259,7 @@ func TestGetSkipsCorruptProvider(t *testing.T) {
 		_, _ = st.Write(corrupt[req.Offset:])
 		_ = st.Close()
 	}, data)
-	provideAs(t, bad, sr.CID)
+	provideAs(t, bad, sr.CID, getter)
 	preferPeer(getter, bad, good)
 
 	res, got, err := getInto(t, getter, "data.txt")
@@ -265,7 +289,7 @@ func TestGetResumesFromOffsetAfterBrokenTransfer(t *testing.T) {
 		_, _ = st.Write(data[req.Offset:half])
 		_ = st.Reset()
 	}, data)
-	provideAs(t, bad, sr.CID)
+	provideAs(t, bad, sr.CID, getter)
 	preferPeer(getter, bad, good)
 
 	res, got, err := getInto(t, getter, sr.CID)
@@ -293,7 +317,7 @@ func TestGetMovesOnFromStalledProvider(t *testing.T) {
 		<-release // then say nothing
 		_ = st.Reset()
 	}, data)
-	provideAs(t, bad, sr.CID)
+	provideAs(t, bad, sr.CID, getter)
 	preferPeer(getter, bad, good)
 
 	start := time.Now()
@@ -321,7 +345,7 @@ func TestBusyProviderIsSkipped(t *testing.T) {
 		_, _ = st.Write(share.AppendResponseHeader(nil, share.ResponseHeader{Status: share.StatusBusy, Message: "busy"}))
 		_ = st.Close()
 	}, data)
-	provideAs(t, bad, sr.CID)
+	provideAs(t, bad, sr.CID, getter)
 	preferPeer(getter, bad, good)
 	res, got, err := getInto(t, getter, "small.txt")
 	if err != nil || !bytes.Equal(got, data) || res.Provider != good.Host().ID().String() {
