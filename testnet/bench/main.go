@@ -6,6 +6,11 @@
 //	go run ./testnet/bench traffic -n 10,20,50        # membership traffic per node
 //	go run ./testnet/bench load -n 10 -duration 5m    # false positives with both cores busy
 //	go run ./testnet/bench kv -n 20 -rounds 20 -keys 10000  # KV convergence and catch-up
+//	go run ./testnet/bench throughput -size 268435456 -runs 5  # get vs a raw libp2p stream
+//	go run ./testnet/bench latency -n 20 -gets 200    # 1 KiB get on a warm network
+//	go run ./testnet/bench idle -n 10,50,100          # RSS and CPU per idle daemon, start to joined
+//	go run ./testnet/bench repair -n 10 -rounds 10 -size 1048576  # back to R=2 after a holder's kill -9
+//	go run ./testnet/bench churn -n 20 -duration 2m   # get availability while nodes are killed and restarted
 package main
 
 import (
@@ -29,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench members|traffic|load|kv [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench members|traffic|load|kv|repair|churn [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -42,6 +47,20 @@ func main() {
 		err = load(os.Args[2:])
 	case "kv":
 		err = kvBench(os.Args[2:])
+	case "latency":
+		err = latency(os.Args[2:])
+	case "idle":
+		err = idle(os.Args[2:])
+	case "throughput":
+		err = throughput(os.Args[2:])
+	case "rawserve":
+		err = rawServe(os.Args[2:])
+	case "rawget":
+		err = rawGet(os.Args[2:])
+	case "repair":
+		err = repairBench(os.Args[2:])
+	case "churn":
+		err = churnBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
@@ -52,7 +71,10 @@ func main() {
 }
 
 // up builds the binary and starts n daemons in a fresh directory.
-func up(n int) (*testnet.Network, func(), error) {
+func up(n int) (*testnet.Network, func(), error) { return upWith(n) }
+
+// upWith is up with extra daemon flags.
+func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	dir, err := os.MkdirTemp("", "p2pshare-bench-")
 	if err != nil {
 		return nil, nil, err
@@ -62,6 +84,7 @@ func up(n int) (*testnet.Network, func(), error) {
 		return nil, nil, err
 	}
 	nw := testnet.New(bin, filepath.Join(dir, "net"))
+	nw.Args = args
 	if err := os.MkdirAll(nw.Dir, 0o755); err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/p2pshare/p2pshare/node/api"
+	"github.com/p2pshare/p2pshare/testnet"
+)
+
+// latency measures 1 KiB gets on a warm network: through the API (Cat, the
+// bytes streamed back) and through the CLI (a process per get).
+func latency(args []string) error {
+	fs := flag.NewFlagSet("latency", flag.ExitOnError)
+	n := fs.Int("n", 20, "nodes")
+	gets := fs.Int("gets", 200, "API gets to time")
+	cliGets := fs.Int("cli-gets", 50, "CLI gets to time")
+	fs.Parse(args)
+	nw, cleanup, err := upWith(*n, "--replicas", "1")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := waitAllAlive(nw); err != nil {
+		return err
+	}
+	dir := filepath.Dir(nw.Dir)
+	src := filepath.Join(dir, "small.txt")
+	if err := os.WriteFile(src, []byte(strings.Repeat("p2pshare ", 1024/9+1)[:1024]), 0o644); err != nil {
+		return err
+	}
+	c1, _ := clientOf(nw.Node(1))
+	ctx := context.Background()
+	if _, err := c1.Share(ctx, api.ShareRequest{Name: "small.txt", Path: src}); err != nil {
+		return err
+	}
+	clients := make([]*api.Client, *n)
+	for i, d := range nw.Nodes {
+		clients[i], _ = clientOf(d)
+	}
+	get := func(c *api.Client) (time.Duration, error) {
+		start := time.Now()
+		_, body, err := c.Cat(ctx, "small.txt")
+		if err != nil {
+			return 0, err
+		}
+		b, err := io.ReadAll(body)
+		body.Close()
+		if err != nil || len(b) != 1024 {
+			return 0, fmt.Errorf("cat: %d bytes, %v", len(b), err)
+		}
+		return time.Since(start), nil
+	}
+	// Warm: every node resolves and fetches once.
+	for _, c := range clients[1:] {
+		if _, err := get(c); err != nil {
+			return err
+		}
+	}
+	var api []time.Duration
+	for i := 0; i < *gets; i++ {
+		d, err := get(clients[1+rand.IntN(*n-1)])
+		if err != nil {
+			return err
+		}
+		api = append(api, d)
+	}
+	var cli []time.Duration
+	for i := 0; i < *cliGets; i++ {
+		d := nw.Nodes[1+rand.IntN(*n-1)]
+		out := filepath.Join(dir, "cli.out")
+		start := time.Now()
+		r := d.Run("get", "small.txt", "-o", out)
+		if r.Code != 0 {
+			return fmt.Errorf("cli get: %s", r.Stderr)
+		}
+		cli = append(cli, time.Since(start))
+		os.Remove(out)
+	}
+	fmt.Printf("N=%d  1 KiB get, warm network: API p50 %s p99 %s (n=%d); CLI p50 %s p99 %s (n=%d)\n",
+		*n, pctFine(api, 50), pctFine(api, 99), len(api), pctFine(cli, 50), pctFine(cli, 99), len(cli))
+	return nil
+}
+
+func pctFine(ds []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	i := (p*len(s) + 99) / 100
+	return s[max(i-1, 0)].Round(10 * time.Microsecond)
+}
+
+// idle measures, for each N, the time from a daemon's start to ready and
+// joined, then each idle daemon's RSS and the whole network's CPU.
+func idle(args []string) error {
+	fs := flag.NewFlagSet("idle", flag.ExitOnError)
+	ns := fs.String("n", "10,50,100", "network sizes")
+	settle := fs.Duration("settle", 20*time.Second, "wait before measuring")
+	window := fs.Duration("window", 10*time.Second, "CPU measuring window")
+	fs.Parse(args)
+	for _, s := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			return fmt.Errorf("bad -n %q", s)
+		}
+		start := time.Now()
+		nw, cleanup, err := up(n)
+		if err != nil {
+			return err
+		}
+		upTook := time.Since(start)
+		if err := waitAllAlive(nw); err != nil {
+			cleanup()
+			return err
+		}
+		joined := time.Since(start)
+		time.Sleep(*settle)
+		cpu0 := cpuTicks(nw)
+		time.Sleep(*window)
+		cpu1 := cpuTicks(nw)
+		var rss []float64
+		for _, d := range nw.Nodes {
+			rss = append(rss, rssMiB(d.PID()))
+		}
+		sort.Float64s(rss)
+		cores := float64(cpu1-cpu0) / 100 / window.Seconds() // USER_HZ = 100
+		// One more daemon: start to ready, and to alive on node 1.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t0 := time.Now()
+		d, err := nw.Add(ctx, nw.Node(1).TCPAddr())
+		cancel()
+		if err != nil {
+			cleanup()
+			return err
+		}
+		ready := time.Since(t0)
+		c1, _ := clientOf(nw.Node(1))
+		for stateOn(c1, d.ID) != "alive" && time.Since(t0) < time.Minute {
+			time.Sleep(5 * time.Millisecond)
+		}
+		seen := time.Since(t0)
+		cleanup()
+		fmt.Printf("N=%d: up %s, all alive everywhere %s; idle RSS per daemon median %.1f MiB max %.1f MiB; whole network CPU %.2f cores; a new daemon ready %s, alive on node 1 %s\n",
+			n, upTook.Round(time.Millisecond), joined.Round(time.Millisecond), rss[len(rss)/2], rss[len(rss)-1], cores, ready.Round(time.Millisecond), seen.Round(time.Millisecond))
+	}
+	return nil
+}
+
+func cpuTicks(nw *testnet.Network) int64 {
+	var total int64
+	for _, d := range nw.Nodes {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID()))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(fields) > 12 {
+			u, _ := strconv.ParseInt(fields[11], 10, 64)
+			k, _ := strconv.ParseInt(fields[12], 10, 64)
+			total += u + k
+		}
+	}
+	return total
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
