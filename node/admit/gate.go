@@ -223,7 +223,10 @@ func (g *Gate) connected(_ network.Network, c network.Conn) {
 		}
 		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Timeout)
 		defer cancel()
-		if err := g.wait(ctx, p); err != nil && g.ctx.Err() == nil {
+		// A peer whose connection is gone by then (it crashed or the link
+		// dropped mid-handshake) failed nothing: it is not refused, and its
+		// next connection gets a handshake of its own.
+		if err := g.wait(ctx, p); err != nil && g.ctx.Err() == nil && g.h.Network().Connectedness(p) == network.Connected {
 			g.refuse(p, "no valid ticket within "+g.cfg.Timeout.String())
 		}
 	}()
