@@ -69,7 +69,15 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 		}
 		r = f
 	}
-	res, err := n.share.Share(ctx, r, name)
+	total := int64(-1)
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil {
+			total = fi.Size()
+		}
+	}
+	tr, end := n.transfers.start(req.ID, "share", name, total)
+	defer end()
+	res, err := n.share.Share(ctx, countingReader{r: r, tr: tr}, name)
 	if err != nil {
 		return api.ShareResult{}, apiError(err)
 	}
@@ -108,7 +116,9 @@ func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, erro
 		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get %s: output directory %s: %v", req.Ref, dir, unwrapPathErr(err))
 	}
 	defer root.Close()
-	res, err := n.share.Get(ctx, req.Ref, root, file, nil)
+	tr, end := n.transfers.start(req.ID, "get", req.Ref, -1)
+	defer end()
+	res, err := n.share.Get(ctx, req.Ref, root, file, tr.progress)
 	if err != nil {
 		return api.GetResult{}, apiError(err)
 	}
@@ -307,3 +317,6 @@ func FormatAddrs(as []ma.Multiaddr) []string {
 	}
 	return out
 }
+
+// Transfers implements api.API.
+func (n *Node) Transfers(context.Context) ([]api.Transfer, error) { return n.transfers.list(), nil }

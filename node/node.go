@@ -15,6 +15,7 @@ import (
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -59,6 +60,8 @@ type Node struct {
 	kv    *kv.Store
 	gate  *admit.Gate // nil in an open network
 
+	transfers transfers // shares and gets in progress
+
 	started   time.Time
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -88,14 +91,30 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, ctx: ctx, cancel: cancel, started: time.Now()}
+	// Close what was started on an error. Through a copy: every error
+	// return below is "return nil, err", which sets n to nil before this
+	// runs.
+	created := n
 	defer func() {
 		if err != nil {
-			_ = n.Close()
+			_ = created.Close()
 		}
 	}()
 	key, err := repo.Identity()
 	if err != nil {
 		return nil, err
+	}
+	// A ticket that does not admit this node (another peer's, expired, not
+	// signed by the authority) fails here, before anything is logged or
+	// bound, like every other bad setting; the gate checks it again.
+	if a := cfg.Admission; a.Authority != nil && a.Ticket != nil {
+		self, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := admit.VerifyTicket(a.Authority, a.Ticket, self, time.Now()); err != nil {
+			return nil, fmt.Errorf("admission: this node's own ticket: %w", err)
+		}
 	}
 	cm, err := connmgr.NewConnManager(cfg.MaxPeers*3/4, cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
@@ -221,9 +240,10 @@ func New(cfg Config) (n *Node, err error) {
 		}
 		jcancel()
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.bootstrapLoop()
 	go n.pingLoop()
+	go n.rejoinLoop()
 	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs(), "mdns", cfg.MDNS, "bootstrap", len(cfg.Bootstrap))
 	return n, nil
 }
@@ -401,6 +421,93 @@ func (n *Node) bootstrapLoop() {
 		}
 		t.Reset(backoff)
 	}
+}
+
+// rejoinInterval is how often rejoinLoop re-dials the dead members and the
+// silent bootstrap peers, and rejoinDialTimeout bounds one such dial.
+const (
+	rejoinInterval    = 5 * time.Second
+	rejoinDialTimeout = 2 * time.Second
+)
+
+// rejoinLoop heals partitions. bootstrapLoop dials only a node that has no
+// peer at all, and the two sides of a partition each keep their own peers:
+// when the cut is mended nobody would dial across and the sides would stay
+// apart for good. So every rejoinInterval this node dials the dead members
+// (at the addresses their last heartbeat announced) and the bootstrap peers
+// it hears no heartbeat from, if it is not connected to them. Once one
+// connection crosses, heartbeats flow again and the other side is alive.
+func (n *Node) rejoinLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(rejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.rejoin(n.ctx)
+	}
+}
+
+// rejoin makes one round of rejoinLoop's dials, in parallel, and waits for
+// them. Dead members are dialed past the swarm's dial backoff, which the
+// failed dials of a long cut would have stretched to minutes, for as long
+// as they stay in the members table (gossip.Config.ForgetAfter). A
+// bootstrap peer that is not a dead member (it left, or this node never
+// heard of it or forgot it) keeps the backoff, so one gone for good costs a
+// dial every few minutes; one that is alive or suspect is not dialed, as
+// its heartbeats arrive: the connection manager may have trimmed the
+// connection to it, and a re-dial every round would fight that.
+func (n *Node) rejoin(ctx context.Context) {
+	targets := map[peer.ID]peer.AddrInfo{}
+	dead := map[peer.ID]bool{}
+	heard := map[peer.ID]bool{}
+	for _, m := range n.memb.Members() {
+		switch {
+		case m.Self:
+		case m.State == gossip.StateAlive || m.State == gossip.StateSuspect:
+			heard[m.ID] = true
+		case m.State == gossip.StateDead:
+			ai := peer.AddrInfo{ID: m.ID}
+			for _, s := range m.Addrs {
+				if a, err := ma.NewMultiaddr(s); err == nil {
+					ai.Addrs = append(ai.Addrs, a)
+				}
+			}
+			targets[m.ID] = ai
+			dead[m.ID] = true
+		}
+	}
+	for _, ai := range n.cfg.Bootstrap {
+		if ai.ID != n.host.ID() && !heard[ai.ID] {
+			t := targets[ai.ID]
+			t.ID, t.Addrs = ai.ID, append(t.Addrs, ai.Addrs...)
+			targets[ai.ID] = t
+		}
+	}
+	var wg sync.WaitGroup
+	for _, ai := range targets {
+		if n.host.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, rejoinDialTimeout)
+			defer cancel()
+			if dead[ai.ID] {
+				dctx = network.WithForceDirectDial(dctx, "rejoin a dead member")
+			}
+			if err := n.host.Connect(dctx, ai); err != nil {
+				n.log.Debug("rejoin dial failed", "peer", ai.ID, "dead", dead[ai.ID], "err", err)
+				return
+			}
+			n.log.Info("reconnected", "peer", ai.ID, "dead_member", dead[ai.ID])
+		}()
+	}
+	wg.Wait()
 }
 
 // pingLoop keeps the peerstore's RTT of every connected peer fresh.

@@ -77,6 +77,11 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if len(reqs) == 1 && showProgress(cmd) {
+				req.ID = transferID()
+				stop := watchTransfer(cmd.Context(), c, req.ID, req.Ref, cmd.ErrOrStderr())
+				defer stop()
+			}
 			res, err := c.Get(cmd.Context(), req)
 			results[i].Ref = req.Ref
 			if err != nil {

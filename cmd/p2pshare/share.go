@@ -65,28 +65,39 @@ FILE '-' reads standard input (then --name is required).`,
 			if err != nil {
 				return err
 			}
+			if showProgress(cmd) {
+				req.ID = transferID()
+				stop := watchTransfer(cmd.Context(), c, req.ID, "share "+filepath.Base(file), cmd.ErrOrStderr())
+				res, err := c.Share(cmd.Context(), req)
+				stop()
+				return printShare(cmd, file, res, err)
+			}
 			res, err := c.Share(cmd.Context(), req)
-			if err != nil {
-				return fail("share "+file, err)
-			}
-			out := cmd.OutOrStdout()
-			if jsonFlag(cmd) {
-				return printJSON(out, res)
-			}
-			fmt.Fprintf(out, "shared %s\n  cid  %s\n  size %d bytes\n", res.Name, res.CID, res.Size)
-			if len(res.Replicas) > 0 {
-				fmt.Fprintf(out, "  copies on %s\n", strings.Join(res.Replicas, ", "))
-			}
-			if res.ReplicaError != "" {
-				fmt.Fprintf(out, "  warning: %s\n", res.ReplicaError)
-			}
-			if !res.Published {
-				fmt.Fprintln(out, "  note: no peer connected yet; the name is announced when one connects")
-			}
-			return nil
+			return printShare(cmd, file, res, err)
 		},
 	}
 	cmd.Flags().String(optName, "", "name to share the file under (default: FILE's base name)")
 	addJSONFlag(cmd)
 	return cmd
+}
+
+func printShare(cmd *cobra.Command, file string, res api.ShareResult, err error) error {
+	if err != nil {
+		return fail("share "+file, err)
+	}
+	out := cmd.OutOrStdout()
+	if jsonFlag(cmd) {
+		return printJSON(out, res)
+	}
+	fmt.Fprintf(out, "shared %s\n  cid  %s\n  size %d bytes\n", res.Name, res.CID, res.Size)
+	if len(res.Replicas) > 0 {
+		fmt.Fprintf(out, "  copies on %s\n", strings.Join(res.Replicas, ", "))
+	}
+	if res.ReplicaError != "" {
+		fmt.Fprintf(out, "  warning: %s\n", res.ReplicaError)
+	}
+	if !res.Published {
+		fmt.Fprintln(out, "  note: no peer connected yet; the name is announced when one connects")
+	}
+	return nil
 }

@@ -34,6 +34,8 @@ type API interface {
 	Stats(ctx context.Context) (Stats, error)
 	// Shutdown stops the daemon.
 	Shutdown(ctx context.Context) error
+	// Transfers lists the shares and gets in progress.
+	Transfers(ctx context.Context) ([]Transfer, error)
 
 	// KVPut writes a key of the replicated key-value store.
 	KVPut(ctx context.Context, req KVPutRequest) (KVEntry, error)
@@ -112,6 +114,7 @@ type IDInfo struct {
 // ShareRequest asks to share a file. Exactly one of Path and Body is set.
 type ShareRequest struct {
 	Name string    `json:"name"`
+	ID   string    `json:"id,omitempty"`   // names the transfer in Transfers
 	Path string    `json:"path,omitempty"` // absolute path of a file the daemon reads
 	Body io.Reader `json:"-"`              // the bytes, uploaded
 }
@@ -149,6 +152,20 @@ type GetRequest struct {
 	Ref  string `json:"ref"`
 	Path string `json:"path"`
 	Dir  bool   `json:"dir,omitempty"`
+	// ID names the transfer in Transfers while it runs (for a progress
+	// display); the daemon picks one when empty.
+	ID string `json:"id,omitempty"`
+}
+
+// Transfer is a share or get in progress.
+type Transfer struct {
+	ID      string  `json:"id"`
+	Kind    string  `json:"kind"` // "get" or "share"
+	Ref     string  `json:"ref"`
+	Done    int64   `json:"done"`
+	Total   int64   `json:"total"` // -1 when not yet known
+	Peer    string  `json:"peer,omitempty"`
+	Seconds float64 `json:"seconds"` // since it started
 }
 
 // GetResult is the answer of Get.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 )
 
 // ErrNoDaemon: no daemon is running on the repo.
@@ -114,9 +115,12 @@ func (c *Client) ID(ctx context.Context) (IDInfo, error) {
 func (c *Client) Share(ctx context.Context, req ShareRequest) (ShareResult, error) {
 	var out ShareResult
 	if req.Body == nil {
+		if err := checkUTF8(req.Name, req.Path); err != nil {
+			return out, err
+		}
 		return out, c.call(ctx, http.MethodPost, "share", req, &out)
 	}
-	resp, err := c.do(ctx, http.MethodPost, "share?name="+url.QueryEscape(req.Name), req.Body, "application/octet-stream")
+	resp, err := c.do(ctx, http.MethodPost, "share?name="+url.QueryEscape(req.Name)+"&id="+url.QueryEscape(req.ID), req.Body, "application/octet-stream")
 	if err != nil {
 		return out, err
 	}
@@ -127,7 +131,23 @@ func (c *Client) Share(ctx context.Context, req ShareRequest) (ShareResult, erro
 // Get implements API.
 func (c *Client) Get(ctx context.Context, req GetRequest) (GetResult, error) {
 	var out GetResult
+	if err := checkUTF8(req.Ref, req.Path); err != nil {
+		return out, err
+	}
 	return out, c.call(ctx, http.MethodPost, "get", req, &out)
+}
+
+// checkUTF8 refuses a name (or name or CID) and a path that JSON cannot
+// carry: encoding/json replaces bytes that are not UTF-8 with U+FFFD, so
+// they would reach the daemon as another name or another path.
+func checkUTF8(name, path string) error {
+	if !utf8.ValidString(name) {
+		return Errorf(http.StatusBadRequest, "invalid name %q: not valid UTF-8", name)
+	}
+	if !utf8.ValidString(path) {
+		return Errorf(http.StatusBadRequest, "path %q: not valid UTF-8 (the API carries paths as JSON text)", path)
+	}
+	return nil
 }
 
 // Cat implements API.
@@ -223,4 +243,10 @@ func (c *Client) Revoke(ctx context.Context, revocation []byte) (RevokeResult, e
 	}
 	defer resp.Body.Close()
 	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Transfers implements API.
+func (c *Client) Transfers(ctx context.Context) ([]Transfer, error) {
+	var out []Transfer
+	return out, c.call(ctx, http.MethodGet, "transfers", nil, &out)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits of the API server.
@@ -60,7 +62,27 @@ func NewServer(api API, token string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET "+PathPrefix+"kv/ls", s.handleKVList)
 	s.mux.HandleFunc("GET "+PathPrefix+"catalog", s.handleCatalog)
 	s.mux.HandleFunc("POST "+PathPrefix+"revoke", s.handleRevoke)
+	s.mux.HandleFunc("GET "+PathPrefix+"transfers", s.handleTransfers)
+	// Anything else is answered in JSON too, not with the mux's plain text.
+	s.mux.HandleFunc("/", s.handleUnknown)
 	return s
+}
+
+// handleUnknown answers a path no endpoint serves (404), or an endpoint
+// asked with the wrong method (405).
+func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if _, pattern := s.mux.Handler(&http.Request{Method: m, URL: r.URL, Host: r.Host}); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, Errorf(http.StatusNotFound, "no such endpoint: %s %s (the API is under %s)", r.Method, r.URL.Path, PathPrefix))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, Errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s (use %s)", r.Method, r.URL.Path, strings.Join(allow, " or ")))
 }
 
 // ServeHTTP checks the host, origin and token, then routes.
@@ -114,6 +136,7 @@ func (s *Server) handleShare(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		req.Name = r.URL.Query().Get("name")
+		req.ID = r.URL.Query().Get("id")
 		if req.Name == "" {
 			writeError(w, Errorf(http.StatusBadRequest, "share: an upload needs ?name=NAME"))
 			return
@@ -241,6 +264,14 @@ func (s *Server) handleKVList(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, res, err)
 }
 
+func (s *Server) handleTransfers(w http.ResponseWriter, r *http.Request) {
+	res, err := s.api.Transfers(r.Context())
+	if res == nil {
+		res = []Transfer{}
+	}
+	s.reply(w, res, err)
+}
+
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, MaxJSONBody))
 	if err != nil {
@@ -273,11 +304,31 @@ func (s *Server) reply(w http.ResponseWriter, v any, err error) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// decodeJSON decodes the request body, one JSON object of at most
+// MaxJSONBody bytes of UTF-8 (encoding/json would silently replace invalid
+// bytes, so a name could arrive as another name) with no unknown fields and
+// nothing after it.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, MaxJSONBody))
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxJSONBody+1))
+	switch {
+	case err != nil:
+		writeError(w, Errorf(http.StatusBadRequest, "bad request body: %v", err))
+		return false
+	case len(b) > MaxJSONBody:
+		writeError(w, Errorf(http.StatusBadRequest, "bad request body: over the limit of %d bytes", MaxJSONBody))
+		return false
+	case !utf8.Valid(b):
+		writeError(w, Errorf(http.StatusBadRequest, "bad request body: not valid UTF-8"))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, Errorf(http.StatusBadRequest, "bad request body: %v", err))
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, Errorf(http.StatusBadRequest, "bad request body: more after the JSON object"))
 		return false
 	}
 	return true
