@@ -78,6 +78,7 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	tr, end := n.transfers.start(req.ID, "share", name, total)
 	defer end()
 	res, err := n.share.Share(ctx, countingReader{r: r, tr: tr}, name)
+	n.countTransfer(err, res.Size)
 	if err != nil {
 		return api.ShareResult{}, apiError(err)
 	}
@@ -119,6 +120,7 @@ func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, erro
 	tr, end := n.transfers.start(req.ID, "get", req.Ref, -1)
 	defer end()
 	res, err := n.share.Get(ctx, req.Ref, root, file, tr.progress)
+	n.countTransfer(err, res.Size)
 	if err != nil {
 		return api.GetResult{}, apiError(err)
 	}

@@ -61,6 +61,7 @@ type Node struct {
 	gate  *admit.Gate // nil in an open network
 
 	transfers transfers // shares and gets in progress
+	metrics   *nodeMetrics
 
 	started   time.Time
 	ctx       context.Context
@@ -141,6 +142,8 @@ func New(cfg Config) (n *Node, err error) {
 	case cfg.SwarmKey == nil:
 		n.log.Warn("open network: no swarm key, no authority, no allowlist; any node that can reach this one may join")
 	}
+	n.metrics = newMetrics()
+	opts = append(opts, libp2p.PrometheusRegisterer(n.metrics.reg))
 	rm, err := newResourceManager()
 	if err != nil {
 		return nil, err
@@ -218,6 +221,7 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.share.SetDirectory(catalogDirectory{n.kv})
+	n.metrics.register(n)
 	n.share.StartReplication(membershipCluster{n.memb})
 	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
 	if n.gate != nil && cfg.Admission.Authority != nil {
@@ -470,13 +474,7 @@ func (n *Node) rejoin(ctx context.Context) {
 		case m.State == gossip.StateAlive || m.State == gossip.StateSuspect:
 			heard[m.ID] = true
 		case m.State == gossip.StateDead:
-			ai := peer.AddrInfo{ID: m.ID}
-			for _, s := range m.Addrs {
-				if a, err := ma.NewMultiaddr(s); err == nil {
-					ai.Addrs = append(ai.Addrs, a)
-				}
-			}
-			targets[m.ID] = ai
+			targets[m.ID] = heartbeatAddrs(m)
 			dead[m.ID] = true
 		}
 	}
@@ -508,6 +506,26 @@ func (n *Node) rejoin(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// heartbeatAddrs is m's ID with the addresses its last heartbeat announced.
+func heartbeatAddrs(m gossip.Member) peer.AddrInfo {
+	ai := peer.AddrInfo{ID: m.ID}
+	for _, s := range m.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, a)
+		}
+	}
+	return ai
+}
+
+// memberAddrInfo is p with the addresses its last heartbeat announced, if
+// it is in the members table.
+func (n *Node) memberAddrInfo(p peer.ID) peer.AddrInfo {
+	if m, ok := n.memb.Member(p); ok {
+		return heartbeatAddrs(m)
+	}
+	return peer.AddrInfo{ID: p}
 }
 
 // pingLoop keeps the peerstore's RTT of every connected peer fresh.

@@ -42,8 +42,9 @@ type Attempt struct {
 	Err    string // why it was left, empty for the one that finished
 }
 
-// Progress, when set on a get, is called as bytes arrive (from one goroutine).
-type Progress func(done, total int64)
+// Progress, when set on a get, is called as bytes arrive (from one
+// goroutine), with the peer they come from.
+type Progress func(done, total int64, from peer.ID)
 
 // Get resolves ref (a name or a CID) and writes the file as filename inside
 // dir; an empty filename means the resolved name (or the CID string). It
@@ -162,6 +163,7 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 	}
 	if len(ids) == 0 {
 		fromDHT = true
+		defer s.observe("providers", time.Now())
 		for ai := range s.rt.FindProvidersAsync(ctx, c, s.cfg.MaxProviders) {
 			if seen[ai.ID] {
 				continue
@@ -343,7 +345,7 @@ func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want
 			got += int64(n)
 			remaining -= int64(n)
 			if progress != nil {
-				progress(off+got, total)
+				progress(off+got, total, p)
 			}
 		}
 		if rerr != nil && remaining > 0 {

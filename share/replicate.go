@@ -203,6 +203,7 @@ func (s *Service) checkReplicas(ctx context.Context) {
 				continue
 			}
 			need--
+			s.stats.Repairs.Add(1)
 			s.log.Info("repaired: copied to a new holder", "cid", held.CID, "to", p.ID, "rtt", p.RTT, "live_holders", s.cfg.Replicas-need)
 		}
 	}
@@ -232,6 +233,7 @@ func (s *Service) giveBack(ctx context.Context, held Held, owner peer.ID) {
 			s.log.Warn("rejoin: drop custody copy", "cid", held.CID, "err", err)
 			return
 		}
+		s.stats.GiveBacks.Add(1)
 		s.log.Info("rejoin: gave the file back and dropped the custody copy", "cid", held.CID, "owner", owner)
 		return
 	}
@@ -307,6 +309,7 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 				continue
 			}
 			need--
+			s.stats.Relocations.Add(1)
 			moved = append(moved, Moved{CID: held.CID, Size: held.Size, To: p.ID, RTT: p.RTT})
 			s.log.Info("leave: relocated", "cid", held.CID, "to", p.ID, "rtt", p.RTT)
 		}

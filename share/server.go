@@ -57,11 +57,14 @@ func (s *Service) handleGet(st network.Stream) {
 		return
 	}
 	n, err := s.copyOut(st, f)
+	s.stats.ServedBytes.Add(n)
 	if err != nil {
+		s.stats.ServedFailed.Add(1)
 		s.log.Debug("serve interrupted", "peer", remote, "cid", req.CID, "sent", n, "err", err)
 		_ = st.Reset()
 		return
 	}
+	s.stats.ServedOK.Add(1)
 	_ = st.Close()
 	s.log.Debug("served", "peer", remote, "cid", req.CID, "offset", req.Offset, "bytes", n)
 }

@@ -51,6 +51,9 @@ type Service struct {
 	cluster Cluster
 	repKick chan struct{}
 
+	stats    Stats
+	observer atomic.Value // func(what string, d time.Duration)
+
 	servesMu    sync.Mutex // guards servesTotal and servesPer
 	servesTotal int
 	servesPer   map[peer.ID]int
@@ -116,6 +119,25 @@ func (s *Service) directory() Directory {
 	s.dirMu.RLock()
 	defer s.dirMu.RUnlock()
 	return s.dir
+}
+
+// Stats counts what the service did since start (for metrics).
+type Stats struct {
+	ServedOK, ServedFailed, ServedBytes atomic.Int64
+	Repairs, Relocations, GiveBacks     atomic.Int64
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+// SetObserver sets a function told how long each DHT lookup took (what is
+// "name" or "providers").
+func (s *Service) SetObserver(f func(what string, d time.Duration)) { s.observer.Store(f) }
+
+func (s *Service) observe(what string, start time.Time) {
+	if f, ok := s.observer.Load().(func(string, time.Duration)); ok && f != nil {
+		f(what, time.Since(start))
+	}
 }
 
 // Store returns the content store the service serves from.
@@ -247,7 +269,9 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	lookupStart := time.Now()
 	val, err := s.rt.GetValue(ctx, NameKey(ref))
+	s.observe("name", lookupStart)
 	if err != nil && inCatalog {
 		return cat, nil
 	}

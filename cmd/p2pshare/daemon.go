@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/pnet"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/spf13/cobra"
 
 	"github.com/p2pshare/p2pshare/node"
@@ -127,6 +130,9 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	if err := checkLoopback(apiAddr); err != nil {
 		return fail("daemon", err)
 	}
+	if err := checkPortsFree(cfg.ListenAddrs, cfg.SwarmKey != nil); err != nil {
+		return fail("daemon", err)
+	}
 
 	// Bind the API first, so a busy port fails before the node starts.
 	ln, err := net.Listen("tcp", apiAddr)
@@ -152,7 +158,9 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return fail("daemon", err)
 	}
-	srv := &http.Server{Handler: api.NewServer(n, token, log), ReadHeaderTimeout: 10 * time.Second}
+	apiSrv := api.NewServer(n, token, log)
+	apiSrv.HandleMetrics(n.MetricsHandler())
+	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -200,6 +208,44 @@ func checkLoopback(hostport string) error {
 		return fmt.Errorf("--api %q: the API must listen on loopback (127.0.0.1 or ::1)", hostport)
 	}
 	return nil
+}
+
+// checkPortsFree fails if a listen address with a fixed port is taken.
+// libp2p binds its TCP and QUIC listeners with SO_REUSEPORT, so a daemon
+// started on another daemon's port would start anyway and silently take a
+// share of that port's incoming connections; a probe bind without
+// SO_REUSEPORT fails instead. UDP is not probed with a swarm key (QUIC is
+// then not used).
+func checkPortsFree(addrs []ma.Multiaddr, tcpOnly bool) error {
+	for _, a := range addrs {
+		ip, err := manet.ToIP(a)
+		if err != nil {
+			continue // not an IP address: libp2p says what is wrong
+		}
+		if port, err := a.ValueForProtocol(ma.P_TCP); err == nil && port != "0" {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), port))
+			if err != nil {
+				return fmt.Errorf("listen address %s: %w", a, bindError(err))
+			}
+			l.Close()
+		} else if port, err := a.ValueForProtocol(ma.P_UDP); err == nil && port != "0" && !tcpOnly {
+			c, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), port))
+			if err != nil {
+				return fmt.Errorf("listen address %s: %w", a, bindError(err))
+			}
+			c.Close()
+		}
+	}
+	return nil
+}
+
+// bindError shortens a failed bind to its cause ("address already in use").
+func bindError(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
 }
 
 // loadSwarmKey reads the swarm key from path, or from the repo's swarm.key

@@ -68,6 +68,11 @@ func NewServer(api API, token string, log *slog.Logger) *Server {
 	return s
 }
 
+// HandleMetrics serves h (Prometheus metrics) at GET /metrics, behind the
+// same token as the API: point Prometheus at it with bearer_token_file set
+// to the repo's api.token.
+func (s *Server) HandleMetrics(h http.Handler) { s.mux.Handle("GET /metrics", h) }
+
 // handleUnknown answers a path no endpoint serves (404), or an endpoint
 // asked with the wrong method (405).
 func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
