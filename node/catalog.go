@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
@@ -84,8 +86,18 @@ func (c membershipCluster) Live() []share.Peer {
 // watchMembers asks share for a replication check on every membership
 // change (a death to repair, a return to give files back to) and drops
 // dead and departed members from the DHT's routing table.
+//
+// A member heard again has its swarm dial backoff cleared, and one back
+// from the dead (the other side of a healed partition, say) also gets an
+// anti-entropy exchange at once: what each side wrote while apart reached
+// only its own side, and gossip does not send it again. One exchange per
+// rejoinInterval is enough, as the nodes of each side already agree among
+// themselves; the periodic exchange with a random peer alone would take
+// several SyncIntervals to spread it.
 func (n *Node) watchMembers(events <-chan gossip.Event) {
 	defer n.wg.Done()
+	dead := map[peer.ID]bool{}
+	var lastSync time.Time
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -94,12 +106,61 @@ func (n *Node) watchMembers(events <-chan gossip.Event) {
 			if !ok {
 				return
 			}
-			if e.Kind == gossip.EventDead || e.Kind == gossip.EventLeft {
+			switch e.Kind {
+			case gossip.EventDead, gossip.EventLeft:
 				// The DHT would keep querying a gone peer and wait out its
 				// dial timeout (seconds) on every lookup, provide and put.
 				n.dht.RoutingTable().RemovePeer(e.Peer)
+				dead[e.Peer] = e.Kind == gossip.EventDead
+			case gossip.EventAliveAgain, gossip.EventRejoined:
+				// Its heartbeats arrive again: the swarm's dial backoff
+				// from failed dials while it was silent (minutes after a
+				// long cut) would make every get and push to it fail.
+				if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+					sw.Backoff().Clear(e.Peer)
+				}
+				if dead[e.Peer] && time.Since(lastSync) >= rejoinInterval {
+					lastSync = time.Now()
+					n.wg.Add(1)
+					go n.syncWithReturned(e.Peer)
+				}
+				delete(dead, e.Peer)
 			}
 			n.share.KickReplication()
+		}
+	}
+}
+
+// syncWithReturned runs one anti-entropy exchange with a member back from
+// the dead, trying up to three times, a second apart; if all fail, the
+// periodic exchange will do it later.
+func (n *Node) syncWithReturned(p peer.ID) {
+	defer n.wg.Done()
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+		var err error
+		if n.host.Network().Connectedness(p) != network.Connected {
+			// The failed dials of a cut may have put p in the swarm's
+			// dial backoff.
+			err = n.host.Connect(network.WithForceDirectDial(ctx, "anti-entropy with a returned member"), n.memberAddrInfo(p))
+		}
+		var st kv.SyncStats
+		if err == nil {
+			st, err = n.kv.SyncWith(ctx, p)
+		}
+		cancel()
+		if err == nil {
+			n.log.Info("anti-entropy with a returned member", "peer", p, "received", st.Received, "applied", st.Applied)
+			return
+		}
+		if try == 3 {
+			n.log.Info("anti-entropy with a returned member failed; left to the periodic exchange", "peer", p, "err", err)
+			return
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(time.Second):
 		}
 	}
 }

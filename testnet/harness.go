@@ -37,9 +37,12 @@ func Build(dir string) (string, error) {
 
 // Network is a set of daemons sharing one directory.
 type Network struct {
-	Bin   string
-	Dir   string
-	Args  []string // extra daemon flags for every node
+	Bin  string
+	Dir  string
+	Args []string // extra daemon flags for every node
+	// Setup, if set, is called on each daemon Add creates, before its
+	// first start: the place to set its Prefix and Listen.
+	Setup func(d *Daemon)
 	mu    sync.Mutex
 	Nodes []*Daemon
 }
@@ -52,9 +55,16 @@ type Daemon struct {
 	Log   string
 	ID    string
 	Addrs []string // with /p2p/ID
-	cmd   *exec.Cmd
-	done  chan struct{}
-	err   error
+	// Prefix, if set, is prepended to the daemon's command line and to
+	// every CLI run against it (say ip netns exec NS, to run both in a
+	// network namespace).
+	Prefix []string
+	// Listen, if set, replaces the default listen addresses (127.0.0.1,
+	// TCP and QUIC, port 0) of the first start.
+	Listen []string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	err    error
 }
 
 // Result is the outcome of one CLI run.
@@ -102,6 +112,9 @@ func (nw *Network) Add(ctx context.Context, bootstrap ...string) (*Daemon, error
 	d.Log = filepath.Join(nw.Dir, fmt.Sprintf("node%d.log", d.Index))
 	nw.Nodes = append(nw.Nodes, d)
 	nw.mu.Unlock()
+	if nw.Setup != nil {
+		nw.Setup(d)
+	}
 	return d, d.Start(ctx, bootstrap...)
 }
 
@@ -123,8 +136,11 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 	// A restarted daemon listens where it did before, as a daemon on a fixed
 	// port would: peers that remember its address can dial it again.
 	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	if len(d.Listen) > 0 {
+		listen = d.Listen
+	}
 	if len(d.Addrs) > 0 {
-		listen = listen[:0]
+		listen = nil
 		for _, a := range d.Addrs {
 			listen = append(listen, strings.TrimSuffix(a, "/p2p/"+d.ID))
 		}
@@ -142,7 +158,7 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 		return err
 	}
 	_ = os.Remove(filepath.Join(d.Repo, "api"))
-	cmd := exec.Command(d.net.Bin, args...)
+	cmd := command(context.Background(), d.Prefix, d.net.Bin, args)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -250,15 +266,25 @@ func (d *Daemon) TCPAddr() string {
 
 // Run runs the CLI against this daemon's repo.
 func (d *Daemon) Run(args ...string) Result {
-	return d.net.RunCLI(append([]string{"--repo", d.Repo}, args...)...)
+	return d.net.runCLI(d.Prefix, append([]string{"--repo", d.Repo}, args...)...)
+}
+
+// command is bin with args, behind prefix if there is one.
+func command(ctx context.Context, prefix []string, bin string, args []string) *exec.Cmd {
+	if len(prefix) == 0 {
+		return exec.CommandContext(ctx, bin, args...)
+	}
+	return exec.CommandContext(ctx, prefix[0], append(append(append([]string{}, prefix[1:]...), bin), args...)...)
 }
 
 // RunCLI runs the binary with args, in the network's directory, with a
 // deadline of a minute.
-func (nw *Network) RunCLI(args ...string) Result {
+func (nw *Network) RunCLI(args ...string) Result { return nw.runCLI(nil, args...) }
+
+func (nw *Network) runCLI(prefix []string, args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nw.Bin, args...)
+	cmd := command(ctx, prefix, nw.Bin, args)
 	cmd.Dir = nw.Dir
 	cmd.Env = append(os.Environ(), "P2PSHARE_REPO=")
 	var out, errb bytes.Buffer
