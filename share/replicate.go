@@ -271,10 +271,14 @@ func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer,
 		have++
 		out = append(out, p)
 	}
-	if have < s.cfg.Replicas && len(errs) > 0 {
+	switch {
+	case have >= s.cfg.Replicas:
+		return out, nil
+	case len(errs) > 0:
 		return out, fmt.Errorf("replicate %s: %d of %d copies: %w", c, have, s.cfg.Replicas, errors.Join(errs...))
+	default:
+		return out, fmt.Errorf("replicate %s: %d of %d copies: no other live member to copy to yet (repair will add copies when members join)", c, have, s.cfg.Replicas)
 	}
-	return out, nil
 }
 
 // Relocate hands off, before this node leaves, every held file that would
