@@ -86,6 +86,9 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	f := cmd.Flags()
+	if _, err := loadConfigFile(f, dir); err != nil {
+		return fail("daemon", err)
+	}
 	level, _ := f.GetString(optLogLevel)
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

@@ -108,6 +108,7 @@ command but 'daemon' talks to the daemon of its repo.`,
 		newKeygenCmd(),
 		newKVCmd(),
 		newCACmd(),
+		newConfigCmd(),
 		newLsCmd(),
 		newSearchCmd(),
 	)
@@ -161,6 +162,17 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// groupRunE runs a command that only groups subcommands (kv, ca): alone it
+// prints its help; with an argument that names no subcommand it is a usage
+// error (without it, cobra prints the help and exits 0, so a mistyped
+// 'kv gte KEY' in a script would look like a success).
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())}
+	}
+	return cmd.Help()
 }
 
 // exactArgs is cobra.ExactArgs with a usage error.
