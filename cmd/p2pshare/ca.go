@@ -39,6 +39,7 @@ to every node). Keep authority.key off the nodes.`,
   cp ~/.p2pshare-ca/authority.pub /tmp/n1/         # the daemon finds both in its repo
   p2pshare --repo /tmp/n1 daemon &
   p2pshare ca revoke 12D3KooW... --repo /tmp/n1    # spread by the running node`,
+		RunE: groupRunE,
 	}
 	cmd.PersistentFlags().String(optCA, "", "authority directory (env "+envCA+", default ~/.p2pshare-ca)")
 	cmd.AddCommand(newCAInitCmd(), newCAAdmitCmd(), newCARevokeCmd())

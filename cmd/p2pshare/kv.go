@@ -42,6 +42,7 @@ most 64 KiB (the daemon's limit).`,
   p2pshare kv get motd
   p2pshare kv ls --json
   p2pshare kv del motd`,
+		RunE: groupRunE,
 	}
 	cmd.AddCommand(newKVPutCmd(), newKVGetCmd(), newKVDelCmd(), newKVLsCmd())
 	return cmd
