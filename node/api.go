@@ -88,6 +88,7 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	if err := n.kv.PublishHolding(ctx, res.CID, ""); err != nil {
 		return api.ShareResult{}, api.Errorf(http.StatusInternalServerError, "share %q: record holding in the catalog: %v", res.Name, err)
 	}
+	n.pushCatalog(ctx)
 	out := api.ShareResult{Name: res.Name, CID: res.CID.String(), Size: res.Size, Published: res.Published, Replicas: []string{}}
 	reps, err := n.share.Replicate(ctx, res.CID, res.Size)
 	for _, p := range reps {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -81,6 +82,11 @@ func (c membershipCluster) Live() []share.Peer {
 		}
 	}
 	return out
+}
+
+func (c membershipCluster) Down(p peer.ID) bool {
+	m, ok := c.m.Member(p)
+	return ok && (m.State == gossip.StateDead || m.State == gossip.StateLeft)
 }
 
 // watchMembers asks share for a replication check on every membership
@@ -163,4 +169,29 @@ func (n *Node) syncWithReturned(p peer.ID) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// catalogPushTimeout bounds pushCatalog.
+const catalogPushTimeout = 2 * time.Second
+
+// pushCatalog runs an anti-entropy exchange with every connected peer at once,
+// so that when share returns every reachable node's catalog already holds
+// the new name: a get anywhere then resolves it from the catalog, without
+// asking the DHT whether a newer record exists. Only the digest bucket of
+// the new records differs, so each exchange is small. A member that cannot
+// be reached in time learns the name by gossip and anti-entropy later.
+func (n *Node) pushCatalog(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, catalogPushTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range n.host.Network().Peers() {
+		wg.Add(1)
+		go func(p peer.ID) {
+			defer wg.Done()
+			if _, err := n.kv.SyncWith(ctx, p); err != nil {
+				n.log.Debug("push catalog", "peer", p, "err", err)
+			}
+		}(p)
+	}
+	wg.Wait()
 }

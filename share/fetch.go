@@ -129,7 +129,7 @@ type candidate struct {
 // providers finds up to MaxProviders providers of c (other than this node,
 // and none in skip), ordered by measured RTT, lowest first, ties by peer
 // ID. Known holders come first and alone: the preferred peers and the
-// holders the Directory knows that membership says are up. Only when there
+// holders the Directory knows that membership does not say are down. Only when there
 // are none does it search the DHT (fromDHT is then true), because a DHT
 // search waits out its dials to dead peers (seconds) while a known live
 // holder answers in milliseconds; fetch goes to the DHT if every known
@@ -153,9 +153,9 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 			add(p)
 		}
 		if d := s.directory(); d != nil {
-			live := s.liveSet()
+			cl := s.clusterView()
 			for _, h := range d.Holdings(c) {
-				if _, up := live[h.Peer]; up || s.clusterView() == nil {
+				if cl == nil || !cl.Down(h.Peer) {
 					add(h.Peer)
 				}
 			}

@@ -38,6 +38,9 @@ type Cluster interface {
 	// Live returns the members other than this node that count as up:
 	// alive or suspect (nothing is repaired on a mere suspicion).
 	Live() []Peer
+	// Down reports whether p is known to be dead or gone (a peer not yet
+	// heard of is not down).
+	Down(p peer.ID) bool
 }
 
 // ReplicateRequest is the request of ReplicateProtocol.

@@ -242,8 +242,8 @@ type Resolved struct {
 }
 
 // Resolve turns ref, a CID or a name, into a CID. A name is looked up in
-// the Directory (the local catalog) and in the DHT, and the newer record
-// wins; an unknown name is answered with ErrNotFound within LookupTimeout.
+// the Directory (the local catalog) first, then in the DHT; an unknown name
+// is answered with ErrNotFound within LookupTimeout.
 func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	if c, err := cid.Decode(ref); err == nil {
 		if err := checkCID(c); err != nil {
@@ -256,25 +256,20 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	if err := ValidateName(ref); err != nil {
 		return Resolved{}, err
 	}
-	// The catalog answers at once but may lag a publish by a gossip hop;
-	// the DHT holds the record every share waits for. Ask both and keep
-	// the newer, giving the DHT less time when the catalog knows the name.
-	var cat Resolved
-	var inCatalog bool
-	timeout := s.cfg.LookupTimeout
+	// The catalog answers at once: a share pushes its new name to every
+	// live member's catalog before it returns. A name the catalog does not
+	// know is looked up in the DHT, which holds the record every share
+	// waits for.
 	if d := s.directory(); d != nil {
-		if cat, inCatalog = d.LookupName(ref); inCatalog {
-			timeout = min(timeout, catalogCheckTimeout)
+		if cat, ok := d.LookupName(ref); ok {
+			return cat, nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 	defer cancel()
 	lookupStart := time.Now()
 	val, err := s.rt.GetValue(ctx, NameKey(ref))
 	s.observe("name", lookupStart)
-	if err != nil && inCatalog {
-		return cat, nil
-	}
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
 			return Resolved{}, fmt.Errorf("no file named %q: %w (searched the DHT through %d connected peers)",
@@ -286,15 +281,8 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	if err != nil {
 		return Resolved{}, fmt.Errorf("resolve %q: %w", ref, err)
 	}
-	if inCatalog && !rec.Time.After(cat.Time) {
-		return cat, nil
-	}
 	return Resolved{Name: rec.Name, CID: rec.CID, Size: rec.Size, Publisher: rec.Publisher, Time: rec.Time}, nil
 }
-
-// catalogCheckTimeout bounds the DHT lookup of a name the catalog already
-// knows: only a fresher record is looked for.
-const catalogCheckTimeout = 300 * time.Millisecond
 
 // looksLikeCID reports whether s was meant as a CID (a multibase-base32
 // CIDv1 or a base58 CIDv0), so a mistyped one is reported as such and not as
