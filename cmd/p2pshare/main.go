@@ -111,6 +111,7 @@ command but 'daemon' talks to the daemon of its repo.`,
 		newConfigCmd(),
 		newLsCmd(),
 		newSearchCmd(),
+		newDashboardCmd(),
 	)
 	return root
 }

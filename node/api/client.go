@@ -55,6 +55,12 @@ func Dial(dir string) (*Client, error) {
 	return c, nil
 }
 
+// Base returns the API's base URL (http://HOST:PORT).
+func (c *Client) Base() string { return c.base }
+
+// Token returns the bearer token the client sends.
+func (c *Client) Token() string { return c.token }
+
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+PathPrefix+path, body)
 	if err != nil {

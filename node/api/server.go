@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/p2pshare/p2pshare/node/api/dashboard"
 )
 
 // Limits of the API server.
@@ -33,12 +35,14 @@ const (
 
 // Server serves an API over HTTP. Every request needs "Authorization: Bearer
 // TOKEN"; the Host header must name a loopback host (no DNS rebinding), and
-// cross-origin requests are refused.
+// cross-origin requests are refused. The one exception to the token is the
+// dashboard's static app shell (see serveDashboard).
 type Server struct {
 	api   API
 	token string
 	log   *slog.Logger
 	mux   *http.ServeMux
+	dash  http.Handler
 }
 
 // NewServer returns the HTTP handler of api.
@@ -46,7 +50,7 @@ func NewServer(api API, token string, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{api: api, token: token, log: log.With("component", "api"), mux: http.NewServeMux()}
+	s := &Server{api: api, token: token, log: log.With("component", "api"), mux: http.NewServeMux(), dash: dashboard.Handler()}
 	s.mux.HandleFunc("GET "+PathPrefix+"id", s.handleID)
 	s.mux.HandleFunc("POST "+PathPrefix+"share", s.handleShare)
 	s.mux.HandleFunc("POST "+PathPrefix+"get", s.handleGet)
@@ -102,6 +106,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.serveDashboard(w, r) {
+		return
+	}
 	auth := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
@@ -109,6 +116,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// DashboardPath is where the web dashboard is served.
+const DashboardPath = dashboard.Path
+
+// serveDashboard serves the web dashboard's files at DashboardPath (and
+// redirects the bare path there), reporting whether r asked for them.
+//
+// These files alone are served without the token, after the same Host and
+// Origin checks as the API: they are a static app shell, the same in every
+// binary, with no data of the node in them, so reading them tells nothing a
+// copy of the source would not. Everything the page shows it fetches from
+// the API with "Authorization: Bearer TOKEN", the token coming from the
+// fragment of the login link that `p2pshare dashboard` prints (a fragment
+// is never sent to the server). Requiring the token for the shell itself
+// would need a cookie, and with it CSRF defences for every endpoint; a
+// bearer header cannot be attached by another site.
+func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) bool {
+	p := r.URL.Path
+	if p == strings.TrimSuffix(DashboardPath, "/") {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return false
+		}
+		http.Redirect(w, r, DashboardPath, http.StatusMovedPermanently)
+		return true
+	}
+	if !strings.HasPrefix(p, DashboardPath) {
+		return false
+	}
+	s.dash.ServeHTTP(w, r)
+	return true
 }
 
 // loopbackHost reports whether a Host header names a loopback address.
