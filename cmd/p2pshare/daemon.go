@@ -163,6 +163,7 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	}
 	apiSrv := api.NewServer(n, token, log)
 	apiSrv.HandleMetrics(n.MetricsHandler())
+	apiSrv.HandleProfiling()
 	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strconv"
 	"strings"
@@ -70,6 +71,15 @@ func NewServer(api API, token string, log *slog.Logger) *Server {
 	// Anything else is answered in JSON too, not with the mux's plain text.
 	s.mux.HandleFunc("/", s.handleUnknown)
 	return s
+}
+
+// HandleProfiling serves Go's pprof profiles at /debug/pprof/, behind the
+// same token as the API (go tool pprof -http: :0 with an Authorization
+// header, or curl -H ... > cpu.pprof).
+func (s *Server) HandleProfiling() {
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // HandleMetrics serves h (Prometheus metrics) at GET /metrics, behind the
