@@ -85,7 +85,12 @@ func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show the daemon's effective configuration",
-		RunE:  groupRunE,
+		Long: `config works with the daemon's settings: the flags of 'p2pshare daemon',
+which the repo's config file (REPO/config.json) can set and the command
+line overrides.`,
+		Example: `  p2pshare config show
+  echo '{"replicas": 3, "no-mdns": true}' > ~/.p2pshare/config.json`,
+		RunE: groupRunE,
 	}
 	show := &cobra.Command{
 		Use:   "show",

@@ -59,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
+	root.InitDefaultCompletionCmd()
+	addCompletionExamples(root)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -193,4 +195,27 @@ func addJSONFlag(cmd *cobra.Command) {
 func jsonFlag(cmd *cobra.Command) bool {
 	v, _ := cmd.Flags().GetBool(optJSON)
 	return v
+}
+
+// completionExamples are the examples of cobra's generated completion
+// commands, which come without any.
+var completionExamples = map[string]string{
+	"completion": "  p2pshare completion bash > /etc/bash_completion.d/p2pshare\n  source <(p2pshare completion zsh)",
+	"bash":       "  source <(p2pshare completion bash)\n  p2pshare completion bash > /etc/bash_completion.d/p2pshare",
+	"zsh":        "  p2pshare completion zsh > \"${fpath[1]}/_p2pshare\"",
+	"fish":       "  p2pshare completion fish > ~/.config/fish/completions/p2pshare.fish",
+	"powershell": "  p2pshare completion powershell | Out-String | Invoke-Expression",
+}
+
+// addCompletionExamples gives cobra's completion commands examples.
+func addCompletionExamples(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Example = completionExamples["completion"]
+		for _, sub := range c.Commands() {
+			sub.Example = completionExamples[sub.Name()]
+		}
+	}
 }

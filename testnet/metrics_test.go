@@ -1,0 +1,93 @@
+package testnet
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scrape fetches d's /metrics with its API token (or without, when token
+// is empty) and returns the status and the samples by metric line key.
+func scrape(t *testing.T, d *Daemon, withToken bool) (int, map[string]float64) {
+	t.Helper()
+	base, err := os.ReadFile(filepath.Join(d.Repo, "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := os.ReadFile(filepath.Join(d.Repo, "api.token"))
+	req, _ := http.NewRequest(http.MethodGet, strings.TrimSpace(string(base))+"/metrics", nil)
+	if withToken {
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return resp.StatusCode, out
+}
+
+func TestE2EMetricsScrape(t *testing.T) {
+	nw := startNetwork(t, 2, "--replicas", "1")
+	waitAllAliveE2E(t, nw)
+	dir := t.TempDir()
+	if r := nw.Node(1).Run("share", writeFile(t, dir, "m.txt", []byte("metrics\n"))); r.Code != 0 {
+		t.Fatal(r.Stderr)
+	}
+	if r := nw.Node(2).Run("get", "m.txt", "-o", filepath.Join(dir, "got.txt")); r.Code != 0 {
+		t.Fatal(r.Stderr)
+	}
+	if code, _ := scrape(t, nw.Node(2), false); code != http.StatusUnauthorized {
+		t.Fatalf("/metrics without the token: %d, want 401", code)
+	}
+	code, m := scrape(t, nw.Node(2), true)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	want := map[string]float64{
+		`p2pshare_members{state="alive"}`:                          2,
+		`p2pshare_transfers_total{direction="in",result="ok"}`:     1,
+		`p2pshare_transfer_bytes_total{direction="in"}`:            8,
+		`p2pshare_transfers_total{direction="out",result="error"}`: 0,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	if _, m1 := scrape(t, nw.Node(1), true); m1[`p2pshare_transfers_total{direction="out",result="ok"}`] != 1 {
+		t.Errorf("node 1 served %v transfers, want 1", m1[`p2pshare_transfers_total{direction="out",result="ok"}`])
+	}
+	var libp2p, goRuntime bool
+	for k := range m {
+		libp2p = libp2p || strings.HasPrefix(k, "libp2p_")
+		goRuntime = goRuntime || strings.HasPrefix(k, "go_goroutines")
+	}
+	if !libp2p || !goRuntime {
+		t.Errorf("libp2p metrics %v, Go runtime metrics %v: want both", libp2p, goRuntime)
+	}
+}
