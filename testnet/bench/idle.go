@@ -17,31 +17,44 @@ import (
 	"github.com/p2pshare/p2pshare/testnet"
 )
 
+// LatencyResult holds the figures of latency: a 1 KiB get on a warm
+// network through the API and through the CLI.
+type LatencyResult struct {
+	N        int     `json:"n"`
+	APIp50Ms float64 `json:"api_p50_ms"`
+	APIp99Ms float64 `json:"api_p99_ms"`
+	APIGets  int     `json:"api_gets"`
+	CLIp50Ms float64 `json:"cli_p50_ms"`
+	CLIp99Ms float64 `json:"cli_p99_ms"`
+	CLIGets  int     `json:"cli_gets"`
+}
+
 // latency measures 1 KiB gets on a warm network: through the API (Cat, the
 // bytes streamed back) and through the CLI (a process per get).
-func latency(args []string) error {
+func latency(args []string) (LatencyResult, error) {
 	fs := flag.NewFlagSet("latency", flag.ExitOnError)
 	n := fs.Int("n", 20, "nodes")
 	gets := fs.Int("gets", 200, "API gets to time")
 	cliGets := fs.Int("cli-gets", 50, "CLI gets to time")
 	fs.Parse(args)
+	res := LatencyResult{N: *n}
 	nw, cleanup, err := upWith(*n, "--replicas", "1")
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer cleanup()
 	if err := waitAllAlive(nw); err != nil {
-		return err
+		return res, err
 	}
 	dir := filepath.Dir(nw.Dir)
 	src := filepath.Join(dir, "small.txt")
 	if err := os.WriteFile(src, []byte(strings.Repeat("p2pshare ", 1024/9+1)[:1024]), 0o644); err != nil {
-		return err
+		return res, err
 	}
 	c1, _ := clientOf(nw.Node(1))
 	ctx := context.Background()
 	if _, err := c1.Share(ctx, api.ShareRequest{Name: "small.txt", Path: src}); err != nil {
-		return err
+		return res, err
 	}
 	clients := make([]*api.Client, *n)
 	for i, d := range nw.Nodes {
@@ -63,14 +76,14 @@ func latency(args []string) error {
 	// Warm: every node resolves and fetches once.
 	for _, c := range clients[1:] {
 		if _, err := get(c); err != nil {
-			return err
+			return res, err
 		}
 	}
 	var api []time.Duration
 	for i := 0; i < *gets; i++ {
 		d, err := get(clients[1+rand.IntN(*n-1)])
 		if err != nil {
-			return err
+			return res, err
 		}
 		api = append(api, d)
 	}
@@ -81,14 +94,16 @@ func latency(args []string) error {
 		start := time.Now()
 		r := d.Run("get", "small.txt", "-o", out)
 		if r.Code != 0 {
-			return fmt.Errorf("cli get: %s", r.Stderr)
+			return res, fmt.Errorf("cli get: %s", r.Stderr)
 		}
 		cli = append(cli, time.Since(start))
 		os.Remove(out)
 	}
 	fmt.Printf("N=%d  1 KiB get, warm network: API p50 %s p99 %s (n=%d); CLI p50 %s p99 %s (n=%d)\n",
 		*n, pctFine(api, 50), pctFine(api, 99), len(api), pctFine(cli, 50), pctFine(cli, 99), len(cli))
-	return nil
+	res.APIp50Ms, res.APIp99Ms, res.APIGets = ms(pctFine(api, 50)), ms(pctFine(api, 99)), len(api)
+	res.CLIp50Ms, res.CLIp99Ms, res.CLIGets = ms(pctFine(cli, 50)), ms(pctFine(cli, 99)), len(cli)
+	return res, nil
 }
 
 func pctFine(ds []time.Duration, p int) time.Duration {
@@ -101,28 +116,41 @@ func pctFine(ds []time.Duration, p int) time.Duration {
 	return s[max(i-1, 0)].Round(10 * time.Microsecond)
 }
 
+// IdlePoint holds the figures of idle at one network size.
+type IdlePoint struct {
+	N             int     `json:"n"`
+	UpMs          float64 `json:"up_ms"`
+	AllAliveMs    float64 `json:"all_alive_ms"`
+	RSSMedianMiB  float64 `json:"rss_median_MiB"`
+	RSSMaxMiB     float64 `json:"rss_max_MiB"`
+	NetworkCores  float64 `json:"network_cpu_cores"`
+	NewReadyMs    float64 `json:"new_daemon_ready_ms"`
+	NewAliveOn1Ms float64 `json:"new_daemon_alive_on_node1_ms"`
+}
+
 // idle measures, for each N, the time from a daemon's start to ready and
 // joined, then each idle daemon's RSS and the whole network's CPU.
-func idle(args []string) error {
+func idle(args []string) ([]IdlePoint, error) {
 	fs := flag.NewFlagSet("idle", flag.ExitOnError)
 	ns := fs.String("n", "10,50,100", "network sizes")
 	settle := fs.Duration("settle", 20*time.Second, "wait before measuring")
 	window := fs.Duration("window", 10*time.Second, "CPU measuring window")
 	fs.Parse(args)
+	var out []IdlePoint
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 2 {
-			return fmt.Errorf("bad -n %q", s)
+			return out, fmt.Errorf("bad -n %q", s)
 		}
 		start := time.Now()
 		nw, cleanup, err := up(n)
 		if err != nil {
-			return err
+			return out, err
 		}
 		upTook := time.Since(start)
 		if err := waitAllAlive(nw); err != nil {
 			cleanup()
-			return err
+			return out, err
 		}
 		joined := time.Since(start)
 		time.Sleep(*settle)
@@ -142,7 +170,7 @@ func idle(args []string) error {
 		cancel()
 		if err != nil {
 			cleanup()
-			return err
+			return out, err
 		}
 		ready := time.Since(t0)
 		c1, _ := clientOf(nw.Node(1))
@@ -153,8 +181,10 @@ func idle(args []string) error {
 		cleanup()
 		fmt.Printf("N=%d: up %s, all alive everywhere %s; idle RSS per daemon median %.1f MiB max %.1f MiB; whole network CPU %.2f cores; a new daemon ready %s, alive on node 1 %s\n",
 			n, upTook.Round(time.Millisecond), joined.Round(time.Millisecond), rss[len(rss)/2], rss[len(rss)-1], cores, ready.Round(time.Millisecond), seen.Round(time.Millisecond))
+		out = append(out, IdlePoint{N: n, UpMs: ms(upTook), AllAliveMs: ms(joined), RSSMedianMiB: rss[len(rss)/2], RSSMaxMiB: rss[len(rss)-1],
+			NetworkCores: cores, NewReadyMs: ms(ready), NewAliveOn1Ms: ms(seen)})
 	}
-	return nil
+	return out, nil
 }
 
 func cpuTicks(nw *testnet.Network) int64 {

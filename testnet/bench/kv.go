@@ -12,25 +12,41 @@ import (
 	"github.com/p2pshare/p2pshare/testnet"
 )
 
+// KVResult holds the figures of kv: one put's convergence on every node,
+// and a new node's catch-up on a network holding Keys keys.
+type KVResult struct {
+	N                int       `json:"n"`
+	Rounds           int       `json:"rounds"`
+	ConvergeMs       []float64 `json:"converge_ms,omitempty"`
+	ConvergeMedianMs float64   `json:"converge_median_ms"`
+	ConvergeP99Ms    float64   `json:"converge_p99_ms"`
+	Keys             int       `json:"keys"`
+	JoinNodes        int       `json:"join_nodes"`
+	FillMs           float64   `json:"fill_ms,omitempty"`
+	NewReadyMs       float64   `json:"new_node_ready_ms,omitempty"`
+	NewAllKeysMs     float64   `json:"new_node_all_keys_ms,omitempty"`
+}
+
 // kvBench measures (1) how long one put takes to be readable on every node
 // of an N-node network, and (2) how long a node that joins a network
 // holding K keys takes to hold them all.
-func kvBench(args []string) error {
+func kvBench(args []string) (KVResult, error) {
 	fs := flag.NewFlagSet("kv", flag.ExitOnError)
 	n := fs.Int("n", 20, "nodes for the convergence rounds")
 	rounds := fs.Int("rounds", 20, "puts to time")
 	keys := fs.Int("keys", 10000, "keys held by the network a new node joins (0: skip)")
 	joinNodes := fs.Int("join-nodes", 3, "nodes of the network that holds -keys")
 	fs.Parse(args)
+	res := KVResult{N: *n, Rounds: *rounds, Keys: *keys, JoinNodes: *joinNodes}
 
 	if *rounds > 0 {
 		nw, cleanup, err := up(*n)
 		if err != nil {
-			return err
+			return res, err
 		}
 		if err := waitAllAlive(nw); err != nil {
 			cleanup()
-			return err
+			return res, err
 		}
 		var conv []time.Duration
 		for r := 0; r < *rounds; r++ {
@@ -38,29 +54,31 @@ func kvBench(args []string) error {
 			d, err := converge(nw, w, fmt.Sprintf("bench/%d", r), fmt.Sprintf("value %d", r))
 			if err != nil {
 				cleanup()
-				return err
+				return res, err
 			}
 			conv = append(conv, d)
 			fmt.Printf("put on node %d: on all %d nodes after %s\n", w.Index, *n, d.Round(time.Microsecond))
 		}
 		cleanup()
 		fmt.Printf("\nN=%d  one put readable on every node: median %s p99 %s (n=%d)\n\n", *n, pct(conv, 50), pct(conv, 99), len(conv))
+		res.ConvergeMs, res.ConvergeMedianMs, res.ConvergeP99Ms = msList(conv), ms(pct(conv, 50)), ms(pct(conv, 99))
 	}
 
 	if *keys > 0 {
 		nw, cleanup, err := up(*joinNodes)
 		if err != nil {
-			return err
+			return res, err
 		}
 		defer cleanup()
 		start := time.Now()
 		if err := fill(nw.Node(1), *keys); err != nil {
-			return err
+			return res, err
 		}
+		res.FillMs = ms(time.Since(start))
 		fmt.Printf("wrote %d keys on node 1 in %s\n", *keys, time.Since(start).Round(time.Millisecond))
 		for _, d := range nw.Nodes {
 			if _, err := waitKeys(d, *keys, 5*time.Minute); err != nil {
-				return err
+				return res, err
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -68,17 +86,18 @@ func kvBench(args []string) error {
 		start = time.Now()
 		d, err := nw.Add(ctx, nw.Node(1).TCPAddr())
 		if err != nil {
-			return err
+			return res, err
 		}
 		ready := time.Since(start)
 		took, err := waitKeys(d, *keys, 5*time.Minute)
 		if err != nil {
-			return err
+			return res, err
 		}
 		fmt.Printf("\nnew node joining a network of %d nodes holding %d keys: ready after %s, all keys after %s from start\n",
 			*joinNodes, *keys, ready.Round(time.Millisecond), (ready + took).Round(time.Millisecond))
+		res.NewReadyMs, res.NewAllKeysMs = ms(ready), ms(ready+took)
 	}
-	return nil
+	return res, nil
 }
 
 // converge puts key=value on w and returns when every node reads it.

@@ -11,6 +11,9 @@
 //	go run ./testnet/bench idle -n 10,50,100          # RSS and CPU per idle daemon, start to joined
 //	go run ./testnet/bench repair -n 10 -rounds 10 -size 1048576  # back to R=2 after a holder's kill -9
 //	go run ./testnet/bench churn -n 20 -duration 2m   # get availability while nodes are killed and restarted
+//	go run ./testnet/bench sizes -runs 3              # get throughput against file size, 1 KiB to 256 MiB
+//	go run ./testnet/bench all -out DIR [-quick]      # all of the above in one run: DIR/results.json, logs, PNG plots
+//	go run ./testnet/bench plot -out DIR              # draw DIR's plots again from DIR/results.json
 package main
 
 import (
@@ -34,33 +37,39 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench members|traffic|load|kv|repair|churn [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn [flags]")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
+	case "all":
+		err = all(os.Args[2:])
+	case "plot":
+		err = replot(os.Args[2:])
 	case "members":
-		err = members(os.Args[2:])
+		_, err = members(os.Args[2:])
 	case "traffic":
-		err = traffic(os.Args[2:])
+		_, err = traffic(os.Args[2:])
 	case "load":
 		err = load(os.Args[2:])
 	case "kv":
-		err = kvBench(os.Args[2:])
+		_, err = kvBench(os.Args[2:])
 	case "latency":
-		err = latency(os.Args[2:])
+		_, err = latency(os.Args[2:])
 	case "idle":
-		err = idle(os.Args[2:])
+		_, err = idle(os.Args[2:])
 	case "throughput":
-		err = throughput(os.Args[2:])
+		_, err = throughput(os.Args[2:])
+	case "sizes":
+		_, err = sizes(os.Args[2:])
 	case "rawserve":
 		err = rawServe(os.Args[2:])
 	case "rawget":
 		err = rawGet(os.Args[2:])
 	case "repair":
-		err = repairBench(os.Args[2:])
+		_, err = repairBench(os.Args[2:])
 	case "churn":
-		err = churnBench(os.Args[2:])
+		_, err = churnBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
@@ -168,18 +177,32 @@ func waitAllAlive(nw *testnet.Network) error {
 	return nil
 }
 
-func members(args []string) error {
+// MembersResult holds the figures of members: how long every other node
+// takes to see a node dead after kill -9 and after SIGSTOP.
+type MembersResult struct {
+	N            int       `json:"n"`
+	Rounds       int       `json:"rounds"`
+	KillMs       []float64 `json:"kill_ms"`
+	StopMs       []float64 `json:"sigstop_ms"`
+	KillMedianMs float64   `json:"kill_median_ms"`
+	KillP99Ms    float64   `json:"kill_p99_ms"`
+	StopMedianMs float64   `json:"sigstop_median_ms"`
+	StopP99Ms    float64   `json:"sigstop_p99_ms"`
+}
+
+func members(args []string) (MembersResult, error) {
 	fs := flag.NewFlagSet("members", flag.ExitOnError)
 	n := fs.Int("n", 20, "nodes")
 	rounds := fs.Int("rounds", 10, "kills and stops to measure, each")
 	fs.Parse(args)
+	res := MembersResult{N: *n, Rounds: *rounds}
 	nw, cleanup, err := up(*n)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer cleanup()
 	if err := waitAllAlive(nw); err != nil {
-		return err
+		return res, err
 	}
 	var kills, stops []time.Duration
 	for r := 0; r < *rounds; r++ {
@@ -187,7 +210,7 @@ func members(args []string) error {
 		v.Kill()
 		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
 		if err != nil {
-			return err
+			return res, err
 		}
 		kills = append(kills, d)
 		fmt.Printf("kill -9 node %d: dead everywhere after %s\n", v.Index, d.Round(time.Millisecond))
@@ -195,33 +218,36 @@ func members(args []string) error {
 		err = v.Start(ctx, nw.Node(1).TCPAddr())
 		cancel()
 		if err != nil {
-			return err
+			return res, err
 		}
 		// Every node, the restarted one included, must know every other
 		// before the next round, or a node could miss a member it never heard.
 		if err := waitAllAlive(nw); err != nil {
-			return err
+			return res, err
 		}
 	}
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
 		if err := v.Signal(syscall.SIGSTOP); err != nil {
-			return err
+			return res, err
 		}
 		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
 		v.Signal(syscall.SIGCONT)
 		if err != nil {
-			return err
+			return res, err
 		}
 		stops = append(stops, d)
 		fmt.Printf("SIGSTOP node %d: dead everywhere after %s\n", v.Index, d.Round(time.Millisecond))
 		if err := waitAllAlive(nw); err != nil {
-			return err
+			return res, err
 		}
 	}
 	fmt.Printf("\nN=%d  kill -9: median %s p99 %s (n=%d)   SIGSTOP: median %s p99 %s (n=%d)\n",
 		*n, pct(kills, 50), pct(kills, 99), len(kills), pct(stops, 50), pct(stops, 99), len(stops))
-	return nil
+	res.KillMs, res.StopMs = msList(kills), msList(stops)
+	res.KillMedianMs, res.KillP99Ms = ms(pct(kills, 50)), ms(pct(kills, 99))
+	res.StopMedianMs, res.StopP99Ms = ms(pct(stops, 50)), ms(pct(stops, 99))
+	return res, nil
 }
 
 // pct returns the p-th percentile (nearest rank).
@@ -235,21 +261,46 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[max(i-1, 0)].Round(time.Millisecond)
 }
 
-func traffic(args []string) error {
+// ms is d in milliseconds, for results.json.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func msList(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = ms(d)
+	}
+	return out
+}
+
+// TrafficPoint holds the figures of traffic at one network size, in bytes
+// per second per node, in+out.
+type TrafficPoint struct {
+	N               int     `json:"n"`
+	WindowSeconds   float64 `json:"window_s"`
+	GossipMedian    float64 `json:"gossip_median_Bps"`
+	GossipMin       float64 `json:"gossip_min_Bps"`
+	GossipMax       float64 `json:"gossip_max_Bps"`
+	AllLibp2pMedian float64 `json:"all_libp2p_median_Bps"`
+}
+
+func traffic(args []string) ([]TrafficPoint, error) {
 	fs := flag.NewFlagSet("traffic", flag.ExitOnError)
 	ns := fs.String("n", "10,20,50", "network sizes")
 	window := fs.Duration("window", 20*time.Second, "measuring window")
 	fs.Parse(args)
+	var out []TrafficPoint
 	for _, f := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(f)
 		if err != nil {
-			return err
+			return out, err
 		}
-		if err := trafficAt(n, *window); err != nil {
-			return err
+		p, err := trafficAt(n, *window)
+		if err != nil {
+			return out, err
 		}
+		out = append(out, p)
 	}
-	return nil
+	return out, nil
 }
 
 // gossipBytes sums the GossipSub protocols' traffic of one node.
@@ -263,14 +314,14 @@ func gossipBytes(st api.Stats) (in, out int64) {
 	return in, out
 }
 
-func trafficAt(n int, window time.Duration) error {
+func trafficAt(n int, window time.Duration) (TrafficPoint, error) {
 	nw, cleanup, err := up(n)
 	if err != nil {
-		return err
+		return TrafficPoint{}, err
 	}
 	defer cleanup()
 	if err := waitAllAlive(nw); err != nil {
-		return err
+		return TrafficPoint{}, err
 	}
 	time.Sleep(5 * time.Second) // let the mesh settle after joins before measuring
 	snap := func() ([]api.Stats, error) {
@@ -288,13 +339,13 @@ func trafficAt(n int, window time.Duration) error {
 	}
 	a, err := snap()
 	if err != nil {
-		return err
+		return TrafficPoint{}, err
 	}
 	start := time.Now()
 	time.Sleep(window)
 	b, err := snap()
 	if err != nil {
-		return err
+		return TrafficPoint{}, err
 	}
 	secs := time.Since(start).Seconds()
 	var gossip, total []float64
@@ -308,7 +359,8 @@ func trafficAt(n int, window time.Duration) error {
 	sort.Float64s(total)
 	fmt.Printf("N=%d  gossip (membership) bytes/s per node, in+out: median %.0f (min %.0f, max %.0f); all libp2p traffic per node: median %.0f B/s\n",
 		n, gossip[len(gossip)/2], gossip[0], gossip[len(gossip)-1], total[len(total)/2])
-	return nil
+	return TrafficPoint{N: n, WindowSeconds: secs, GossipMedian: gossip[len(gossip)/2], GossipMin: gossip[0],
+		GossipMax: gossip[len(gossip)-1], AllLibp2pMedian: total[len(total)/2]}, nil
 }
 
 func load(args []string) error {

@@ -19,26 +19,37 @@ import (
 	"github.com/p2pshare/p2pshare/testnet"
 )
 
+// RepairResult holds the figures of repair: kill -9 of a holder to two
+// alive holders again.
+type RepairResult struct {
+	N        int       `json:"n"`
+	Size     int       `json:"size"`
+	Ms       []float64 `json:"ms"`
+	MedianMs float64   `json:"median_ms"`
+	P99Ms    float64   `json:"p99_ms"`
+}
+
 // repairBench measures how long a file takes to stand at R = 2 alive
 // holders again after one of its two holders is killed with SIGKILL, as a
 // third node's catalog sees it.
-func repairBench(args []string) error {
+func repairBench(args []string) (RepairResult, error) {
 	fs := flag.NewFlagSet("repair", flag.ExitOnError)
 	n := fs.Int("n", 10, "nodes")
 	rounds := fs.Int("rounds", 10, "kills to time")
 	size := fs.Int("size", 1<<20, "bytes of each shared file")
 	keep := fs.Bool("keep", false, "keep the daemons' directory (and logs) when done")
 	fs.Parse(args)
+	fig := RepairResult{N: *n, Size: *size}
 	if *n < 3 {
-		return errors.New("repair needs at least 3 nodes")
+		return fig, errors.New("repair needs at least 3 nodes")
 	}
 	nw, cleanup, err := up(*n)
 	if err != nil {
-		return err
+		return fig, err
 	}
 	defer done(nw, cleanup, *keep)
 	if err := waitAllAlive(nw); err != nil {
-		return err
+		return fig, err
 	}
 	var times []time.Duration
 	for r := 0; r < *rounds; r++ {
@@ -48,20 +59,20 @@ func repairBench(args []string) error {
 		rand.Read(body)
 		pc, err := clientOf(pub)
 		if err != nil {
-			return err
+			return fig, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		res, err := pc.Share(ctx, api.ShareRequest{Name: name, Body: bytes.NewReader(body)})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("share %s on node %d: %w", name, pub.Index, err)
+			return fig, fmt.Errorf("share %s on node %d: %w", name, pub.Index, err)
 		}
 		if len(res.Replicas) != 1 {
-			return fmt.Errorf("share %s on node %d: replicas %v (%s), want 1", name, pub.Index, res.Replicas, res.ReplicaError)
+			return fig, fmt.Errorf("share %s on node %d: replicas %v (%s), want 1", name, pub.Index, res.Replicas, res.ReplicaError)
 		}
 		rep := byID(nw, res.Replicas[0])
 		if rep == nil || rep == pub {
-			return fmt.Errorf("share %s: replica %s is not another node of the network", name, res.Replicas[0])
+			return fig, fmt.Errorf("share %s: replica %s is not another node of the network", name, res.Replicas[0])
 		}
 		victim, role := pub, "publisher"
 		if r%2 == 1 {
@@ -76,12 +87,12 @@ func repairBench(args []string) error {
 		}
 		oc, err := clientOf(obs)
 		if err != nil {
-			return err
+			return fig, err
 		}
 		// Start from the state the measure ends in: both holders alive in the
 		// observer's catalog.
 		if _, _, err := waitHolders(oc, name, "", 2, 30*time.Second); err != nil {
-			return fmt.Errorf("node %d before the kill: %w", obs.Index, err)
+			return fig, fmt.Errorf("node %d before the kill: %w", obs.Index, err)
 		}
 		victim.Kill()
 		start := time.Now()
@@ -93,7 +104,7 @@ func repairBench(args []string) error {
 					fmt.Printf("  node %d log tail:\n%s\n", d.Index, indent(d.LogTail(20)))
 				}
 			}
-			return fmt.Errorf("round %d: node %d: %w", r, obs.Index, err)
+			return fig, fmt.Errorf("round %d: node %d: %w", r, obs.Index, err)
 		}
 		times = append(times, took)
 		var newHolder string
@@ -108,15 +119,16 @@ func repairBench(args []string) error {
 		err = victim.Start(ctx, bootstrapFor(nw, victim))
 		cancel()
 		if err != nil {
-			return err
+			return fig, err
 		}
 		if err := waitAllAlive(nw); err != nil {
-			return err
+			return fig, err
 		}
 	}
 	fmt.Printf("\nN=%d R=2 size=%d  kill -9 of a holder to 2 alive holders: median %s p99 %s (n=%d)\n",
 		*n, *size, pct(times, 50), pct(times, 99), len(times))
-	return nil
+	fig.Ms, fig.MedianMs, fig.P99Ms = msList(times), ms(pct(times, 50)), ms(pct(times, 99))
+	return fig, nil
 }
 
 // done stops the daemons and removes their directory, or with keep
@@ -198,11 +210,24 @@ type churnFile struct {
 	sum  [32]byte
 }
 
+// ChurnResult holds the figures of churn: get availability while nodes
+// are killed and restarted.
+type ChurnResult struct {
+	N               int     `json:"n"`
+	DurationS       float64 `json:"duration_s"`
+	Kills           int     `json:"kills"`
+	Attempted       int     `json:"gets_attempted"`
+	Succeeded       int     `json:"gets_succeeded"`
+	AvailabilityPct float64 `json:"availability_pct"`
+	P50Ms           float64 `json:"get_p50_ms"`
+	P99Ms           float64 `json:"get_p99_ms"`
+}
+
 // churnBench kills a random node with SIGKILL, restarts it 5-10 s later,
 // and again, for the duration, never more than one node down, while gets of
 // the shared files run on the nodes that are up; it reports how many gets
 // succeeded.
-func churnBench(args []string) error {
+func churnBench(args []string) (ChurnResult, error) {
 	fs := flag.NewFlagSet("churn", flag.ExitOnError)
 	n := fs.Int("n", 20, "nodes")
 	dur := fs.Duration("duration", 2*time.Minute, "how long the churn lasts")
@@ -211,16 +236,17 @@ func churnBench(args []string) error {
 	inflight := fs.Int("inflight", 10, "gets in flight, at most")
 	keep := fs.Bool("keep", false, "keep the daemons' directory (and logs) when done")
 	fs.Parse(args)
+	fig := ChurnResult{N: *n, DurationS: dur.Seconds()}
 	if *n < 3 || *rate < 1 || *inflight < 1 || *files < 1 {
-		return errors.New("churn needs at least 3 nodes, 1 file, a rate and an in-flight cap of 1 or more")
+		return fig, errors.New("churn needs at least 3 nodes, 1 file, a rate and an in-flight cap of 1 or more")
 	}
 	nw, cleanup, err := up(*n)
 	if err != nil {
-		return err
+		return fig, err
 	}
 	defer done(nw, cleanup, *keep)
 	if err := waitAllAlive(nw); err != nil {
-		return err
+		return fig, err
 	}
 	shared := make([]churnFile, *files)
 	for i := range shared {
@@ -230,25 +256,25 @@ func churnBench(args []string) error {
 		shared[i] = churnFile{name: fmt.Sprintf("churn-%02d.bin", i), sum: sha256.Sum256(body)}
 		c, err := clientOf(d)
 		if err != nil {
-			return err
+			return fig, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		res, err := c.Share(ctx, api.ShareRequest{Name: shared[i].name, Body: bytes.NewReader(body)})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("share %s on node %d: %w", shared[i].name, d.Index, err)
+			return fig, fmt.Errorf("share %s on node %d: %w", shared[i].name, d.Index, err)
 		}
 		if len(res.Replicas) != 1 {
-			return fmt.Errorf("share %s on node %d: replicas %v (%s), want 1", shared[i].name, d.Index, res.Replicas, res.ReplicaError)
+			return fig, fmt.Errorf("share %s on node %d: replicas %v (%s), want 1", shared[i].name, d.Index, res.Replicas, res.ReplicaError)
 		}
 	}
 	c1, err := clientOf(nw.Node(1))
 	if err != nil {
-		return err
+		return fig, err
 	}
 	for _, f := range shared {
 		if _, _, err := waitHolders(c1, f.name, "", 2, time.Minute); err != nil {
-			return err
+			return fig, err
 		}
 	}
 	fmt.Printf("N=%d: %d files shared, each with 2 alive holders; churn for %s\n", *n, *files, *dur)
@@ -370,12 +396,15 @@ loop:
 	gets.Wait()
 	wg.Wait()
 	if churnErr != nil {
-		return churnErr
+		return fig, churnErr
 	}
 	ok := tried - failed
 	fmt.Printf("\nN=%d R=2 churn %s, %d kills (one node down at a time, 5-10 s each): gets attempted %d, succeeded %d, availability %.2f%%; get latency p50 %s p99 %s\n",
 		*n, *dur, kills, tried, ok, 100*float64(ok)/float64(max(tried, 1)), pct(lat, 50), pct(lat, 99))
-	return nil
+	fig.Kills, fig.Attempted, fig.Succeeded = kills, tried, ok
+	fig.AvailabilityPct = 100 * float64(ok) / float64(max(tried, 1))
+	fig.P50Ms, fig.P99Ms = ms(pct(lat, 50)), ms(pct(lat, 99))
+	return fig, nil
 }
 
 // catOn gets f through d's API with a 30 s deadline and checks its bytes.

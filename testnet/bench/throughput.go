@@ -101,50 +101,65 @@ func rawGet(args []string) error {
 	return nil
 }
 
+// ThroughputResult holds the figures of throughput, in MB/s (10^6 bytes).
+type ThroughputResult struct {
+	Size      int64     `json:"size"`
+	Runs      int       `json:"runs"`
+	RawMBps   []float64 `json:"raw_MBps"`
+	APIMBps   []float64 `json:"api_MBps"`
+	CLIMBps   []float64 `json:"cli_MBps"`
+	RawMedian float64   `json:"raw_median_MBps"`
+	APIMedian float64   `json:"api_median_MBps"`
+	CLIMedian float64   `json:"cli_median_MBps"`
+	APIRatio  float64   `json:"api_ratio"`
+	CLIRatio  float64   `json:"cli_ratio"`
+}
+
 // throughput compares, in one run and between the same two kinds of
 // process on this machine, a p2pshare get of a file between two daemons
 // with a raw libp2p stream of the same bytes into a SHA-256-and-file sink.
-func throughput(args []string) error {
+func throughput(args []string) (ThroughputResult, error) {
 	fs := flag.NewFlagSet("throughput", flag.ExitOnError)
 	size := fs.Int64("size", 256<<20, "file size in bytes")
 	runs := fs.Int("runs", 5, "transfers of each kind (interleaved)")
 	fs.Parse(args)
+	fig := ThroughputResult{Size: *size, Runs: *runs}
 
 	nw, cleanup, err := upWith(2, "--replicas", "1")
 	if err != nil {
-		return err
+		return fig, err
 	}
 	defer cleanup()
 	dir := filepath.Dir(nw.Dir)
 	src := filepath.Join(dir, "payload.bin")
 	if err := randomFile(src, *size); err != nil {
-		return err
+		return fig, err
 	}
 	want, err := fileSHA(src)
 	if err != nil {
-		return err
+		return fig, err
 	}
 	c1, _ := clientOf(nw.Node(1))
 	c2, _ := clientOf(nw.Node(2))
 	ctx := context.Background()
 	if _, err := c1.Share(ctx, api.ShareRequest{Name: "payload.bin", Path: src}); err != nil {
-		return err
+		return fig, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return fig, err
 	}
 	srv := exec.Command(self, "rawserve", src)
 	stdin, _ := srv.StdinPipe()
 	out, _ := srv.StdoutPipe()
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
-		return err
+		return fig, err
 	}
 	defer func() { stdin.Close(); srv.Wait() }()
 	addr, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("raw server: %w", err)
+		return fig, fmt.Errorf("raw server: %w", err)
 	}
 	addr = strings.TrimSpace(addr)
 
@@ -154,13 +169,13 @@ func throughput(args []string) error {
 		dst := filepath.Join(dir, "raw.out")
 		o, err := exec.Command(self, "rawget", addr, dst).Output()
 		if err != nil {
-			return fmt.Errorf("raw get: %w", err)
+			return fig, fmt.Errorf("raw get: %w", err)
 		}
 		var secs float64
 		var sum string
 		fmt.Sscanf(string(o), "%f %s", &secs, &sum)
 		if sum != want {
-			return fmt.Errorf("raw get: hash %s, want %s", sum, want)
+			return fig, fmt.Errorf("raw get: hash %s, want %s", sum, want)
 		}
 		os.Remove(dst)
 		raws = append(raws, mb/secs)
@@ -169,7 +184,7 @@ func throughput(args []string) error {
 		start := time.Now()
 		res, err := c2.Get(ctx, api.GetRequest{Ref: "payload.bin", Path: dst})
 		if err != nil {
-			return err
+			return fig, err
 		}
 		apiSecs := time.Since(start).Seconds()
 		os.Remove(dst)
@@ -179,7 +194,7 @@ func throughput(args []string) error {
 		start = time.Now()
 		rr := nw.Node(2).Run("get", "payload.bin", "-o", dst)
 		if rr.Code != 0 {
-			return fmt.Errorf("cli get: %s", rr.Stderr)
+			return fig, fmt.Errorf("cli get: %s", rr.Stderr)
 		}
 		cliGets = append(cliGets, mb/time.Since(start).Seconds())
 		os.Remove(dst)
@@ -188,7 +203,10 @@ func throughput(args []string) error {
 	mr, mg, mc := median(raws), median(gets), median(cliGets)
 	fmt.Printf("\n%d MiB, %d runs, medians: raw libp2p stream %.0f MB/s; p2pshare get via API %.0f MB/s (ratio %.2f), via CLI %.0f MB/s (ratio %.2f)\n",
 		*size>>20, *runs, mr, mg, mg/mr, mc, mc/mr)
-	return nil
+	fig.RawMBps, fig.APIMBps, fig.CLIMBps = raws, gets, cliGets
+	fig.RawMedian, fig.APIMedian, fig.CLIMedian = mr, mg, mc
+	fig.APIRatio, fig.CLIRatio = mg/mr, mc/mr
+	return fig, nil
 }
 
 func median(xs []float64) float64 {
