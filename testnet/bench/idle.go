@@ -38,14 +38,11 @@ func latency(args []string) (LatencyResult, error) {
 	cliGets := fs.Int("cli-gets", 50, "CLI gets to time")
 	fs.Parse(args)
 	res := LatencyResult{N: *n}
-	nw, cleanup, err := upWith(*n, "--replicas", "1")
+	nw, cleanup, err := upAlive(*n, "--replicas", "1")
 	if err != nil {
 		return res, err
 	}
 	defer cleanup()
-	if err := waitAllAlive(nw); err != nil {
-		return res, err
-	}
 	dir := filepath.Dir(nw.Dir)
 	src := filepath.Join(dir, "small.txt")
 	if err := os.WriteFile(src, []byte(strings.Repeat("p2pshare ", 1024/9+1)[:1024]), 0o644); err != nil {

@@ -40,12 +40,8 @@ func kvBench(args []string) (KVResult, error) {
 	res := KVResult{N: *n, Rounds: *rounds, Keys: *keys, JoinNodes: *joinNodes}
 
 	if *rounds > 0 {
-		nw, cleanup, err := up(*n)
+		nw, cleanup, err := upAlive(*n)
 		if err != nil {
-			return res, err
-		}
-		if err := waitAllAlive(nw); err != nil {
-			cleanup()
 			return res, err
 		}
 		var conv []time.Duration

@@ -82,6 +82,20 @@ func main() {
 // up builds the binary and starts n daemons in a fresh directory.
 func up(n int) (*testnet.Network, func(), error) { return upWith(n) }
 
+// upAlive is upWith, then waits until every node sees every other alive;
+// on failure nothing is left running.
+func upAlive(n int, args ...string) (*testnet.Network, func(), error) {
+	nw, cleanup, err := upWith(n, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := waitAllAlive(nw); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return nw, cleanup, nil
+}
+
 // upWith is up with extra daemon flags.
 func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	dir, err := os.MkdirTemp("", "p2pshare-bench-")
@@ -196,14 +210,11 @@ func members(args []string) (MembersResult, error) {
 	rounds := fs.Int("rounds", 10, "kills and stops to measure, each")
 	fs.Parse(args)
 	res := MembersResult{N: *n, Rounds: *rounds}
-	nw, cleanup, err := up(*n)
+	nw, cleanup, err := upAlive(*n)
 	if err != nil {
 		return res, err
 	}
 	defer cleanup()
-	if err := waitAllAlive(nw); err != nil {
-		return res, err
-	}
 	var kills, stops []time.Duration
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
@@ -315,14 +326,11 @@ func gossipBytes(st api.Stats) (in, out int64) {
 }
 
 func trafficAt(n int, window time.Duration) (TrafficPoint, error) {
-	nw, cleanup, err := up(n)
+	nw, cleanup, err := upAlive(n)
 	if err != nil {
 		return TrafficPoint{}, err
 	}
 	defer cleanup()
-	if err := waitAllAlive(nw); err != nil {
-		return TrafficPoint{}, err
-	}
 	time.Sleep(5 * time.Second) // let the mesh settle after joins before measuring
 	snap := func() ([]api.Stats, error) {
 		out := make([]api.Stats, len(nw.Nodes))
@@ -368,14 +376,11 @@ func load(args []string) error {
 	n := fs.Int("n", 10, "nodes")
 	dur := fs.Duration("duration", 5*time.Minute, "how long to keep both cores busy")
 	fs.Parse(args)
-	nw, cleanup, err := up(*n)
+	nw, cleanup, err := upAlive(*n)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	if err := waitAllAlive(nw); err != nil {
-		return err
-	}
 	before := countEvents(nw)
 	// Burn every core for the whole duration, bounded by time.
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -28,16 +29,21 @@ import (
 
 const rawProtocol = "/p2pshare-bench/raw/1.0.0"
 
-// rawServe (a child process) serves FILE to every stream of rawProtocol
-// and prints its address; it runs until stdin closes.
-func rawServe(args []string) error {
-	h, err := libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+// rawHost is a libp2p host with the transport stack p2pshare dials first
+// (TCP, TLS, yamux), listening as listen says.
+func rawHost(listen libp2p.Option) (host.Host, error) {
+	return libp2p.New(listen,
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.DisableRelay(),
 	)
+}
+
+// rawServe (a child process) serves FILE to every stream of rawProtocol
+// and prints its address; it runs until stdin closes.
+func rawServe(args []string) error {
+	h, err := rawHost(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		return err
 	}
@@ -65,13 +71,7 @@ func rawGet(args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(
-		libp2p.NoListenAddrs,
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
-	)
+	h, err := rawHost(libp2p.NoListenAddrs)
 	if err != nil {
 		return err
 	}
