@@ -34,11 +34,7 @@ func (n *Node) p2pAddrs() []string {
 	if err != nil {
 		return nil
 	}
-	out := make([]string, len(addrs))
-	for i, a := range addrs {
-		out[i] = a.String()
-	}
-	return out
+	return FormatAddrs(addrs)
 }
 
 // Share implements api.API.

@@ -56,7 +56,7 @@ func (m *nodeMetrics) register(n *Node) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "p2pshare", Name: "kv_records", Help: "Records kept by the KV store (catalog and tombstones included)."},
 			func() float64 { return float64(n.kv.Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "p2pshare", Name: "files_held", Help: "Files in this node's store."},
-			func() float64 { return float64(len(n.store.List())) }),
+			func() float64 { return float64(n.store.Count()) }),
 		membersCollector{n.memb},
 	)
 	n.share.SetObserver(func(what string, d time.Duration) { m.lookups.WithLabelValues(what).Observe(d.Seconds()) })

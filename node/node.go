@@ -67,6 +67,7 @@ type Node struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	bgMu      sync.Mutex // orders goBackground's wg.Add before Close's wg.Wait
 	closeOnce sync.Once
 	closeErr  error
 
@@ -295,7 +296,7 @@ func tcpOnly(as []ma.Multiaddr) []ma.Multiaddr {
 
 // facts is what this node's heartbeats tell others.
 func (n *Node) facts() (int, int64) {
-	files := len(n.store.List())
+	files := n.store.Count()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(n.repo.Dir, &st); err != nil {
 		return files, 0
@@ -343,7 +344,9 @@ func (n *Node) Close() error {
 		if n.memb != nil {
 			errs = append(errs, n.memb.Close())
 		}
+		n.bgMu.Lock()
 		n.cancel()
+		n.bgMu.Unlock()
 		n.wg.Wait()
 		if n.share != nil {
 			errs = append(errs, n.share.Close())
@@ -570,16 +573,32 @@ type mdnsNotifee struct{ n *Node }
 
 func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	n := m.n
-	if ai.ID == n.host.ID() || n.ctx.Err() != nil {
+	if ai.ID == n.host.ID() {
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.goBackground(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 		defer cancel()
 		if err := n.host.Connect(ctx, ai); err == nil {
 			n.log.Debug("connected to mDNS peer", "peer", ai.ID)
 		}
+	})
+}
+
+// goBackground runs f on a goroutine that Close waits for, unless Close has
+// begun (then f does not run). For work started from callbacks that are not
+// the node's own goroutines (mDNS calls HandlePeerFound on goroutines its
+// Close does not wait for), whose wg.Add could otherwise race Close's
+// wg.Wait.
+func (n *Node) goBackground(f func()) {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if n.ctx.Err() != nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
 	}()
 }

@@ -163,7 +163,7 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 	}
 	if len(ids) == 0 {
 		fromDHT = true
-		defer s.observe("providers", time.Now())
+		lookupStart := time.Now()
 		for ai := range s.rt.FindProvidersAsync(ctx, c, s.cfg.MaxProviders) {
 			if seen[ai.ID] {
 				continue
@@ -173,6 +173,7 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 			}
 			add(ai.ID)
 		}
+		s.observe("providers", lookupStart)
 	}
 	cands = make([]candidate, len(ids))
 	var wg sync.WaitGroup

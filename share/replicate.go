@@ -303,10 +303,7 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 				others++
 			}
 		}
-		need := max(s.cfg.Replicas-others, 0)
-		if others == 0 {
-			need = max(need, 1)
-		}
+		need := max(s.cfg.Replicas-others, 0) // at least 1 when others == 0 (Replicas >= 1)
 		for _, p := range s.candidates(live, holdings) {
 			if need == 0 {
 				break
@@ -410,10 +407,7 @@ func (s *Service) handleReplicate(st network.Stream) {
 		}
 		// Provide in the background: the catalog already tells getters who
 		// holds the copy, and a DHT provide can wait out dials to dead peers.
-		if s.ctx.Err() == nil {
-			s.wg.Add(1)
-			go s.provideLater(c)
-		}
+		s.goBackground(func() { s.provideLater(c) })
 	}
 	if d := s.directory(); d != nil {
 		if err := d.Hold(ctx, c, req.CustodyFor); err != nil {
@@ -429,7 +423,6 @@ func (s *Service) handleReplicate(st network.Stream) {
 
 // provideLater provides c in the DHT, in the background.
 func (s *Service) provideLater(c cid.Cid) {
-	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 	defer cancel()
 	if err := s.rt.Provide(ctx, c, true); err != nil {

@@ -41,6 +41,7 @@ type Service struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	bgMu      sync.Mutex // orders goBackground's wg.Add before Close's wg.Wait
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
 	kick      chan struct{}
@@ -140,6 +141,23 @@ func (s *Service) observe(what string, start time.Time) {
 	}
 }
 
+// goBackground runs f on a goroutine that Close waits for, unless Close
+// has begun (then f does not run). For work started outside the service's
+// own goroutines (stream handlers), whose wg.Add could otherwise race
+// Close's wg.Wait.
+func (s *Service) goBackground(f func()) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
 // Store returns the content store the service serves from.
 func (s *Service) Store() *Store { return s.store }
 
@@ -153,7 +171,9 @@ func (s *Service) Close() error {
 		s.h.RemoveStreamHandler(ProtocolID)
 		s.h.RemoveStreamHandler(ReplicateProtocol)
 		s.h.Network().StopNotify(s.notifee)
+		s.bgMu.Lock()
 		s.cancel()
+		s.bgMu.Unlock()
 		s.wg.Wait()
 	})
 	return nil
