@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -313,13 +311,10 @@ func dockerCmd(ctx context.Context, env []string, stdin []byte, name string, arg
 	return stdout.String(), nil
 }
 
+// randomText is n/2 random bytes in hex.
 func randomText(t *testing.T, n int) []byte {
 	t.Helper()
-	b := make([]byte, n/2)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return []byte(hex.EncodeToString(b))
+	return []byte(randHex(t, n/2))
 }
 
 func lastLine(b []byte) string {

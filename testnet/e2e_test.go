@@ -194,19 +194,12 @@ func TestE2EIDAndPeersJSON(t *testing.T) {
 		Addrs []string `json:"addrs"`
 		RTT   float64  `json:"rtt_ms"`
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "node 1 sees 2 peers", func() (bool, string) {
 		if err := nw.Node(1).JSON(&peers, "peers", "--json"); err != nil {
 			t.Fatal(err)
 		}
-		if len(peers) == 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(peers) != 2 {
-		t.Fatalf("node 1 sees %d peers, want 2", len(peers))
-	}
+		return len(peers) == 2, fmt.Sprintf("%d peers", len(peers))
+	})
 	for _, p := range peers {
 		if p.RTT <= 0 || len(p.Addrs) == 0 {
 			t.Fatalf("peer %+v: want a measured RTT and an address", p)

@@ -53,12 +53,19 @@ func waitAllSee(t *testing.T, nw *Network, skip *Daemon, id, want string, limit 
 	return time.Since(start)
 }
 
+// waitAllAlive waits until every running node sees every node alive, each
+// within limit.
+func waitAllAlive(t *testing.T, nw *Network, limit time.Duration) {
+	t.Helper()
+	for _, d := range nw.Nodes {
+		waitAllSee(t, nw, nil, d.ID, "alive", limit)
+	}
+}
+
 func TestE2EMembersKillAndRestart(t *testing.T) {
 	nw := startNetwork(t, 5)
 	victim := nw.Node(4)
-	for _, d := range nw.Nodes {
-		waitAllSee(t, nw, nil, d.ID, "alive", 15*time.Second)
-	}
+	waitAllAlive(t, nw, 15*time.Second)
 	before, _ := stateOn(nw.Node(1), victim.ID)
 	victim.Kill() // kill -9
 	// Default TFail is 2 s: dead everywhere within 2*TFail + 1 s.
@@ -79,9 +86,7 @@ func TestE2EMembersKillAndRestart(t *testing.T) {
 
 func TestE2EMembersSIGSTOPAndLeave(t *testing.T) {
 	nw := startNetwork(t, 4)
-	for _, d := range nw.Nodes {
-		waitAllSee(t, nw, nil, d.ID, "alive", 15*time.Second)
-	}
+	waitAllAlive(t, nw, 15*time.Second)
 	stopped := nw.Node(2)
 	if err := stopped.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

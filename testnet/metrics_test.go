@@ -53,7 +53,7 @@ func scrape(t *testing.T, d *Daemon, withToken bool) (int, map[string]float64) {
 
 func TestE2EMetricsScrape(t *testing.T) {
 	nw := startNetwork(t, 2, "--replicas", "1")
-	waitAllAliveE2E(t, nw)
+	waitAllAlive(t, nw, 20*time.Second)
 	dir := t.TempDir()
 	if r := nw.Node(1).Run("share", writeFile(t, dir, "m.txt", []byte("metrics\n"))); r.Code != 0 {
 		t.Fatal(r.Stderr)

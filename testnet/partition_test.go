@@ -52,7 +52,7 @@ func TestE2EPartition(t *testing.T) {
 	if err := nw.Up(ctx, len(sides)); err != nil {
 		t.Fatal(err)
 	}
-	waitAllAliveE2E(t, nw)
+	waitAllAlive(t, nw, 20*time.Second)
 	t.Logf("6 daemons up and all alive in %s", time.Since(start).Round(time.Millisecond))
 
 	side := map[string]string{} // peer ID -> side

@@ -85,7 +85,7 @@ func shareOn(t *testing.T, d *Daemon, dir, name, body string) shareRepOut {
 // repair brings the file back to 2 alive holders.
 func TestE2EReplicaServesAndRepairAfterKill(t *testing.T) {
 	nw := startNetwork(t, 5)
-	waitAllAliveE2E(t, nw)
+	waitAllAlive(t, nw, 20*time.Second)
 	dir := t.TempDir()
 	n2, n5 := nw.Node(2), nw.Node(5)
 	s := shareOn(t, n2, dir, "report.txt", "quarterly report\n")
@@ -126,7 +126,7 @@ func TestE2EReplicaServesAndRepairAfterKill(t *testing.T) {
 // and the custodian's extra copy is gone.
 func TestE2ELeaveRelocatesAndRejoinGivesBack(t *testing.T) {
 	nw := startNetwork(t, 5)
-	waitAllAliveE2E(t, nw)
+	waitAllAlive(t, nw, 20*time.Second)
 	dir := t.TempDir()
 	n3 := nw.Node(3)
 	s := shareOn(t, n3, dir, "thesis.txt", "chapter one\n")
@@ -191,7 +191,7 @@ func TestE2ELeaveRelocatesAndRejoinGivesBack(t *testing.T) {
 // every shared file is still retrievable.
 func TestE2EThreeKilledAtOnceR3(t *testing.T) {
 	nw := startNetwork(t, 10, "--replicas", "3")
-	waitAllAliveE2E(t, nw)
+	waitAllAlive(t, nw, 20*time.Second)
 	dir := t.TempDir()
 	holders := map[string][]string{} // name -> holder IDs
 	for i, pub := range []int{2, 4, 6, 8} {
@@ -243,13 +243,5 @@ func TestE2EThreeKilledAtOnceR3(t *testing.T) {
 			hs, state := liveHolders(nw.Node(1), name)
 			return len(hs) == 3, state
 		})
-	}
-}
-
-// waitAllAliveE2E waits until every node sees every other alive.
-func waitAllAliveE2E(t *testing.T, nw *Network) {
-	t.Helper()
-	for _, d := range nw.Nodes {
-		waitAllSee(t, nw, nil, d.ID, "alive", 20*time.Second)
 	}
 }

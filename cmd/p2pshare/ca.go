@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/p2pshare/p2pshare/node/admit"
+	"github.com/p2pshare/p2pshare/node/api"
 )
 
 const (
@@ -150,15 +152,11 @@ join later learn it); every node then disconnects the peer and refuses it.`,
 			if err != nil {
 				return fail("ca revoke", err)
 			}
-			c, err := client(cmd)
+			res, err := quickCall(cmd, "", func(c *api.Client, ctx context.Context) (api.RevokeResult, error) {
+				return c.Revoke(ctx, admit.Encode(r))
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			res, err := c.Revoke(ctx, admit.Encode(r))
-			if err != nil {
-				return fail("", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s; the network is being told\n", res.Peer)
 			return nil

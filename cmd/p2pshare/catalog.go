@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -49,15 +50,11 @@ this node's copy of the catalog.`,
 }
 
 func runCatalog(cmd *cobra.Command, what, term string) error {
-	c, err := client(cmd)
+	es, err := quickCall(cmd, what, func(c *api.Client, ctx context.Context) ([]api.CatalogEntry, error) {
+		return c.Catalog(ctx, term)
+	})
 	if err != nil {
 		return err
-	}
-	ctx, cancel := quickCtx(cmd)
-	defer cancel()
-	es, err := c.Catalog(ctx, term)
-	if err != nil {
-		return fail(what, err)
 	}
 	out := cmd.OutOrStdout()
 	if jsonFlag(cmd) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 
@@ -28,23 +29,20 @@ yourself.`,
   p2pshare --repo /tmp/a dashboard --json | jq -r .url`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			// Ask the daemon first, so a stale api file is an error here
+			// rather than a dead link in the browser.
+			d, err := quickCall(cmd, "dashboard", func(c *api.Client, ctx context.Context) (map[string]string, error) {
+				info, err := c.ID(ctx)
+				link := c.Base() + api.DashboardPath + "#token=" + url.QueryEscape(c.Token())
+				return map[string]string{"url": link, "id": info.ID}, err
+			})
 			if err != nil {
 				return err
 			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			// Ask the daemon first, so a stale api file is an error here
-			// rather than a dead link in the browser.
-			info, err := c.ID(ctx)
-			if err != nil {
-				return fail("dashboard", err)
-			}
-			link := c.Base() + api.DashboardPath + "#token=" + url.QueryEscape(c.Token())
 			if jsonFlag(cmd) {
-				return printJSON(cmd.OutOrStdout(), map[string]string{"url": link, "id": info.ID})
+				return printJSON(cmd.OutOrStdout(), d)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), link)
+			fmt.Fprintln(cmd.OutOrStdout(), d["url"])
 			return nil
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/p2pshare/p2pshare/node"
+	"github.com/p2pshare/p2pshare/node/api"
 )
 
 func newIDCmd() *cobra.Command {
@@ -20,15 +21,9 @@ func newIDCmd() *cobra.Command {
 			if off, _ := cmd.Flags().GetBool(optOffline); off {
 				return offlineID(cmd)
 			}
-			c, err := client(cmd)
+			info, err := quickCall(cmd, "id", (*api.Client).ID)
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			info, err := c.ID(ctx)
-			if err != nil {
-				return fail("id", err)
 			}
 			out := cmd.OutOrStdout()
 			if jsonFlag(cmd) {

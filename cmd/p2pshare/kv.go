@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -93,15 +94,11 @@ standard input when VALUE is '-' or left out (and stdin is not a terminal).
 			if err != nil {
 				return fail(fmt.Sprintf("kv put %q", key), err)
 			}
-			c, err := client(cmd)
+			e, err := quickCall(cmd, "", func(c *api.Client, ctx context.Context) (api.KVEntry, error) {
+				return c.KVPut(ctx, api.KVPutRequest{Key: key, Value: value, TTL: ttl})
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			e, err := c.KVPut(ctx, api.KVPutRequest{Key: key, Value: value, TTL: ttl})
-			if err != nil {
-				return fail("", err)
 			}
 			out := cmd.OutOrStdout()
 			if jsonFlag(cmd) {
@@ -167,15 +164,11 @@ prints the whole entry.`,
   p2pshare kv get motd --json | jq -r .writer`,
 		Args: exactArgs(1, "one KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			e, err := quickCall(cmd, "", func(c *api.Client, ctx context.Context) (api.KVEntry, error) {
+				return c.KVGet(ctx, args[0])
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			e, err := c.KVGet(ctx, args[0])
-			if err != nil {
-				return fail("", err)
 			}
 			out := cmd.OutOrStdout()
 			if jsonFlag(cmd) {
@@ -214,15 +207,11 @@ an error.`,
 		Example: `  p2pshare kv del motd`,
 		Args:    exactArgs(1, "one KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			e, err := quickCall(cmd, "", func(c *api.Client, ctx context.Context) (api.KVEntry, error) {
+				return c.KVDelete(ctx, args[0])
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			e, err := c.KVDelete(ctx, args[0])
-			if err != nil {
-				return fail("", err)
 			}
 			out := cmd.OutOrStdout()
 			if jsonFlag(cmd) {
@@ -243,15 +232,9 @@ func newKVLsCmd() *cobra.Command {
 		Example: "  p2pshare kv ls\n  p2pshare kv ls --json | jq -r '.[].key'",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			es, err := quickCall(cmd, "kv ls", (*api.Client).KVList)
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			es, err := c.KVList(ctx)
-			if err != nil {
-				return fail("kv ls", err)
 			}
 			out := cmd.OutOrStdout()
 			if jsonFlag(cmd) {

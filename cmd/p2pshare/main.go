@@ -160,6 +160,24 @@ func quickCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), quickTimeout)
 }
 
+// quickCall dials the daemon of the command's repo and makes one call
+// bounded by quickTimeout. A failed call is "WHAT: WHY", or "WHY" alone
+// when what is "" (the daemon's message already names the thing).
+func quickCall[T any](cmd *cobra.Command, what string, call func(*api.Client, context.Context) (T, error)) (T, error) {
+	var zero T
+	c, err := client(cmd)
+	if err != nil {
+		return zero, err
+	}
+	ctx, cancel := quickCtx(cmd)
+	defer cancel()
+	v, err := call(c, ctx)
+	if err != nil {
+		return zero, fail(what, err)
+	}
+	return v, nil
+}
+
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/p2pshare/p2pshare/node/api"
 )
 
 func newMembersCmd() *cobra.Command {
@@ -20,15 +22,9 @@ its incarnation (which grows on every restart) and its RTT.`,
   p2pshare members --json | jq -r '.[] | select(.state=="dead") | .id'`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			ms, err := quickCall(cmd, "members", (*api.Client).Members)
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			ms, err := c.Members(ctx)
-			if err != nil {
-				return fail("members", err)
 			}
 			out := cmd.OutOrStdout()
 			if jsonFlag(cmd) {

@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/p2pshare/p2pshare/node/api"
 )
 
 func newPeersCmd() *cobra.Command {
@@ -16,15 +18,9 @@ func newPeersCmd() *cobra.Command {
   p2pshare peers --json | jq length`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client(cmd)
+			peers, err := quickCall(cmd, "peers", (*api.Client).Peers)
 			if err != nil {
 				return err
-			}
-			ctx, cancel := quickCtx(cmd)
-			defer cancel()
-			peers, err := c.Peers(ctx)
-			if err != nil {
-				return fail("peers", err)
 			}
 			out := cmd.OutOrStdout()
 			if jsonFlag(cmd) {

@@ -90,6 +90,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	return resp, nil
 }
 
+// call sends in (if not nil) as JSON and decodes the JSON answer into out.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	ctype := ""
@@ -100,6 +101,12 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		}
 		body, ctype = bytes.NewReader(b), "application/json"
 	}
+	return c.send(ctx, method, path, body, ctype, out)
+}
+
+// send sends body as is, with content type ctype, and decodes the JSON
+// answer into out.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string, out any) error {
 	resp, err := c.do(ctx, method, path, body, ctype)
 	if err != nil {
 		return err
@@ -126,12 +133,7 @@ func (c *Client) Share(ctx context.Context, req ShareRequest) (ShareResult, erro
 		}
 		return out, c.call(ctx, http.MethodPost, "share", req, &out)
 	}
-	resp, err := c.do(ctx, http.MethodPost, "share?name="+url.QueryEscape(req.Name)+"&id="+url.QueryEscape(req.ID), req.Body, "application/octet-stream")
-	if err != nil {
-		return out, err
-	}
-	defer resp.Body.Close()
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return out, c.send(ctx, http.MethodPost, "share?name="+url.QueryEscape(req.Name)+"&id="+url.QueryEscape(req.ID), req.Body, "application/octet-stream", &out)
 }
 
 // Get implements API.
@@ -208,12 +210,7 @@ func (c *Client) KVPut(ctx context.Context, req KVPutRequest) (KVEntry, error) {
 	if req.TTL != "" {
 		p += "&ttl=" + url.QueryEscape(req.TTL)
 	}
-	resp, err := c.do(ctx, http.MethodPut, p, bytes.NewReader(req.Value), "application/octet-stream")
-	if err != nil {
-		return out, err
-	}
-	defer resp.Body.Close()
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return out, c.send(ctx, http.MethodPut, p, bytes.NewReader(req.Value), "application/octet-stream", &out)
 }
 
 // KVGet implements API.
@@ -243,12 +240,7 @@ func (c *Client) Catalog(ctx context.Context, term string) ([]CatalogEntry, erro
 // Revoke implements API.
 func (c *Client) Revoke(ctx context.Context, revocation []byte) (RevokeResult, error) {
 	var out RevokeResult
-	resp, err := c.do(ctx, http.MethodPost, "revoke", bytes.NewReader(revocation), "application/json")
-	if err != nil {
-		return out, err
-	}
-	defer resp.Body.Close()
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return out, c.send(ctx, http.MethodPost, "revoke", bytes.NewReader(revocation), "application/json", &out)
 }
 
 // Transfers implements API.
