@@ -174,17 +174,9 @@ func (m *Membership) Subscribe(buf int) (<-chan Event, func()) {
 func (m *Membership) Members() []Member {
 	m.mu.Lock()
 	out := make([]Member, 0, len(m.members)+1)
-	self := Member{ID: m.h.ID(), State: StateAlive, Inc: m.inc, Seq: m.seq, LastSeen: time.Now(), Since: m.started,
-		Period: m.cfg.period(m.liveLocked()), Self: true}
-	if m.left {
-		self.State = StateLeft
-	}
-	out = append(out, self)
+	out = append(out, m.selfLocked())
 	for _, mem := range m.members {
-		c := *mem
-		c.accusers = nil
-		c.Addrs = append([]string(nil), mem.Addrs...)
-		out = append(out, c)
+		out = append(out, copyMember(mem))
 	}
 	m.mu.Unlock()
 	for i := range out {
@@ -198,12 +190,39 @@ func (m *Membership) Members() []Member {
 
 // Member returns this node's view of p.
 func (m *Membership) Member(p peer.ID) (Member, bool) {
-	for _, mem := range m.Members() {
-		if mem.ID == p {
-			return mem, true
-		}
+	m.mu.Lock()
+	if p == m.h.ID() {
+		self := m.selfLocked()
+		m.mu.Unlock()
+		return self, true
 	}
-	return Member{}, false
+	mem, ok := m.members[p]
+	if !ok {
+		m.mu.Unlock()
+		return Member{}, false
+	}
+	c := copyMember(mem)
+	m.mu.Unlock()
+	c.RTT = m.h.Peerstore().LatencyEWMA(p)
+	return c, true
+}
+
+// selfLocked is this node's own entry of the table.
+func (m *Membership) selfLocked() Member {
+	self := Member{ID: m.h.ID(), State: StateAlive, Inc: m.inc, Seq: m.seq, LastSeen: time.Now(), Since: m.started,
+		Period: m.cfg.period(m.liveLocked()), Self: true}
+	if m.left {
+		self.State = StateLeft
+	}
+	return self
+}
+
+// copyMember is a copy of mem that shares nothing with the table.
+func copyMember(mem *Member) Member {
+	c := *mem
+	c.accusers = nil
+	c.Addrs = append([]string(nil), mem.Addrs...)
+	return c
 }
 
 // Incarnation returns this node's current incarnation.

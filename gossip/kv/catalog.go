@@ -115,11 +115,17 @@ func (s *Store) DropHolding(ctx context.Context, c cid.Cid) error {
 
 // Holders returns the peers the catalog says hold c, sorted by peer ID.
 func (s *Store) Holders(c string) []Holder {
+	now := time.Now()
 	var out []Holder
-	for _, r := range s.List(NSHold, c+"/") {
+	s.mu.RLock()
+	for _, r := range s.holds[c] {
+		if r.Deleted || r.Expired(now) {
+			continue
+		}
 		hv, _ := decodeHoldValue(r.Value)
 		out = append(out, Holder{Peer: r.Writer, CustodyFor: hv.CustodyFor})
 	}
+	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
 	return out
 }

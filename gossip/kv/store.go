@@ -55,8 +55,14 @@ type Store struct {
 	handlersMu sync.Mutex
 	handlers   sync.WaitGroup
 
-	mu   sync.RWMutex // guards recs and the db's contents
+	mu   sync.RWMutex // guards recs, sums, holds and the db's contents
 	recs map[string]*Record
+	// sums caches each record's digest and bucket for anti-entropy, so an
+	// exchange does not hash every record again.
+	sums map[string]recordSum
+	// holds indexes the NSHold records by CID (holds[cid][id]), so Holders
+	// does not scan every record.
+	holds map[string]map[string]*Record
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -64,11 +70,10 @@ type Store struct {
 
 // Stats counts what the store did since start.
 type Stats struct {
-	Puts, Deletes     int
-	AppliedGossip     int
-	AppliedSync       int
-	Syncs, SyncErrors int
-	LastSync          time.Time
+	Puts, Deletes int
+	AppliedGossip int
+	AppliedSync   int
+	Syncs         int // exchanges this node started that succeeded
 }
 
 // Open opens (creating) the bbolt file at path, loads the records, joins
@@ -95,6 +100,7 @@ func Open(h host.Host, ps *pubsub.PubSub, rt routing.ValueStore, path string, cf
 		h: h, self: h.ID(), key: key, rt: rt, cfg: cfg, log: log.With("component", "kv"),
 		clock: NewClock(nil), db: db, ps: ps, ctx: ctx, cancel: cancel,
 		kick: make(chan peer.ID, 1), recs: map[string]*Record{},
+		sums: map[string]recordSum{}, holds: map[string]map[string]*Record{},
 	}
 	defer func() {
 		if err != nil {
@@ -194,7 +200,7 @@ func (s *Store) load() error {
 				drop = append(drop, k)
 				return nil
 			}
-			s.recs[string(k)] = &r
+			s.setLocked(&r)
 			s.clock.Observe(r.Time)
 			return nil
 		})
@@ -279,11 +285,12 @@ func (s *Store) Delete(ctx context.Context, ns, key string) (*Record, error) {
 }
 
 // write signs r, applies it locally, publishes it and puts it in the DHT.
+// Its own fresh signature needs no verifying, only the record's shape.
 func (s *Store) write(ctx context.Context, r *Record) error {
 	if err := r.Sign(s.key); err != nil {
 		return err
 	}
-	if err := r.verify(); err != nil {
+	if err := r.checkShape(); err != nil {
 		return err
 	}
 	if err := s.extraCheck(r); err != nil {
@@ -428,10 +435,54 @@ func (s *Store) apply(rs []*Record) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("kv: keep records: %w", err)
 	}
-	for id, r := range seen {
-		s.recs[id] = r
+	for _, r := range seen {
+		s.setLocked(r)
 	}
 	return len(seen), nil
+}
+
+// recordSum is a record's cached digest and bucket.
+type recordSum struct {
+	r      *Record
+	d      [32]byte
+	bucket byte
+}
+
+// setLocked keeps r as the local copy of its key, with its digest and its
+// place in the holdings index. s.mu must be held for writing.
+func (s *Store) setLocked(r *Record) {
+	id := r.ID()
+	s.recs[id] = r
+	s.sums[id] = recordSum{r: r, d: r.digest(), bucket: bucketOf(id)}
+	if r.NS == NSHold {
+		c, _, _ := strings.Cut(r.Key, "/")
+		if s.holds[c] == nil {
+			s.holds[c] = map[string]*Record{}
+		}
+		s.holds[c][id] = r
+	}
+}
+
+// dropLocked forgets the local copy of id. s.mu must be held for writing.
+func (s *Store) dropLocked(id string) {
+	if r, ok := s.recs[id]; ok && r.NS == NSHold {
+		c, _, _ := strings.Cut(r.Key, "/")
+		delete(s.holds[c], id)
+		if len(s.holds[c]) == 0 {
+			delete(s.holds, c)
+		}
+	}
+	delete(s.recs, id)
+	delete(s.sums, id)
+}
+
+// sumLocked returns id's digest and bucket, from the cache when r is the
+// record it was computed for. s.mu must be held.
+func (s *Store) sumLocked(id string, r *Record) recordSum {
+	if c, ok := s.sums[id]; ok && c.r == r {
+		return c
+	}
+	return recordSum{r: r, d: r.digest(), bucket: bucketOf(id)}
 }
 
 // admit checks a verified record from another node against this node's
@@ -582,7 +633,7 @@ func (s *Store) sweep(now time.Time) {
 		return
 	}
 	for _, id := range drop {
-		delete(s.recs, id)
+		s.dropLocked(id)
 	}
 }
 

@@ -37,7 +37,6 @@ var ErrBadSync = errors.New("bad anti-entropy exchange")
 
 // SyncStats tells what one exchange moved.
 type SyncStats struct {
-	Differ   int // buckets whose digests differed
 	Sent     int
 	Received int
 	Applied  int
@@ -58,10 +57,10 @@ func (s *Store) digest(now time.Time) []byte {
 		if r.Expired(now) {
 			continue
 		}
-		b := int(bucketOf(id))
-		d := r.digest()
-		for i := range d {
-			out[b*sha256.Size+i] ^= d[i]
+		sum := s.sumLocked(id, r)
+		b := int(sum.bucket)
+		for i := range sum.d {
+			out[b*sha256.Size+i] ^= sum.d[i]
 		}
 	}
 	return out
@@ -87,7 +86,7 @@ func (s *Store) recordsIn(buckets map[byte]bool, now time.Time) [][]byte {
 	s.mu.RLock()
 	var rs []*Record
 	for id, r := range s.recs {
-		if !r.Expired(now) && buckets[bucketOf(id)] {
+		if !r.Expired(now) && buckets[s.sumLocked(id, r).bucket] {
 			rs = append(rs, r)
 		}
 	}
@@ -106,7 +105,6 @@ func (s *Store) SyncWith(ctx context.Context, p peer.ID) (SyncStats, error) {
 	var st SyncStats
 	str, err := s.h.NewStream(ctx, p, SyncProtocol)
 	if err != nil {
-		s.count(func(c *Stats) { c.SyncErrors++ })
 		return st, fmt.Errorf("anti-entropy with %s: open stream: %w", p, err)
 	}
 	defer str.Close()
@@ -122,10 +120,9 @@ func (s *Store) SyncWith(ctx context.Context, p peer.ID) (SyncStats, error) {
 	st, err = s.exchange(str, true)
 	if err != nil {
 		str.Reset()
-		s.count(func(c *Stats) { c.SyncErrors++ })
 		return st, fmt.Errorf("anti-entropy with %s: %w", p, err)
 	}
-	s.count(func(c *Stats) { c.Syncs++; c.LastSync = time.Now() })
+	s.count(func(c *Stats) { c.Syncs++ })
 	return st, nil
 }
 
@@ -172,7 +169,6 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 		return st, fmt.Errorf("%w: digest of %d bytes, want %d", ErrBadSync, len(theirs), digestSize)
 	}
 	diff := differing(mine, theirs)
-	st.Differ = len(diff)
 	// Choose what to send before receiving, so the initiator does not send
 	// back what the responder just gave it.
 	recs := s.recordsIn(diff, time.Now())
