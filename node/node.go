@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"syscall"
 	"time"
@@ -39,8 +40,36 @@ const DHTPrefix = "/p2pshare"
 // mdnsService is the mDNS service name p2pshare nodes announce.
 const mdnsService = "p2pshare"
 
-// pingInterval is how often the peers table re-measures RTTs.
-const pingInterval = 15 * time.Second
+// pingInterval is how often the peers table re-measures RTTs, and
+// pingBatch how many peers that already have an RTT one round re-measures:
+// every round pings the peers without one, and pingBatch others picked at
+// random, so a node with many peers sends a bounded number of pings (a
+// peer's RTT is refreshed every pingInterval·peers/pingBatch on average).
+const (
+	pingInterval = 15 * time.Second
+	pingBatch    = 8
+)
+
+// gossipSubParams are GossipSub's defaults with a smaller mesh and less
+// gossip. Every node receives each message about once per mesh peer, and
+// sends each one to its mesh peers and IHAVEs to its gossip peers every
+// heartbeat, so at idle a node's CPU is roughly proportional to D, Dlazy
+// and the network's message rate (see BENCHMARKS.md, Idle daemons).
+// Networks of trusted nodes on a LAN do not need the default mesh of 6 for
+// resilience against attackers: a mesh of 4 still reaches every node in a
+// few hops, and anti-entropy (kv) and the heartbeat timers (membership)
+// cover a message lost to a broken mesh link. Flood publishing (sending
+// one's own messages to every peer in the topic, not only the mesh) is off
+// for the same reason.
+func gossipSubParams() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 4, 3, 6, 2, 1
+	p.Dlazy = 3
+	// IHAVE to Dlazy peers only, not a quarter of all peers: at 100 peers
+	// the default factor sends 24 IHAVEs per topic per heartbeat.
+	p.GossipFactor = 0
+	return p
+}
 
 // Node is a running p2pshare node: repo, host, DHT, discovery and the share
 // service. Its methods are safe for concurrent use. Close stops everything
@@ -207,7 +236,9 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n.ps, err = pubsub.NewGossipSub(ctx, gh,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMaxMessageSize(1<<20))
+		pubsub.WithMaxMessageSize(1<<20),
+		pubsub.WithGossipSubParams(gossipSubParams()),
+		pubsub.WithFloodPublish(false))
 	if err != nil {
 		return nil, fmt.Errorf("start GossipSub: %w", err)
 	}
@@ -537,7 +568,7 @@ func (n *Node) pingLoop() {
 	t := time.NewTicker(pingInterval)
 	defer t.Stop()
 	for {
-		n.pingAll(n.ctx, false)
+		n.pingSome(n.ctx)
 		select {
 		case <-n.ctx.Done():
 			return
@@ -546,16 +577,39 @@ func (n *Node) pingLoop() {
 	}
 }
 
-// pingAll measures the RTT of connected peers (only those without one when
-// missingOnly), one ping each, in parallel, within a second.
-func (n *Node) pingAll(ctx context.Context, missingOnly bool) {
+// pingSome is one round of pingLoop: the connected peers without an RTT,
+// and pingBatch others at random.
+func (n *Node) pingSome(ctx context.Context) {
+	var missing, known []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if n.host.Peerstore().LatencyEWMA(p) > 0 {
+			known = append(known, p)
+		} else {
+			missing = append(missing, p)
+		}
+	}
+	rand.Shuffle(len(known), func(i, j int) { known[i], known[j] = known[j], known[i] })
+	n.ping(ctx, append(missing, known[:min(len(known), pingBatch)]...))
+}
+
+// pingMissing measures the RTT of the connected peers without one.
+func (n *Node) pingMissing(ctx context.Context) {
+	var missing []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if n.host.Peerstore().LatencyEWMA(p) == 0 {
+			missing = append(missing, p)
+		}
+	}
+	n.ping(ctx, missing)
+}
+
+// ping measures the RTT of peers, one ping each, in parallel, within a
+// second.
+func (n *Node) ping(ctx context.Context, peers []peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, p := range n.host.Network().Peers() {
-		if missingOnly && n.host.Peerstore().LatencyEWMA(p) > 0 {
-			continue
-		}
+	for _, p := range peers {
 		wg.Add(1)
 		go func(p peer.ID) {
 			defer wg.Done()
