@@ -36,7 +36,11 @@ type Config struct {
 	// machine would otherwise join every other).
 	MDNS bool
 	// MaxPeers is the connection manager's high watermark: past it, the
-	// least useful connections are trimmed down to 3/4 of it. Default 200.
+	// least useful connections are trimmed down to 3/4 of it, a minute
+	// after they opened. Default 32: each connection costs a daemon about
+	// 0.16 MiB and a share of its idle CPU (BENCHMARKS.md, Idle daemons),
+	// and GossipSub, the DHT and membership need only a few peers each;
+	// files are fetched over connections of their own.
 	MaxPeers int
 	// BootstrapBackoff is the first retry delay of bootstrap dialing; it
 	// doubles up to BootstrapBackoffMax. Defaults 250 ms and 30 s.
@@ -70,7 +74,7 @@ func DefaultConfig(repo string) Config {
 			fmt.Sprintf("/ip6/::/udp/%d/quic-v1", DefaultPort),
 		),
 		MDNS:                true,
-		MaxPeers:            200,
+		MaxPeers:            32,
 		BootstrapBackoff:    250 * time.Millisecond,
 		BootstrapBackoffMax: 30 * time.Second,
 		Gossip:              gossip.DefaultConfig(),

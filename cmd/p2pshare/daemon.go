@@ -69,7 +69,7 @@ address is written to REPO/api and its bearer token to REPO/api.token.`,
 	f.String(optAPI, "127.0.0.1:0", "HOST:PORT of the local API (loopback only; port 0 picks a free one)")
 	f.Bool(optNoMDNS, false, "do not discover peers on the local network with mDNS")
 	f.String(optSwarmKey, "", "swarm key file: talk only to nodes with the same key (TCP only; default REPO/swarm.key if present)")
-	f.Int(optMaxPeers, 200, "maximum number of connected peers")
+	f.Int(optMaxPeers, node.DefaultConfig("").MaxPeers, "connections kept open to other peers; past it the least useful are closed")
 	f.Int64(optMaxFileSize, 4<<30, "largest file in bytes this node shares, stores or fetches")
 	f.String(optLogLevel, "info", "log level: debug, info, warn or error")
 	f.String(optAuthority, "", "the network authority's public key file: admit only peers with a ticket it signed (default REPO/authority.pub if present)")
