@@ -12,15 +12,28 @@ import (
 // kernel, so peers connected to it suspect it within one re-dial (a few
 // milliseconds on a LAN) and declare it dead as soon as Confirmations peers
 // agree, independent of N. A silent member (paused process, cut link) is
-// declared dead 2·TFail after its last heartbeat.
+// declared dead 2·TFail after its last heartbeat, or sooner by probes:
+// every ProbeInterval a node pings one connected member, in turn, and a
+// ping unanswered for ProbeTimeout, from a member overdue by its heartbeat
+// period plus ProbeTimeout, is evidence like a failed re-dial. Peers that
+// hear the suspicion ping the member themselves, so a silent member is
+// dead about one heartbeat period plus 2·ProbeTimeout after it went
+// silent (each node sends one ping per ProbeInterval and answers about
+// one, whatever N).
 //
 // Traffic: each node publishes one heartbeat (about 400 bytes) every
-// Heartbeat; GossipSub sends it to its mesh degree D (6) peers, and each
-// node forwards it once, so a node sends and receives about D·N heartbeats
-// per period, O(N) bytes per second per node. To bound that in big networks
+// Heartbeat; GossipSub sends it to its mesh degree D (4 in p2pshare's
+// node) peers, and each node forwards it once, so a node sends and
+// receives about D·N heartbeats per period, O(N) bytes per second per
+// node. To bound that in big networks
 // the period grows with N: past ScaleAt members, the period is
 // Heartbeat·N/ScaleAt, and each heartbeat announces the sender's period, so
-// receivers stretch TFail for it.
+// receivers stretch TFail for it. The default ScaleAt of 4 holds the whole
+// network to 8 heartbeats a second (ScaleAt/Heartbeat), whatever N: at
+// 100 members each heartbeats every 12.5 s. Each node receives each
+// heartbeat about once per mesh peer, so this is what keeps an idle
+// network's CPU flat as it grows (BENCHMARKS.md, Idle daemons); probes,
+// not the timers, find silent members of a big network.
 type Config struct {
 	// Heartbeat is the period of a node's heartbeats. Default 500 ms.
 	Heartbeat time.Duration
@@ -36,11 +49,17 @@ type Config struct {
 	// connection dropped. Default 500 ms.
 	RedialTimeout time.Duration
 	// ScaleAt is the number of members past which the heartbeat period
-	// grows linearly with N. Default 50.
+	// grows linearly with N. Default 4.
 	ScaleAt int
 	// ForgetAfter is how long dead and left members stay in the table.
 	// Default 1 h.
 	ForgetAfter time.Duration
+	// ProbeInterval is how often a node pings one connected member.
+	// Default 1 s.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe waits for the pong before it counts
+	// as evidence against the member. Default 2 s.
+	ProbeTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -50,8 +69,10 @@ func DefaultConfig() Config {
 		TFail:         2 * time.Second,
 		Confirmations: 2,
 		RedialTimeout: 500 * time.Millisecond,
-		ScaleAt:       50,
+		ScaleAt:       4,
 		ForgetAfter:   time.Hour,
+		ProbeInterval: time.Second,
+		ProbeTimeout:  2 * time.Second,
 	}
 }
 
@@ -75,8 +96,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ForgetAfter == 0 {
 		c.ForgetAfter = d.ForgetAfter
 	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = d.ProbeInterval
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = d.ProbeTimeout
+	}
 	switch {
-	case c.Heartbeat < 0 || c.TFail < 0 || c.RedialTimeout < 0 || c.ForgetAfter < 0:
+	case c.Heartbeat < 0 || c.TFail < 0 || c.RedialTimeout < 0 || c.ForgetAfter < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0:
 		return c, fmt.Errorf("gossip config: negative duration")
 	case c.TFail < 2*c.Heartbeat:
 		return c, fmt.Errorf("gossip config: TFail %s must be at least two heartbeats (%s)", c.TFail, 2*c.Heartbeat)

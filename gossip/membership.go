@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sort"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -48,6 +50,8 @@ type Membership struct {
 	inc, seq uint64
 	lastMsg  map[peer.ID][2]uint64 // newest (inc, seq) accepted per signer
 	subs     map[chan Event]struct{}
+	probing  map[peer.ID]bool // members with a probe in flight
+	stalled  time.Time        // when this node last found itself stalled
 	left     bool
 	closed   bool
 	started  time.Time
@@ -72,7 +76,8 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 		h: h, cfg: cfg, log: log.With("component", "members"), facts: facts,
 		ctx: ctx, cancel: cancel,
 		members: map[peer.ID]*Member{}, lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
-		inc: uint64(time.Now().UnixNano()), started: time.Now(),
+		probing: map[peer.ID]bool{},
+		inc:     uint64(time.Now().UnixNano()), started: time.Now(),
 	}
 	if err := ps.RegisterTopicValidator(MembersTopic, m.validate); err != nil {
 		cancel()
@@ -91,9 +96,10 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 	}
 	m.notifee = &network.NotifyBundle{DisconnectedF: m.disconnected}
 	h.Network().Notify(m.notifee)
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.receiveLoop()
 	go m.tickLoop()
+	go m.probeLoop()
 	m.publishHeartbeat()
 	return m, nil
 }
@@ -344,6 +350,11 @@ func (m *Membership) onSuspectLocked(mm *Message, now time.Time) {
 		return // we have heard from it since the accuser last did
 	}
 	m.accuseLocked(mem, mm.Peer, now)
+	// Check for ourselves: a connected member that answers stays alive
+	// here (and refutes); one that does not gets our confirmation.
+	if mem.State == StateSuspect && !mem.accusers[m.h.ID()] && m.h.Network().Connectedness(mem.ID) == network.Connected {
+		m.probeLocked(mem.ID)
+	}
 }
 
 // accuseLocked records that by suspects mem, and declares it dead once
@@ -392,7 +403,11 @@ func (m *Membership) tickLoop() {
 	tick := min(m.cfg.Heartbeat, m.cfg.TFail/10)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	last, lastBeat := time.Now(), time.Now()
+	// The next heartbeat is due after the period the last one announced,
+	// or the current one if shorter: receivers judge silence by the
+	// announced period, so a period that grows with N (ScaleAt) grows one
+	// heartbeat at a time, never under a receiver's feet.
+	last, lastBeat, announced := time.Now(), time.Now(), m.cfg.Heartbeat
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -406,9 +421,11 @@ func (m *Membership) tickLoop() {
 			}
 			last = now
 			m.checkTimers(now)
-			if now.Sub(lastBeat) >= m.period() {
+			if now.Sub(lastBeat) >= min(m.period(), announced) {
 				lastBeat = now
-				m.publishHeartbeat()
+				if p := m.publishHeartbeat(); p > 0 {
+					announced = p
+				}
 			}
 		}
 	}
@@ -441,6 +458,7 @@ func (m *Membership) forgiveStall(d time.Duration, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.log.Warn("this node was stalled: not counting the stall against others", "stall", d)
+	m.stalled = now
 	for _, mem := range m.members {
 		mem.LastSeen = minTime(mem.LastSeen.Add(d), now)
 	}
@@ -480,16 +498,16 @@ func (m *Membership) checkTimers(now time.Time) {
 	}
 }
 
-func (m *Membership) publishHeartbeat() {
+func (m *Membership) publishHeartbeat() time.Duration {
 	if m.paused.Load() {
-		return
+		return 0
 	}
 	files, free := m.facts()
 	addrs := m.h.Addrs()
 	m.mu.Lock()
 	if m.left || m.closed {
 		m.mu.Unlock()
-		return
+		return 0
 	}
 	m.seq++
 	msg := Message{Kind: KindHeartbeat, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq,
@@ -504,6 +522,7 @@ func (m *Membership) publishHeartbeat() {
 	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
 		m.log.Debug("publish heartbeat", "err", err)
 	}
+	return time.Duration(msg.PeriodMillis) * time.Millisecond
 }
 
 // disconnected checks a member whose last connection just dropped: a failed
@@ -530,11 +549,9 @@ func (m *Membership) disconnected(_ network.Network, c network.Conn) {
 func (m *Membership) redialCheck(p peer.ID) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.RedialTimeout)
 	defer cancel()
-	// A refused TCP connection on every TCP address is immediate proof
-	// that no process listens there any more; anything else (a timeout, an
-	// accepted connection) gets the full libp2p re-dial.
-	err := refusedEverywhere(ctx, m.h.Peerstore().Addrs(p))
-	if err == nil {
+	tcp, err := checkTCP(ctx, m.h.Peerstore().Addrs(p), m.cfg.RedialTimeout)
+	if !tcp {
+		// No TCP address to look at: a full libp2p re-dial.
 		if sw, ok := m.h.Network().(*swarm.Swarm); ok {
 			sw.Backoff().Clear(p)
 		}
@@ -549,6 +566,13 @@ func (m *Membership) redialCheck(p peer.ID) {
 		m.mu.Unlock()
 		return
 	}
+	if !errors.Is(err, errRefused) && !m.healthyLocked(time.Now()) {
+		// A dial that got no answer in time says as much about this
+		// node (starved of CPU) as about the member; a refusal does not.
+		m.log.Debug("unanswered re-dial not counted: this node is not healthy", "peer", p, "err", err)
+		m.mu.Unlock()
+		return
+	}
 	m.log.Info("member unreachable after its connection dropped", "peer", p, "err", err)
 	m.seq++
 	msg := Message{Kind: KindSuspect, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq, About: p, AboutInc: mem.Inc, AboutSeq: mem.Seq}
@@ -559,31 +583,182 @@ func (m *Membership) redialCheck(p peer.ID) {
 	}
 }
 
-// refusedEverywhere returns an error if p has TCP addresses and every one
-// of them refuses a connection; nil otherwise.
-func refusedEverywhere(ctx context.Context, addrs []ma.Multiaddr) error {
-	var d net.Dialer
-	tried := 0
+// probeLoop pings one connected member every ProbeInterval, taking the
+// members in a shuffled round, so each is probed about once per round of
+// the connected members by each of its peers.
+func (m *Membership) probeLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.ProbeInterval)
+	defer t.Stop()
+	var round []peer.ID
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.paused.Load() {
+			continue
+		}
+		m.mu.Lock()
+		if len(round) == 0 {
+			for id, mem := range m.members {
+				if mem.State == StateAlive || mem.State == StateSuspect {
+					round = append(round, id)
+				}
+			}
+			rand.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		}
+		for len(round) > 0 {
+			p := round[0]
+			round = round[1:]
+			mem := m.members[p]
+			if mem != nil && (mem.State == StateAlive || mem.State == StateSuspect) && m.h.Network().Connectedness(p) == network.Connected {
+				m.probeLocked(p)
+				break
+			}
+		}
+		m.mu.Unlock()
+	}
+}
+
+// probeLocked starts a probe of p unless one is in flight.
+func (m *Membership) probeLocked(p peer.ID) {
+	if m.closed || m.probing[p] {
+		return
+	}
+	m.probing[p] = true
+	m.wg.Add(1)
+	go m.probe(p)
+}
+
+// probe pings p once. No pong within ProbeTimeout, on a connection that is
+// still up, from a member not heard from meanwhile, is evidence shared on
+// the topic like a failed re-dial. Any other failure is left to the
+// disconnect check and the timers: an error that is not a timeout says
+// nothing about whether p's process runs, and a probe that took far longer
+// than its timeout means this node itself was stalled.
+func (m *Membership) probe(p peer.ID) {
+	defer m.wg.Done()
+	defer func() {
+		m.mu.Lock()
+		delete(m.probing, p)
+		m.mu.Unlock()
+	}()
+	m.mu.Lock()
+	mem := m.members[p]
+	if mem == nil {
+		m.mu.Unlock()
+		return
+	}
+	inc, seq := mem.Inc, mem.Seq
+	m.mu.Unlock()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.ProbeTimeout)
+	select {
+	case <-ping.Ping(ctx, m.h, p): // a pong, or an error: a timeout is told by ctx
+	case <-ctx.Done():
+	}
+	timedOut := ctx.Err() == context.DeadlineExceeded
+	cancel()
+	if !timedOut || time.Since(start) > 2*m.cfg.ProbeTimeout || m.ctx.Err() != nil {
+		return
+	}
+	if m.h.Network().Connectedness(p) != network.Connected {
+		return
+	}
+	m.mu.Lock()
+	mem = m.members[p]
+	if m.closed || m.left || mem == nil || (mem.State != StateAlive && mem.State != StateSuspect) || mem.Inc != inc || mem.Seq != seq {
+		m.mu.Unlock()
+		return
+	}
+	if now := time.Now(); !m.probeConclusiveLocked(mem, now) {
+		m.log.Debug("unanswered probe not counted: the member is not overdue or this node is not healthy", "peer", p)
+		m.mu.Unlock()
+		return
+	}
+	m.log.Info("member did not answer a probe", "peer", p, "timeout", m.cfg.ProbeTimeout)
+	m.seq++
+	msg := Message{Kind: KindSuspect, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq, About: p, AboutInc: inc, AboutSeq: seq}
+	m.accuseLocked(mem, m.h.ID(), time.Now())
+	m.mu.Unlock()
+	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
+		m.log.Debug("publish suspicion", "err", err)
+	}
+}
+
+// probeConclusiveLocked reports whether an unanswered probe of mem counts
+// as evidence. A machine so loaded that pongs take seconds also delays
+// heartbeats and this node's own timers, and a detector that accuses on
+// every slow pong turns overload into a storm of false deaths, refutations
+// and the work they trigger (memberlist's Lifeguard makes the same point).
+// So it counts only if mem is overdue, nothing heard from it for its
+// heartbeat period plus ProbeTimeout; and if this node is healthy: it has
+// been up for 5·ProbeTimeout (starting is the busiest time of a process)
+// and has not itself stalled within the last 2·TFail.
+func (m *Membership) probeConclusiveLocked(mem *Member, now time.Time) bool {
+	return now.Sub(mem.LastSeen) > mem.Period+m.cfg.ProbeTimeout && m.healthyLocked(now)
+}
+
+// healthyLocked reports whether this node's own timing can be trusted.
+func (m *Membership) healthyLocked(now time.Time) bool {
+	return now.Sub(m.started) > 5*m.cfg.ProbeTimeout && now.Sub(m.stalled) > 2*m.cfg.TFail
+}
+
+// errRefused: every TCP address of a member refused a connection.
+var errRefused = errors.New("connection refused")
+
+// checkTCP dials the TCP addresses among addrs once, in parallel, without
+// libp2p, and says whether there were any. Its error is evidence against
+// the member: every address refused (no process listens there any more:
+// the kernel of a crashed process closed its listener), or none answered
+// within timeout (unreachable). An accepted connection is no evidence
+// either way: the member's process runs (the last connection closed
+// normally, or a connection manager trimmed it), it hangs (its kernel still
+// accepts; probes and timers find that), or it is dying this very moment
+// and its listener is not closed yet (the other peers' checks and the
+// probes find that). A running member is not re-dialled by libp2p here,
+// which would undo the trims, and not dialled again and again, which
+// would fill its accept queue in a big network.
+func checkTCP(ctx context.Context, addrs []ma.Multiaddr, timeout time.Duration) (bool, error) {
+	var nas []string
 	for _, a := range addrs {
 		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
 			continue
 		}
-		na, err := manet.ToNetAddr(a)
-		if err != nil {
-			continue
-		}
-		tried++
-		c, err := d.DialContext(ctx, "tcp", na.String())
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil
+		if na, err := manet.ToNetAddr(a); err == nil {
+			nas = append(nas, na.String())
 		}
 	}
-	if tried == 0 {
-		return nil
+	if len(nas) == 0 {
+		return false, nil
 	}
-	return fmt.Errorf("connection refused on all %d TCP addresses", tried)
+	var d net.Dialer
+	errs := make(chan error, len(nas))
+	for _, a := range nas {
+		go func() {
+			c, err := d.DialContext(ctx, "tcp", a)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	refused, accepted := 0, 0
+	for range nas {
+		switch err := <-errs; {
+		case err == nil:
+			accepted++
+		case errors.Is(err, syscall.ECONNREFUSED):
+			refused++
+		}
+	}
+	switch {
+	case refused == len(nas):
+		return true, fmt.Errorf("%w on all %d TCP addresses", errRefused, len(nas))
+	case accepted == 0 && ctx.Err() != nil:
+		return true, fmt.Errorf("no answer on its TCP addresses within %s", timeout)
+	}
+	return true, nil
 }

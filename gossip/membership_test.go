@@ -13,15 +13,20 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testConfig is fast enough for tests and slow enough for -race on 2 cores.
+// Its ScaleAt keeps the period at Heartbeat in every cluster of these
+// tests, which test the timers; TestConfigDefaultsAndScaling tests the
+// scaling.
 func testConfig() Config {
-	return Config{Heartbeat: 100 * time.Millisecond, TFail: 600 * time.Millisecond, RedialTimeout: 300 * time.Millisecond}
+	return Config{Heartbeat: 100 * time.Millisecond, TFail: 600 * time.Millisecond, RedialTimeout: 300 * time.Millisecond, ScaleAt: 20}
 }
 
 func testLogger() *slog.Logger {
@@ -245,6 +250,78 @@ func TestSilentNodeIsDeadThenAliveAgain(t *testing.T) {
 	}
 }
 
+// A member whose process hangs (heartbeats stop, pings go unanswered, its
+// connections stay up) is dead everywhere long before the timers' 2·TFail:
+// a peer's probe accuses it and the others' probes confirm.
+func TestUnansweredProbesFindSilentNode(t *testing.T) {
+	cfg := testConfig()
+	cfg.TFail = 30 * time.Second // the timers cannot be what finds it
+	cfg.ProbeInterval = 100 * time.Millisecond
+	cfg.ProbeTimeout = 500 * time.Millisecond
+	nodes := startCluster(t, 6, cfg)
+	silent := nodes[3]
+	// Pings are read and never answered, until the prober gives up.
+	silent.h.SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
+	silent.m.paused.Store(true)
+	start := time.Now()
+	for _, n := range nodes {
+		if n != silent {
+			waitState(t, n, silent, StateDead, 10*time.Second)
+		}
+	}
+	t.Logf("dead everywhere %s after it went silent", time.Since(start).Round(time.Millisecond))
+}
+
+// Probes that are answered, however long the member's heartbeats pause,
+// accuse nobody.
+func TestAnsweredProbesAccuseNobody(t *testing.T) {
+	cfg := testConfig()
+	cfg.TFail = 30 * time.Second
+	cfg.ProbeInterval = 50 * time.Millisecond
+	cfg.ProbeTimeout = 500 * time.Millisecond
+	nodes := startCluster(t, 4, cfg)
+	events, cancel := nodes[0].m.Subscribe(64)
+	defer cancel()
+	nodes[2].m.paused.Store(true) // no heartbeats, but the host answers pings
+	time.Sleep(2 * time.Second)   // the condition under test: 40 probe rounds
+	for len(events) > 0 {
+		if e := <-events; e.Kind == EventDead || e.Kind == EventSuspect {
+			t.Fatalf("an answered probe gave %s for %s", e.Kind, e.Peer.ShortString())
+		}
+	}
+}
+
+// As a network grows past ScaleAt, every member's heartbeat period grows;
+// receivers judge silence by the last announced period, so a member must
+// never wait longer than it announced: nobody is suspected while the
+// network grows.
+func TestGrowingNetworkSuspectsNobody(t *testing.T) {
+	cfg := testConfig()
+	cfg.ScaleAt = 2 // 16 members: a period of 800 ms, past TFail (600 ms)
+	first := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	events, cancel := first.m.Subscribe(256)
+	defer cancel()
+	nodes := []*tnode{first}
+	for range 15 {
+		n := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+		connect(t, n, first)
+		connect(t, n, nodes[len(nodes)-1])
+		nodes = append(nodes, n)
+	}
+	for _, o := range nodes[1:] {
+		waitState(t, first, o, StateAlive, 15*time.Second)
+	}
+	time.Sleep(3 * time.Second) // the condition under test: a few grown periods
+	if p := first.m.period(); p != 800*time.Millisecond {
+		t.Fatalf("period at 16 members = %s, want 800ms", p)
+	}
+	for len(events) > 0 {
+		if e := <-events; e.Kind == EventSuspect || e.Kind == EventDead {
+			t.Fatalf("%s while the network grew: %s", e.Kind, e.Peer.ShortString())
+		}
+	}
+}
+
 func TestFalseSuspicionIsRefuted(t *testing.T) {
 	cfg := testConfig()
 	cfg.TFail = 5 * time.Second
@@ -328,7 +405,7 @@ func TestConfigDefaultsAndScaling(t *testing.T) {
 	for _, tc := range []struct {
 		n    int
 		want time.Duration
-	}{{1, 500 * time.Millisecond}, {50, 500 * time.Millisecond}, {100, time.Second}, {200, 2 * time.Second}} {
+	}{{1, 500 * time.Millisecond}, {4, 500 * time.Millisecond}, {10, 1250 * time.Millisecond}, {100, 12500 * time.Millisecond}} {
 		if got := c.period(tc.n); got != tc.want {
 			t.Errorf("period(%d) = %s, want %s", tc.n, got, tc.want)
 		}
