@@ -37,6 +37,9 @@ import (
 // DHTPrefix is the protocol prefix of p2pshare's private Kademlia DHT.
 const DHTPrefix = "/p2pshare"
 
+// dhtBucketSize is the K of p2pshare's DHT; every node must use the same.
+const dhtBucketSize = 10
+
 // mdnsService is the mDNS service name p2pshare nodes announce.
 const mdnsService = "p2pshare"
 
@@ -147,7 +150,10 @@ func New(cfg Config) (n *Node, err error) {
 			return nil, fmt.Errorf("admission: this node's own ticket: %w", err)
 		}
 	}
-	cm, err := connmgr.NewConnManager(cfg.MaxPeers*3/4, cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
+	// The connection manager keeps its low water of connections on top
+	// of the protected ones (the DHT's nearest buckets, GossipSub meshes):
+	// a quarter of MaxPeers leaves room for those under MaxPeers.
+	cm, err := connmgr.NewConnManager(max(cfg.MaxPeers/4, 1), cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
@@ -217,6 +223,11 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n.dht, err = dht.New(gh,
 		dht.Mode(dht.ModeServer),
+		// K: the DHT keeps its routing table's two nearest buckets (up to
+		// 2·K peers) connected, protected from the connection manager,
+		// which with the default K of 20 pins 40 connections and defeats
+		// MaxPeers. 10 still stores each provider record on 10 nodes.
+		dht.BucketSize(dhtBucketSize),
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
 			share.NameNamespace: share.NameValidator{},
