@@ -51,7 +51,7 @@ type Membership struct {
 	lastMsg  map[peer.ID][2]uint64 // newest (inc, seq) accepted per signer
 	subs     map[chan Event]struct{}
 	probing  map[peer.ID]bool // members with a probe in flight
-	stalled  time.Time        // when this node last found itself stalled
+	stalled  time.Time        // when this node last stalled or got a slow pong
 	left     bool
 	closed   bool
 	started  time.Time
@@ -655,12 +655,20 @@ func (m *Membership) probe(p peer.ID) {
 	m.mu.Unlock()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.ProbeTimeout)
+	var res ping.Result
 	select {
-	case <-ping.Ping(ctx, m.h, p): // a pong, or an error: a timeout is told by ctx
+	case res = <-ping.Ping(ctx, m.h, p): // a pong, or an error: a timeout is told by ctx
 	case <-ctx.Done():
 	}
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
+	if !timedOut && res.Error == nil && time.Since(start) > m.cfg.ProbeTimeout/4 {
+		// A pong this slow on a LAN means the machine is overloaded: the
+		// next unanswered probe may be this node's fault, not the member's.
+		m.mu.Lock()
+		m.stalled = time.Now()
+		m.mu.Unlock()
+	}
 	if !timedOut || time.Since(start) > 2*m.cfg.ProbeTimeout || m.ctx.Err() != nil {
 		return
 	}
@@ -695,15 +703,16 @@ func (m *Membership) probe(p peer.ID) {
 // and the work they trigger (memberlist's Lifeguard makes the same point).
 // So it counts only if mem is overdue, nothing heard from it for its
 // heartbeat period plus ProbeTimeout; and if this node is healthy: it has
-// been up for 5·ProbeTimeout (starting is the busiest time of a process)
-// and has not itself stalled within the last 2·TFail.
+// been up for 5·ProbeTimeout (starting is the busiest time of a process),
+// and within the last 5·ProbeTimeout it has not itself stalled nor waited
+// more than ProbeTimeout/4 for a pong that came.
 func (m *Membership) probeConclusiveLocked(mem *Member, now time.Time) bool {
 	return now.Sub(mem.LastSeen) > mem.Period+m.cfg.ProbeTimeout && m.healthyLocked(now)
 }
 
 // healthyLocked reports whether this node's own timing can be trusted.
 func (m *Membership) healthyLocked(now time.Time) bool {
-	return now.Sub(m.started) > 5*m.cfg.ProbeTimeout && now.Sub(m.stalled) > 2*m.cfg.TFail
+	return now.Sub(m.started) > 5*m.cfg.ProbeTimeout && now.Sub(m.stalled) > 5*m.cfg.ProbeTimeout
 }
 
 // errRefused: every TCP address of a member refused a connection.
