@@ -106,7 +106,7 @@ func all(args []string) error {
 		kv:              []string{"-n", "20", "-rounds", "20", "-keys", "10000"},
 		repair:          []string{"-n", "10", "-rounds", "10", "-size", "1048576"},
 		churn:           []string{"-n", "20", "-duration", "2m"},
-		idle:            []string{"-n", "10,50,100"},
+		idle:            []string{"-n", "10,50,100", "-procs", "1", "-settle", "2m", "-window", "20s"},
 	}
 	if *quick {
 		p.throughput = []string{"-size", "67108864", "-runs", "2"}

@@ -120,7 +120,11 @@ type IdlePoint struct {
 	AllAliveMs    float64 `json:"all_alive_ms"`
 	RSSMedianMiB  float64 `json:"rss_median_MiB"`
 	RSSMaxMiB     float64 `json:"rss_max_MiB"`
+	PSSMedianMiB  float64 `json:"pss_median_MiB"`
+	Procs         int     `json:"gomaxprocs"`
 	NetworkCores  float64 `json:"network_cpu_cores"`
+	PeersMedian   int     `json:"peers_median"`
+	PeersMax      int     `json:"peers_max"`
 	NewReadyMs    float64 `json:"new_daemon_ready_ms"`
 	NewAliveOn1Ms float64 `json:"new_daemon_alive_on_node1_ms"`
 }
@@ -132,7 +136,13 @@ func idle(args []string) ([]IdlePoint, error) {
 	ns := fs.String("n", "10,50,100", "network sizes")
 	settle := fs.Duration("settle", 20*time.Second, "wait before measuring")
 	window := fs.Duration("window", 10*time.Second, "CPU measuring window")
+	hold := fs.Duration("hold", 0, "keep each network running this long after measuring it, or after failing, to look at it")
+	procs := fs.Int("procs", 0, "GOMAXPROCS of each daemon (0: Go's default, the number of cores)")
 	fs.Parse(args)
+	if *procs > 0 {
+		os.Setenv("GOMAXPROCS", strconv.Itoa(*procs))
+		defer os.Unsetenv("GOMAXPROCS")
+	}
 	var out []IdlePoint
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(s)
@@ -146,6 +156,10 @@ func idle(args []string) ([]IdlePoint, error) {
 		}
 		upTook := time.Since(start)
 		if err := waitAllAlive(nw); err != nil {
+			if *hold > 0 {
+				fmt.Fprintf(os.Stderr, "bench: %v\nholding the network in %s for %s\n", err, nw.Dir, *hold)
+				time.Sleep(*hold)
+			}
 			cleanup()
 			return out, err
 		}
@@ -154,12 +168,15 @@ func idle(args []string) ([]IdlePoint, error) {
 		cpu0 := cpuTicks(nw)
 		time.Sleep(*window)
 		cpu1 := cpuTicks(nw)
-		var rss []float64
+		var rss, pss []float64
 		for _, d := range nw.Nodes {
-			rss = append(rss, rssMiB(d.PID()))
+			rss = append(rss, statusMiB(fmt.Sprintf("/proc/%d/status", d.PID()), "VmRSS:"))
+			pss = append(pss, statusMiB(fmt.Sprintf("/proc/%d/smaps_rollup", d.PID()), "Pss:"))
 		}
 		sort.Float64s(rss)
+		sort.Float64s(pss)
 		cores := float64(cpu1-cpu0) / 100 / window.Seconds() // USER_HZ = 100
+		peers := peerCounts(nw)
 		// One more daemon: start to ready, and to alive on node 1.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		t0 := time.Now()
@@ -175,13 +192,35 @@ func idle(args []string) ([]IdlePoint, error) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		seen := time.Since(t0)
+		if *hold > 0 {
+			fmt.Fprintf(os.Stderr, "bench: holding the network in %s for %s\n", nw.Dir, *hold)
+			time.Sleep(*hold)
+		}
 		cleanup()
-		fmt.Printf("N=%d: up %s, all alive everywhere %s; idle RSS per daemon median %.1f MiB max %.1f MiB; whole network CPU %.2f cores; a new daemon ready %s, alive on node 1 %s\n",
-			n, upTook.Round(time.Millisecond), joined.Round(time.Millisecond), rss[len(rss)/2], rss[len(rss)-1], cores, ready.Round(time.Millisecond), seen.Round(time.Millisecond))
+		fmt.Printf("N=%d (GOMAXPROCS %s): up %s, all alive everywhere %s; idle RSS per daemon median %.1f MiB max %.1f MiB (PSS median %.1f MiB); whole network CPU %.2f cores; connected peers per daemon median %d max %d; a new daemon ready %s, alive on node 1 %s\n",
+			n, procsName(*procs), upTook.Round(time.Millisecond), joined.Round(time.Millisecond), rss[len(rss)/2], rss[len(rss)-1], pss[len(pss)/2], cores, peers[len(peers)/2], peers[len(peers)-1], ready.Round(time.Millisecond), seen.Round(time.Millisecond))
 		out = append(out, IdlePoint{N: n, UpMs: ms(upTook), AllAliveMs: ms(joined), RSSMedianMiB: rss[len(rss)/2], RSSMaxMiB: rss[len(rss)-1],
-			NetworkCores: cores, NewReadyMs: ms(ready), NewAliveOn1Ms: ms(seen)})
+			PSSMedianMiB: pss[len(pss)/2], Procs: *procs, NetworkCores: cores, PeersMedian: peers[len(peers)/2], PeersMax: peers[len(peers)-1], NewReadyMs: ms(ready), NewAliveOn1Ms: ms(seen)})
 	}
 	return out, nil
+}
+
+// peerCounts returns each daemon's number of connected peers, sorted.
+func peerCounts(nw *testnet.Network) []int {
+	var out []int
+	for _, d := range nw.Nodes {
+		c, err := clientOf(d)
+		if err != nil {
+			out = append(out, 0)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ps, _ := c.Peers(ctx)
+		cancel()
+		out = append(out, len(ps))
+	}
+	sort.Ints(out)
+	return out
 }
 
 func cpuTicks(nw *testnet.Network) int64 {
@@ -202,17 +241,25 @@ func cpuTicks(nw *testnet.Network) int64 {
 	return total
 }
 
-func rssMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// statusMiB reads a "Key: N kB" line of a /proc file, in MiB.
+func statusMiB(path, key string) float64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, key) {
 			f := strings.Fields(l)
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}
 	}
 	return 0
+}
+
+func procsName(p int) string {
+	if p == 0 {
+		return "default"
+	}
+	return strconv.Itoa(p)
 }

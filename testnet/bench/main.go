@@ -73,6 +73,9 @@ func main() {
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -96,13 +99,34 @@ func upAlive(n int, args ...string) (*testnet.Network, func(), error) {
 	return nw, cleanup, nil
 }
 
+// The daemon binary every network of one bench run uses: $P2PSHARE_BIN,
+// or p2pshare built from this tree once, in binDir.
+var (
+	binOnce sync.Once
+	binPath string
+	binDir  string
+	binErr  error
+)
+
+func benchBinary() (string, error) {
+	binOnce.Do(func() {
+		if binPath = os.Getenv("P2PSHARE_BIN"); binPath != "" {
+			return
+		}
+		if binDir, binErr = os.MkdirTemp("", "p2pshare-bench-bin-"); binErr == nil {
+			binPath, binErr = testnet.Build(binDir)
+		}
+	})
+	return binPath, binErr
+}
+
 // upWith is up with extra daemon flags.
 func upWith(n int, args ...string) (*testnet.Network, func(), error) {
-	dir, err := os.MkdirTemp("", "p2pshare-bench-")
+	bin, err := benchBinary()
 	if err != nil {
 		return nil, nil, err
 	}
-	bin, err := testnet.Build(dir)
+	dir, err := os.MkdirTemp("", "p2pshare-bench-")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,11 +138,47 @@ func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	cleanup := func() { nw.Down(); os.RemoveAll(dir) }
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := nw.Up(ctx, n); err != nil {
+	if err := upBatched(ctx, nw, n); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	return nw, cleanup, nil
+}
+
+// startBatch is how many daemons upBatched starts at once. Starting is
+// the costliest second of a daemon's life (keys, stores, handshakes with
+// every peer it meets), and a hundred at once on two cores starve each
+// other for tens of seconds; machines joining a real network do not all
+// start within the same second either.
+const startBatch = 10
+
+// upBatched starts node 1, then the others in batches of startBatch, each
+// batch bootstrapped to node 1 and ready before the next starts.
+func upBatched(ctx context.Context, nw *testnet.Network, n int) error {
+	first, err := nw.Add(ctx)
+	if err != nil {
+		return err
+	}
+	for started := 1; started < n; {
+		k := min(startBatch, n-started)
+		errs := make(chan error, k)
+		for range k {
+			go func() {
+				_, err := nw.Add(ctx, first.TCPAddr())
+				errs <- err
+			}()
+		}
+		for range k {
+			if e := <-errs; e != nil && err == nil {
+				err = e
+			}
+		}
+		if err != nil {
+			return err
+		}
+		started += k
+	}
+	return nil
 }
 
 func clientOf(d *testnet.Daemon) (*api.Client, error) { return api.Dial(d.Repo) }
