@@ -15,6 +15,10 @@ func TestTCPFirstRanker(t *testing.T) {
 	if len(got) != 2 || got[0].Delay != quicFallbackDelay || got[1].Delay != 0 {
 		t.Fatalf("ranks %+v: want TCP at once, QUIC after %s", got, quicFallbackDelay)
 	}
+	quicOnly := tcpFirstRanker(addrs[:1])
+	if len(quicOnly) != 1 || quicOnly[0].Delay != 0 {
+		t.Fatalf("ranks %+v: with no TCP address, want QUIC at once", quicOnly)
+	}
 }
 
 func TestNodesConnectOverTCP(t *testing.T) {
