@@ -574,10 +574,22 @@ func (m *Membership) redialCheck(p peer.ID) {
 		return
 	}
 	m.log.Info("member unreachable after its connection dropped", "peer", p, "err", err)
-	m.seq++
-	msg := Message{Kind: KindSuspect, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq, About: p, AboutInc: mem.Inc, AboutSeq: mem.Seq}
-	m.accuseLocked(mem, m.h.ID(), time.Now())
+	msg := m.suspectLocked(mem, mem.Inc, mem.Seq)
 	m.mu.Unlock()
+	m.publishSuspicion(msg)
+}
+
+// suspectLocked counts this node's own suspicion of mem, whose newest
+// (Inc, Seq) it had seen as (inc, seq), and returns the message that
+// shares it.
+func (m *Membership) suspectLocked(mem *Member, inc, seq uint64) Message {
+	m.seq++
+	m.accuseLocked(mem, m.h.ID(), time.Now())
+	return Message{Kind: KindSuspect, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq, About: mem.ID, AboutInc: inc, AboutSeq: seq}
+}
+
+// publishSuspicion publishes a message of suspectLocked; call it unlocked.
+func (m *Membership) publishSuspicion(msg Message) {
 	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
 		m.log.Debug("publish suspicion", "err", err)
 	}
@@ -687,13 +699,9 @@ func (m *Membership) probe(p peer.ID) {
 		return
 	}
 	m.log.Info("member did not answer a probe", "peer", p, "timeout", m.cfg.ProbeTimeout)
-	m.seq++
-	msg := Message{Kind: KindSuspect, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq, About: p, AboutInc: inc, AboutSeq: seq}
-	m.accuseLocked(mem, m.h.ID(), time.Now())
+	msg := m.suspectLocked(mem, inc, seq)
 	m.mu.Unlock()
-	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
-		m.log.Debug("publish suspicion", "err", err)
-	}
+	m.publishSuspicion(msg)
 }
 
 // probeConclusiveLocked reports whether an unanswered probe of mem counts
