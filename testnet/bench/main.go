@@ -138,47 +138,11 @@ func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	cleanup := func() { nw.Down(); os.RemoveAll(dir) }
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := upBatched(ctx, nw, n); err != nil {
+	if err := nw.Up(ctx, n); err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	return nw, cleanup, nil
-}
-
-// startBatch is how many daemons upBatched starts at once. Starting is
-// the costliest second of a daemon's life (keys, stores, handshakes with
-// every peer it meets), and a hundred at once on two cores starve each
-// other for tens of seconds; machines joining a real network do not all
-// start within the same second either.
-const startBatch = 10
-
-// upBatched starts node 1, then the others in batches of startBatch, each
-// batch bootstrapped to node 1 and ready before the next starts.
-func upBatched(ctx context.Context, nw *testnet.Network, n int) error {
-	first, err := nw.Add(ctx)
-	if err != nil {
-		return err
-	}
-	for started := 1; started < n; {
-		k := min(startBatch, n-started)
-		errs := make(chan error, k)
-		for range k {
-			go func() {
-				_, err := nw.Add(ctx, first.TCPAddr())
-				errs <- err
-			}()
-		}
-		for range k {
-			if e := <-errs; e != nil && err == nil {
-				err = e
-			}
-		}
-		if err != nil {
-			return err
-		}
-		started += k
-	}
-	return nil
 }
 
 func clientOf(d *testnet.Daemon) (*api.Client, error) { return api.Dial(d.Repo) }
