@@ -36,8 +36,9 @@ type Config struct {
 	// machine would otherwise join every other).
 	MDNS bool
 	// MaxPeers is the connection manager's high watermark: past it, the
-	// least useful connections are trimmed down to 3/4 of it, a minute
-	// after they opened. Default 32: each connection costs a daemon about
+	// least useful connections older than a minute are closed until a
+	// quarter of MaxPeers is left besides the protected ones (the DHT's
+	// nearest buckets, GossipSub's mesh peers). Default 32: each connection costs a daemon about
 	// 0.16 MiB and a share of its idle CPU (BENCHMARKS.md, Idle daemons),
 	// and GossipSub, the DHT and membership need only a few peers each;
 	// files are fetched over connections of their own.
