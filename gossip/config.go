@@ -13,27 +13,31 @@ import (
 // milliseconds on a LAN) and declare it dead as soon as Confirmations peers
 // agree, independent of N. A silent member (paused process, cut link) is
 // declared dead 2·TFail after its last heartbeat, or sooner by probes:
-// every ProbeInterval a node pings one connected member, in turn, and a
+// every ProbeInterval a node pings one connected member that is late
+// (silent for its announced heartbeat period plus ProbeTimeout/4), and a
 // ping unanswered for ProbeTimeout, from a member overdue by its heartbeat
 // period plus ProbeTimeout, is evidence like a failed re-dial. Peers that
 // hear the suspicion ping the member themselves, so a silent member is
 // dead about one heartbeat period plus 2·ProbeTimeout after it went
-// silent (each node sends one ping per ProbeInterval and answers about
-// one, whatever N).
+// silent. Punctual members are never probed: their heartbeats already say
+// they are alive, so an idle network sends no probes.
 //
 // Traffic: each node publishes one heartbeat (about 400 bytes) every
-// Heartbeat; GossipSub sends it to its mesh degree D (4 in p2pshare's
+// Heartbeat; GossipSub sends it to its mesh degree D (3 in p2pshare's
 // node) peers, and each node forwards it once, so a node sends and
 // receives about D·N heartbeats per period, O(N) bytes per second per
 // node. To bound that in big networks
 // the period grows with N: past ScaleAt members, the period is
 // Heartbeat·N/ScaleAt, and each heartbeat announces the sender's period, so
-// receivers stretch TFail for it. The default ScaleAt of 4 holds the whole
-// network to 8 heartbeats a second (ScaleAt/Heartbeat), whatever N: at
-// 100 members each heartbeats every 12.5 s. Each node receives each
-// heartbeat about once per mesh peer, so this is what keeps an idle
-// network's CPU flat as it grows (BENCHMARKS.md, Idle daemons); probes,
-// not the timers, find silent members of a big network.
+// receivers stretch TFail for it. The default ScaleAt of 3 holds the whole
+// network to 6 heartbeats a second (ScaleAt/Heartbeat), whatever N: at
+// 100 members each heartbeats every 16.7 s. Each node receives each
+// heartbeat about once per mesh peer, and on a machine that runs many
+// daemons each delivery costs a process wake-up, so this rate is what
+// sets an idle network's CPU (BENCHMARKS.md, Idle daemons). 3 rather than
+// more keeps the period at Heartbeat up to 3 members and TFail at its
+// default up to 4 (3 periods of 667 ms); probes, not the timers, find
+// silent members of a big network.
 type Config struct {
 	// Heartbeat is the period of a node's heartbeats. Default 500 ms.
 	Heartbeat time.Duration
@@ -49,12 +53,13 @@ type Config struct {
 	// connection dropped. Default 500 ms.
 	RedialTimeout time.Duration
 	// ScaleAt is the number of members past which the heartbeat period
-	// grows linearly with N. Default 4.
+	// grows linearly with N. Default 3.
 	ScaleAt int
 	// ForgetAfter is how long dead and left members stay in the table.
 	// Default 1 h.
 	ForgetAfter time.Duration
-	// ProbeInterval is how often a node pings one connected member.
+	// ProbeInterval is how often a node looks for late members and pings
+	// one of them.
 	// Default 1 s.
 	ProbeInterval time.Duration
 	// ProbeTimeout is how long a probe waits for the pong before it counts
@@ -69,7 +74,7 @@ func DefaultConfig() Config {
 		TFail:         2 * time.Second,
 		Confirmations: 2,
 		RedialTimeout: 500 * time.Millisecond,
-		ScaleAt:       4,
+		ScaleAt:       3,
 		ForgetAfter:   time.Hour,
 		ProbeInterval: time.Second,
 		ProbeTimeout:  2 * time.Second,

@@ -96,10 +96,9 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 	}
 	m.notifee = &network.NotifyBundle{DisconnectedF: m.disconnected}
 	h.Network().Notify(m.notifee)
-	m.wg.Add(3)
+	m.wg.Add(2)
 	go m.receiveLoop()
 	go m.tickLoop()
-	go m.probeLoop()
 	m.publishHeartbeat()
 	return m, nil
 }
@@ -397,17 +396,18 @@ func (m *Membership) emitLocked(e Event) {
 	}
 }
 
-// tickLoop publishes heartbeats and runs the failure timers.
+// tickLoop publishes heartbeats, runs the failure timers and, every
+// ProbeInterval, probes late members.
 func (m *Membership) tickLoop() {
 	defer m.wg.Done()
-	tick := min(m.cfg.Heartbeat, m.cfg.TFail/10)
+	tick := min(m.cfg.Heartbeat, m.cfg.TFail/10, m.cfg.ProbeInterval)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	// The next heartbeat is due after the period the last one announced,
 	// or the current one if shorter: receivers judge silence by the
 	// announced period, so a period that grows with N (ScaleAt) grows one
 	// heartbeat at a time, never under a receiver's feet.
-	last, lastBeat, announced := time.Now(), time.Now(), m.cfg.Heartbeat
+	last, lastBeat, lastProbe, announced := time.Now(), time.Now(), time.Now(), m.cfg.Heartbeat
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -415,7 +415,9 @@ func (m *Membership) tickLoop() {
 		case now := <-t.C:
 			// If this process itself was stalled (paused, starved of CPU),
 			// the silence of others during the stall is not theirs: shift
-			// their last-seen times by the stall before judging them.
+			// their last-seen times by the stall before judging them. The
+			// tick must stay short for this: a stall that ends before the
+			// next tick is due goes unseen.
 			if stall := now.Sub(last) - tick; stall > m.cfg.TFail/4 {
 				m.forgiveStall(stall, now)
 			}
@@ -426,6 +428,10 @@ func (m *Membership) tickLoop() {
 				if p := m.publishHeartbeat(); p > 0 {
 					announced = p
 				}
+			}
+			if now.Sub(lastProbe) >= m.cfg.ProbeInterval-tick/2 {
+				lastProbe = now
+				m.probeLate(now)
 			}
 		}
 	}
@@ -529,7 +535,12 @@ func (m *Membership) publishHeartbeat() time.Duration {
 // re-dial is evidence, shared on the topic.
 func (m *Membership) disconnected(_ network.Network, c network.Conn) {
 	p := c.RemotePeer()
-	if m.h.Network().Connectedness(p) == network.Connected {
+	// Another connection to p says p runs, unless the one that dropped was
+	// TCP and only QUIC ones remain: QUIC keeps no kernel state that a
+	// crash resets, so a QUIC connection to a killed process lives on,
+	// silent, until its idle timeout, and would hide the crash that the
+	// TCP reset just told of.
+	if hasTCP(m.h.Network().ConnsToPeer(p)) || (!isTCP(c.RemoteMultiaddr()) && m.h.Network().Connectedness(p) == network.Connected) {
 		return
 	}
 	m.mu.Lock()
@@ -595,43 +606,39 @@ func (m *Membership) publishSuspicion(msg Message) {
 	}
 }
 
-// probeLoop pings one connected member every ProbeInterval, taking the
-// members in a shuffled round, so each is probed about once per round of
-// the connected members by each of its peers.
-func (m *Membership) probeLoop() {
-	defer m.wg.Done()
-	t := time.NewTicker(m.cfg.ProbeInterval)
-	defer t.Stop()
-	var round []peer.ID
-	for {
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if m.paused.Load() {
-			continue
-		}
-		m.mu.Lock()
-		if len(round) == 0 {
-			for id, mem := range m.members {
-				if mem.State == StateAlive || mem.State == StateSuspect {
-					round = append(round, id)
-				}
-			}
-			rand.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
-		}
-		for len(round) > 0 {
-			p := round[0]
-			round = round[1:]
-			mem := m.members[p]
-			if mem != nil && (mem.State == StateAlive || mem.State == StateSuspect) && m.h.Network().Connectedness(p) == network.Connected {
-				m.probeLocked(p)
-				break
-			}
-		}
-		m.mu.Unlock()
+// probeLate pings one connected member that is late: silent for longer
+// than its announced heartbeat period plus lateSlack. tickLoop calls it
+// every ProbeInterval. A punctual member's heartbeats already say it is
+// alive, and an unanswered probe only counts against a member overdue by
+// its period plus ProbeTimeout (probeConclusiveLocked), so a probe of a
+// punctual member could never be evidence: an idle network sends no
+// probes at all. A member that stops is late at every one of its
+// connected peers at about the same moment, so each of them probes it
+// within ProbeInterval.
+func (m *Membership) probeLate(now time.Time) {
+	if m.paused.Load() {
+		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var late []peer.ID
+	for id, mem := range m.members {
+		if (mem.State == StateAlive || mem.State == StateSuspect) && !m.probing[id] &&
+			now.Sub(mem.LastSeen) > mem.Period+m.lateSlack() &&
+			m.h.Network().Connectedness(id) == network.Connected {
+			late = append(late, id)
+		}
+	}
+	if len(late) > 0 {
+		m.probeLocked(late[rand.IntN(len(late))])
+	}
+}
+
+// lateSlack is how long past its announced period a member's heartbeat may
+// come before the member is probed: heartbeats leave on the sender's timer
+// tick (TFail/10 at most) and take a few milliseconds to spread.
+func (m *Membership) lateSlack() time.Duration {
+	return m.cfg.ProbeTimeout / 4
 }
 
 // probeLocked starts a probe of p unless one is in flight.
@@ -723,6 +730,22 @@ func (m *Membership) healthyLocked(now time.Time) bool {
 	return now.Sub(m.started) > 5*m.cfg.ProbeTimeout && now.Sub(m.stalled) > 5*m.cfg.ProbeTimeout
 }
 
+// isTCP reports whether a runs over TCP.
+func isTCP(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_TCP)
+	return err == nil
+}
+
+// hasTCP reports whether any of conns runs over TCP.
+func hasTCP(conns []network.Conn) bool {
+	for _, c := range conns {
+		if isTCP(c.RemoteMultiaddr()) {
+			return true
+		}
+	}
+	return false
+}
+
 // errRefused: every TCP address of a member refused a connection.
 var errRefused = errors.New("connection refused")
 
@@ -741,7 +764,7 @@ var errRefused = errors.New("connection refused")
 func checkTCP(ctx context.Context, addrs []ma.Multiaddr, timeout time.Duration) (bool, error) {
 	var nas []string
 	for _, a := range addrs {
-		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+		if !isTCP(a) {
 			continue
 		}
 		if na, err := manet.ToNetAddr(a); err == nil {
