@@ -23,7 +23,8 @@ type Config struct {
 	// cannot bring the key back) before it is collected. Default 24 h.
 	TombstoneTTL time.Duration
 	// SweepInterval is how often expired entries and old tombstones are
-	// dropped. Default 1 s.
+	// dropped from memory and disk. Reads never return an expired entry,
+	// whatever the sweep: it only reclaims space. Default 10 s.
 	SweepInterval time.Duration
 	// DHTTimeout bounds putting a record in, or getting one from, the DHT.
 	// Default 10 s.
@@ -44,7 +45,7 @@ func DefaultConfig() Config {
 		SyncInterval:  10 * time.Second,
 		SyncTimeout:   60 * time.Second,
 		TombstoneTTL:  24 * time.Hour,
-		SweepInterval: time.Second,
+		SweepInterval: 10 * time.Second,
 		DHTTimeout:    10 * time.Second,
 		MaxTTL:        10 * 365 * 24 * time.Hour,
 	}
