@@ -59,15 +59,17 @@ const (
 // heartbeat, so at idle a node's CPU is roughly proportional to D, Dlazy
 // and the network's message rate (see BENCHMARKS.md, Idle daemons).
 // Networks of trusted nodes on a LAN do not need the default mesh of 6 for
-// resilience against attackers: a mesh of 4 still reaches every node in a
-// few hops, and anti-entropy (kv) and the heartbeat timers (membership)
-// cover a message lost to a broken mesh link. Flood publishing (sending
-// one's own messages to every peer in the topic, not only the mesh) is off
-// for the same reason.
+// resilience against attackers: a mesh of 3 still reaches every node of a
+// 100-node network in a few hops, and anti-entropy (kv) and the heartbeat
+// timers and probes (membership) cover a message lost to a broken mesh
+// link. Dout, the quota of outbound connections in the mesh (a defence
+// against eclipse attacks by peers that dial in), is 0: GossipSub requires
+// it below D/2. Flood publishing (sending one's own messages to every peer
+// in the topic, not only the mesh) is off for the same reason.
 func gossipSubParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
-	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 4, 3, 6, 2, 1
-	p.Dlazy = 3
+	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 3, 2, 4, 1, 0
+	p.Dlazy = 2
 	// IHAVE to Dlazy peers only, not a quarter of all peers: at 100 peers
 	// the default factor sends 24 IHAVEs per topic per heartbeat.
 	p.GossipFactor = 0
@@ -443,12 +445,25 @@ func (n *Node) dialBootstrap(ctx context.Context) bool {
 func (n *Node) refreshDHT() { _ = n.dht.RefreshRoutingTable() }
 
 // bootstrapLoop re-dials the bootstrap peers, with exponential backoff,
-// whenever the node has no peer at all.
+// whenever the node has no peer at all. While it has peers it sleeps until
+// the last connection drops (or BootstrapBackoffMax passes), so an idle
+// node that is connected never wakes for it.
 func (n *Node) bootstrapLoop() {
 	defer n.wg.Done()
 	if len(n.cfg.Bootstrap) == 0 {
 		return
 	}
+	alone := make(chan struct{}, 1)
+	nb := &network.NotifyBundle{DisconnectedF: func(nw network.Network, _ network.Conn) {
+		if len(nw.Peers()) == 0 {
+			select {
+			case alone <- struct{}{}:
+			default:
+			}
+		}
+	}}
+	n.host.Network().Notify(nb)
+	defer n.host.Network().StopNotify(nb)
 	backoff := n.cfg.BootstrapBackoff
 	t := time.NewTimer(backoff)
 	defer t.Stop()
@@ -457,18 +472,28 @@ func (n *Node) bootstrapLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+		case <-alone:
+			// Give the peer that just left a moment: a connection
+			// replaced by another to the same peer drops the count to 0
+			// only for an instant.
+			t.Reset(n.cfg.BootstrapBackoff)
+			continue
 		}
 		if len(n.host.Network().Peers()) > 0 {
 			backoff = n.cfg.BootstrapBackoff
-		} else if n.dialBootstrap(n.ctx) {
+			t.Reset(n.cfg.BootstrapBackoffMax)
+			continue
+		}
+		if n.dialBootstrap(n.ctx) {
 			n.log.Info("joined through bootstrap peers")
 			n.refreshDHT()
 			backoff = n.cfg.BootstrapBackoff
-		} else {
-			n.log.Debug("no bootstrap peer reachable, retrying", "in", backoff)
-			backoff = min(2*backoff, n.cfg.BootstrapBackoffMax)
+			t.Reset(n.cfg.BootstrapBackoffMax)
+			continue
 		}
+		n.log.Debug("no bootstrap peer reachable, retrying", "in", backoff)
 		t.Reset(backoff)
+		backoff = min(2*backoff, n.cfg.BootstrapBackoffMax)
 	}
 }
 

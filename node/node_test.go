@@ -372,6 +372,22 @@ func TestShareWithoutPeersIsAnnouncedOnJoin(t *testing.T) {
 	}
 }
 
+// A node that loses its last peer dials its bootstrap peers again at
+// once, not after the long wait it keeps while it has peers.
+func TestBootstrapRedialsAfterLosingEveryPeer(t *testing.T) {
+	boot := newTestNode(t, nil)
+	n := newTestNode(t, nil, addrInfo(boot))
+	connected := func() bool { return n.Host().Network().Connectedness(boot.Host().ID()) == network.Connected }
+	waitFor(t, 10*time.Second, "the first connection", connected)
+	time.Sleep(500 * time.Millisecond) // the condition under test: the loop has gone to its long sleep
+	if err := n.Host().Network().ClosePeer(boot.Host().ID()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, 5*time.Second, "a new connection to the bootstrap peer", connected) // the long sleep is 30 s
+	t.Logf("reconnected %s after losing every peer", time.Since(start).Round(time.Millisecond))
+}
+
 func TestOutputStaysInsideItsDirectory(t *testing.T) {
 	nodes := newTestNetwork(t, 2)
 	sr := shareBytes(t, nodes[0], "x.txt", []byte("x"))
