@@ -111,7 +111,9 @@ func (s *Service) copyLocal(ctx context.Context, c cid.Cid, w io.Writer) error {
 	}
 	defer src.Close()
 	h := newHasher()
-	if _, err := io.CopyBuffer(io.MultiWriter(w, h), ctxReader{ctx, src}, make([]byte, copyBufSize)); err != nil {
+	buf := getCopyBuf()
+	defer putCopyBuf(buf)
+	if _, err := io.CopyBuffer(io.MultiWriter(w, h), ctxReader{ctx, src}, *buf); err != nil {
 		return fmt.Errorf("copy from store: %w", err)
 	}
 	if got := cidFromDigest(h.Sum(nil)); !got.Equals(c) {
@@ -328,7 +330,9 @@ func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want
 	case off > total:
 		return 0, total, fmt.Errorf("%w: size %d is below offset %d", errFinal, total, off)
 	}
-	buf := make([]byte, copyBufSize)
+	bufp := getCopyBuf()
+	defer putCopyBuf(bufp)
+	buf := *bufp
 	var got int64
 	remaining := total - off
 	for remaining > 0 {

@@ -247,7 +247,8 @@ func (s *Service) giveBack(ctx context.Context, held Held, owner peer.ID) {
 }
 
 // Replicate copies c to the closest live members that do not hold it
-// until R peers (this one included) hold it. It returns the new holders.
+// until R peers (this one included) hold it. It returns the other live
+// holders: those it copied to, and those that held a copy already.
 func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer, error) {
 	d := s.directory()
 	if d == nil || s.clusterView() == nil || s.cfg.Replicas <= 1 {
@@ -256,12 +257,17 @@ func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer,
 	live := s.liveSet()
 	holdings := d.Holdings(c)
 	have := 1
+	// Copies already made count, and are reported with the new ones: the
+	// repair loop may have copied the file between the store and this
+	// call (a membership event kicks it), and the caller wants to know
+	// where the copies are, not which call made them.
+	var out []Peer
 	for _, h := range holdings {
-		if _, ok := live[h.Peer]; ok && h.Peer != s.h.ID() {
+		if p, ok := live[h.Peer]; ok && h.Peer != s.h.ID() {
 			have++
+			out = append(out, p)
 		}
 	}
-	var out []Peer
 	var errs []error
 	for _, p := range s.candidates(live, holdings) {
 		if have >= s.cfg.Replicas {

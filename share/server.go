@@ -72,7 +72,9 @@ func (s *Service) handleGet(st network.Stream) {
 // copyOut streams f to st, renewing the write deadline on every chunk so a
 // reader that stops reading cannot hold the slot for ever.
 func (s *Service) copyOut(st network.Stream, f *os.File) (int64, error) {
-	buf := make([]byte, copyBufSize)
+	bufp := getCopyBuf()
+	defer putCopyBuf(bufp)
+	buf := *bufp
 	var total int64
 	for {
 		n, rerr := f.Read(buf)

@@ -166,8 +166,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (cid.Cid, i
 	if maxSize > 0 && maxSize < math.MaxInt64 { // maxSize+1 must not overflow
 		src = io.LimitReader(r, maxSize+1)
 	}
-	buf := make([]byte, copyBufSize)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, src}, buf)
+	buf := getCopyBuf()
+	defer putCopyBuf(buf)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, src}, *buf)
 	if err != nil {
 		f.Close()
 		return cid.Undef, 0, fmt.Errorf("store: copy: %w", err)
@@ -307,7 +308,9 @@ func (s *Store) Verify(c cid.Cid) error {
 	}
 	defer f.Close()
 	h := newHasher()
-	if _, err := io.CopyBuffer(h, f, make([]byte, copyBufSize)); err != nil {
+	buf := getCopyBuf()
+	defer putCopyBuf(buf)
+	if _, err := io.CopyBuffer(h, f, *buf); err != nil {
 		return fmt.Errorf("store: verify %s: %w", c, err)
 	}
 	if got := cidFromDigest(h.Sum(nil)); !got.Equals(c) {
@@ -371,6 +374,16 @@ func (s *Store) isClosed() bool {
 // copyBufSize is the buffer size of every bulk copy: large enough that the
 // per-call overhead of hashing, writing and stream reads is amortised.
 const copyBufSize = 1 << 20
+
+// copyBufs holds the bulk copies' buffers between uses. A fresh 1 MiB
+// buffer per get, on the provider and the fetcher alike, made a 1 KiB get
+// allocate 2 MiB: with the daemon's small heap (GOGC 25) that was a garbage
+// collection every few gets, and page faults to fault the memory back in.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// getCopyBuf returns a buffer of copyBufSize bytes; putCopyBuf gives it back.
+func getCopyBuf() *[]byte  { return copyBufs.Get().(*[]byte) }
+func putCopyBuf(b *[]byte) { copyBufs.Put(b) }
 
 // ctxReader stops a copy when ctx is done.
 type ctxReader struct {

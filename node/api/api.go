@@ -125,7 +125,9 @@ type ShareResult struct {
 	CID       string `json:"cid"`
 	Size      int64  `json:"size"`
 	Published bool   `json:"published"` // false: no peer yet, announced when one connects
-	// Replicas are the peers that received a copy (replication factor R).
+	// Replicas are the other live peers that hold a copy (replication
+	// factor R): those this share copied to, and any the repair loop had
+	// already copied to.
 	Replicas []string `json:"replicas"`
 	// ReplicaError says why fewer than R copies were made, if so.
 	ReplicaError string `json:"replica_error,omitempty"`
