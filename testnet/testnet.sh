@@ -170,7 +170,10 @@ build() {
 	fi
 	echo "building $(show_path "$BIN")"
 	mkdir -p -- "$RUN/bin"
-	(cd -- "$ROOT" && go build -o "$BIN" ./cmd/p2pshare) || die "go build failed"
+	# Static, like the test harness and the Docker image: without cgo the
+	# daemon maps no libc, and every daemon of the testnet shares one set of
+	# binary pages.
+	(cd -- "$ROOT" && CGO_ENABLED=0 go build -o "$BIN" ./cmd/p2pshare) || die "go build failed"
 }
 
 # size: the number of nodes of the testnet in RUN (0 if none).
