@@ -165,9 +165,9 @@ func idle(args []string) ([]IdlePoint, error) {
 		}
 		joined := time.Since(start)
 		time.Sleep(*settle)
-		cpu0 := cpuTicks(nw)
+		cpu0 := cpuTime(nw)
 		time.Sleep(*window)
-		cpu1 := cpuTicks(nw)
+		cpu1 := cpuTime(nw)
 		var rss, pss []float64
 		for _, d := range nw.Nodes {
 			rss = append(rss, statusMiB(fmt.Sprintf("/proc/%d/status", d.PID()), "VmRSS:"))
@@ -175,7 +175,7 @@ func idle(args []string) ([]IdlePoint, error) {
 		}
 		sort.Float64s(rss)
 		sort.Float64s(pss)
-		cores := float64(cpu1-cpu0) / 100 / window.Seconds() // USER_HZ = 100
+		cores := (cpu1 - cpu0).Seconds() / window.Seconds()
 		peers := peerCounts(nw)
 		// One more daemon: start to ready, and to alive on node 1.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -223,9 +223,20 @@ func peerCounts(nw *testnet.Network) []int {
 	return out
 }
 
-func cpuTicks(nw *testnet.Network) int64 {
-	var total int64
+// cpuTime returns the CPU time the daemons have used so far. It sums the
+// scheduler's exact run time of every thread (/proc/PID/task/*/schedstat,
+// in nanoseconds) rather than utime+stime, which the kernel samples at
+// each clock tick: an idle daemon runs in bursts of a few hundred
+// microseconds, often right after the tick that woke its timers, and
+// tick sampling can miss them. Where schedstat is missing it falls back
+// to the ticks.
+func cpuTime(nw *testnet.Network) time.Duration {
+	var total time.Duration
 	for _, d := range nw.Nodes {
+		if t, ok := schedTime(d.PID()); ok {
+			total += t
+			continue
+		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID()))
 		if err != nil {
 			continue
@@ -235,10 +246,35 @@ func cpuTicks(nw *testnet.Network) int64 {
 		if len(fields) > 12 {
 			u, _ := strconv.ParseInt(fields[11], 10, 64)
 			k, _ := strconv.ParseInt(fields[12], 10, 64)
-			total += u + k
+			total += time.Duration(u+k) * 10 * time.Millisecond // USER_HZ = 100
 		}
 	}
 	return total
+}
+
+// schedTime sums the run time of pid's threads from their schedstat files.
+func schedTime(pid int) (time.Duration, bool) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, false
+	}
+	var total time.Duration
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that just exited
+		}
+		fs := strings.Fields(string(b))
+		if len(fs) == 0 {
+			return 0, false
+		}
+		ns, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		total += time.Duration(ns)
+	}
+	return total, true
 }
 
 // statusMiB reads a "Key: N kB" line of a /proc file, in MiB.
