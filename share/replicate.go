@@ -201,11 +201,17 @@ func (s *Service) checkReplicas(ctx context.Context) {
 			if need == 0 {
 				break
 			}
-			if err := s.pushTo(ctx, p.ID, held.CID, held.Size, ""); err != nil {
+			had, err := s.pushTo(ctx, p.ID, held.CID, held.Size, "")
+			if err != nil {
 				s.log.Warn("repair: copy failed", "cid", held.CID, "to", p.ID, "err", err)
 				continue
 			}
 			need--
+			if had {
+				// The catalog had not yet heard of this copy.
+				s.log.Info("repair: already held", "cid", held.CID, "by", p.ID)
+				continue
+			}
 			s.stats.Repairs.Add(1)
 			s.log.Info("repaired: copied to a new holder", "cid", held.CID, "to", p.ID, "rtt", p.RTT, "live_holders", s.cfg.Replicas-need)
 		}
@@ -215,7 +221,7 @@ func (s *Service) checkReplicas(ctx context.Context) {
 // giveBack returns a custody copy to its owner, then drops it if R copies
 // stand without it (else keeps it as an ordinary copy).
 func (s *Service) giveBack(ctx context.Context, held Held, owner peer.ID) {
-	if err := s.pushTo(ctx, owner, held.CID, held.Size, ""); err != nil {
+	if _, err := s.pushTo(ctx, owner, held.CID, held.Size, ""); err != nil {
 		s.log.Warn("rejoin: give back failed", "cid", held.CID, "owner", owner, "err", err)
 		return
 	}
@@ -273,7 +279,7 @@ func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer,
 		if have >= s.cfg.Replicas {
 			break
 		}
-		if err := s.pushTo(ctx, p.ID, c, size, ""); err != nil {
+		if _, err := s.pushTo(ctx, p.ID, c, size, ""); err != nil {
 			errs = append(errs, fmt.Errorf("to %s: %w", p.ID, err))
 			continue
 		}
@@ -314,11 +320,19 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 			if need == 0 {
 				break
 			}
-			if err := s.pushTo(ctx, p.ID, held.CID, held.Size, s.h.ID()); err != nil {
+			had, err := s.pushTo(ctx, p.ID, held.CID, held.Size, s.h.ID())
+			if err != nil {
 				s.log.Warn("leave: relocation failed, trying the next member", "cid", held.CID, "to", p.ID, "err", err)
 				continue
 			}
 			need--
+			if had {
+				// A copy this node's catalog had not yet heard of (a
+				// replica made a moment ago): it counts, but nothing moved
+				// there, and it stays the holder's own copy.
+				s.log.Info("leave: already held", "cid", held.CID, "by", p.ID)
+				continue
+			}
 			s.stats.Relocations.Add(1)
 			moved = append(moved, Moved{CID: held.CID, Size: held.Size, To: p.ID, RTT: p.RTT})
 			s.log.Info("leave: relocated", "cid", held.CID, "to", p.ID, "rtt", p.RTT)
@@ -332,32 +346,32 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 
 // pushTo asks p to hold c, fetching it from this node, and waits until p
 // says the copy is verified and stored.
-func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, custodyFor peer.ID) error {
+func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, custodyFor peer.ID) (had bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReplicateTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(ctx, p, ReplicateProtocol)
 	if err != nil {
-		return fmt.Errorf("open stream: %w", err)
+		return false, fmt.Errorf("open stream: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	defer st.Close()
 	req, _ := json.Marshal(ReplicateRequest{CID: c.String(), Size: size, From: s.h.ID(), CustodyFor: custodyFor})
 	if _, err := st.Write(append(req, '\n')); err != nil {
-		return fmt.Errorf("send request: %w", err)
+		return false, fmt.Errorf("send request: %w", err)
 	}
 	_ = st.CloseWrite()
 	var ans ReplicateAnswer
 	if err := readJSONLine(st, &ans); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("no answer within %s", s.cfg.ReplicateTimeout)
+			return false, fmt.Errorf("no answer within %s", s.cfg.ReplicateTimeout)
 		}
-		return fmt.Errorf("read answer: %w", err)
+		return false, fmt.Errorf("read answer: %w", err)
 	}
 	if !ans.OK {
-		return fmt.Errorf("refused: %s", ans.Error)
+		return false, fmt.Errorf("refused: %s", ans.Error)
 	}
-	return nil
+	return ans.Had, nil
 }
 
 func readJSONLine(r io.Reader, v any) error {
@@ -416,7 +430,20 @@ func (s *Service) handleReplicate(st network.Stream) {
 		s.goBackground(func() { s.provideLater(c) })
 	}
 	if d := s.directory(); d != nil {
-		if err := d.Hold(ctx, c, req.CustodyFor); err != nil {
+		custody := req.CustodyFor
+		if had {
+			// A file held already keeps the holding it had: a leaver whose
+			// catalog had not yet heard of this copy asks for custody of
+			// it, and turning a replica into a custody copy would have it
+			// given back and dropped when the leaver returns.
+			custody = ""
+			for _, h := range d.Holdings(c) {
+				if h.Peer == s.h.ID() {
+					custody = h.CustodyFor
+				}
+			}
+		}
+		if err := d.Hold(ctx, c, custody); err != nil {
 			answer(ReplicateAnswer{Error: "record holding: " + err.Error()})
 			return
 		}

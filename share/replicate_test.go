@@ -3,12 +3,17 @@ package share
 import (
 	"context"
 	"crypto/sha256"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	routinghelpers "github.com/libp2p/go-libp2p-routing-helpers"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -59,5 +64,132 @@ func TestReplicateReportsCopiesAlreadyMade(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].ID != holder {
 		t.Fatalf("Replicate = %v, want the holder that has the copy, %s", got, holder)
+	}
+}
+
+// memDirectory is one node's view of the catalog: the holdings it has
+// heard of. Each node of a test has its own, so a view can be stale.
+type memDirectory struct {
+	self peer.ID
+	mu   sync.Mutex
+	hs   map[cid.Cid][]Holding
+}
+
+func newMemDirectory(self peer.ID) *memDirectory {
+	return &memDirectory{self: self, hs: map[cid.Cid][]Holding{}}
+}
+
+func (d *memDirectory) LookupName(string) (Resolved, bool) { return Resolved{}, false }
+
+func (d *memDirectory) Holdings(c cid.Cid) []Holding {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Holding(nil), d.hs[c]...)
+}
+
+func (d *memDirectory) Hold(_ context.Context, c cid.Cid, custodyFor peer.ID) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.hs[c] = append(slices.DeleteFunc(d.hs[c], func(h Holding) bool { return h.Peer == d.self }), Holding{Peer: d.self, CustodyFor: custodyFor})
+	return nil
+}
+
+func (d *memDirectory) Unhold(_ context.Context, c cid.Cid) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.hs[c] = slices.DeleteFunc(d.hs[c], func(h Holding) bool { return h.Peer == d.self })
+	return nil
+}
+
+// own returns the holding d's node recorded for itself.
+func (d *memDirectory) own(c cid.Cid) (Holding, bool) {
+	for _, h := range d.Holdings(c) {
+		if h.Peer == d.self {
+			return h, true
+		}
+	}
+	return Holding{}, false
+}
+
+type repNode struct {
+	h   host.Host
+	s   *Service
+	dir *memDirectory
+}
+
+// startRepNodes starts n share services on loopback hosts that know each
+// other's addresses, each with its own catalog view. Replication checks
+// are left to the test (the loop waits an hour).
+func startRepNodes(t *testing.T, n int) []repNode {
+	t.Helper()
+	nodes := make([]repNode, n)
+	for i := range nodes {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := OpenStore(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(h, routinghelpers.Null{}, st, Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close(); st.Close(); h.Close() })
+		nodes[i] = repNode{h: h, s: s, dir: newMemDirectory(h.ID())}
+		s.SetDirectory(nodes[i].dir)
+	}
+	for i, a := range nodes {
+		var live stubCluster
+		for j, b := range nodes {
+			if i != j {
+				a.h.Peerstore().AddAddrs(b.h.ID(), b.h.Addrs(), time.Hour)
+				live = append(live, Peer{ID: b.h.ID(), RTT: time.Duration(j+1) * time.Millisecond})
+			}
+		}
+		a.s.StartReplication(live)
+	}
+	return nodes
+}
+
+// A node that leaves right after sharing has not yet heard, through the
+// catalog, of the replica its share made. Its leave asks that replica for
+// custody too: the replica must say it had the file and stay an ordinary
+// copy (a custody copy is given back and dropped when the owner returns,
+// which would leave fewer than R copies), and the leave must report only
+// the custody copy it really moved.
+func TestRelocateWithAStaleCatalogKeepsTheReplica(t *testing.T) {
+	nodes := startRepNodes(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ctx := context.Background()
+	body := "a file shared a moment before its node leaves\n"
+	id, size, err := a.s.Store().Put(ctx, strings.NewReader(body), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.dir.Hold(ctx, id, "")
+	reps, err := a.s.Replicate(ctx, id, size)
+	if err != nil || len(reps) != 1 || reps[0].ID != b.h.ID() {
+		t.Fatalf("Replicate = %v, %v; want a copy on the closest node %s", reps, err, b.h.ID())
+	}
+	// a's view still lists only itself: b's holding is in b's view.
+	moved, err := a.s.Relocate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moved) != 1 || moved[0].To != c.h.ID() || moved[0].CID != id {
+		t.Fatalf("Relocate moved %+v, want %s to %s only", moved, id, c.h.ID())
+	}
+	if h, ok := b.dir.own(id); !ok || h.CustodyFor != "" {
+		t.Fatalf("the replica's holding is %+v (recorded %v), want its own copy", h, ok)
+	}
+	if h, ok := c.dir.own(id); !ok || h.CustodyFor != a.h.ID() {
+		t.Fatalf("the custodian's holding is %+v (recorded %v), want custody for %s", h, ok, a.h.ID())
+	}
+	for _, n := range []repNode{b, c} {
+		if _, ok := n.s.Store().Has(id); !ok {
+			t.Fatalf("%s does not hold %s", n.h.ID(), id)
+		}
 	}
 }
