@@ -164,14 +164,17 @@ func TestE2ELeaveRelocatesAndRejoinGivesBack(t *testing.T) {
 	if g.Provider != custodian.ID && g.Provider != s.Replicas[0] {
 		t.Fatalf("served by %s, want the custodian %s or the replica %s", g.Provider, custodian.ID, s.Replicas[0])
 	}
-	hs, state := holdersOn(getter, "thesis.txt")
-	custody := false
-	for _, h := range hs {
-		custody = custody || (h.Peer == custodian.ID && h.CustodyFor == n3.ID)
-	}
-	if !custody {
-		t.Fatalf("catalog does not show the custody: %s", state)
-	}
+	// The custodian records its custody in the catalog before it answers
+	// the leave; gossip carries the record to the getter soon after.
+	waitFor(t, 10*time.Second, "the custody in the getter's catalog", func() (bool, string) {
+		hs, state := holdersOn(getter, "thesis.txt")
+		for _, h := range hs {
+			if h.Peer == custodian.ID && h.CustodyFor == n3.ID {
+				return true, state
+			}
+		}
+		return false, state
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
