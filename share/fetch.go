@@ -156,7 +156,7 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 		}
 		if d := s.directory(); d != nil {
 			cl := s.clusterView()
-			for _, h := range d.Holdings(c) {
+			for _, h := range s.holdings(d, c) {
 				if cl == nil || !cl.Down(h.Peer) {
 					add(h.Peer)
 				}

@@ -173,7 +173,7 @@ func (s *Service) checkReplicas(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		holdings := d.Holdings(held.CID)
+		holdings := s.holdings(d, held.CID)
 		var mine Holding
 		liveHolders := []peer.ID{self}
 		for _, h := range holdings {
@@ -228,7 +228,7 @@ func (s *Service) giveBack(ctx context.Context, held Held, owner peer.ID) {
 	d := s.directory()
 	live := s.liveSet()
 	without := map[peer.ID]bool{owner: true} // it holds the file now
-	for _, h := range d.Holdings(held.CID) {
+	for _, h := range s.holdings(d, held.CID) {
 		if _, ok := live[h.Peer]; ok && h.Peer != s.h.ID() {
 			without[h.Peer] = true
 		}
@@ -261,7 +261,7 @@ func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer,
 		return nil, nil
 	}
 	live := s.liveSet()
-	holdings := d.Holdings(c)
+	holdings := s.holdings(d, c)
 	have := 1
 	// Copies already made count, and are reported with the new ones: the
 	// repair loop may have copied the file between the store and this
@@ -308,7 +308,7 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 	live := s.liveSet()
 	var moved []Moved
 	for _, held := range s.store.List() {
-		holdings := d.Holdings(held.CID)
+		holdings := s.holdings(d, held.CID)
 		others := 0
 		for _, h := range holdings {
 			if _, ok := live[h.Peer]; ok && h.Peer != s.h.ID() {
@@ -371,7 +371,19 @@ func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, 
 	if !ans.OK {
 		return false, fmt.Errorf("refused: %s", ans.Error)
 	}
+	// A copy it had keeps the holding it had; the catalog says which.
+	custody := custodyFor
+	if ans.Had {
+		custody = ""
+	}
+	s.copies.add(c, p, custody, time.Now())
 	return ans.Had, nil
+}
+
+// holdings returns who holds c: what the catalog d lists, and the copies
+// this node saw made that it does not list yet.
+func (s *Service) holdings(d Directory, c cid.Cid) []Holding {
+	return s.copies.merge(c, d.Holdings(c), time.Now())
 }
 
 func readJSONLine(r io.Reader, v any) error {

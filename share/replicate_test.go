@@ -112,9 +112,35 @@ func (d *memDirectory) own(c cid.Cid) (Holding, bool) {
 }
 
 type repNode struct {
-	h   host.Host
-	s   *Service
-	dir *memDirectory
+	h       host.Host
+	s       *Service
+	dir     *memDirectory
+	cluster *varCluster
+}
+
+// varCluster is a network whose live members a test may change.
+type varCluster struct {
+	mu    sync.Mutex
+	peers []Peer
+}
+
+func (c *varCluster) Live() []Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Peer(nil), c.peers...)
+}
+
+func (c *varCluster) Down(peer.ID) bool { return false }
+
+// setRTT sets the RTT of member p.
+func (c *varCluster) setRTT(p peer.ID, rtt time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.peers {
+		if c.peers[i].ID == p {
+			c.peers[i].RTT = rtt
+		}
+	}
 }
 
 // startRepNodes starts n share services on loopback hosts that know each
@@ -140,31 +166,30 @@ func startRepNodes(t *testing.T, n int) []repNode {
 		nodes[i] = repNode{h: h, s: s, dir: newMemDirectory(h.ID())}
 		s.SetDirectory(nodes[i].dir)
 	}
-	for i, a := range nodes {
-		var live stubCluster
+	for i := range nodes {
+		a := &nodes[i]
+		a.cluster = &varCluster{}
 		for j, b := range nodes {
 			if i != j {
 				a.h.Peerstore().AddAddrs(b.h.ID(), b.h.Addrs(), time.Hour)
-				live = append(live, Peer{ID: b.h.ID(), RTT: time.Duration(j+1) * time.Millisecond})
+				a.cluster.peers = append(a.cluster.peers, Peer{ID: b.h.ID(), RTT: time.Duration(j+1) * time.Millisecond})
 			}
 		}
-		a.s.StartReplication(live)
+		a.s.StartReplication(a.cluster)
 	}
 	return nodes
 }
 
 // A node that leaves right after sharing has not yet heard, through the
-// catalog, of the replica its share made. Its leave asks that replica for
-// custody too: the replica must say it had the file and stay an ordinary
-// copy (a custody copy is given back and dropped when the owner returns,
-// which would leave fewer than R copies), and the leave must report only
-// the custody copy it really moved.
-func TestRelocateWithAStaleCatalogKeepsTheReplica(t *testing.T) {
-	nodes := startRepNodes(t, 3)
-	a, b, c := nodes[0], nodes[1], nodes[2]
+// catalog, of the replica its share made: its leave must count the copy it
+// saw made, move the file to one other node only, and leave the replica an
+// ordinary copy (a custody copy is given back and dropped when the owner
+// returns, which would leave fewer than R copies).
+func TestRelocateRightAfterReplicateCountsTheReplica(t *testing.T) {
+	nodes := startRepNodes(t, 4)
+	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
-	body := "a file shared a moment before its node leaves\n"
-	id, size, err := a.s.Store().Put(ctx, strings.NewReader(body), 1<<20)
+	id, size, err := a.s.Store().Put(ctx, strings.NewReader("a file shared a moment before its node leaves\n"), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,23 +198,60 @@ func TestRelocateWithAStaleCatalogKeepsTheReplica(t *testing.T) {
 	if err != nil || len(reps) != 1 || reps[0].ID != b.h.ID() {
 		t.Fatalf("Replicate = %v, %v; want a copy on the closest node %s", reps, err, b.h.ID())
 	}
-	// a's view still lists only itself: b's holding is in b's view.
+	// a's catalog still lists only a: b's holding is in b's catalog. And b
+	// is now the farthest node, so the leave does not even ask it.
+	a.cluster.setRTT(b.h.ID(), time.Second)
 	moved, err := a.s.Relocate(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(moved) != 1 || moved[0].To != c.h.ID() || moved[0].CID != id {
-		t.Fatalf("Relocate moved %+v, want %s to %s only", moved, id, c.h.ID())
+	if len(moved) != 1 || moved[0].To != nodes[2].h.ID() || moved[0].CID != id {
+		t.Fatalf("Relocate moved %+v, want %s to the closest non-holder %s only", moved, id, nodes[2].h.ID())
 	}
-	if h, ok := b.dir.own(id); !ok || h.CustodyFor != "" {
-		t.Fatalf("the replica's holding is %+v (recorded %v), want its own copy", h, ok)
+	checkHolding(t, b, id, "")
+	checkHolding(t, nodes[2], id, a.h.ID())
+	if _, ok := nodes[3].s.Store().Has(id); ok {
+		t.Fatalf("a third copy on %s", nodes[3].h.ID())
 	}
-	if h, ok := c.dir.own(id); !ok || h.CustodyFor != a.h.ID() {
-		t.Fatalf("the custodian's holding is %+v (recorded %v), want custody for %s", h, ok, a.h.ID())
-	}
-	for _, n := range []repNode{b, c} {
-		if _, ok := n.s.Store().Has(id); !ok {
-			t.Fatalf("%s does not hold %s", n.h.ID(), id)
+}
+
+// A leave that asks for custody a node that already holds the file (its
+// own copy, which the leaver's catalog has not heard of) gets "had it":
+// that node keeps its copy as its own, and the leave counts it and moves
+// the file to one other node only.
+func TestRelocateToAHolderKeepsItsCopy(t *testing.T) {
+	nodes := startRepNodes(t, 4)
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	body := "a file two nodes shared on their own\n"
+	var id cid.Cid
+	for _, n := range []repNode{a, b} {
+		c, _, err := n.s.Store().Put(ctx, strings.NewReader(body), 1<<20)
+		if err != nil {
+			t.Fatal(err)
 		}
+		n.dir.Hold(ctx, c, "")
+		id = c
+	}
+	moved, err := a.s.Relocate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moved) != 1 || moved[0].To != nodes[2].h.ID() || moved[0].CID != id {
+		t.Fatalf("Relocate moved %+v, want %s to %s only", moved, id, nodes[2].h.ID())
+	}
+	checkHolding(t, b, id, "")
+	checkHolding(t, nodes[2], id, a.h.ID())
+}
+
+// checkHolding fails t unless n holds c, recorded in n's catalog as held
+// in custody for custodyFor ("" for its own copy).
+func checkHolding(t *testing.T, n repNode, c cid.Cid, custodyFor peer.ID) {
+	t.Helper()
+	if _, ok := n.s.Store().Has(c); !ok {
+		t.Fatalf("%s does not hold %s", n.h.ID(), c)
+	}
+	if h, ok := n.dir.own(c); !ok || h.CustodyFor != custodyFor {
+		t.Fatalf("%s records %+v (recorded: %v), want custody for %q", n.h.ID(), h, ok, custodyFor)
 	}
 }

@@ -52,6 +52,8 @@ type Service struct {
 	cluster Cluster
 	repKick chan struct{}
 
+	copies recentCopies // copies made that the catalog may not list yet
+
 	stats    Stats
 	observer atomic.Value // func(what string, d time.Duration)
 

@@ -1,0 +1,74 @@
+package share
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// recentCopyTTL is how long this node counts a copy it saw made before the
+// catalog lists it. Gossip brings the holder's own record within a second
+// or two; a minute covers a slow network, and is short enough that a copy
+// dropped since (a custody copy given back) is soon forgotten.
+const recentCopyTTL = time.Minute
+
+// recentCopies remembers the copies this node saw made: the peers that
+// answered one of its pushes with a verified, stored copy. The catalog
+// learns of a copy by gossip from its holder, so a node that shares a file
+// and leaves, or repairs, at once would otherwise not count the copy it
+// just made, and would copy the file again.
+type recentCopies struct {
+	mu sync.Mutex
+	m  map[cid.Cid]map[peer.ID]recentCopy
+}
+
+type recentCopy struct {
+	custodyFor peer.ID
+	at         time.Time
+}
+
+// add records that p holds c (in custody for custodyFor, if set).
+func (r *recentCopies) add(c cid.Cid, p, custodyFor peer.ID, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[cid.Cid]map[peer.ID]recentCopy{}
+	}
+	if r.m[c] == nil {
+		r.m[c] = map[peer.ID]recentCopy{}
+	}
+	r.m[c][p] = recentCopy{custodyFor: custodyFor, at: now}
+}
+
+// merge returns hs with the recent copies of c that hs does not list, and
+// forgets copies older than recentCopyTTL.
+func (r *recentCopies) merge(c cid.Cid, hs []Holding, now time.Time) []Holding {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, rc := range r.m {
+		for p, x := range rc {
+			if now.Sub(x.at) > recentCopyTTL {
+				delete(rc, p)
+			}
+		}
+		if len(rc) == 0 {
+			delete(r.m, id)
+		}
+	}
+	rc := r.m[c]
+	if len(rc) == 0 {
+		return hs
+	}
+	listed := make(map[peer.ID]bool, len(hs))
+	for _, h := range hs {
+		listed[h.Peer] = true
+	}
+	for p, x := range rc {
+		if !listed[p] {
+			hs = append(hs, Holding{Peer: p, CustodyFor: x.custodyFor})
+		}
+	}
+	return hs
+}

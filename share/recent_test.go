@@ -1,0 +1,27 @@
+package share
+
+import (
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestRecentCopiesMergeAndExpire(t *testing.T) {
+	sum := sha256.Sum256([]byte("x"))
+	c := cidFromDigest(sum[:])
+	listed, fresh, old := peer.ID("listed"), peer.ID("fresh"), peer.ID("old")
+	var r recentCopies
+	t0 := time.Now()
+	r.add(c, old, "", t0)
+	r.add(c, listed, "owner", t0.Add(30*time.Second))
+	r.add(c, fresh, "owner", t0.Add(30*time.Second))
+	hs := r.merge(c, []Holding{{Peer: listed}}, t0.Add(recentCopyTTL+time.Second))
+	if len(hs) != 2 || hs[0] != (Holding{Peer: listed}) || hs[1] != (Holding{Peer: fresh, CustodyFor: "owner"}) {
+		t.Fatalf("merge = %+v, want the catalog's holding as it is, then the fresh copy (the old one expired)", hs)
+	}
+	if hs := r.merge(c, nil, t0.Add(30*time.Second+recentCopyTTL+time.Second)); len(hs) != 0 || len(r.m) != 0 {
+		t.Fatalf("after every TTL: merge = %+v, %d CIDs remembered", hs, len(r.m))
+	}
+}
