@@ -3,7 +3,8 @@
 # this machine, all on 127.0.0.1 with mDNS off.
 #
 #   testnet.sh up N            build the binary, start N daemons (node 1 first, the
-#                              others bootstrap to it) and wait until all answer
+#                              others, ten at a time, bootstrap to it) and wait until
+#                              all answer
 #   testnet.sh exec I ARGS...  run 'p2pshare --repo RUN/nodeI ARGS...' (exit code passed on)
 #   testnet.sh kill I          kill -9 node I (a crash: its api file is left stale)
 #   testnet.sh restart I       stop node I if running, start it again: same repo, same
@@ -42,6 +43,8 @@ RUN=${TESTNET_DIR:-$ROOT/testnet/run}
 RUN=${RUN%/}
 BIN=${P2PSHARE_BIN:-$RUN/bin/p2pshare}
 TIMEOUT=${TESTNET_TIMEOUT:-15}
+# How many daemons 'up' starts at once (testnet.StartBatch in the Go harness).
+START_BATCH=10
 STOP_TIMEOUT=10
 PYTHON=${PYTHON:-python3}
 PROG=$(basename -- "$0")
@@ -502,20 +505,30 @@ cmd_up() {
 	boot=$(tcp_addrs <"$(addrsfile_of 1)" | head -n 1)
 	[[ -n $boot ]] || node_fail 1 "'id --json' lists no /tcp/ address to bootstrap to"
 
-	if ((n > 1)); then
-		echo "starting nodes 2..$n (bootstrap $boot)"
-		for ((i = 2; i <= n; i++)); do
+	# The others in batches of START_BATCH, each batch ready before the
+	# next starts, as the Go harness does: a hundred daemons starting at
+	# once on two cores spend a minute suspecting each other.
+	local first last
+	for ((first = 2; first <= n; first += START_BATCH)); do
+		last=$((first + START_BATCH - 1))
+		((last <= n)) || last=$n
+		if ((first == last)); then
+			echo "starting node $first (bootstrap $boot)"
+		else
+			echo "starting nodes $first..$last (bootstrap $boot)"
+		fi
+		for ((i = first; i <= last; i++)); do
 			: >"$(log_of "$i")"
 			start_daemon "$i" "${DEFAULT_LISTEN[@]}" -- "$boot"
 		done
 		deadline=$(($(now_ms) + TIMEOUT * 1000))
-		for ((i = 2; i <= n; i++)); do
+		for ((i = first; i <= last; i++)); do
 			wait_ready "$i" "$deadline" || {
 				rm -f -- "$(pidfile_of "$i")"
 				node_fail "$i" "the daemon exited before it was ready"
 			}
 		done
-	fi
+	done
 	echo "testnet of $n nodes up in $(show_path "$RUN")"
 	cmd_status
 }
