@@ -84,6 +84,11 @@ type getOut struct {
 
 func TestE2EShareAndGetAcrossDaemons(t *testing.T) {
 	nw := startNetwork(t, 4)
+	// Every node alive first, so the share makes its replica at once and
+	// the holders are node 2 and that replica for the whole test (before
+	// the members meet, the repair loop would copy the file later, to a
+	// node of its choosing).
+	waitAllAlive(t, nw, 20*time.Second)
 	dir := t.TempDir()
 	text := []byte("line one\nline two\nünïcode line three\n")
 	src := writeFile(t, dir, "notes.txt", text)
@@ -92,8 +97,8 @@ func TestE2EShareAndGetAcrossDaemons(t *testing.T) {
 	if err := nw.Node(2).JSON(&sh, "share", src, "--json"); err != nil {
 		t.Fatal(err)
 	}
-	if sh.Name != "notes.txt" || sh.Size != int64(len(text)) || !strings.HasPrefix(sh.CID, "bafkrei") {
-		t.Fatalf("share answer %+v", sh)
+	if sh.Name != "notes.txt" || sh.Size != int64(len(text)) || !strings.HasPrefix(sh.CID, "bafkrei") || len(sh.Replicas) != 1 {
+		t.Fatalf("share answer %+v, want one replica (R=2)", sh)
 	}
 	for _, i := range []int{3, 4, 1} {
 		out := filepath.Join(dir, fmt.Sprintf("got-%d.txt", i))
@@ -205,17 +210,18 @@ func TestE2EIDAndPeersJSON(t *testing.T) {
 		Addrs []string `json:"addrs"`
 		RTT   float64  `json:"rtt_ms"`
 	}
-	waitFor(t, 10*time.Second, "node 1 sees 2 peers", func() (bool, string) {
+	// Each with a measured RTT and an address (a ping that is slow to
+	// answer leaves the RTT unmeasured until the next call).
+	waitFor(t, 10*time.Second, "node 1 sees 2 peers, each with an RTT and an address", func() (bool, string) {
 		if err := nw.Node(1).JSON(&peers, "peers", "--json"); err != nil {
 			t.Fatal(err)
 		}
-		return len(peers) == 2, fmt.Sprintf("%d peers", len(peers))
-	})
-	for _, p := range peers {
-		if p.RTT <= 0 || len(p.Addrs) == 0 {
-			t.Fatalf("peer %+v: want a measured RTT and an address", p)
+		ok := len(peers) == 2
+		for _, p := range peers {
+			ok = ok && p.RTT > 0 && len(p.Addrs) > 0
 		}
-	}
+		return ok, fmt.Sprintf("%+v", peers)
+	})
 }
 
 // TestE2EBadInput runs every kind of bad input through the CLI: each gets
@@ -323,7 +329,8 @@ func checkOneLineError(t *testing.T, r Result, code int, want string) {
 }
 
 func TestE2EUploadAndDownloadOverHTTP(t *testing.T) {
-	nw := startNetwork(t, 2)
+	// One copy (R=1): with two, node 2 may hold the replica and serve itself.
+	nw := startNetwork(t, 2, "--replicas", "1")
 	// Scripts use the API directly with the token from the repo.
 	c1, c2 := apiClient(t, nw.Node(1)), apiClient(t, nw.Node(2))
 	body := []byte("uploaded over plain HTTP\n")
@@ -344,7 +351,8 @@ func TestE2EUploadAndDownloadOverHTTP(t *testing.T) {
 }
 
 func TestE2ERestartKeepsIdentityAndServes(t *testing.T) {
-	nw := startNetwork(t, 3)
+	// One copy (R=1), so only the restarted node can serve it.
+	nw := startNetwork(t, 3, "--replicas", "1")
 	dir := t.TempDir()
 	if r := nw.Node(2).Run("share", writeFile(t, dir, "kept.txt", []byte("kept\n"))); r.Code != 0 {
 		t.Fatal(r.Stderr)

@@ -100,8 +100,9 @@ func TestE2EKVPutGetTTLDeleteAndCatchUp(t *testing.T) {
 		})
 	}
 
-	// A TTL entry is there everywhere, then gone everywhere.
-	if r := nw.Node(2).Run("kv", "put", "lease", "node-2", "--ttl", "3s"); r.Code != 0 {
+	// A TTL entry is there everywhere, then gone everywhere. The TTL
+	// leaves time to see it on every node, one CLI call after another.
+	if r := nw.Node(2).Run("kv", "put", "lease", "node-2", "--ttl", "8s"); r.Code != 0 {
 		t.Fatalf("kv put --ttl: %s", r.Stderr)
 	}
 	for _, d := range nw.Nodes {
@@ -111,7 +112,7 @@ func TestE2EKVPutGetTTLDeleteAndCatchUp(t *testing.T) {
 		})
 	}
 	for _, d := range nw.Nodes {
-		waitFor(t, 10*time.Second, fmt.Sprintf("lease expired on node %d", d.Index), func() (bool, string) {
+		waitFor(t, 15*time.Second, fmt.Sprintf("lease expired on node %d", d.Index), func() (bool, string) {
 			r := d.Run("kv", "get", "lease")
 			return r.Code == 1 && strings.Contains(r.Stderr, "no such key"), r.Stdout + r.Stderr
 		})
@@ -189,6 +190,9 @@ func TestE2EKVBadInputChangesNothing(t *testing.T) {
 
 func TestE2ECatalogLsAndSearch(t *testing.T) {
 	nw := startNetwork(t, 4)
+	// Every node alive first, so each share makes its replica at once and
+	// no later repair copies a file to a node of its choosing.
+	waitAllAlive(t, nw, 20*time.Second)
 	dir := t.TempDir()
 	files := map[int]string{2: "Lab-Notes.txt", 3: "exam-schedule.txt", 4: "README.md"}
 	cids := map[string]string{}
@@ -208,13 +212,12 @@ func TestE2ECatalogLsAndSearch(t *testing.T) {
 			}
 			var got []string
 			for _, e := range es {
-				// The publisher holds its file (with R=2 a replica holds it
-				// too, and holders are sorted by peer ID).
+				// The publisher and its replica (R=2) hold the file.
 				published := false
 				for _, h := range e.Holders {
 					published = published || h.Peer == e.Publisher
 				}
-				if e.CID != cids[e.Name] || !published {
+				if e.CID != cids[e.Name] || !published || len(e.Holders) != 2 {
 					return false, fmt.Sprintf("%+v", e)
 				}
 				got = append(got, e.Name)

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -79,9 +80,13 @@ func TestE2EMetricsScrape(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
 		}
 	}
-	if _, m1 := scrape(t, nw.Node(1), true); m1[`p2pshare_transfers_total{direction="out",result="ok"}`] != 1 {
-		t.Errorf("node 1 served %v transfers, want 1", m1[`p2pshare_transfers_total{direction="out",result="ok"}`])
-	}
+	// The server counts a transfer once its last write returns, which
+	// may be just after the getter has every byte and the CLI has exited.
+	waitFor(t, 5*time.Second, "node 1 counts 1 transfer served", func() (bool, string) {
+		_, m1 := scrape(t, nw.Node(1), true)
+		got := m1[`p2pshare_transfers_total{direction="out",result="ok"}`]
+		return got == 1, fmt.Sprintf("%v transfers served", got)
+	})
 	var libp2p, goRuntime bool
 	for k := range m {
 		libp2p = libp2p || strings.HasPrefix(k, "libp2p_")

@@ -87,9 +87,12 @@ func TestE2EPartition(t *testing.T) {
 	// The cut.
 	lab.Cut()
 	cutAt := time.Now()
-	// TFail is 2 s: dead 2·TFail after the last heartbeat, plus a
-	// heartbeat period and the timer's tick.
-	took = waitFor(t, 7*time.Second, "each side sees the other dead and its own alive", func() (bool, string) {
+	// Six members heartbeat every second, so TFail is 3 s (three periods):
+	// dead 2·TFail after the last heartbeat at most, plus a period and the
+	// timer's tick, about 7.2 s; unanswered probes usually say it sooner.
+	// The limit leaves a loaded machine room: how fast a death is seen is
+	// measured by bench members, not here.
+	took = waitFor(t, 15*time.Second, "each side sees the other dead and its own alive", func() (bool, string) {
 		return sidesSee(nw, side, func(a, b string) string {
 			if a == b {
 				return "alive"
@@ -193,7 +196,7 @@ func TestE2EPartition(t *testing.T) {
 	// ... every file has at least R=2 alive holders in every catalog (the
 	// repairs each side made during the cut may have added more) ...
 	names := []string{"before-a.txt", "before-b.txt", "during-a.txt", "during-b.txt"}
-	waitFor(t, 15*time.Second, "every catalog lists the 4 files", func() (bool, string) {
+	waitFor(t, 15*time.Second, "every catalog lists the 4 files, each with 2 alive holders", func() (bool, string) {
 		for _, d := range nw.Nodes {
 			var es []catalogOut
 			if err := d.JSON(&es, "ls", "--json"); err != nil {
@@ -207,16 +210,15 @@ func TestE2EPartition(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(names, ",") {
 				return false, fmt.Sprintf("node %d lists %v", d.Index, got)
 			}
+			// Holding records cross by anti-entropy, maybe after names.
+			for _, name := range names {
+				if hs, state := liveHolders(d, name); len(hs) < 2 {
+					return false, fmt.Sprintf("node %d: %s has %d alive holders: %s", d.Index, name, len(hs), state)
+				}
+			}
 		}
 		return true, ""
 	})
-	for _, d := range nw.Nodes {
-		for _, name := range names {
-			if hs, state := liveHolders(d, name); len(hs) < 2 {
-				t.Fatalf("node %d after the merge: %s has %d alive holders: %s", d.Index, name, len(hs), state)
-			}
-		}
-	}
 	// ... and every file is retrievable by name from every node.
 	for _, d := range nw.Nodes {
 		out := filepath.Join(dir, fmt.Sprintf("after-%d", d.Index))
