@@ -129,8 +129,12 @@ type candidate struct {
 }
 
 // providers finds up to MaxProviders providers of c (other than this node,
-// and none in skip), ordered by measured RTT, lowest first, ties by peer
-// ID. Known holders come first and alone: the preferred peers and the
+// and none in skip): the preferred peers first, in their order, then the
+// others by measured RTT, lowest first, ties by peer ID. A preferred peer
+// is one known to be up and to hold c (the node asking this one to copy
+// it), while a holder that died a moment ago keeps its low RTT in the
+// peerstore until membership says it is down, and a dial to it can take
+// seconds. Known holders come first and alone: the preferred peers and the
 // holders the Directory knows that membership does not say are down. Only when there
 // are none does it search the DHT (fromDHT is then true), because a DHT
 // search waits out its dials to dead peers (seconds) while a known live
@@ -184,8 +188,21 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 		s.measureRTT(ctx, &wg, &cands[i])
 	}
 	wg.Wait()
+	rank := make(map[peer.ID]int, len(prefer))
+	for i, p := range prefer {
+		if _, ok := rank[p]; !ok {
+			rank[p] = i
+		}
+	}
 	sort.SliceStable(cands, func(i, j int) bool {
-		if cands[i].rtt != cands[j].rtt {
+		ri, pi := rank[cands[i].id]
+		rj, pj := rank[cands[j].id]
+		switch {
+		case pi && pj:
+			return ri < rj
+		case pi != pj:
+			return pi
+		case cands[i].rtt != cands[j].rtt:
 			return cands[i].rtt < cands[j].rtt
 		}
 		return cands[i].id < cands[j].id

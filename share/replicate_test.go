@@ -255,3 +255,37 @@ func checkHolding(t *testing.T, n repNode, c cid.Cid, custodyFor peer.ID) {
 		t.Fatalf("%s records %+v (recorded: %v), want custody for %q", n.h.ID(), h, ok, custodyFor)
 	}
 }
+
+// A node asked to copy a file fetches it from the asker first: the asker is
+// up and holds it, while another holder in the catalog may have died a
+// moment ago and still have the lowest RTT in the peerstore (a dial to it
+// can take seconds; bench repair saw 4 s repairs after killing a
+// publisher).
+func TestProvidersPutThePreferredPeerFirst(t *testing.T) {
+	nodes := startRepNodes(t, 3)
+	a, asker, other := nodes[0], nodes[1], nodes[2]
+	sum := sha256.Sum256([]byte("a file to copy"))
+	c := cidFromDigest(sum[:])
+	a.dir.mu.Lock()
+	a.dir.hs[c] = []Holding{{Peer: other.h.ID()}, {Peer: asker.h.ID()}}
+	a.dir.mu.Unlock()
+	ps := a.h.Peerstore()
+	ps.RecordLatency(other.h.ID(), time.Microsecond)
+	ps.RecordLatency(asker.h.ID(), time.Second)
+	cands, fromDHT := a.s.providers(context.Background(), c, nil, false, asker.h.ID())
+	if fromDHT || len(cands) != 2 || cands[0].id != asker.h.ID() || cands[1].id != other.h.ID() {
+		t.Fatalf("providers = %v (DHT %v), want the asker %s, then %s", candIDs(cands), fromDHT, asker.h.ID(), other.h.ID())
+	}
+	// Without a preference, the lowest RTT comes first.
+	if cands, _ := a.s.providers(context.Background(), c, nil, false); len(cands) != 2 || cands[0].id != other.h.ID() {
+		t.Fatalf("providers without a preference = %v, want %s first", candIDs(cands), other.h.ID())
+	}
+}
+
+func candIDs(cs []candidate) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.id.String())
+	}
+	return out
+}
