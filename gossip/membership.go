@@ -45,12 +45,15 @@ type Membership struct {
 	notifee   *network.NotifyBundle
 	paused    atomic.Bool // tests: stop heartbeating as if the process hung
 
+	pubMu sync.Mutex // held from numbering a message to publishing it; taken before mu
+
 	mu       sync.Mutex // guards everything below
 	members  map[peer.ID]*Member
 	inc, seq uint64
 	lastMsg  map[peer.ID][2]uint64 // newest (inc, seq) accepted per signer
 	subs     map[chan Event]struct{}
 	probing  map[peer.ID]bool // members with a probe in flight
+	checking map[peer.ID]bool // members with a re-dial check in flight
 	stalled  time.Time        // when this node last stalled or got a slow pong
 	left     bool
 	closed   bool
@@ -76,8 +79,8 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 		h: h, cfg: cfg, log: log.With("component", "members"), facts: facts,
 		ctx: ctx, cancel: cancel,
 		members: map[peer.ID]*Member{}, lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
-		probing: map[peer.ID]bool{},
-		inc:     uint64(time.Now().UnixNano()), started: time.Now(),
+		probing: map[peer.ID]bool{}, checking: map[peer.ID]bool{},
+		inc: uint64(time.Now().UnixNano()), started: time.Now(),
 	}
 	if err := ps.RegisterTopicValidator(MembersTopic, m.validate); err != nil {
 		cancel()
@@ -135,10 +138,8 @@ func (m *Membership) Leave(ctx context.Context) error {
 		return nil
 	}
 	m.left = true
-	m.seq++
-	msg := Message{Kind: KindLeave, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq}
 	m.mu.Unlock()
-	if err := m.topic.Publish(ctx, msg.encode()); err != nil {
+	if err := m.publish(ctx, Message{Kind: KindLeave}); err != nil {
 		return fmt.Errorf("leave: publish goodbye: %w", err)
 	}
 	// Publish queues the message; give the mesh a moment to carry it.
@@ -345,13 +346,25 @@ func (m *Membership) onSuspectLocked(mm *Message, now time.Time) {
 	if mem == nil || mem.State == StateDead || mem.State == StateLeft {
 		return
 	}
+	// Without a TCP connection to it, this node heard no reset if the
+	// member crashed: a QUIC connection to a killed process stays up,
+	// silent, and an unanswered probe counts only once the member is
+	// overdue (seconds). A TCP dial that its kernel refuses is proof at
+	// once; a process that runs, or hangs, is accepted and proves nothing.
+	// The check is worth making even on a suspicion older than what this
+	// node heard since: the accuser may have missed the member's last
+	// heartbeat before it crashed.
+	conns := m.h.Network().ConnsToPeer(mem.ID)
+	if !hasTCP(conns) && !mem.accusers[m.h.ID()] {
+		m.redialLocked(mem.ID)
+	}
 	if newer(mem.Inc, mem.Seq, mm.AboutInc, mm.AboutSeq) {
 		return // we have heard from it since the accuser last did
 	}
 	m.accuseLocked(mem, mm.Peer, now)
 	// Check for ourselves: a connected member that answers stays alive
 	// here (and refutes); one that does not gets our confirmation.
-	if mem.State == StateSuspect && !mem.accusers[m.h.ID()] && m.h.Network().Connectedness(mem.ID) == network.Connected {
+	if mem.State == StateSuspect && !mem.accusers[m.h.ID()] && len(conns) > 0 {
 		m.probeLocked(mem.ID)
 	}
 }
@@ -515,9 +528,7 @@ func (m *Membership) publishHeartbeat() time.Duration {
 		m.mu.Unlock()
 		return 0
 	}
-	m.seq++
-	msg := Message{Kind: KindHeartbeat, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq,
-		PeriodMillis: m.cfg.period(m.liveLocked()).Milliseconds(), Files: files, FreeBytes: free}
+	msg := Message{Kind: KindHeartbeat, PeriodMillis: m.cfg.period(m.liveLocked()).Milliseconds(), Files: files, FreeBytes: free}
 	for i, a := range addrs {
 		if i == maxAddrs {
 			break
@@ -525,10 +536,37 @@ func (m *Membership) publishHeartbeat() time.Duration {
 		msg.Addrs = append(msg.Addrs, a.String())
 	}
 	m.mu.Unlock()
-	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
-		m.log.Debug("publish heartbeat", "err", err)
+	if err := m.publish(m.ctx, msg); err != nil {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
+			m.log.Debug("publish heartbeat", "err", err)
+		}
+		return 0
 	}
 	return time.Duration(msg.PeriodMillis) * time.Millisecond
+}
+
+// errGone: this node left, or its membership is closed; it publishes no
+// more heartbeats or suspicions.
+var errGone = errors.New("membership left or closed")
+
+// publish numbers msg as this node's next message (its incarnation and
+// sequence number) and publishes it. Numbering and publishing are one step
+// under pubMu, so messages leave in the order of their numbers: receivers
+// ignore a message older than the last they accepted from its sender, and
+// a suspicion numbered just before a heartbeat, but published after it,
+// would be lost.
+func (m *Membership) publish(ctx context.Context, msg Message) error {
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
+	m.mu.Lock()
+	if m.closed || (m.left && msg.Kind != KindLeave) {
+		m.mu.Unlock()
+		return errGone
+	}
+	m.seq++
+	msg.Peer, msg.Inc, msg.Seq = m.h.ID(), m.inc, m.seq
+	m.mu.Unlock()
+	return m.topic.Publish(ctx, msg.encode())
 }
 
 // disconnected checks a member whose last connection just dropped: a failed
@@ -544,16 +582,25 @@ func (m *Membership) disconnected(_ network.Network, c network.Conn) {
 		return
 	}
 	m.mu.Lock()
-	mem := m.members[p]
-	if m.closed || mem == nil || (mem.State != StateAlive && mem.State != StateSuspect) {
-		m.mu.Unlock()
+	defer m.mu.Unlock()
+	if mem := m.members[p]; mem != nil && (mem.State == StateAlive || mem.State == StateSuspect) {
+		m.redialLocked(p)
+	}
+}
+
+// redialLocked starts a re-dial check of p unless one is in flight.
+func (m *Membership) redialLocked(p peer.ID) {
+	if m.closed || m.checking[p] {
 		return
 	}
+	m.checking[p] = true
 	m.wg.Add(1)
-	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
 		m.redialCheck(p)
+		m.mu.Lock()
+		delete(m.checking, p)
+		m.mu.Unlock()
 	}()
 }
 
@@ -594,14 +641,13 @@ func (m *Membership) redialCheck(p peer.ID) {
 // (Inc, Seq) it had seen as (inc, seq), and returns the message that
 // shares it.
 func (m *Membership) suspectLocked(mem *Member, inc, seq uint64) Message {
-	m.seq++
 	m.accuseLocked(mem, m.h.ID(), time.Now())
-	return Message{Kind: KindSuspect, Peer: m.h.ID(), Inc: m.inc, Seq: m.seq, About: mem.ID, AboutInc: inc, AboutSeq: seq}
+	return Message{Kind: KindSuspect, About: mem.ID, AboutInc: inc, AboutSeq: seq}
 }
 
 // publishSuspicion publishes a message of suspectLocked; call it unlocked.
 func (m *Membership) publishSuspicion(msg Message) {
-	if err := m.topic.Publish(m.ctx, msg.encode()); err != nil && !errors.Is(err, context.Canceled) {
+	if err := m.publish(m.ctx, msg); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
 		m.log.Debug("publish suspicion", "err", err)
 	}
 }

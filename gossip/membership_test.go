@@ -371,6 +371,69 @@ func TestTCPRefusalCountsDespiteQUICConnection(t *testing.T) {
 	t.Logf("dead %s after its TCP connection dropped, with a QUIC connection still up", d)
 }
 
+// A member killed while this node had only a QUIC connection to it: no
+// reset tells this node, and the connection stays up, silent. When another
+// node's suspicion arrives, this node re-dials the member's TCP port for
+// itself; the refusal is its confirmation, and the member is dead on both
+// nodes at once instead of after probes or timers (seconds).
+func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
+	cfg := testConfig()
+	cfg.TFail = 30 * time.Second        // neither the timers
+	cfg.ProbeTimeout = 10 * time.Second // nor probes can find it in time
+	cfg.RedialTimeout = 3 * time.Second
+	both := "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"
+	a, b, v := startTNode(t, nil, both, cfg), startTNode(t, nil, both, cfg), startTNode(t, nil, both, cfg)
+	only := func(n *tnode, tcp bool) []ma.Multiaddr {
+		var out []ma.Multiaddr
+		for _, ad := range n.h.Addrs() {
+			if isTCP(ad) == tcp {
+				out = append(out, ad)
+			}
+		}
+		return out
+	}
+	tcpAddrs := only(v, true)
+	dial := func(from *tnode, addrs []ma.Multiaddr) {
+		if err := from.h.Connect(context.Background(), peer.AddrInfo{ID: v.h.ID(), Addrs: addrs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a and b first, alone: each hears the other's heartbeats over their
+	// own connection, so a's suspicion will reach b directly, not through
+	// v (GossipSub drops what it publishes to a peer whose stream is not
+	// open yet).
+	connect(t, a, b)
+	waitState(t, a, b, StateAlive, 10*time.Second)
+	waitState(t, b, a, StateAlive, 10*time.Second)
+	dial(a, tcpAddrs)       // a: TCP only, so a hears the reset
+	dial(b, only(v, false)) // b: QUIC only, so b hears nothing
+	for _, n := range []*tnode{a, b} {
+		waitState(t, n, v, StateAlive, 10*time.Second)
+		waitState(t, v, n, StateAlive, 10*time.Second)
+	}
+	if hasTCP(b.h.Network().ConnsToPeer(v.h.ID())) || !hasTCP(a.h.Network().ConnsToPeer(v.h.ID())) {
+		t.Fatalf("a %v, b %v: want TCP from a, QUIC only from b", a.h.Network().ConnsToPeer(v.h.ID()), b.h.Network().ConnsToPeer(v.h.ID()))
+	}
+	// v "crashes" as in TestTCPRefusalCountsDespiteQUICConnection; a and b
+	// keep its TCP address, as after a crash.
+	for _, n := range []*tnode{a, b} {
+		n.h.Peerstore().AddAddrs(v.h.ID(), tcpAddrs, peerstore.PermanentAddrTTL)
+	}
+	v.m.paused.Store(true)
+	v.h.SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
+	for _, ad := range tcpAddrs {
+		v.h.Network().(*swarm.Swarm).ListenClose(ad)
+	}
+	for _, c := range v.h.Network().ConnsToPeer(a.h.ID()) {
+		c.Close()
+	}
+	// Confirmations is 2: dead needs b's own evidence as well as a's.
+	for _, n := range []*tnode{a, b} {
+		d := waitState(t, n, v, StateDead, 8*time.Second)
+		t.Logf("dead after %s", d)
+	}
+}
+
 // Probes go to late members only: a member whose heartbeats come on time
 // gets none, and one whose heartbeats stop is probed as soon as it is late.
 func TestOnlyLateMembersAreProbed(t *testing.T) {
