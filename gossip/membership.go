@@ -792,7 +792,39 @@ func hasTCP(conns []network.Conn) bool {
 	return false
 }
 
-// errRefused: every TCP address of a member refused a connection.
+// tcpSettle is how long checkTCP holds a connection the member's kernel
+// accepted, to see whether it is reset. A process killed a moment ago may
+// still be closing its file descriptors: its connections are reset (which
+// sent this node to check) while its listener still accepts, for a few
+// milliseconds, into a queue that nobody will read; when the listener
+// closes, the kernel resets what is queued.
+const tcpSettle = 250 * time.Millisecond
+
+// dialTCP connects to addr and, if the connection is accepted, waits up to
+// tcpSettle (or until ctx ends) for it to be reset. It returns the dial's
+// error, ECONNRESET if the accepted connection was reset, or nil: the
+// connection was accepted and stood, or the process wrote to it or closed
+// it (a process that runs).
+func dialTCP(ctx context.Context, d *net.Dialer, addr string) error {
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(tcpSettle)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = c.SetReadDeadline(deadline)
+	var b [1]byte
+	if _, err := c.Read(b[:]); errors.Is(err, syscall.ECONNRESET) {
+		return err
+	}
+	return nil
+}
+
+// errRefused: every TCP address of a member refused a connection, or
+// reset it as soon as it was accepted.
 var errRefused = errors.New("connection refused")
 
 // checkTCP dials the TCP addresses among addrs once, in parallel, without
@@ -823,20 +855,14 @@ func checkTCP(ctx context.Context, addrs []ma.Multiaddr, timeout time.Duration) 
 	var d net.Dialer
 	errs := make(chan error, len(nas))
 	for _, a := range nas {
-		go func() {
-			c, err := d.DialContext(ctx, "tcp", a)
-			if err == nil {
-				c.Close()
-			}
-			errs <- err
-		}()
+		go func() { errs <- dialTCP(ctx, &d, a) }()
 	}
 	refused, accepted := 0, 0
 	for range nas {
 		switch err := <-errs; {
 		case err == nil:
 			accepted++
-		case errors.Is(err, syscall.ECONNREFUSED):
+		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
 			refused++
 		}
 	}

@@ -2,8 +2,10 @@ package gossip
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/goleak"
 )
 
@@ -668,5 +671,57 @@ func TestPeriodCountsLiveMembersOnly(t *testing.T) {
 	add("f", StateAlive)
 	if got, want := m.period(), cfg.Heartbeat*4/2; got != want {
 		t.Fatalf("4 live: period %s, want %s", got, want)
+	}
+}
+
+// checkTCP tells a process that runs (its kernel accepts and the connection
+// stands) from one that is gone (refused) and from one dying this moment:
+// its listener still accepts, into a queue nobody reads, and resets what
+// is queued when it closes.
+func TestCheckTCPTellsRunningGoneAndDying(t *testing.T) {
+	addrOf := func(l net.Listener) []ma.Multiaddr {
+		a, err := manet.FromNetAddr(l.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []ma.Multiaddr{a}
+	}
+	ctx := context.Background()
+
+	running, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	go func() {
+		for {
+			c, err := running.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	if tcp, err := checkTCP(ctx, addrOf(running), time.Second); !tcp || err != nil {
+		t.Fatalf("running: %v %v, want no evidence", tcp, err)
+	}
+
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneAddrs := addrOf(gone)
+	gone.Close()
+	if _, err := checkTCP(ctx, goneAddrs, time.Second); !errors.Is(err, errRefused) {
+		t.Fatalf("gone: %v, want refused", err)
+	}
+
+	dying, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { dying.Close() }) // never accepts, then exits
+	if _, err := checkTCP(ctx, addrOf(dying), time.Second); !errors.Is(err, errRefused) {
+		t.Fatalf("dying: %v, want refused (reset)", err)
 	}
 }
