@@ -306,30 +306,69 @@ func TestAnsweredProbesAccuseNobody(t *testing.T) {
 	}
 }
 
+// crashTestConfig lets only the TCP checks find a crash within a test's
+// wait: the timers and probes would take far longer.
+func crashTestConfig() Config {
+	cfg := testConfig()
+	cfg.TFail = 30 * time.Second
+	cfg.ProbeTimeout = 10 * time.Second
+	// The refusal must come back within RedialTimeout to count (a node this
+	// young does not trust a dial that timed out): room for -race on 2
+	// cores shared with other test packages.
+	cfg.RedialTimeout = 3 * time.Second
+	return cfg
+}
+
+// tcpAndQUIC listens on both transports.
+const tcpAndQUIC = "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"
+
+// addrsOver returns n's listen addresses over TCP (or over anything else).
+func addrsOver(t *testing.T, n *tnode, tcp bool) []ma.Multiaddr {
+	t.Helper()
+	var out []ma.Multiaddr
+	for _, ad := range n.h.Addrs() {
+		if isTCP(ad) == tcp {
+			out = append(out, ad)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%v has no address with tcp=%v", n.h.Addrs(), tcp)
+	}
+	return out
+}
+
+// crashTCP makes v look killed to nodes that knew it: silent, deaf to
+// pings, its TCP listener closed and its TCP connections reset, while its
+// QUIC connections stay up as a killed process's do. A crashed process
+// tells nobody that its listener closed, but ListenClose does: v's
+// identify push would drop the TCP address from the others' peerstores,
+// and their checks, finding only QUIC, would rightly reach v over it. So
+// the nodes in knowers keep v's TCP addresses, as after a crash.
+func crashTCP(t *testing.T, v *tnode, knowers ...*tnode) {
+	t.Helper()
+	tcpAddrs := addrsOver(t, v, true)
+	for _, n := range knowers {
+		n.h.Peerstore().AddAddrs(v.h.ID(), tcpAddrs, peerstore.PermanentAddrTTL)
+	}
+	v.m.paused.Store(true)
+	v.h.SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
+	for _, ad := range tcpAddrs {
+		v.h.Network().(*swarm.Swarm).ListenClose(ad)
+	}
+	for _, c := range v.h.Network().Conns() {
+		if isTCP(c.RemoteMultiaddr()) {
+			c.Close()
+		}
+	}
+}
+
 // A member whose TCP connection drops and whose TCP listener is gone is
 // suspected at once, even while a QUIC connection to it lives on: a killed
 // process's QUIC connections are not reset by its kernel, they only go
 // silent until their idle timeout.
 func TestTCPRefusalCountsDespiteQUICConnection(t *testing.T) {
-	cfg := testConfig()
-	cfg.TFail = 30 * time.Second        // neither the timers
-	cfg.ProbeTimeout = 10 * time.Second // nor probes can find it in time
-	// The refusal must come back within RedialTimeout to count (a node this
-	// young does not trust a dial that timed out): room for -race on 2
-	// cores shared with other test packages.
-	cfg.RedialTimeout = 3 * time.Second
-	both := "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"
-	a, b := startTNode(t, nil, both, cfg), startTNode(t, nil, both, cfg)
-	addr := func(n *tnode, tcp bool) ma.Multiaddr {
-		for _, ad := range n.h.Addrs() {
-			if isTCP(ad) == tcp {
-				return ad
-			}
-		}
-		t.Fatalf("%v has no address with tcp=%v", n.h.Addrs(), tcp)
-		return nil
-	}
-	tcpAddr := addr(b, true)
+	cfg := crashTestConfig()
+	a, b := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
 	// A host reuses a connection it has, so a connection per transport
 	// takes two dials at once: a to b over TCP, b to a over QUIC.
 	for try := 0; len(a.h.Network().ConnsToPeer(b.h.ID())) < 2; try++ {
@@ -343,11 +382,11 @@ func TestTCPRefusalCountsDespiteQUICConnection(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			a.h.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: []ma.Multiaddr{tcpAddr}})
+			a.h.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: addrsOver(t, b, true)})
 		}()
 		go func() {
 			defer wg.Done()
-			b.h.Connect(context.Background(), peer.AddrInfo{ID: a.h.ID(), Addrs: []ma.Multiaddr{addr(a, false)}})
+			b.h.Connect(context.Background(), peer.AddrInfo{ID: a.h.ID(), Addrs: addrsOver(t, a, false)})
 		}()
 		wg.Wait()
 	}
@@ -355,21 +394,7 @@ func TestTCPRefusalCountsDespiteQUICConnection(t *testing.T) {
 		t.Fatal("two connections, none over TCP")
 	}
 	waitState(t, a, b, StateAlive, 10*time.Second)
-	// A crashed process tells nobody that its listener closed, but
-	// ListenClose does: b's identify push over QUIC would drop the TCP
-	// address from a's peerstore, and a's check, finding only QUIC, would
-	// rightly reach b over it. a keeps the address, as after a crash.
-	a.h.Peerstore().AddAddr(b.h.ID(), tcpAddr, peerstore.PermanentAddrTTL)
-	// b "crashes": silent, its TCP listener closed and its TCP connection
-	// gone; the QUIC connection stays up.
-	b.m.paused.Store(true)
-	b.h.SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
-	b.h.Network().(*swarm.Swarm).ListenClose(tcpAddr)
-	for _, c := range b.h.Network().ConnsToPeer(a.h.ID()) {
-		if isTCP(c.RemoteMultiaddr()) {
-			c.Close()
-		}
-	}
+	crashTCP(t, b, a)
 	d := waitState(t, a, b, StateDead, 8*time.Second) // the timers would take 60 s
 	t.Logf("dead %s after its TCP connection dropped, with a QUIC connection still up", d)
 }
@@ -380,22 +405,8 @@ func TestTCPRefusalCountsDespiteQUICConnection(t *testing.T) {
 // itself; the refusal is its confirmation, and the member is dead on both
 // nodes at once instead of after probes or timers (seconds).
 func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
-	cfg := testConfig()
-	cfg.TFail = 30 * time.Second        // neither the timers
-	cfg.ProbeTimeout = 10 * time.Second // nor probes can find it in time
-	cfg.RedialTimeout = 3 * time.Second
-	both := "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"
-	a, b, v := startTNode(t, nil, both, cfg), startTNode(t, nil, both, cfg), startTNode(t, nil, both, cfg)
-	only := func(n *tnode, tcp bool) []ma.Multiaddr {
-		var out []ma.Multiaddr
-		for _, ad := range n.h.Addrs() {
-			if isTCP(ad) == tcp {
-				out = append(out, ad)
-			}
-		}
-		return out
-	}
-	tcpAddrs := only(v, true)
+	cfg := crashTestConfig()
+	a, b, v := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
 	dial := func(from *tnode, addrs []ma.Multiaddr) {
 		if err := from.h.Connect(context.Background(), peer.AddrInfo{ID: v.h.ID(), Addrs: addrs}); err != nil {
 			t.Fatal(err)
@@ -408,8 +419,8 @@ func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
 	connect(t, a, b)
 	waitState(t, a, b, StateAlive, 10*time.Second)
 	waitState(t, b, a, StateAlive, 10*time.Second)
-	dial(a, tcpAddrs)       // a: TCP only, so a hears the reset
-	dial(b, only(v, false)) // b: QUIC only, so b hears nothing
+	dial(a, addrsOver(t, v, true))  // a: TCP only, so a hears the reset
+	dial(b, addrsOver(t, v, false)) // b: QUIC only, so b hears nothing
 	for _, n := range []*tnode{a, b} {
 		waitState(t, n, v, StateAlive, 10*time.Second)
 		waitState(t, v, n, StateAlive, 10*time.Second)
@@ -417,19 +428,7 @@ func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
 	if hasTCP(b.h.Network().ConnsToPeer(v.h.ID())) || !hasTCP(a.h.Network().ConnsToPeer(v.h.ID())) {
 		t.Fatalf("a %v, b %v: want TCP from a, QUIC only from b", a.h.Network().ConnsToPeer(v.h.ID()), b.h.Network().ConnsToPeer(v.h.ID()))
 	}
-	// v "crashes" as in TestTCPRefusalCountsDespiteQUICConnection; a and b
-	// keep its TCP address, as after a crash.
-	for _, n := range []*tnode{a, b} {
-		n.h.Peerstore().AddAddrs(v.h.ID(), tcpAddrs, peerstore.PermanentAddrTTL)
-	}
-	v.m.paused.Store(true)
-	v.h.SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
-	for _, ad := range tcpAddrs {
-		v.h.Network().(*swarm.Swarm).ListenClose(ad)
-	}
-	for _, c := range v.h.Network().ConnsToPeer(a.h.ID()) {
-		c.Close()
-	}
+	crashTCP(t, v, a, b)
 	// Confirmations is 2: dead needs b's own evidence as well as a's.
 	for _, n := range []*tnode{a, b} {
 		d := waitState(t, n, v, StateDead, 8*time.Second)
