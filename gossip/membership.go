@@ -58,6 +58,11 @@ type Membership struct {
 	left     bool
 	closed   bool
 	started  time.Time
+	// firstHeard is when this node first heard another member; settled
+	// closes one announced heartbeat period later (see Settled).
+	firstHeard time.Time
+	settled    chan struct{}
+	isSettled  bool
 }
 
 // New joins the membership topic on ps and starts heartbeating. facts may
@@ -79,7 +84,7 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 		h: h, cfg: cfg, log: log.With("component", "members"), facts: facts,
 		ctx: ctx, cancel: cancel,
 		members: map[peer.ID]*Member{}, lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
-		probing: map[peer.ID]bool{}, checking: map[peer.ID]bool{},
+		probing: map[peer.ID]bool{}, checking: map[peer.ID]bool{}, settled: make(chan struct{}),
 		inc: uint64(time.Now().UnixNano()), started: time.Now(),
 	}
 	if err := ps.RegisterTopicValidator(MembersTopic, m.validate); err != nil {
@@ -312,6 +317,9 @@ func (m *Membership) onHeartbeatLocked(mm *Message, now time.Time) {
 	prevInc, prev := mem.Inc, mem.State
 	mem.Inc, mem.Seq, mem.LastSeen = mm.Inc, mm.Seq, now
 	mem.Period = time.Duration(mm.PeriodMillis) * time.Millisecond
+	if m.firstHeard.IsZero() {
+		m.firstHeard = now
+	}
 	mem.Addrs, mem.Files, mem.FreeBytes = mm.Addrs, mm.Files, mm.FreeBytes
 	mem.accusers = nil
 	switch {
@@ -495,6 +503,7 @@ func minTime(a, b time.Time) time.Time {
 func (m *Membership) checkTimers(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.settleLocked(now)
 	for id, mem := range m.members {
 		tf := m.cfg.tfail(mem.Period)
 		silent := now.Sub(mem.LastSeen)
@@ -677,6 +686,30 @@ func (m *Membership) probeLate(now time.Time) {
 	}
 	if len(late) > 0 {
 		m.probeLocked(late[rand.IntN(len(late))])
+	}
+}
+
+// Settled returns a channel closed once this node has heard every live
+// member: one announced heartbeat period (the longest among the members
+// heard, plus lateSlack) after it first heard one. A node alone never
+// settles.
+func (m *Membership) Settled() <-chan struct{} { return m.settled }
+
+// settleLocked closes settled when its time has come; checkTimers calls it
+// on every tick.
+func (m *Membership) settleLocked(now time.Time) {
+	if m.isSettled || m.firstHeard.IsZero() {
+		return
+	}
+	longest := m.cfg.Heartbeat
+	for _, mem := range m.members {
+		if mem.State == StateAlive || mem.State == StateSuspect {
+			longest = max(longest, mem.Period)
+		}
+	}
+	if now.Sub(m.firstHeard) > longest+m.lateSlack() {
+		m.isSettled = true
+		close(m.settled)
 	}
 }
 

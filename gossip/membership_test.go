@@ -724,3 +724,36 @@ func TestCheckTCPTellsRunningGoneAndDying(t *testing.T) {
 		t.Fatalf("dying: %v, want refused (reset)", err)
 	}
 }
+
+// Settled closes one announced heartbeat period after a node first hears
+// another member, by when it has heard every live member; a node alone
+// never settles.
+func TestSettledAfterOnePeriod(t *testing.T) {
+	cfg := testConfig()
+	alone := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	select {
+	case <-alone.m.Settled():
+		t.Fatal("a node alone says it has heard every member")
+	case <-time.After(5 * cfg.Heartbeat):
+	}
+	nodes := startCluster(t, 3, cfg) // returns once all see all alive
+	for _, n := range nodes {
+		select {
+		case <-n.m.Settled():
+		case <-time.After(10 * time.Second):
+			t.Fatal("not settled 10 s after hearing every member")
+		}
+	}
+	newcomer := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	connect(t, newcomer, nodes[0])
+	select {
+	case <-newcomer.m.Settled():
+		for _, n := range nodes {
+			if _, ok := newcomer.m.Member(n.h.ID()); !ok {
+				t.Fatalf("settled without having heard %s", n.h.ID())
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the newcomer is not settled after 10 s")
+	}
+}

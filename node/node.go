@@ -267,6 +267,22 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n.share.SetDirectory(catalogDirectory{n.kv})
 	n.metrics.register(n)
+	// The first replication check waits until this node has caught up
+	// with the catalog and heard every member (ReplicationDelay at most).
+	ready := make(chan struct{})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for _, ch := range []<-chan struct{}{n.kv.Synced(), n.memb.Settled()} {
+			select {
+			case <-ch:
+			case <-n.ctx.Done():
+				return
+			}
+		}
+		close(ready)
+	}()
+	n.share.SetReplicationReady(ready)
 	n.share.StartReplication(membershipCluster{n.memb})
 	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
 	if n.gate != nil && cfg.Admission.Authority != nil {

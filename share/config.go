@@ -47,7 +47,8 @@ type Config struct {
 	// ReplicateTimeout bounds one copy to another node. Default 10 min.
 	ReplicateTimeout time.Duration
 	// ReplicationDelay is how long after start the first check waits, so
-	// the node has heard the members and caught up with the catalog.
+	// the node has heard the members and caught up with the catalog; at
+	// most, when the node says sooner that it has (SetReplicationReady).
 	// Default 5 s.
 	ReplicationDelay time.Duration
 }

@@ -78,6 +78,16 @@ func (s *Service) StartReplication(c Cluster) {
 	go s.replicationLoop()
 }
 
+// SetReplicationReady gives the channel that closes once this node has
+// heard the members and caught up with the catalog: the first replication
+// check then runs at once, instead of ReplicationDelay after start. Call
+// it before StartReplication.
+func (s *Service) SetReplicationReady(ready <-chan struct{}) {
+	s.dirMu.Lock()
+	s.repReady = ready
+	s.dirMu.Unlock()
+}
+
 // KickReplication asks for a replication check now (membership changed).
 func (s *Service) KickReplication() {
 	select {
@@ -96,11 +106,18 @@ func (s *Service) replicationLoop() {
 	defer s.wg.Done()
 	// A node that just started has not yet heard every member nor caught
 	// up with the catalog: a check now would see too few holders and copy
-	// files that have enough.
+	// files that have enough. A kick meanwhile (a holder died) waits too.
+	s.dirMu.RLock()
+	ready := s.repReady
+	s.dirMu.RUnlock()
+	delay := time.NewTimer(s.cfg.ReplicationDelay)
 	select {
 	case <-s.ctx.Done():
+		delay.Stop()
 		return
-	case <-time.After(s.cfg.ReplicationDelay):
+	case <-delay.C:
+	case <-ready:
+		delay.Stop()
 	}
 	t := time.NewTicker(s.cfg.ReplicationInterval)
 	defer t.Stop()

@@ -148,6 +148,13 @@ func (c *varCluster) setRTT(p peer.ID, rtt time.Duration) {
 // are left to the test (the loop waits an hour).
 func startRepNodes(t *testing.T, n int) []repNode {
 	t.Helper()
+	return startRepNodesWith(t, n, nil)
+}
+
+// startRepNodesWith is startRepNodes with before, if set, called on each
+// service before its replication starts.
+func startRepNodesWith(t *testing.T, n int, before func(i int, s *Service)) []repNode {
+	t.Helper()
 	nodes := make([]repNode, n)
 	for i := range nodes {
 		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
@@ -174,6 +181,9 @@ func startRepNodes(t *testing.T, n int) []repNode {
 				a.h.Peerstore().AddAddrs(b.h.ID(), b.h.Addrs(), time.Hour)
 				a.cluster.peers = append(a.cluster.peers, Peer{ID: b.h.ID(), RTT: time.Duration(j+1) * time.Millisecond})
 			}
+		}
+		if before != nil {
+			before(i, a.s)
 		}
 		a.s.StartReplication(a.cluster)
 	}
@@ -288,4 +298,40 @@ func candIDs(cs []candidate) []string {
 		out = append(out, c.id.String())
 	}
 	return out
+}
+
+// A node that says it has caught up (SetReplicationReady) runs its first
+// replication check then, not ReplicationDelay (an hour here) after start:
+// a file with one holder is copied at once, and not before.
+func TestReplicationReadyEndsTheDelay(t *testing.T) {
+	ready := make(chan struct{})
+	nodes := startRepNodesWith(t, 2, func(i int, s *Service) {
+		if i == 0 {
+			s.SetReplicationReady(ready)
+		}
+	})
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	id, _, err := a.s.Store().Put(ctx, strings.NewReader("one holder, R=2\n"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.dir.Hold(ctx, id, "")
+	a.s.KickReplication()              // a kick during the delay waits for it too
+	time.Sleep(300 * time.Millisecond) // the condition under test: nothing happens meanwhile
+	if _, ok := b.s.Store().Has(id); ok {
+		t.Fatal("copied before the node was ready")
+	}
+	close(ready)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := b.s.Store().Has(id); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not copied within 10 s of ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	checkHolding(t, b, id, "")
 }

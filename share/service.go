@@ -47,10 +47,11 @@ type Service struct {
 	kick      chan struct{}
 	pending   atomic.Bool // records wait for a peer to be announced to
 
-	dirMu   sync.RWMutex // guards dir and cluster
-	dir     Directory
-	cluster Cluster
-	repKick chan struct{}
+	dirMu    sync.RWMutex // guards dir, cluster and repReady
+	dir      Directory
+	cluster  Cluster
+	repReady <-chan struct{}
+	repKick  chan struct{}
 
 	copies recentCopies // copies made that the catalog may not list yet
 

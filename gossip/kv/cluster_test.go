@@ -1042,3 +1042,22 @@ func TestClusterCatalogSearchAndHolders(t *testing.T) {
 		return nil
 	})
 }
+
+// Synced closes only once the store has had an anti-entropy exchange: a
+// store alone is not caught up, and one connected to a peer soon is.
+func TestClusterSyncedAfterFirstExchange(t *testing.T) {
+	a, b := clStartNode(t, nil, ""), clStartNode(t, nil, "")
+	select {
+	case <-a.s.Synced():
+		t.Fatal("a store with no peer says it has caught up")
+	case <-time.After(time.Second):
+	}
+	clConnect(t, a, b)
+	for _, n := range []*clNode{a, b} {
+		select {
+		case <-n.s.Synced():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not synced 10 s after connecting", n.name())
+		}
+	}
+}

@@ -50,6 +50,7 @@ type Store struct {
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
 	kick      chan peer.ID
+	synced    chan struct{} // closed by syncLoop after its first exchange
 	// handlers tracks running anti-entropy handlers; handlersMu orders
 	// their Add against Close's Wait.
 	handlersMu sync.Mutex
@@ -99,7 +100,7 @@ func Open(h host.Host, ps *pubsub.PubSub, rt routing.ValueStore, path string, cf
 	s = &Store{
 		h: h, self: h.ID(), key: key, rt: rt, cfg: cfg, log: log.With("component", "kv"),
 		clock: NewClock(nil), db: db, ps: ps, ctx: ctx, cancel: cancel,
-		kick: make(chan peer.ID, 1), recs: map[string]*Record{},
+		kick: make(chan peer.ID, 1), synced: make(chan struct{}), recs: map[string]*Record{},
 		sums: map[string]recordSum{}, holds: map[string]map[string]*Record{},
 	}
 	defer func() {
@@ -673,6 +674,9 @@ func (s *Store) syncLoop() {
 				if !synced || st.Received > 0 {
 					s.log.Info("anti-entropy exchange", "peer", p, "sent", st.Sent, "received", st.Received, "applied", st.Applied)
 				}
+				if !synced {
+					close(s.synced)
+				}
 				synced = true
 			}
 		}
@@ -689,5 +693,9 @@ func (s *Store) syncLoop() {
 		t.Reset(next)
 	}
 }
+
+// Synced returns a channel closed once the store has caught up: its first
+// anti-entropy exchange with a peer succeeded.
+func (s *Store) Synced() <-chan struct{} { return s.synced }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
