@@ -52,9 +52,9 @@ type Membership struct {
 	inc, seq uint64
 	lastMsg  map[peer.ID][2]uint64 // newest (inc, seq) accepted per signer
 	subs     map[chan Event]struct{}
-	probing  map[peer.ID]bool // members with a probe in flight
-	checking map[peer.ID]bool // members with a re-dial check in flight
-	stalled  time.Time        // when this node last stalled or got a slow pong
+	probing  map[peer.ID]bool      // members with a probe in flight
+	checking map[peer.ID]checkKind // members with a re-dial check in flight
+	stalled  time.Time             // when this node last stalled or got a slow pong
 	left     bool
 	closed   bool
 	started  time.Time
@@ -84,7 +84,7 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 		h: h, cfg: cfg, log: log.With("component", "members"), facts: facts,
 		ctx: ctx, cancel: cancel,
 		members: map[peer.ID]*Member{}, lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
-		probing: map[peer.ID]bool{}, checking: map[peer.ID]bool{}, settled: make(chan struct{}),
+		probing: map[peer.ID]bool{}, checking: map[peer.ID]checkKind{}, settled: make(chan struct{}),
 		inc: uint64(time.Now().UnixNano()), started: time.Now(),
 	}
 	if err := ps.RegisterTopicValidator(MembersTopic, m.validate); err != nil {
@@ -354,20 +354,20 @@ func (m *Membership) onSuspectLocked(mm *Message, now time.Time) {
 	if mem == nil || mem.State == StateDead || mem.State == StateLeft {
 		return
 	}
+	if newer(mem.Inc, mem.Seq, mm.AboutInc, mm.AboutSeq) {
+		return // we have heard from it since the accuser last did
+	}
 	// Without a TCP connection to it, this node heard no reset if the
 	// member crashed: a QUIC connection to a killed process stays up,
 	// silent, and an unanswered probe counts only once the member is
 	// overdue (seconds). A TCP dial that its kernel refuses is proof at
 	// once; a process that runs, or hangs, is accepted and proves nothing.
-	// The check is worth making even on a suspicion older than what this
-	// node heard since: the accuser may have missed the member's last
-	// heartbeat before it crashed.
+	// Once per silence of the member: every suspicion message of it would
+	// otherwise send every such node to dial it again.
 	conns := m.h.Network().ConnsToPeer(mem.ID)
-	if !hasTCP(conns) && !mem.accusers[m.h.ID()] {
-		m.redialLocked(mem.ID)
-	}
-	if newer(mem.Inc, mem.Seq, mm.AboutInc, mm.AboutSeq) {
-		return // we have heard from it since the accuser last did
+	if !hasTCP(conns) && !mem.accusers[m.h.ID()] && (mem.checkedInc != mem.Inc || mem.checkedSeq != mem.Seq) {
+		mem.checkedInc, mem.checkedSeq = mem.Inc, mem.Seq
+		m.redialLocked(mem.ID, checkOnSuspicion)
 	}
 	m.accuseLocked(mem, mm.Peer, now)
 	// Check for ourselves: a connected member that answers stays alive
@@ -387,9 +387,20 @@ func (m *Membership) accuseLocked(mem *Member, by peer.ID, now time.Time) {
 	if mem.State == StateAlive {
 		m.setStateLocked(mem, StateSuspect, EventSuspect, now)
 	}
+	// The confirmations needed are capped at the live members other than
+	// the suspect: this node, those alive or suspect in its table, and any
+	// accuser it has not heard a heartbeat from yet (its suspicion is a
+	// sign of life). Without the last, a node that hears a suspicion
+	// before the accuser's first heartbeat counts one member besides
+	// itself and takes the accusation alone as proof.
 	live := 1 // this node
 	for _, o := range m.members {
 		if o != mem && (o.State == StateAlive || o.State == StateSuspect) {
+			live++
+		}
+	}
+	for by := range mem.accusers {
+		if o := m.members[by]; by != m.h.ID() && (o == nil || (o.State != StateAlive && o.State != StateSuspect)) {
 			live++
 		}
 	}
@@ -593,36 +604,89 @@ func (m *Membership) disconnected(_ network.Network, c network.Conn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if mem := m.members[p]; mem != nil && (mem.State == StateAlive || mem.State == StateSuspect) {
-		m.redialLocked(p)
+		m.redialLocked(p, checkOnDisconnect)
 	}
 }
 
-// redialLocked starts a re-dial check of p unless one is in flight.
-func (m *Membership) redialLocked(p peer.ID) {
-	if m.closed || m.checking[p] {
+// checkKind says what sent this node to re-dial a member.
+type checkKind int
+
+const (
+	checkOnDisconnect checkKind = iota + 1 // its last TCP connection dropped
+	checkOnSuspicion                       // another node suspects it
+)
+
+// redialLocked starts a re-dial check of p. If one is in flight, a check
+// after a disconnect runs again when it ends: the member may have crashed
+// after the first check found it up.
+func (m *Membership) redialLocked(p peer.ID, kind checkKind) {
+	if m.closed {
 		return
 	}
-	m.checking[p] = true
+	if _, busy := m.checking[p]; busy {
+		if kind == checkOnDisconnect {
+			m.checking[p] = checkOnDisconnect // run again
+		}
+		return
+	}
+	m.checking[p] = 0
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.redialCheck(p)
-		m.mu.Lock()
-		delete(m.checking, p)
-		m.mu.Unlock()
+		for {
+			m.redialCheck(p, kind)
+			m.mu.Lock()
+			again := m.checking[p]
+			if again == 0 || m.closed {
+				delete(m.checking, p)
+				m.mu.Unlock()
+				return
+			}
+			m.checking[p] = 0
+			kind = again
+			m.mu.Unlock()
+		}
 	}()
 }
 
-func (m *Membership) redialCheck(p peer.ID) {
+// redialCheck re-dials p and, when that is evidence, suspects it.
+//
+// After a disconnect it dials p's TCP addresses in the peerstore (fresh:
+// p was connected a moment ago), or makes a full libp2p dial where there
+// are none. On a suspicion it dials only the TCP addresses p announced in
+// its last heartbeat (the peerstore may hold those of an earlier run on
+// other ports), and counts only a refusal: this node may never have been
+// connected to p, and a dial that fails for want of an address, or finds
+// nobody in time, says nothing about p.
+func (m *Membership) redialCheck(p peer.ID, kind checkKind) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.RedialTimeout)
 	defer cancel()
-	tcp, err := checkTCP(ctx, m.h.Peerstore().Addrs(p), m.cfg.RedialTimeout)
-	if !tcp {
-		// No TCP address to look at: a full libp2p re-dial.
-		if sw, ok := m.h.Network().(*swarm.Swarm); ok {
-			sw.Backoff().Clear(p)
+	var (
+		tcp bool
+		err error
+	)
+	if kind == checkOnSuspicion {
+		m.mu.Lock()
+		var addrs []ma.Multiaddr
+		if mem := m.members[p]; mem != nil {
+			addrs = parseAddrs(mem.Addrs)
 		}
-		err = m.h.Connect(network.WithForceDirectDial(ctx, "membership check"), peer.AddrInfo{ID: p})
+		m.mu.Unlock()
+		if tcp, err = checkTCP(ctx, addrs, m.cfg.RedialTimeout); !tcp || !errors.Is(err, errRefused) {
+			return
+		}
+	} else {
+		tcp, err = checkTCP(ctx, m.h.Peerstore().Addrs(p), m.cfg.RedialTimeout)
+		if !tcp {
+			// No TCP address to look at: a full libp2p re-dial.
+			if sw, ok := m.h.Network().(*swarm.Swarm); ok {
+				sw.Backoff().Clear(p)
+			}
+			err = m.h.Connect(network.WithForceDirectDial(ctx, "membership check"), peer.AddrInfo{ID: p})
+			if errors.Is(err, swarm.ErrNoAddresses) {
+				return // nothing to dial: no evidence
+			}
+		}
 	}
 	if err == nil || m.ctx.Err() != nil {
 		return
@@ -640,7 +704,11 @@ func (m *Membership) redialCheck(p peer.ID) {
 		m.mu.Unlock()
 		return
 	}
-	m.log.Info("member unreachable after its connection dropped", "peer", p, "err", err)
+	if kind == checkOnSuspicion {
+		m.log.Info("member unreachable when checked after a suspicion", "peer", p, "err", err)
+	} else {
+		m.log.Info("member unreachable after its connection dropped", "peer", p, "err", err)
+	}
 	msg := m.suspectLocked(mem, mem.Inc, mem.Seq)
 	m.mu.Unlock()
 	m.publishSuspicion(msg)
@@ -809,6 +877,18 @@ func (m *Membership) healthyLocked(now time.Time) bool {
 	return now.Sub(m.started) > 5*m.cfg.ProbeTimeout && now.Sub(m.stalled) > 5*m.cfg.ProbeTimeout
 }
 
+// parseAddrs returns the multiaddrs among ss, skipping any that do not
+// parse (they come from other members' heartbeats).
+func parseAddrs(ss []string) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, s := range ss {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // isTCP reports whether a runs over TCP.
 func isTCP(a ma.Multiaddr) bool {
 	_, err := a.ValueForProtocol(ma.P_TCP)
@@ -831,7 +911,7 @@ func hasTCP(conns []network.Conn) bool {
 // sent this node to check) while its listener still accepts, for a few
 // milliseconds, into a queue that nobody will read; when the listener
 // closes, the kernel resets what is queued.
-const tcpSettle = 250 * time.Millisecond
+var tcpSettle = 250 * time.Millisecond // a variable for tests only
 
 // dialTCP connects to addr and, if the connection is accepted, waits up to
 // tcpSettle (or until ctx ends) for it to be reset. It returns the dial's
@@ -849,6 +929,8 @@ func dialTCP(ctx context.Context, d *net.Dialer, addr string) error {
 		deadline = dl
 	}
 	_ = c.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) }) // Close does not wait
+	defer stop()
 	var b [1]byte
 	if _, err := c.Read(b[:]); errors.Is(err, syscall.ECONNRESET) {
 		return err

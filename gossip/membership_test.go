@@ -436,6 +436,42 @@ func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
 	}
 }
 
+// A suspicion of a member that runs is not confirmed by a node that has
+// no connection to it: its TCP check is accepted, and a dial that could
+// not even start (no address) would not count either. The member is never
+// dead there.
+func TestSuspicionOfARunningMemberIsNotConfirmed(t *testing.T) {
+	cfg := crashTestConfig()
+	cfg.ProbeTimeout = 100 * time.Millisecond // healthy (trusting its own failed dials) after 5 of these
+	start := time.Now()
+	a, b, v := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
+	connect(t, a, b)
+	connect(t, v, a) // b hears v only through a, and has no address of it
+	for _, pair := range [][2]*tnode{{a, v}, {b, v}, {a, b}, {b, a}} {
+		waitState(t, pair[0], pair[1], StateAlive, 10*time.Second)
+	}
+	b.h.Peerstore().ClearAddrs(v.h.ID())
+	time.Sleep(time.Until(start.Add(10 * cfg.ProbeTimeout))) // the condition under test: b is healthy
+	events, cancel := b.m.Subscribe(64)
+	defer cancel()
+	a.m.mu.Lock()
+	mem := a.m.members[v.h.ID()]
+	msg := a.m.suspectLocked(mem, mem.Inc, mem.Seq)
+	a.m.mu.Unlock()
+	a.m.publishSuspicion(msg)
+	deadline := time.After(3 * time.Second) // checks take 250 ms at most here
+	for {
+		select {
+		case e := <-events:
+			if e.Peer == v.h.ID() && e.Kind == EventDead {
+				t.Fatal("a running member was declared dead on a suspicion")
+			}
+		case <-deadline:
+			return
+		}
+	}
+}
+
 // Probes go to late members only: a member whose heartbeats come on time
 // gets none, and one whose heartbeats stop is probed as soon as it is late.
 func TestOnlyLateMembersAreProbed(t *testing.T) {
@@ -719,8 +755,10 @@ func TestCheckTCPTellsRunningGoneAndDying(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func(d time.Duration) { tcpSettle = d }(tcpSettle)
+	tcpSettle = 5 * time.Second                                   // room for the close below on a loaded machine
 	time.AfterFunc(50*time.Millisecond, func() { dying.Close() }) // never accepts, then exits
-	if _, err := checkTCP(ctx, addrOf(dying), time.Second); !errors.Is(err, errRefused) {
+	if _, err := checkTCP(ctx, addrOf(dying), 5*time.Second); !errors.Is(err, errRefused) {
 		t.Fatalf("dying: %v, want refused (reset)", err)
 	}
 }

@@ -86,4 +86,8 @@ type Member struct {
 	Self      bool
 
 	accusers map[peer.ID]bool // peers suspecting the current (Inc, Seq)
+	// checkedInc, checkedSeq: the (Inc, Seq) at which a suspicion last made
+	// this node check the member's TCP port (once per silence, not once
+	// per suspicion message).
+	checkedInc, checkedSeq uint64
 }
