@@ -42,8 +42,9 @@ func (r *recentCopies) add(c cid.Cid, p, custodyFor peer.ID, now time.Time) {
 	r.m[c][p] = recentCopy{custodyFor: custodyFor, at: now}
 }
 
-// merge returns hs with the recent copies of c that hs does not list, and
-// forgets copies older than recentCopyTTL.
+// merge returns hs with the recent copies of c that hs does not list. It
+// forgets copies older than recentCopyTTL, and those the catalog lists:
+// from then on the catalog says whether the copy is still held.
 func (r *recentCopies) merge(c cid.Cid, hs []Holding, now time.Time) []Holding {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -66,9 +67,14 @@ func (r *recentCopies) merge(c cid.Cid, hs []Holding, now time.Time) []Holding {
 		listed[h.Peer] = true
 	}
 	for p, x := range rc {
-		if !listed[p] {
-			hs = append(hs, Holding{Peer: p, CustodyFor: x.custodyFor})
+		if listed[p] {
+			delete(rc, p)
+			continue
 		}
+		hs = append(hs, Holding{Peer: p, CustodyFor: x.custodyFor})
+	}
+	if len(rc) == 0 {
+		delete(r.m, c)
 	}
 	return hs
 }

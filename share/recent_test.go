@@ -21,6 +21,11 @@ func TestRecentCopiesMergeAndExpire(t *testing.T) {
 	if len(hs) != 2 || hs[0] != (Holding{Peer: listed}) || hs[1] != (Holding{Peer: fresh, CustodyFor: "owner"}) {
 		t.Fatalf("merge = %+v, want the catalog's holding as it is, then the fresh copy (the old one expired)", hs)
 	}
+	// The catalog listed "listed": that copy is forgotten, so a later
+	// removal from the catalog is not hidden.
+	if hs := r.merge(c, nil, t0.Add(recentCopyTTL+2*time.Second)); len(hs) != 1 || hs[0].Peer != fresh {
+		t.Fatalf("after the catalog listed one: merge = %+v, want only %s", hs, fresh)
+	}
 	if hs := r.merge(c, nil, t0.Add(30*time.Second+recentCopyTTL+time.Second)); len(hs) != 0 || len(r.m) != 0 {
 		t.Fatalf("after every TTL: merge = %+v, %d CIDs remembered", hs, len(r.m))
 	}

@@ -119,6 +119,7 @@ func (s *Service) replicationLoop() {
 	case <-ready:
 		delay.Stop()
 	}
+	s.checkReplicas(s.ctx)
 	t := time.NewTicker(s.cfg.ReplicationInterval)
 	defer t.Stop()
 	for {

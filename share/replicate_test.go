@@ -317,7 +317,6 @@ func TestReplicationReadyEndsTheDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.dir.Hold(ctx, id, "")
-	a.s.KickReplication()              // a kick during the delay waits for it too
 	time.Sleep(300 * time.Millisecond) // the condition under test: nothing happens meanwhile
 	if _, ok := b.s.Store().Has(id); ok {
 		t.Fatal("copied before the node was ready")
