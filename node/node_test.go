@@ -160,6 +160,14 @@ func TestLatestPublishWins(t *testing.T) {
 	nodes := newTestNetwork(t, 3)
 	shareBytes(t, nodes[0], "report.txt", []byte("version one\n"))
 	second := shareBytes(t, nodes[1], "report.txt", []byte("version two\n"))
+	// share pushes its record to every connected peer before it returns,
+	// but gives up on one after 2 s (gossip brings it later): under -race
+	// on a loaded machine, wait for the record rather than fail on a push
+	// that ran out of time.
+	waitFor(t, 10*time.Second, "version two in node 2's catalog", func() bool {
+		e, ok := nodes[2].KV().Lookup("report.txt")
+		return ok && e.CID == second.CID
+	})
 	res, got, err := getInto(t, nodes[2], "report.txt")
 	if err != nil {
 		t.Fatal(err)
