@@ -669,7 +669,7 @@ func (m *Membership) redialCheck(p peer.ID, kind checkKind) {
 		m.mu.Lock()
 		var addrs []ma.Multiaddr
 		if mem := m.members[p]; mem != nil {
-			addrs = parseAddrs(mem.Addrs)
+			addrs = mem.AddrInfo().Addrs
 		}
 		m.mu.Unlock()
 		if tcp, err = checkTCP(ctx, addrs, m.cfg.RedialTimeout); !tcp || !errors.Is(err, errRefused) {
@@ -875,18 +875,6 @@ func (m *Membership) probeConclusiveLocked(mem *Member, now time.Time) bool {
 // healthyLocked reports whether this node's own timing can be trusted.
 func (m *Membership) healthyLocked(now time.Time) bool {
 	return now.Sub(m.started) > 5*m.cfg.ProbeTimeout && now.Sub(m.stalled) > 5*m.cfg.ProbeTimeout
-}
-
-// parseAddrs returns the multiaddrs among ss, skipping any that do not
-// parse (they come from other members' heartbeats).
-func parseAddrs(ss []string) []ma.Multiaddr {
-	var out []ma.Multiaddr
-	for _, s := range ss {
-		if a, err := ma.NewMultiaddr(s); err == nil {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // isTCP reports whether a runs over TCP.

@@ -795,3 +795,13 @@ func TestSettledAfterOnePeriod(t *testing.T) {
 		t.Fatal("the newcomer is not settled after 10 s")
 	}
 }
+
+// A member's addresses come from its heartbeats, that is from another
+// node: one that does not parse is left out, the others kept in order.
+func TestMemberAddrInfoSkipsBadAddresses(t *testing.T) {
+	m := Member{ID: "p", Addrs: []string{"/ip4/127.0.0.1/tcp/4001", "not an address", "/ip4/127.0.0.1/udp/4001/quic-v1"}}
+	ai := m.AddrInfo()
+	if ai.ID != "p" || len(ai.Addrs) != 2 || ai.Addrs[0].String() != m.Addrs[0] || ai.Addrs[1].String() != m.Addrs[2] {
+		t.Fatalf("AddrInfo = %v", ai)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // State is what this node believes of a member.
@@ -90,4 +91,16 @@ type Member struct {
 	// this node check the member's TCP port (once per silence, not once
 	// per suspicion message).
 	checkedInc, checkedSeq uint64
+}
+
+// AddrInfo is the member's ID with the addresses its last heartbeat
+// announced; any that do not parse are left out.
+func (m Member) AddrInfo() peer.AddrInfo {
+	ai := peer.AddrInfo{ID: m.ID}
+	for _, s := range m.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, a)
+		}
+	}
+	return ai
 }

@@ -560,7 +560,7 @@ func (n *Node) rejoin(ctx context.Context) {
 		case m.State == gossip.StateAlive || m.State == gossip.StateSuspect:
 			heard[m.ID] = true
 		case m.State == gossip.StateDead:
-			targets[m.ID] = heartbeatAddrs(m)
+			targets[m.ID] = m.AddrInfo()
 			dead[m.ID] = true
 		}
 	}
@@ -594,22 +594,11 @@ func (n *Node) rejoin(ctx context.Context) {
 	wg.Wait()
 }
 
-// heartbeatAddrs is m's ID with the addresses its last heartbeat announced.
-func heartbeatAddrs(m gossip.Member) peer.AddrInfo {
-	ai := peer.AddrInfo{ID: m.ID}
-	for _, s := range m.Addrs {
-		if a, err := ma.NewMultiaddr(s); err == nil {
-			ai.Addrs = append(ai.Addrs, a)
-		}
-	}
-	return ai
-}
-
 // memberAddrInfo is p with the addresses its last heartbeat announced, if
 // it is in the members table.
 func (n *Node) memberAddrInfo(p peer.ID) peer.AddrInfo {
 	if m, ok := n.memb.Member(p); ok {
-		return heartbeatAddrs(m)
+		return m.AddrInfo()
 	}
 	return peer.AddrInfo{ID: p}
 }
