@@ -12,58 +12,27 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	routinghelpers "github.com/libp2p/go-libp2p-routing-helpers"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
-
-// stubDirectory is a catalog that knows the holders of every file.
-type stubDirectory struct{ holdings []Holding }
-
-func (d stubDirectory) LookupName(string) (Resolved, bool)           { return Resolved{}, false }
-func (d stubDirectory) Holdings(cid.Cid) []Holding                   { return d.holdings }
-func (d stubDirectory) Hold(context.Context, cid.Cid, peer.ID) error { return nil }
-func (d stubDirectory) Unhold(context.Context, cid.Cid) error        { return nil }
-
-// stubCluster is a network whose live members are its elements.
-type stubCluster []Peer
-
-func (c stubCluster) Live() []Peer      { return c }
-func (c stubCluster) Down(peer.ID) bool { return false }
 
 // Replicate reports the copies that already stand, not only those it made:
 // the repair loop may copy a file between its store and the share's own
 // Replicate call, and a share that then said "no replicas" would be wrong.
 func TestReplicateReportsCopiesAlreadyMade(t *testing.T) {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	st, err := OpenStore(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := New(h, nil, st, Config{Replicas: 2}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	key, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder, _ := peer.IDFromPrivateKey(key)
-	s.SetDirectory(stubDirectory{holdings: []Holding{{Peer: h.ID()}, {Peer: holder}}})
-	s.StartReplication(stubCluster{{ID: holder, RTT: time.Millisecond}})
+	nodes := startRepNodes(t, 2)
+	a, b := nodes[0], nodes[1]
 	sum := sha256.Sum256([]byte("a file the repair loop already copied"))
-	got, err := s.Replicate(context.Background(), cidFromDigest(sum[:]), 37)
+	c := cidFromDigest(sum[:])
+	a.dir.mu.Lock()
+	a.dir.hs[c] = []Holding{{Peer: a.h.ID()}, {Peer: b.h.ID()}}
+	a.dir.mu.Unlock()
+	got, err := a.s.Replicate(context.Background(), c, 37)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].ID != holder {
-		t.Fatalf("Replicate = %v, want the holder that has the copy, %s", got, holder)
+	if len(got) != 1 || got[0].ID != b.h.ID() {
+		t.Fatalf("Replicate = %v, want the holder that has the copy, %s", got, b.h.ID())
 	}
 }
 
@@ -199,11 +168,7 @@ func TestRelocateRightAfterReplicateCountsTheReplica(t *testing.T) {
 	nodes := startRepNodes(t, 4)
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
-	id, size, err := a.s.Store().Put(ctx, strings.NewReader("a file shared a moment before its node leaves\n"), 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.dir.Hold(ctx, id, "")
+	id, size := putHeld(t, a, "a file shared a moment before its node leaves\n")
 	reps, err := a.s.Replicate(ctx, id, size)
 	if err != nil || len(reps) != 1 || reps[0].ID != b.h.ID() {
 		t.Fatalf("Replicate = %v, %v; want a copy on the closest node %s", reps, err, b.h.ID())
@@ -232,18 +197,10 @@ func TestRelocateRightAfterReplicateCountsTheReplica(t *testing.T) {
 func TestRelocateToAHolderKeepsItsCopy(t *testing.T) {
 	nodes := startRepNodes(t, 4)
 	a, b := nodes[0], nodes[1]
-	ctx := context.Background()
 	body := "a file two nodes shared on their own\n"
-	var id cid.Cid
-	for _, n := range []repNode{a, b} {
-		c, _, err := n.s.Store().Put(ctx, strings.NewReader(body), 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.dir.Hold(ctx, c, "")
-		id = c
-	}
-	moved, err := a.s.Relocate(ctx)
+	id, _ := putHeld(t, a, body)
+	putHeld(t, b, body)
+	moved, err := a.s.Relocate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +209,20 @@ func TestRelocateToAHolderKeepsItsCopy(t *testing.T) {
 	}
 	checkHolding(t, b, id, "")
 	checkHolding(t, nodes[2], id, a.h.ID())
+}
+
+// putHeld stores body on n and records n's holding in its catalog.
+func putHeld(t *testing.T, n repNode, body string) (cid.Cid, int64) {
+	t.Helper()
+	ctx := context.Background()
+	c, size, err := n.s.Store().Put(ctx, strings.NewReader(body), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.dir.Hold(ctx, c, ""); err != nil {
+		t.Fatal(err)
+	}
+	return c, size
 }
 
 // checkHolding fails t unless n holds c, recorded in n's catalog as held
@@ -311,12 +282,7 @@ func TestReplicationReadyEndsTheDelay(t *testing.T) {
 		}
 	})
 	a, b := nodes[0], nodes[1]
-	ctx := context.Background()
-	id, _, err := a.s.Store().Put(ctx, strings.NewReader("one holder, R=2\n"), 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.dir.Hold(ctx, id, "")
+	id, _ := putHeld(t, a, "one holder, R=2\n")
 	time.Sleep(300 * time.Millisecond) // the condition under test: nothing happens meanwhile
 	if _, ok := b.s.Store().Has(id); ok {
 		t.Fatal("copied before the node was ready")
