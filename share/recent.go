@@ -29,10 +29,15 @@ type recentCopy struct {
 	at         time.Time
 }
 
-// add records that p holds c (in custody for custodyFor, if set).
+// add records that p holds c (in custody for custodyFor, if set), and
+// forgets every copy older than recentCopyTTL. Pushes are rare next to
+// merges (one per held file per replication check), so the sweep is here.
 func (r *recentCopies) add(c cid.Cid, p, custodyFor peer.ID, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for id, rc := range r.m {
+		r.expire(id, rc, now)
+	}
 	if r.m == nil {
 		r.m = map[cid.Cid]map[peer.ID]recentCopy{}
 	}
@@ -42,23 +47,26 @@ func (r *recentCopies) add(c cid.Cid, p, custodyFor peer.ID, now time.Time) {
 	r.m[c][p] = recentCopy{custodyFor: custodyFor, at: now}
 }
 
+// expire forgets the copies of c older than recentCopyTTL; r.mu is held.
+func (r *recentCopies) expire(c cid.Cid, rc map[peer.ID]recentCopy, now time.Time) {
+	for p, x := range rc {
+		if now.Sub(x.at) > recentCopyTTL {
+			delete(rc, p)
+		}
+	}
+	if len(rc) == 0 {
+		delete(r.m, c)
+	}
+}
+
 // merge returns hs with the recent copies of c that hs does not list. It
-// forgets copies older than recentCopyTTL, and those the catalog lists:
+// forgets c's copies older than recentCopyTTL, and those the catalog lists:
 // from then on the catalog says whether the copy is still held.
 func (r *recentCopies) merge(c cid.Cid, hs []Holding, now time.Time) []Holding {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, rc := range r.m {
-		for p, x := range rc {
-			if now.Sub(x.at) > recentCopyTTL {
-				delete(rc, p)
-			}
-		}
-		if len(rc) == 0 {
-			delete(r.m, id)
-		}
-	}
 	rc := r.m[c]
+	r.expire(c, rc, now)
 	if len(rc) == 0 {
 		return hs
 	}

@@ -29,4 +29,11 @@ func TestRecentCopiesMergeAndExpire(t *testing.T) {
 	if hs := r.merge(c, nil, t0.Add(30*time.Second+recentCopyTTL+time.Second)); len(hs) != 0 || len(r.m) != 0 {
 		t.Fatalf("after every TTL: merge = %+v, %d CIDs remembered", hs, len(r.m))
 	}
+	// A copy of a file never merged again is forgotten by a later push.
+	other := cidFromDigest(sha256.New().Sum(nil))
+	r.add(c, fresh, "", t0)
+	r.add(other, fresh, "", t0.Add(recentCopyTTL+time.Second))
+	if _, ok := r.m[c]; ok || len(r.m) != 1 {
+		t.Fatalf("an expired copy outlived a later push: %v", r.m)
+	}
 }
