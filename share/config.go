@@ -51,6 +51,15 @@ type Config struct {
 	// most, when the node says sooner that it has (SetReplicationReady).
 	// Default 5 s.
 	ReplicationDelay time.Duration
+	// ScrubRate is the byte rate, per second, at which the background
+	// scrub re-reads and re-hashes held files, oldest-verified first.
+	// Default 8 MiB/s (about 675 GiB a day); negative turns the scrub off.
+	ScrubRate int64
+	// ScrubInterval is how long a file verified (stored, served or
+	// scrubbed) waits before the scrub verifies it again, and how fresh a
+	// verification must be for a copy to be pushed to another node
+	// without hashing it first. Default 24 h.
+	ScrubInterval time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -69,6 +78,8 @@ func DefaultConfig() Config {
 		ReplicationInterval: 5 * time.Second,
 		ReplicateTimeout:    10 * time.Minute,
 		ReplicationDelay:    5 * time.Second,
+		ScrubRate:           8 << 20,
+		ScrubInterval:       24 * time.Hour,
 	}
 }
 
@@ -114,6 +125,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReplicationDelay == 0 {
 		c.ReplicationDelay = d.ReplicationDelay
 	}
+	if c.ScrubRate == 0 {
+		c.ScrubRate = d.ScrubRate
+	}
+	if c.ScrubInterval == 0 {
+		c.ScrubInterval = d.ScrubInterval
+	}
 	switch {
 	case c.Replicas < 0 || c.Replicas > 16:
 		return c, fmt.Errorf("share config: Replicas %d is outside 1..16", c.Replicas)
@@ -122,7 +139,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.MaxServes < 0 || c.MaxServesPerPeer < 0 || c.MaxProviders < 0:
 		return c, fmt.Errorf("share config: negative limit")
 	case c.StallTimeout < 0 || c.RequestTimeout < 0 || c.LookupTimeout < 0 || c.PingTimeout < 0 || c.ReprovideInterval < 0 ||
-		c.ReplicationInterval < 0 || c.ReplicateTimeout < 0 || c.ReplicationDelay < 0:
+		c.ReplicationInterval < 0 || c.ReplicateTimeout < 0 || c.ReplicationDelay < 0 || c.ScrubInterval < 0:
 		return c, fmt.Errorf("share config: negative duration")
 	}
 	return c, nil

@@ -5,6 +5,25 @@
 // in the DHT, orders them by measured RTT and streams a file one-to-one from
 // the best of them, verified against its CID.
 //
+// Every copy is checked. A holder hashes what it serves as it serves it and
+// holds back the last bytes until the hash matched; a background scrub
+// re-hashes every held file at a bounded rate (Config.ScrubRate), the one
+// verified longest ago first; a copy is verified before it is pushed to
+// another node. A copy that fails is quarantined (moved to the store's
+// quarantine/ directory), its holding withdrawn from the catalog, and a
+// good copy fetched from another holder. A getter that received a whole
+// transfer that does not hash to its CID tells the provider (which
+// re-hashes, and trusts nothing else) and tries it last for a while.
+//
+// The rule for counting copies: a holding in the catalog is a verified
+// holder. A node records a holding only for a copy it hashed when it
+// stored it, keeps re-verifying it (on every serve, every ScrubInterval
+// by the scrub, before every push), and withdraws the holding as soon as
+// the copy fails. Replication counts live holders from the catalog, so a
+// rotten copy stops counting toward R once its holder has found it bad,
+// and repair copies only from a copy its pusher verified; the receiver
+// verifies again against the CID.
+//
 // share depends on libp2p's core interfaces (host.Host, routing) only; the
 // node package wires it to a concrete host and DHT.
 package share

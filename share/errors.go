@@ -1,6 +1,10 @@
 package share
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
 
 // Sentinel errors returned (wrapped) by this package.
 var (
@@ -22,4 +26,16 @@ var (
 	ErrNoProviders = errors.New("no provider")
 	// ErrClosed: the store or service is closed.
 	ErrClosed = errors.New("closed")
+	// ErrNoSpace: this node's disk is full (ENOSPC or EDQUOT on a local
+	// write): this node's problem, not a provider's.
+	ErrNoSpace = errors.New("no space left on this node's disk")
 )
+
+// noSpace turns a local "no space left" (or quota) error on a write under
+// dir into ErrNoSpace, saying what to do; any other error is returned as is.
+func noSpace(dir string, err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		return err
+	}
+	return fmt.Errorf("%w (%s): free space and retry", ErrNoSpace, dir)
+}

@@ -82,18 +82,31 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 		}
 	}()
 	out := GetResult{Name: res.Name, CID: res.CID, Path: filename}
+	local := false
 	if size, ok := s.store.Has(res.CID); ok {
-		if err := s.copyLocal(ctx, res.CID, f); err != nil {
-			return GetResult{}, fmt.Errorf("get %s: %w", ref, err)
+		err := s.copyLocal(ctx, res.CID, f)
+		switch {
+		case err == nil:
+			local = true
+			out.Size, out.Provider = size, s.h.ID()
+		case errors.Is(err, ErrHashMismatch):
+			// This node's copy rotted: take it out of service and get
+			// the file from the network like any getter.
+			s.quarantine(res.CID, "a local get")
+			if err := rewind(f); err != nil {
+				return GetResult{}, fmt.Errorf("get %s: %w", ref, err)
+			}
+		default:
+			return GetResult{}, fmt.Errorf("get %s: %w", ref, noSpace(dir.Name(), err))
 		}
-		out.Size, out.Provider = size, s.h.ID()
-	} else {
-		if err := s.fetch(ctx, res.CID, res.Size, f, &out, progress); err != nil {
+	}
+	if !local {
+		if err := s.fetch(ctx, res.CID, res.Size, f, dir.Name(), &out, progress); err != nil {
 			return out, fmt.Errorf("get %s: %w", ref, err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return GetResult{}, fmt.Errorf("get %s: close: %w", ref, err)
+		return GetResult{}, fmt.Errorf("get %s: close: %w", ref, noSpace(dir.Name(), err))
 	}
 	if err := dir.Rename(tmpName, filename); err != nil {
 		return GetResult{}, fmt.Errorf("get %s: rename into place: %w", ref, err)
@@ -101,6 +114,17 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 	committed = true
 	out.Elapsed = time.Since(start)
 	return out, nil
+}
+
+// rewind empties f for a transfer that starts again from zero.
+func rewind(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("reset temp file: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reset temp file: %w", err)
+	}
+	return nil
 }
 
 // copyLocal copies a held file into w, verifying it on the way.
@@ -130,7 +154,8 @@ type candidate struct {
 
 // providers finds up to MaxProviders providers of c (other than this node,
 // and none in skip): the preferred peers first, in their order, then the
-// others by measured RTT, lowest first, ties by peer ID. A preferred peer
+// others by measured RTT, lowest first, ties by peer ID; a provider that
+// sent corrupt bytes in the last penaltyTTL comes after all of them. A preferred peer
 // is one known to be up and to hold c (the node asking this one to copy
 // it), while a holder that died a moment ago keeps its low RTT in the
 // peerstore until membership says it is down, and a dial to it can take
@@ -194,10 +219,19 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 			rank[p] = i
 		}
 	}
+	now := time.Now()
+	bad := map[peer.ID]bool{}
+	for _, c := range cands {
+		if s.penalties.has(c.id, now) {
+			bad[c.id] = true
+		}
+	}
 	sort.SliceStable(cands, func(i, j int) bool {
 		ri, pi := rank[cands[i].id]
 		rj, pj := rank[cands[j].id]
 		switch {
+		case bad[cands[i].id] != bad[cands[j].id]:
+			return !bad[cands[i].id]
 		case pi && pj:
 			return ri < rj
 		case pi != pj:
@@ -241,14 +275,19 @@ func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candi
 // one asked to continue from the offset reached; a complete transfer that
 // does not hash to c is discarded and started again from zero with the next
 // provider. A provider left for a transient failure gets one more turn at the
-// end of the queue.
-func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, out *GetResult, progress Progress, prefer ...peer.ID) error {
+// end of the queue. A transfer that one provider sent whole and that does
+// not hash to c is that provider's fault: it is told, and tried last for a
+// while. When several providers contributed, the last one gets one more
+// turn, alone, from zero. A local write that finds the disk full (under
+// where) ends the fetch with ErrNoSpace.
+func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, where string, out *GetResult, progress Progress, prefer ...peer.ID) error {
 	queue, searched := s.providers(ctx, c, nil, false, prefer...)
 	tried := map[peer.ID]bool{}
 	retried := map[peer.ID]bool{}
 	h := newHasher()
 	var off int64
 	var lastErr error
+	var contributors []peer.ID // whose bytes are in f since the last reset
 	for {
 		if len(queue) == 0 && !searched {
 			// Every known holder failed: ask the DHT for others.
@@ -265,8 +304,14 @@ func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, 
 		tried[cand.id] = true
 		a := Attempt{Peer: cand.id, RTT: cand.rtt, Offset: off}
 		n, total, err := s.fetchFrom(ctx, cand.id, c, off, size, f, h, progress)
+		if e := noSpace(where, err); errors.Is(e, ErrNoSpace) {
+			return e
+		}
 		a.Bytes = n
 		off += n
+		if n > 0 || err == nil {
+			contributors = append(contributors, cand.id)
+		}
 		if err == nil {
 			if got := cidFromDigest(h.Sum(nil)); got.Equals(c) {
 				out.Attempts = append(out.Attempts, a)
@@ -274,14 +319,18 @@ func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, 
 				return nil
 			}
 			err = ErrHashMismatch
+			if len(contributors) == 1 {
+				s.blame(cand.id, c)
+			} else if !retried[cand.id] {
+				retried[cand.id] = true
+				queue = append([]candidate{cand}, queue...)
+			}
 			// Nothing received can be trusted: start over from zero.
 			h.Reset()
 			off = 0
-			if terr := f.Truncate(0); terr != nil {
-				return fmt.Errorf("reset temp file: %w", terr)
-			}
-			if _, serr := f.Seek(0, io.SeekStart); serr != nil {
-				return fmt.Errorf("reset temp file: %w", serr)
+			contributors = nil
+			if rerr := rewind(f); rerr != nil {
+				return rerr
 			}
 		} else if !retried[cand.id] && !errors.Is(err, errFinal) && ctx.Err() == nil {
 			retried[cand.id] = true

@@ -30,7 +30,19 @@ const maxReplicateLine = 4096
 type Peer struct {
 	ID  peer.ID
 	RTT time.Duration // 0 when not measured
+	// Free is the free space its disk last announced, in bytes; 0 when
+	// unknown.
+	Free int64
 }
+
+// freeMargin is the space a copy must leave free on its target: a node
+// whose announced free space cannot hold the file and this margin is not
+// asked to copy it.
+const freeMargin = 16 << 20
+
+// fits reports whether p announced room for a file of size bytes (or
+// announced nothing).
+func (p Peer) fits(size int64) bool { return p.Free <= 0 || p.Free >= size+freeMargin }
 
 // Cluster is what replication needs to know of the network; node wires
 // gossip's membership to it.
@@ -158,16 +170,16 @@ func byRTT(ps []Peer) {
 	})
 }
 
-// candidates returns the live members that hold no copy of c, closest
-// first.
-func (s *Service) candidates(live map[peer.ID]Peer, holdings []Holding) []Peer {
+// candidates returns the live members that hold no copy of c and have
+// room for its size bytes, closest first.
+func (s *Service) candidates(live map[peer.ID]Peer, holdings []Holding, size int64) []Peer {
 	holds := map[peer.ID]bool{}
 	for _, h := range holdings {
 		holds[h.Peer] = true
 	}
 	var out []Peer
 	for id, p := range live {
-		if !holds[id] {
+		if !holds[id] && p.fits(size) {
 			out = append(out, p)
 		}
 	}
@@ -215,15 +227,23 @@ func (s *Service) checkReplicas(ctx context.Context) {
 			continue
 		}
 		need := s.cfg.Replicas - len(liveHolders)
-		for _, p := range s.candidates(live, holdings) {
+		for _, p := range s.candidates(live, holdings, held.Size) {
 			if need == 0 {
 				break
 			}
-			had, err := s.pushTo(ctx, p.ID, held.CID, held.Size, "")
-			if err != nil {
-				s.log.Warn("repair: copy failed", "cid", held.CID, "to", p.ID, "err", err)
+			if !s.backoff.ready(held.CID, p.ID, time.Now()) {
 				continue
 			}
+			had, err := s.pushTo(ctx, p.ID, held.CID, held.Size, "")
+			if errors.Is(err, ErrHashMismatch) {
+				break // this node's copy was bad: quarantined, and no longer a holder
+			}
+			if err != nil {
+				wait := s.backoff.failed(held.CID, p.ID, time.Now())
+				s.log.Warn("repair: copy failed", "cid", held.CID, "to", p.ID, "retry_in", wait, "err", err)
+				continue
+			}
+			s.backoff.succeeded(held.CID, p.ID)
 			need--
 			if had {
 				// The catalog had not yet heard of this copy.
@@ -293,7 +313,7 @@ func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer,
 		}
 	}
 	var errs []error
-	for _, p := range s.candidates(live, holdings) {
+	for _, p := range s.candidates(live, holdings, size) {
 		if have >= s.cfg.Replicas {
 			break
 		}
@@ -334,7 +354,7 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 			}
 		}
 		need := max(s.cfg.Replicas-others, 0) // at least 1 when others == 0 (Replicas >= 1)
-		for _, p := range s.candidates(live, holdings) {
+		for _, p := range s.candidates(live, holdings, held.Size) {
 			if need == 0 {
 				break
 			}
@@ -363,8 +383,13 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 }
 
 // pushTo asks p to hold c, fetching it from this node, and waits until p
-// says the copy is verified and stored.
+// says the copy is verified and stored. This node's copy is verified first
+// unless it was within ScrubInterval (a bad one is quarantined, and pushTo
+// returns ErrHashMismatch).
 func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, custodyFor peer.ID) (had bool, err error) {
+	if err := s.verifyHeld(c, s.cfg.ScrubInterval, "a copy to another node"); err != nil {
+		return false, fmt.Errorf("verify this node's copy: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReplicateTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(ctx, p, ReplicateProtocol)
@@ -452,6 +477,10 @@ func (s *Service) handleReplicate(st network.Stream) {
 	_, had := s.store.Has(c)
 	if !had {
 		if err := s.fetchIntoStore(ctx, c, req.Size, remote, req.From); err != nil {
+			if errors.Is(err, ErrNoSpace) {
+				s.log.Warn("asked to hold a copy, but the disk is full", "cid", c, "size", req.Size, "asked_by", remote, "err", err)
+				err = fmt.Errorf("no space left on the disk of %s for %d bytes", s.h.ID(), req.Size)
+			}
 			answer(ReplicateAnswer{Error: err.Error()})
 			return
 		}
@@ -508,7 +537,7 @@ func (s *Service) fetchIntoStore(ctx context.Context, c cid.Cid, size int64, pre
 		}
 	}()
 	var out GetResult
-	if err := s.fetch(ctx, c, size, f, &out, nil, prefer...); err != nil {
+	if err := s.fetch(ctx, c, size, f, s.store.Dir(), &out, nil, prefer...); err != nil {
 		return fmt.Errorf("fetch %s: %w", c, err)
 	}
 	if err := s.store.commit(f, c, out.Size); err != nil {

@@ -3,10 +3,12 @@ package share
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -47,18 +49,22 @@ func (s *Service) handleGet(st network.Stream) {
 		s.reply(st, ResponseHeader{Status: StatusTooLarge, Size: size, Message: "over this node's file size limit"})
 		return
 	}
-	if _, err := f.Seek(req.Offset, io.SeekStart); err != nil {
-		s.reply(st, ResponseHeader{Status: StatusNotFound, Message: "seek failed"})
-		return
-	}
 	_ = st.CloseRead()
-	if _, err := st.Write(AppendResponseHeader(nil, ResponseHeader{Status: StatusOK, Size: size})); err != nil {
-		_ = st.Reset()
-		return
-	}
-	n, err := s.copyOut(st, f)
+	n, headerSent, err := s.copyOut(st, f, req.CID, req.Offset, size)
 	s.stats.ServedBytes.Add(n)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrHashMismatch):
+		s.stats.ServedFailed.Add(1)
+		// The copy rotted: the last bytes are held back, so no getter
+		// gets a whole transfer that looks right.
+		if !headerSent {
+			s.reply(st, ResponseHeader{Status: StatusNotFound, Message: "the held copy failed verification"})
+		} else {
+			_ = st.Reset()
+		}
+		s.goBackground(func() { s.quarantine(req.CID, "serving it") })
+		return
+	case err != nil:
 		s.stats.ServedFailed.Add(1)
 		s.log.Debug("serve interrupted", "peer", remote, "cid", req.CID, "sent", n, "err", err)
 		_ = st.Reset()
@@ -66,31 +72,58 @@ func (s *Service) handleGet(st network.Stream) {
 	}
 	s.stats.ServedOK.Add(1)
 	_ = st.Close()
+	s.markVerified(req.CID)
 	s.log.Debug("served", "peer", remote, "cid", req.CID, "offset", req.Offset, "bytes", n)
 }
 
-// copyOut streams f to st, renewing the write deadline on every chunk so a
-// reader that stops reading cannot hold the slot for ever.
-func (s *Service) copyOut(st network.Stream, f *os.File) (int64, error) {
+// copyOut streams f (size bytes long, held as c) to st from off, hashing the
+// whole file on the way (the bytes before off too, unsent). The status
+// header goes out with the first bytes, and the last chunk only once the
+// hash matched c: a copy that does not hash to c returns ErrHashMismatch
+// before the transfer is complete (before the header, if the file fits in
+// one chunk). The write deadline is renewed on every chunk so a reader that
+// stops reading cannot hold the slot for ever.
+func (s *Service) copyOut(st network.Stream, f *os.File, c cid.Cid, off, size int64) (sent int64, header bool, err error) {
 	bufp := getCopyBuf()
 	defer putCopyBuf(bufp)
 	buf := *bufp
-	var total int64
+	h := newHasher()
+	var read int64
 	for {
-		n, rerr := f.Read(buf)
-		if n > 0 {
-			_ = st.SetWriteDeadline(time.Now().Add(s.cfg.StallTimeout))
-			w, werr := st.Write(buf[:n])
-			total += int64(w)
-			if werr != nil {
-				return total, werr
+		chunk := buf[:min(int64(len(buf)), size-read)]
+		if len(chunk) > 0 {
+			if _, rerr := io.ReadFull(f, chunk); rerr != nil {
+				if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+					return sent, header, fmt.Errorf("%w: the file is shorter than its %d bytes", ErrHashMismatch, size)
+				}
+				return sent, header, rerr
+			}
+			h.Write(chunk)
+		}
+		start := read
+		read += int64(len(chunk))
+		if read == size {
+			if got := cidFromDigest(h.Sum(nil)); !got.Equals(c) {
+				return sent, header, fmt.Errorf("%w (hashes to %s)", ErrHashMismatch, got)
 			}
 		}
-		if rerr == io.EOF {
-			return total, nil
+		if !header {
+			header = true
+			_ = st.SetWriteDeadline(time.Now().Add(s.cfg.StallTimeout))
+			if _, werr := st.Write(AppendResponseHeader(nil, ResponseHeader{Status: StatusOK, Size: size})); werr != nil {
+				return sent, header, werr
+			}
 		}
-		if rerr != nil {
-			return total, rerr
+		if read > off {
+			_ = st.SetWriteDeadline(time.Now().Add(s.cfg.StallTimeout))
+			w, werr := st.Write(chunk[max(off-start, 0):])
+			sent += int64(w)
+			if werr != nil {
+				return sent, header, werr
+			}
+		}
+		if read == size {
+			return sent, header, nil
 		}
 	}
 }

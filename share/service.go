@@ -55,6 +55,11 @@ type Service struct {
 
 	copies recentCopies // copies made that the catalog may not list yet
 
+	verifying cidSet      // held copies being re-hashed
+	restoring cidSet      // quarantined copies being fetched again
+	penalties penaltyList // providers that sent corrupt bytes
+	backoff   pushBackoff // failed copies to other nodes, by file and target
+
 	stats    Stats
 	observer atomic.Value // func(what string, d time.Duration)
 
@@ -84,10 +89,15 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), repKick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
 	}
 	h.SetStreamHandler(ProtocolID, s.handleGet)
+	h.SetStreamHandler(ReportProtocol, s.handleReport)
 	s.notifee = &network.NotifyBundle{ConnectedF: func(network.Network, network.Conn) { s.Kick() }}
 	h.Network().Notify(s.notifee)
 	s.wg.Add(1)
 	go s.reprovideLoop()
+	if cfg.ScrubRate > 0 {
+		s.wg.Add(1)
+		go s.scrubLoop()
+	}
 	return s, nil
 }
 
@@ -129,6 +139,11 @@ func (s *Service) directory() Directory {
 type Stats struct {
 	ServedOK, ServedFailed, ServedBytes atomic.Int64
 	Repairs, Relocations, GiveBacks     atomic.Int64
+	// Quarantined counts held copies found bad (by serving, the scrub, a
+	// push or a getter's report); Restored those replaced by a good copy.
+	Quarantined, Restored atomic.Int64
+	// ScrubbedFiles and ScrubbedBytes count what the scrub re-hashed.
+	ScrubbedFiles, ScrubbedBytes atomic.Int64
 }
 
 // Stats returns the service's counters.
@@ -173,6 +188,7 @@ func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.h.RemoveStreamHandler(ProtocolID)
 		s.h.RemoveStreamHandler(ReplicateProtocol)
+		s.h.RemoveStreamHandler(ReportProtocol)
 		s.h.Network().StopNotify(s.notifee)
 		s.bgMu.Lock()
 		s.cancel()

@@ -25,11 +25,12 @@ import (
 // renamed into place, so a crash leaves either the whole verified file or
 // nothing. Store is safe for concurrent use.
 type Store struct {
-	dir    string
-	blocks string
-	tmp    string
-	db     *bolt.DB
-	log    *slog.Logger
+	dir        string
+	blocks     string
+	tmp        string
+	quarantine string
+	db         *bolt.DB
+	log        *slog.Logger
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -40,10 +41,20 @@ type Held struct {
 	CID   cid.Cid
 	Size  int64
 	Added time.Time
+	// Verified is when the file was last hashed whole and matched its CID
+	// (when it was stored, served or scrubbed); zero if never since it was
+	// found on disk.
+	Verified time.Time
 }
 
+// maxQuarantined bounds the copies kept in quarantine/ for inspection: the
+// oldest go first.
+const maxQuarantined = 16
+
 var (
-	bucketHeld  = []byte("held")  // CID bytes -> size (8 bytes) + added unix nanos (8 bytes)
+	// bucketHeld maps CID bytes -> size (8 bytes) + added unix nanos (8
+	// bytes) + verified unix nanos (8 bytes, absent in older stores).
+	bucketHeld  = []byte("held")
 	bucketNames = []byte("names") // name -> encoded NameRecord published by this node
 )
 
@@ -53,8 +64,9 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{dir: dir, blocks: filepath.Join(dir, "blocks"), tmp: filepath.Join(dir, "tmp"), log: log}
-	for _, d := range []string{dir, s.blocks, s.tmp} {
+	s := &Store{dir: dir, blocks: filepath.Join(dir, "blocks"), tmp: filepath.Join(dir, "tmp"),
+		quarantine: filepath.Join(dir, "quarantine"), log: log}
+	for _, d := range []string{dir, s.blocks, s.tmp, s.quarantine} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -121,7 +133,7 @@ func (s *Store) reconcile() error {
 		}
 		for k, size := range onDisk {
 			if b.Get([]byte(k)) == nil {
-				if err := b.Put([]byte(k), encodeHeld(size, time.Now())); err != nil {
+				if err := b.Put([]byte(k), encodeHeld(size, time.Now(), time.Time{})); err != nil {
 					return err
 				}
 			}
@@ -130,19 +142,28 @@ func (s *Store) reconcile() error {
 	})
 }
 
-func encodeHeld(size int64, added time.Time) []byte {
-	v := make([]byte, 16)
+func encodeHeld(size int64, added, verified time.Time) []byte {
+	v := make([]byte, 24)
 	binary.BigEndian.PutUint64(v, uint64(size))
 	binary.BigEndian.PutUint64(v[8:], uint64(added.UnixNano()))
+	if !verified.IsZero() {
+		binary.BigEndian.PutUint64(v[16:], uint64(verified.UnixNano()))
+	}
 	return v
 }
 
 func decodeHeld(k, v []byte) (Held, bool) {
 	c, err := cid.Cast(k)
-	if err != nil || len(v) != 16 {
+	if err != nil || (len(v) != 16 && len(v) != 24) {
 		return Held{}, false
 	}
-	return Held{CID: c, Size: int64(binary.BigEndian.Uint64(v)), Added: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))}, true
+	h := Held{CID: c, Size: int64(binary.BigEndian.Uint64(v)), Added: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))}
+	if len(v) == 24 {
+		if ns := int64(binary.BigEndian.Uint64(v[16:])); ns != 0 {
+			h.Verified = time.Unix(0, ns)
+		}
+	}
+	return h, true
 }
 
 func (s *Store) path(c cid.Cid) string { return filepath.Join(s.blocks, c.String()) }
@@ -171,7 +192,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (cid.Cid, i
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, src}, *buf)
 	if err != nil {
 		f.Close()
-		return cid.Undef, 0, fmt.Errorf("store: copy: %w", err)
+		return cid.Undef, 0, fmt.Errorf("store: copy: %w", noSpace(s.dir, err))
 	}
 	if maxSize > 0 && n > maxSize {
 		f.Close()
@@ -189,10 +210,10 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (cid.Cid, i
 func (s *Store) commit(f *os.File, c cid.Cid, n int64) error {
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("store: fsync %s: %w", c, err)
+		return fmt.Errorf("store: fsync %s: %w", c, noSpace(s.dir, err))
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("store: close %s: %w", c, err)
+		return fmt.Errorf("store: close %s: %w", c, noSpace(s.dir, err))
 	}
 	if err := os.Chmod(f.Name(), 0o600); err != nil {
 		return fmt.Errorf("store: chmod %s: %w", c, err)
@@ -206,7 +227,8 @@ func (s *Store) commit(f *os.File, c cid.Cid, n int64) error {
 		if b.Get(c.Bytes()) != nil {
 			return nil
 		}
-		return b.Put(c.Bytes(), encodeHeld(n, time.Now()))
+		now := time.Now()
+		return b.Put(c.Bytes(), encodeHeld(n, now, now))
 	})
 }
 
@@ -220,17 +242,96 @@ func syncDir(dir string) {
 
 // Has reports whether the store holds c, and its size.
 func (s *Store) Has(c cid.Cid) (int64, bool) {
-	var size int64
+	h, ok := s.Held(c)
+	return h.Size, ok
+}
+
+// Held returns the store's entry for c.
+func (s *Store) Held(c cid.Cid) (Held, bool) {
+	var h Held
 	var ok bool
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketHeld).Get(c.Bytes()); v != nil {
-			h, good := decodeHeld(c.Bytes(), v)
-			size, ok = h.Size, good
+			h, ok = decodeHeld(c.Bytes(), v)
 		}
 		return nil
 	})
-	return size, ok
+	return h, ok
 }
+
+// MarkVerified records that c was hashed whole at t and matched.
+func (s *Store) MarkVerified(c cid.Cid, t time.Time) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHeld)
+		v := b.Get(c.Bytes())
+		if v == nil {
+			return nil
+		}
+		h, ok := decodeHeld(c.Bytes(), v)
+		if !ok || t.Before(h.Verified) {
+			return nil
+		}
+		return b.Put(c.Bytes(), encodeHeld(h.Size, h.Added, t))
+	})
+}
+
+// Quarantine moves the held file c out of blocks/ into quarantine/ (kept
+// for inspection, the newest maxQuarantined only) and forgets it, so it is
+// no longer served, listed or provided. It returns where the copy went; a
+// file not held gives ErrNotFound.
+func (s *Store) Quarantine(c cid.Cid) (string, error) {
+	if s.isClosed() {
+		return "", ErrClosed
+	}
+	if _, ok := s.Has(c); !ok {
+		return "", fmt.Errorf("store: quarantine %s: %w", c, ErrNotFound)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketHeld).Delete(c.Bytes()) }); err != nil {
+		return "", fmt.Errorf("store: quarantine %s: forget: %w", c, err)
+	}
+	dst := filepath.Join(s.quarantine, fmt.Sprintf("%s.%d", c, time.Now().UnixNano()))
+	if err := os.Rename(s.path(c), dst); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		// Not kept, but never served again either.
+		_ = os.Remove(s.path(c))
+		return "", fmt.Errorf("store: quarantine %s: move: %w", c, err)
+	}
+	syncDir(s.blocks)
+	now := time.Now()
+	_ = os.Chtimes(dst, now, now) // pruneQuarantine keeps the newest by mtime
+	s.pruneQuarantine()
+	return dst, nil
+}
+
+// pruneQuarantine removes the oldest quarantined copies past maxQuarantined.
+func (s *Store) pruneQuarantine() {
+	ents, err := os.ReadDir(s.quarantine)
+	if err != nil || len(ents) <= maxQuarantined {
+		return
+	}
+	type q struct {
+		name string
+		mod  time.Time
+	}
+	var qs []q
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			qs = append(qs, q{e.Name(), fi.ModTime()})
+		}
+	}
+	sort.Slice(qs, func(i, j int) bool { return qs[i].mod.After(qs[j].mod) })
+	for _, e := range qs[min(maxQuarantined, len(qs)):] {
+		_ = os.Remove(filepath.Join(s.quarantine, e.name))
+	}
+}
+
+// Dir returns the store's directory (for messages).
+func (s *Store) Dir() string { return s.dir }
 
 // Open opens the held file c for reading. The caller closes it.
 func (s *Store) Open(c cid.Cid) (*os.File, int64, error) {
