@@ -124,6 +124,12 @@ func startRepNodes(t *testing.T, n int) []repNode {
 // service before its replication starts.
 func startRepNodesWith(t *testing.T, n int, before func(i int, s *Service)) []repNode {
 	t.Helper()
+	return startRepNodesCfg(t, n, Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour}, before)
+}
+
+// startRepNodesCfg is startRepNodesWith with the services' configuration.
+func startRepNodesCfg(t *testing.T, n int, cfg Config, before func(i int, s *Service)) []repNode {
+	t.Helper()
 	nodes := make([]repNode, n)
 	for i := range nodes {
 		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
@@ -134,7 +140,7 @@ func startRepNodesWith(t *testing.T, n int, before func(i int, s *Service)) []re
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := New(h, routinghelpers.Null{}, st, Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour}, nil)
+		s, err := New(h, routinghelpers.Null{}, st, cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +221,7 @@ func TestRelocateToAHolderKeepsItsCopy(t *testing.T) {
 func putHeld(t *testing.T, n repNode, body string) (cid.Cid, int64) {
 	t.Helper()
 	ctx := context.Background()
-	c, size, err := n.s.Store().Put(ctx, strings.NewReader(body), 1<<20)
+	c, size, err := n.s.Store().Put(ctx, strings.NewReader(body), 64<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
