@@ -18,6 +18,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// noScrub is the configuration of tests that run the scrub themselves, or
+// not at all.
+var noScrub = Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour, ScrubRate: -1}
+
 // eventually waits until cond holds, failing t after d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -83,11 +87,7 @@ func checkQuarantined(t *testing.T, n repNode, c cid.Cid) {
 // than the rate), finds a flipped byte, quarantines the copy, withdraws the
 // holding, and fetches a good copy from the other holder.
 func TestScrubFindsAFlippedByteAtABoundedRate(t *testing.T) {
-	nodes := startRepNodesCfg(t, 2, Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour, ScrubRate: -1}, nil)
-	a, b := nodes[0], nodes[1]
-	body := randomBytes(t, 1<<20)
-	c := holdBoth(t, nodes, a, b, body)
-	flipByte(t, a, c, 12345)
+	a, _, c, body := rottenPair(t, 1<<20, 12345)
 	held, _ := a.s.store.Held(c)
 	const bps = 1 << 20 // 1 MiB/s: 1 MiB takes at least (1 MiB - the burst)/rate
 	lim := rate.NewLimiter(bps, scrubChunk)
@@ -424,8 +424,7 @@ func getFile(t *testing.T, n repNode, c cid.Cid, body []byte) GetResult {
 // the good holder), the rotten holder is replaced, and the file outlives
 // the good holder.
 func TestRottenCopyFoundByServingIsReplaced(t *testing.T) {
-	cfg := Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour, ScrubRate: -1}
-	rotAndRecover(t, cfg, func(t *testing.T, getter, a repNode, c cid.Cid, body []byte) {
+	rotAndRecover(t, noScrub, func(t *testing.T, getter, a repNode, c cid.Cid, body []byte) {
 		getFile(t, getter, c, body)
 		if q := a.s.Stats().Quarantined.Load(); q != 1 {
 			t.Fatalf("the holder that served a rotten copy quarantined %d", q)
@@ -444,11 +443,7 @@ func TestRottenCopyFoundByScrubIsReplaced(t *testing.T) {
 // A node's own get of a file whose local copy rotted gets it from the
 // network, and quarantines and replaces its copy.
 func TestLocalGetOfARottenCopyFetchesAGoodOne(t *testing.T) {
-	nodes := startRepNodesCfg(t, 2, Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour, ScrubRate: -1}, nil)
-	a, b := nodes[0], nodes[1]
-	body := randomBytes(t, 300<<10)
-	c := holdBoth(t, nodes, a, b, body)
-	flipByte(t, a, c, 7)
+	a, b, c, body := rottenPair(t, 300<<10, 7)
 	res := getFile(t, a, c, body)
 	if res.Provider != b.h.ID() {
 		t.Fatalf("got from %s, want the good holder %s", res.Provider, b.h.ID())
@@ -457,4 +452,16 @@ func TestLocalGetOfARottenCopyFetchesAGoodOne(t *testing.T) {
 	if err := a.s.store.Verify(c); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rottenPair starts two nodes without a scrub that both hold a file of
+// size random bytes, and flips the byte at off of the first one's copy.
+func rottenPair(t *testing.T, size int, off int64) (a, b repNode, c cid.Cid, body []byte) {
+	t.Helper()
+	nodes := startRepNodesCfg(t, 2, noScrub, nil)
+	a, b = nodes[0], nodes[1]
+	body = randomBytes(t, size)
+	c = holdBoth(t, nodes, a, b, body)
+	flipByte(t, a, c, off)
+	return a, b, c, body
 }
