@@ -286,6 +286,8 @@ func (n *Node) Shutdown(context.Context) error {
 func apiError(err error) error {
 	status := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, share.ErrNoSpace):
+		status = http.StatusInsufficientStorage
 	case errors.Is(err, share.ErrBadName), errors.Is(err, share.ErrBadCID):
 		status = http.StatusBadRequest
 	case errors.Is(err, share.ErrNotFound), errors.Is(err, share.ErrNoProviders):

@@ -78,7 +78,7 @@ func (c membershipCluster) Live() []share.Peer {
 	var out []share.Peer
 	for _, m := range c.m.Members() {
 		if !m.Self && (m.State == gossip.StateAlive || m.State == gossip.StateSuspect) {
-			out = append(out, share.Peer{ID: m.ID, RTT: m.RTT})
+			out = append(out, share.Peer{ID: m.ID, RTT: m.RTT, Free: m.FreeBytes})
 		}
 	}
 	return out

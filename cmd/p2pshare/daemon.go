@@ -36,6 +36,8 @@ const (
 	optLogLevel    = "log-level"
 	optLocal       = "local"
 	optReplicas    = "replicas"
+	optScrubRate   = "scrub-rate"
+	optScrubEvery  = "scrub-interval"
 	optAuthority   = "authority"
 	optTicket      = "ticket"
 	optAllow       = "allow"
@@ -89,6 +91,8 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.String(optTicket, "", "this node's admission ticket (default REPO/ticket.json if present)")
 	f.StringArray(optAllow, nil, "peer ID admitted without a ticket; repeatable (also REPO/allowlist, one per line); alone, the only peers this node talks to")
 	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
+	f.Float64(optScrubRate, 8, "MiB/s at which stored files are re-read and re-hashed to find bit rot (0 turns the scrub off)")
+	f.Duration(optScrubEvery, 24*time.Hour, "how long a verified file waits before the scrub verifies it again")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
 	return cmd
 }
@@ -134,6 +138,17 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	cfg.Share.Replicas, _ = f.GetInt(optReplicas)
 	if cfg.Share.Replicas < 1 || cfg.Share.Replicas > 16 {
 		return usageError{fmt.Sprintf("--%s %d: want 1 to 16", optReplicas, cfg.Share.Replicas)}
+	}
+	scrubRate, _ := f.GetFloat64(optScrubRate)
+	if scrubRate < 0 || scrubRate > 1<<20 {
+		return usageError{fmt.Sprintf("--%s %g: want 0 (off) or a rate in MiB/s", optScrubRate, scrubRate)}
+	}
+	cfg.Share.ScrubRate = int64(scrubRate * (1 << 20))
+	if cfg.Share.ScrubRate <= 0 {
+		cfg.Share.ScrubRate = -1
+	}
+	if cfg.Share.ScrubInterval, _ = f.GetDuration(optScrubEvery); cfg.Share.ScrubInterval <= 0 {
+		return usageError{fmt.Sprintf("--%s must be positive", optScrubEvery)}
 	}
 	if cfg.Share.MaxFileSize <= 0 {
 		return usageError{fmt.Sprintf("--%s must be positive", optMaxFileSize)}
