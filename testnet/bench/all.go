@@ -35,6 +35,7 @@ type Results struct {
 
 	Throughput *ThroughputResult `json:"throughput,omitempty"`
 	Sizes      *SizesResult      `json:"sizes,omitempty"`
+	Scrub      *ScrubResult      `json:"scrub,omitempty"`
 	Latency    *LatencyResult    `json:"latency,omitempty"`
 	Members    *MembersResult    `json:"members,omitempty"`
 	Traffic    []TrafficPoint    `json:"traffic,omitempty"`
@@ -92,9 +93,9 @@ func all(args []string) error {
 	// The parameters of each benchmark: the full run is the one recorded in
 	// BENCHMARKS.md; -quick only checks that everything runs.
 	p := struct {
-		throughput, sizes, latency, members, traffic, kv, repair, churn, idle []string
-		detectionNs                                                           []int
-		detectionRounds                                                       string
+		throughput, sizes, latency, members, traffic, kv, repair, churn, idle, scrub []string
+		detectionNs                                                                  []int
+		detectionRounds                                                              string
 	}{
 		throughput:      []string{"-size", "268435456", "-runs", "5"},
 		sizes:           []string{"-sizes", defaultSizes, "-runs", "3"},
@@ -107,6 +108,7 @@ func all(args []string) error {
 		repair:          []string{"-n", "10", "-rounds", "10", "-size", "1048576"},
 		churn:           []string{"-n", "20", "-duration", "2m"},
 		idle:            []string{"-n", "10,50,100", "-procs", "1", "-settle", "2m", "-window", "20s"},
+		scrub:           []string{"-rates", "8,64", "-runs", "5"},
 	}
 	if *quick {
 		p.throughput = []string{"-size", "67108864", "-runs", "2"}
@@ -119,6 +121,7 @@ func all(args []string) error {
 		p.repair = []string{"-n", "5", "-rounds", "2", "-size", "65536"}
 		p.churn = []string{"-n", "5", "-duration", "20s"}
 		p.idle = []string{"-n", "5,10", "-settle", "5s", "-window", "5s"}
+		p.scrub = []string{"-rates", "8", "-store", "32", "-get", "16MiB", "-runs", "2", "-window", "3s"}
 	}
 
 	save := func() {
@@ -159,6 +162,11 @@ func all(args []string) error {
 	run("sizes", "sizes", p.sizes, func(a []string) error {
 		v, err := sizes(a)
 		r.Sizes = keep(v, err)
+		return err
+	})
+	run("scrub", "scrub", p.scrub, func(a []string) error {
+		v, err := scrubBench(a)
+		r.Scrub = keep(v, err)
 		return err
 	})
 	run("latency", "latency", p.latency, func(a []string) error {

@@ -12,6 +12,7 @@
 //	go run ./testnet/bench repair -n 10 -rounds 10 -size 1048576  # back to R=2 after a holder's kill -9
 //	go run ./testnet/bench churn -n 20 -duration 2m   # get availability while nodes are killed and restarted
 //	go run ./testnet/bench sizes -runs 3              # get throughput against file size, 1 KiB to 256 MiB
+//	go run ./testnet/bench scrub -rates 8,64 -runs 5  # the scrub's rate, CPU, and a concurrent get's throughput
 //	go run ./testnet/bench all -out DIR [-quick]      # all of the above in one run: DIR/results.json, logs, PNG plots
 //	go run ./testnet/bench plot -out DIR              # draw DIR's plots again from DIR/results.json
 package main
@@ -37,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn|scrub [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -70,6 +71,8 @@ func main() {
 		_, err = repairBench(os.Args[2:])
 	case "churn":
 		_, err = churnBench(os.Args[2:])
+	case "scrub":
+		_, err = scrubBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
