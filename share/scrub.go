@@ -234,8 +234,8 @@ type badCopyReport struct {
 	CID string `json:"cid"`
 }
 
-// handleReport serves ReportProtocol: re-hash the copy named, if held and
-// not verified within reportGrace.
+// handleReport serves ReportProtocol: re-hash the copy named, if held, not
+// verified within reportGrace, and no other report is being checked.
 func (s *Service) handleReport(st network.Stream) {
 	defer st.Close()
 	_ = st.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
@@ -251,7 +251,13 @@ func (s *Service) handleReport(st network.Stream) {
 		return
 	}
 	from := st.Conn().RemotePeer()
+	// One report-driven re-hash at a time: reports about many files cost
+	// their sender nothing and this node a full read each.
+	if !s.reportBusy.CompareAndSwap(false, true) {
+		return
+	}
 	s.goBackground(func() {
+		defer s.reportBusy.Store(false)
 		if err := s.verifyHeld(c, reportGrace, "a getter's report"); err == nil {
 			s.log.Info("a getter reported a bad copy, but this node's copy verifies", "cid", c, "peer", from)
 		}

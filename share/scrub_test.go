@@ -310,7 +310,7 @@ func TestReportIsVerifiedNotTrusted(t *testing.T) {
 	// is re-hashed on a report.
 	setVerified(t, holder.s.store, good, time.Now().Add(-time.Hour))
 	setVerified(t, holder.s.store, rotten, time.Now().Add(-time.Hour))
-	for _, c := range []cid.Cid{good, rotten} {
+	report := func(c cid.Cid) {
 		st, err := getter.h.NewStream(context.Background(), holder.h.ID(), ReportProtocol)
 		if err != nil {
 			t.Fatal(err)
@@ -319,11 +319,17 @@ func TestReportIsVerifiedNotTrusted(t *testing.T) {
 		_, _ = st.Write(append(b, '\n'))
 		st.Close()
 	}
-	eventually(t, 5*time.Second, "the rotten copy quarantined", func() bool { return holder.s.Stats().Quarantined.Load() == 1 })
+	// One report is checked at a time: the second waits for the first.
+	report(good)
 	eventually(t, 5*time.Second, "the good copy re-verified", func() bool {
 		h, ok := holder.s.store.Held(good)
-		return ok && time.Since(h.Verified) < time.Minute
+		return ok && time.Since(h.Verified) < time.Minute && !holder.s.reportBusy.Load()
 	})
+	report(rotten)
+	eventually(t, 5*time.Second, "the rotten copy quarantined", func() bool { return holder.s.Stats().Quarantined.Load() == 1 })
+	if _, ok := holder.s.store.Has(good); !ok {
+		t.Fatal("the good copy was dropped on a report")
+	}
 	if _, ok := holder.s.store.Has(rotten); ok {
 		t.Fatal("the rotten copy is still held")
 	}

@@ -55,10 +55,11 @@ type Service struct {
 
 	copies recentCopies // copies made that the catalog may not list yet
 
-	verifying cidSet      // held copies being re-hashed
-	restoring cidSet      // quarantined copies being fetched again
-	penalties penaltyList // providers that sent corrupt bytes
-	backoff   pushBackoff // failed copies to other nodes, by file and target
+	verifying  cidSet      // held copies being re-hashed
+	restoring  cidSet      // quarantined copies being fetched again
+	penalties  penaltyList // providers that sent corrupt bytes
+	backoff    pushBackoff // failed copies to other nodes, by file and target
+	reportBusy atomic.Bool // a getter's report is being checked
 
 	stats    Stats
 	observer atomic.Value // func(what string, d time.Duration)
