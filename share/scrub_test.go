@@ -471,3 +471,30 @@ func rottenPair(t *testing.T, size int, off int64) (a, b repNode, c cid.Cid, bod
 	flipByte(t, a, c, off)
 	return a, b, c, body
 }
+
+// Repair never copies from a copy it has not verified: a holder whose copy
+// rotted since its last verification finds it on its way to push it,
+// quarantines it instead, and no copy is made from it.
+func TestRepairDoesNotPushARottenCopy(t *testing.T) {
+	nodes := startRepNodesCfg(t, 2, noScrub, nil)
+	a, b := nodes[0], nodes[1]
+	c, _ := putHeld(t, a, string(randomBytes(t, 100<<10)))
+	flipByte(t, a, c, 99)
+	setVerified(t, a.s.store, c, time.Now().Add(-48*time.Hour))
+	a.s.checkReplicas(context.Background())
+	if _, ok := b.s.store.Has(c); ok {
+		t.Fatal("a copy was made from a rotten source")
+	}
+	if q := a.s.Stats().Quarantined.Load(); q != 1 {
+		t.Fatalf("quarantined = %d, want the rotten source found before the push", q)
+	}
+	if _, own := a.dir.own(c); own {
+		t.Fatal("the rotten holder still counts as a holder")
+	}
+	if r := a.s.Stats().Repairs.Load(); r != 0 {
+		t.Fatalf("repairs = %d", r)
+	}
+	if st := a.s.Stats(); st.ServedBytes.Load() != 0 || st.ServedFailed.Load() != 0 {
+		t.Fatalf("the rotten source was served (%d bytes): found by serving, not before the push", st.ServedBytes.Load())
+	}
+}
