@@ -716,3 +716,28 @@ func recordsEqual(a, b *NameRecord) bool {
 	return a.Name == b.Name && a.CID.Equals(b.CID) && a.Size == b.Size &&
 		a.Publisher == b.Publisher && a.Time.Equal(b.Time) && bytes.Equal(a.Sig, b.Sig)
 }
+
+// A quarantined copy leaves the store's listing and blocks/ for
+// quarantine/, which keeps the newest maxQuarantined copies only.
+func TestStoreQuarantineIsBounded(t *testing.T) {
+	s, dir := openTestStore(t)
+	for i := range maxQuarantined + 4 {
+		c := mustPut(t, s, []byte(fmt.Sprintf("copy %d", i)))
+		p, err := s.Quarantine(c)
+		if err != nil || !strings.HasPrefix(p, filepath.Join(dir, "quarantine", c.String())) {
+			t.Fatalf("Quarantine(%s) = %q, %v", c, p, err)
+		}
+		if _, ok := s.Has(c); ok {
+			t.Fatalf("%s still held", c)
+		}
+		if _, err := s.Quarantine(c); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("second Quarantine: %v, want ErrNotFound", err)
+		}
+	}
+	if n := len(dirNames(t, filepath.Join(dir, "quarantine"))); n != maxQuarantined {
+		t.Fatalf("quarantine/ keeps %d copies, want %d", n, maxQuarantined)
+	}
+	if n := len(dirNames(t, filepath.Join(dir, "blocks"))); n != 0 || s.Count() != 0 {
+		t.Fatalf("blocks/ has %d files, the store lists %d", n, s.Count())
+	}
+}
