@@ -7,7 +7,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	bolt "go.etcd.io/bbolt"
 )
-
-// testClock is a settable wall clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // gossipMessage is r as the KV topic delivers it, published by its writer.
 func gossipMessage(tb testing.TB, r *Record) *pubsub.Message {
@@ -54,9 +35,9 @@ func syncReceive(tb testing.TB, s *Store, rs ...*Record) []*Record {
 }
 
 func TestFutureRecordIsRejectedForGood(t *testing.T) {
-	clock := &testClock{t: time.Unix(0, testWall)}
+	clock := &fakeWall{t: time.Unix(0, testWall)}
 	s := testStore()
-	s.cfg.Now = clock.Now
+	s.cfg.Now = clock.now
 	k := testKey(t, 1)
 	at := func(d time.Duration, key string) *Record {
 		r := userRecord(key, "v")
@@ -75,7 +56,7 @@ func TestFutureRecordIsRejectedForGood(t *testing.T) {
 	// Two minutes later both are in the past, and a record never seen
 	// before is accepted; the two rejected on receipt stay rejected, by
 	// either path.
-	clock.Add(2 * time.Minute)
+	clock.set(clock.now().Add(2 * time.Minute))
 	fresh := at(90*time.Second, "fresh")
 	if got := s.validate(context.Background(), "", gossipMessage(t, fresh)); got != pubsub.ValidationAccept {
 		t.Fatalf("a record never seen, now in the past: validation %v, want accept", got)
@@ -110,9 +91,9 @@ func TestFutureRecordsRememberedAreBounded(t *testing.T) {
 }
 
 func TestMeasuredClockJudgesRecords(t *testing.T) {
-	clock := &testClock{t: time.Unix(0, testWall)}
+	clock := &fakeWall{t: time.Unix(0, testWall)}
 	s := testStore()
-	s.cfg.Now = clock.Now
+	s.cfg.Now = clock.now
 	// This node's clock is 10 min behind the network's.
 	s.cfg.ClockOffset = func() (time.Duration, bool) { return -10 * time.Minute, true }
 	r := userRecord("k", "v")
