@@ -20,6 +20,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/spf13/cobra"
 
+	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node"
 	"github.com/p2pshare/p2pshare/node/api"
 )
@@ -36,6 +37,7 @@ const (
 	optLogLevel    = "log-level"
 	optLocal       = "local"
 	optReplicas    = "replicas"
+	optMaxRecords  = "max-records-per-writer"
 	optAuthority   = "authority"
 	optTicket      = "ticket"
 	optAllow       = "allow"
@@ -90,6 +92,7 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.StringArray(optAllow, nil, "peer ID admitted without a ticket; repeatable (also REPO/allowlist, one per line); alone, the only peers this node talks to")
 	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
+	f.Int(optMaxRecords, kv.DefaultConfig().MaxRecordsPerWriter, "most KV and catalog records this node keeps per writer (live ones, and as many deletes); a writer past it is refused")
 	return cmd
 }
 
@@ -137,6 +140,13 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	}
 	if cfg.Share.MaxFileSize <= 0 {
 		return usageError{fmt.Sprintf("--%s must be positive", optMaxFileSize)}
+	}
+	cfg.KV.MaxRecordsPerWriter, _ = f.GetInt(optMaxRecords)
+	if cfg.KV.MaxRecordsPerWriter < 1 {
+		return usageError{fmt.Sprintf("--%s %d: want at least 1", optMaxRecords, cfg.KV.MaxRecordsPerWriter)}
+	}
+	if cfg.Now, err = daemonClock(log); err != nil {
+		return fail("daemon", err)
 	}
 	keyPath, _ := f.GetString(optSwarmKey)
 	if cfg.SwarmKey, err = loadSwarmKey(keyPath, dir); err != nil {
