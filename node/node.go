@@ -198,6 +198,7 @@ func New(cfg Config) (n *Node, err error) {
 	if cfg.Admission.Enabled() {
 		ac := cfg.Admission
 		ac.Logger = log
+		ac.Now = n.now
 		if n.gate, err = admit.New(ac); err != nil {
 			return nil, err
 		}
