@@ -209,6 +209,42 @@ func TestRestartWithClockSetBackIsAliveAtOnce(t *testing.T) {
 	t.Logf("alive again on both peers %s after the restart", time.Since(start).Round(time.Millisecond))
 }
 
+// A repo of a release without the counter: its peers remember an
+// incarnation that was the start time in nanoseconds. Started by this
+// release, the node is alive on its peers at once.
+func TestUpgradedRepoIsAliveAtOnce(t *testing.T) {
+	a := clockNode(t, 0, "")
+	repo := t.TempDir()
+	// A first start announces the start time in nanoseconds, the
+	// incarnation of that release; without its counter file the repo is
+	// one that release wrote.
+	old := clockNode(t, 0, repo, addrInfo(a))
+	xid := old.Host().ID()
+	waitFor(t, 15*time.Second, "x alive on its peer", func() bool {
+		m, ok := a.Membership().Member(xid)
+		return ok && m.State == gossip.StateAlive
+	})
+	before, _ := a.Membership().Member(xid)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(repo, repoIncarnationFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "x dead on its peer", func() bool {
+		m, _ := a.Membership().Member(xid)
+		return m.State == gossip.StateDead
+	})
+	clockNode(t, 0, repo, addrInfo(a))
+	waitFor(t, 10*time.Second, "the upgraded x alive again on its peer", func() bool {
+		m, _ := a.Membership().Member(xid)
+		return m.State == gossip.StateAlive && m.Inc > before.Inc
+	})
+	if _, err := os.Stat(filepath.Join(repo, repoIncarnationFile)); err != nil {
+		t.Fatalf("the upgraded repo has no incarnation counter: %v", err)
+	}
+}
+
 func TestWriterCapOnOwnWrites(t *testing.T) {
 	n := newTestNode(t, func(c *Config) { c.KV.MaxRecordsPerWriter = 2 })
 	ctx := context.Background()
