@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -219,4 +220,50 @@ func (s *Store) stored(key string) bool {
 	defer s.mu.RUnlock()
 	_, ok := s.recs[NSUser+"\x00"+key]
 	return ok
+}
+
+// A writer whose own cap is higher than its peers' floods them: each keeps
+// its cap of the writer's records, by gossip and by anti-entropy, and
+// counts the rest as rejected.
+func TestClusterWriterCapOnIntake(t *testing.T) {
+	big := clConfig()
+	big.MaxRecordsPerWriter = 100
+	small := clConfig()
+	small.MaxRecordsPerWriter = 5
+	w := clStartNodeWith(t, nil, "", big)
+	r1 := clStartNodeWith(t, nil, "", small)
+	r2 := clStartNodeWith(t, nil, "", small)
+	clConnect(t, r1, w)
+	clConnect(t, r2, w)
+	clConnect(t, r2, r1)
+	clWaitReady(t, 15*time.Second, w, r1, r2)
+	ctx := t.Context()
+	for i := range 8 {
+		if _, err := w.s.Put(ctx, NSUser, fmt.Sprintf("k%d", i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*clNode{r1, r2} {
+		clWait(t, 15*time.Second, func() error {
+			held := len(n.s.List(NSUser, ""))
+			if rej := n.s.Stats().Rejected[RejectWriterCap]; held != 5 || rej < 3 {
+				return fmt.Errorf("%s holds %d of the writer's 8 records and rejected %d, want 5 and at least 3", n.name(), held, rej)
+			}
+			return nil
+		})
+	}
+	// Anti-entropy keeps offering the rest; after two more exchanges of
+	// each, still 5.
+	s1, s2 := r1.s.Stats().Syncs, r2.s.Stats().Syncs
+	clWait(t, 15*time.Second, func() error {
+		if r1.s.Stats().Syncs < s1+2 || r2.s.Stats().Syncs < s2+2 {
+			return fmt.Errorf("waiting for two anti-entropy exchanges of each")
+		}
+		return nil
+	})
+	for _, n := range []*clNode{r1, r2} {
+		if held := len(n.s.List(NSUser, "")); held != 5 {
+			t.Fatalf("%s holds %d of the writer's records after anti-entropy, the cap is 5", n.name(), held)
+		}
+	}
 }
