@@ -213,6 +213,10 @@ func (m *Membership) clockRound(all bool) {
 	wg.Wait()
 }
 
+// MeasureClocks reads, now, the clocks of the connected live members not
+// measured yet (a node that just met its peers, before its first round).
+func (m *Membership) MeasureClocks() { m.clockRound(false) }
+
 // livePeers returns the members other than this node that are alive or
 // suspect.
 func (m *Membership) livePeers() []peer.ID {

@@ -120,12 +120,26 @@ func (n *Node) clockLimit() time.Duration {
 	return kv.DefaultConfig().MaxClockSkew
 }
 
+// measureClock reads the peers' clocks now if this node has live peers but
+// no measurement yet, so its first write after meeting them is judged.
+func (n *Node) measureClock() {
+	m := n.membRef.Load()
+	if m == nil {
+		return
+	}
+	if _, peers := m.ClockOffset(); peers > 0 {
+		return
+	}
+	m.MeasureClocks()
+}
+
 // clockError is the API error of a write refused because this node's
-// clock is off, nil if it is not (or not measured yet).
+// clock is off, nil if it is not (or not measured yet: a node alone).
 func (n *Node) clockError(what string) error {
 	if n.kv == nil {
 		return nil
 	}
+	n.measureClock()
 	if err := n.kv.CheckClock(); err != nil {
 		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
 	}

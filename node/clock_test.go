@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/gossip"
@@ -265,5 +266,26 @@ func TestWriterCapOnOwnWrites(t *testing.T) {
 	}
 	if _, err := n.KVPut(ctx, api.KVPutRequest{Key: "c", Value: []byte("v")}); err != nil {
 		t.Fatalf("put after a delete: %v", err)
+	}
+}
+
+// A node whose clock is 60 s ahead writes as soon as it has met its peers,
+// before its clock loop has read theirs: the write is still judged.
+func TestFirstWriteAfterMeetingPeersIsJudged(t *testing.T) {
+	good := clockNode(t, 0, "")
+	good2 := clockNode(t, 0, "", addrInfo(good))
+	minute := clockNode(t, time.Minute, "", addrInfo(good), addrInfo(good2))
+	waitFor(t, 15*time.Second, "the node to hear both peers", func() bool {
+		alive := 0
+		for _, m := range minute.Membership().Members() {
+			if !m.Self && m.State == gossip.StateAlive && minute.Host().Network().Connectedness(m.ID) == network.Connected {
+				alive++
+			}
+		}
+		return alive == 2
+	})
+	_, err := minute.KVPut(context.Background(), api.KVPutRequest{Key: "k", Value: []byte("v")})
+	if apiStatus(err) != http.StatusServiceUnavailable {
+		t.Fatalf("first write of a node 60 s ahead: %v, want the clock error", err)
 	}
 }

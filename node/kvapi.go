@@ -30,6 +30,7 @@ func (n *Node) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, er
 		}
 		ttl = d
 	}
+	n.measureClock()
 	r, err := n.kv.Put(ctx, kv.NSUser, req.Key, req.Value, ttl)
 	if err != nil {
 		return api.KVEntry{}, kvError("kv put", req.Key, err)
@@ -48,6 +49,7 @@ func (n *Node) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
 
 // KVDelete implements api.API.
 func (n *Node) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
+	n.measureClock()
 	r, err := n.kv.Delete(ctx, kv.NSUser, key)
 	if err != nil {
 		return api.KVEntry{}, kvError("kv del", key, err)
