@@ -165,10 +165,11 @@ func (m *Membership) clockLoop() {
 	defer t.Stop()
 	last := time.Now()
 	for {
-		m.clockRound(time.Since(last) >= m.cfg.ClockInterval)
-		if time.Since(last) >= m.cfg.ClockInterval {
+		all := time.Since(last) >= m.cfg.ClockInterval
+		if all {
 			last = time.Now()
 		}
+		m.clockRound(all)
 		select {
 		case <-m.ctx.Done():
 			return
