@@ -83,8 +83,20 @@ func TestE2EClockAheadRefusesWrites(t *testing.T) {
 		!strings.Contains(r.Stderr, "fix the system clock (NTP) and retry") {
 		t.Fatalf("share on the skewed daemon: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
-	if log, _ := os.ReadFile(skewed.Log); !strings.Contains(string(log), "level=WARN msg=\"CLOCK: this node's clock is 10m") {
-		t.Fatalf("the skewed daemon did not warn about its clock in its log:\n%s", skewed.LogTail(30))
+	// Its log warns within its next clock check (every second).
+	waitFor(t, 5*time.Second, "the skewed daemon's log to warn about its clock", func() (bool, string) {
+		log, _ := os.ReadFile(skewed.Log)
+		return strings.Contains(string(log), "level=WARN msg=\"CLOCK: this node's clock is 10m"), skewed.LogTail(5)
+	})
+
+	// /metrics says it too, and counts rejections by reason.
+	if _, m := scrape(t, skewed, true); math.Abs(m["p2pshare_clock_offset_seconds"]-600) > 5 {
+		t.Fatalf("p2pshare_clock_offset_seconds on the skewed daemon = %v, want about 600", m["p2pshare_clock_offset_seconds"])
+	}
+	if _, m := scrape(t, n1, true); len(m) == 0 {
+		t.Fatal("no metrics on node 1")
+	} else if _, ok := m[`p2pshare_kv_rejected_total{reason="future"}`]; !ok {
+		t.Fatal("node 1 does not count records rejected as from the future")
 	}
 
 	// The others keep working, and the skewed daemon reads their writes.
