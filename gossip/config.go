@@ -65,6 +65,38 @@ type Config struct {
 	// ProbeTimeout is how long a probe waits for the pong before it counts
 	// as evidence against the member. Default 2 s.
 	ProbeTimeout time.Duration
+	// ClockInterval is how often a node reads again the clocks of the
+	// members it has measured (see Offsets); a member not yet measured is
+	// read within a second. Default 10 s.
+	ClockInterval time.Duration
+	// Clock is the wall clock: clock readings sent to peers, and the
+	// incarnation when Incarnations is nil. Default the system clock.
+	Clock Clock
+	// Incarnations, when set, gives the incarnations (node keeps a counter
+	// in its repo). When nil, the incarnation starts at Clock's time in
+	// nanoseconds, which a clock set back makes older than the last one.
+	Incarnations Incarnations
+}
+
+// Clock is a wall clock.
+type Clock interface {
+	Now() time.Time
+}
+
+// Incarnations gives a node's incarnations.
+type Incarnations interface {
+	// Next returns a new incarnation, greater than every one it returned
+	// before, in this process or an earlier one. Membership calls it at
+	// start and on every refutation.
+	Next() (uint64, error)
+}
+
+// now reads the configured clock, the system's when none is.
+func (c Config) now() time.Time {
+	if c.Clock == nil {
+		return time.Now()
+	}
+	return c.Clock.Now()
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -78,6 +110,7 @@ func DefaultConfig() Config {
 		ForgetAfter:   time.Hour,
 		ProbeInterval: time.Second,
 		ProbeTimeout:  2 * time.Second,
+		ClockInterval: 10 * time.Second,
 	}
 }
 
@@ -107,8 +140,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ProbeTimeout == 0 {
 		c.ProbeTimeout = d.ProbeTimeout
 	}
+	if c.ClockInterval == 0 {
+		c.ClockInterval = d.ClockInterval
+	}
+
 	switch {
-	case c.Heartbeat < 0 || c.TFail < 0 || c.RedialTimeout < 0 || c.ForgetAfter < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0:
+	case c.Heartbeat < 0 || c.TFail < 0 || c.RedialTimeout < 0 || c.ForgetAfter < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0 || c.ClockInterval < 0:
 		return c, fmt.Errorf("gossip config: negative duration")
 	case c.TFail < 2*c.Heartbeat:
 		return c, fmt.Errorf("gossip config: TFail %s must be at least two heartbeats (%s)", c.TFail, 2*c.Heartbeat)

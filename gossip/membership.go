@@ -44,6 +44,7 @@ type Membership struct {
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
 	paused    atomic.Bool // tests: stop heartbeating as if the process hung
+	offsets   *Offsets
 
 	pubMu sync.Mutex // held from numbering a message to publishing it; taken before mu
 
@@ -65,9 +66,9 @@ type Membership struct {
 	isSettled  bool
 }
 
-// New joins the membership topic on ps and starts heartbeating. facts may
-// be nil. The incarnation starts at the current time in nanoseconds, so it
-// grows across restarts of the same identity.
+// New joins the membership topic on ps, serves and reads clock readings
+// (see Offsets) and starts heartbeating. facts may be nil. The incarnation
+// comes from cfg.Incarnation (see Config).
 func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logger) (*Membership, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -79,13 +80,19 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 	if facts == nil {
 		facts = func() (int, int64) { return 0, 0 }
 	}
+	inc := uint64(cfg.now().UnixNano())
+	if cfg.Incarnations != nil {
+		if inc, err = cfg.Incarnations.Next(); err != nil {
+			return nil, fmt.Errorf("membership: incarnation: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Membership{
 		h: h, cfg: cfg, log: log.With("component", "members"), facts: facts,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, offsets: NewOffsets(),
 		members: map[peer.ID]*Member{}, lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
 		probing: map[peer.ID]bool{}, checking: map[peer.ID]checkKind{}, settled: make(chan struct{}),
-		inc: uint64(time.Now().UnixNano()), started: time.Now(),
+		inc: inc, started: time.Now(),
 	}
 	if err := ps.RegisterTopicValidator(MembersTopic, m.validate); err != nil {
 		cancel()
@@ -104,9 +111,11 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 	}
 	m.notifee = &network.NotifyBundle{DisconnectedF: m.disconnected}
 	h.Network().Notify(m.notifee)
-	m.wg.Add(2)
+	h.SetStreamHandler(ClockProtocol, m.handleClock)
+	m.wg.Add(3)
 	go m.receiveLoop()
 	go m.tickLoop()
+	go m.clockLoop()
 	m.publishHeartbeat()
 	return m, nil
 }
@@ -117,6 +126,7 @@ func (m *Membership) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		m.h.Network().StopNotify(m.notifee)
+		m.h.RemoveStreamHandler(ClockProtocol)
 		m.mu.Lock()
 		m.closed = true
 		m.mu.Unlock()
@@ -193,6 +203,7 @@ func (m *Membership) Members() []Member {
 	for i := range out {
 		if !out[i].Self {
 			out[i].RTT = m.h.Peerstore().LatencyEWMA(out[i].ID)
+			out[i].Offset, out[i].OffsetKnown = m.offsets.Offset(out[i].ID)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -215,6 +226,7 @@ func (m *Membership) Member(p peer.ID) (Member, bool) {
 	c := copyMember(mem)
 	m.mu.Unlock()
 	c.RTT = m.h.Peerstore().LatencyEWMA(p)
+	c.Offset, c.OffsetKnown = m.offsets.Offset(p)
 	return c, true
 }
 
@@ -234,6 +246,19 @@ func copyMember(mem *Member) Member {
 	c.accusers = nil
 	c.Addrs = append([]string(nil), mem.Addrs...)
 	return c
+}
+
+// nextIncLocked returns the incarnation that refutes a suspicion of this
+// node: from Config.Incarnations, so the next start is newer still.
+func (m *Membership) nextIncLocked() uint64 {
+	if m.cfg.Incarnations == nil {
+		return max(m.inc+1, uint64(m.cfg.now().UnixNano()))
+	}
+	inc, err := m.cfg.Incarnations.Next()
+	if err != nil {
+		m.log.Warn("keep the incarnation counter; refuting with the next value in memory only", "err", err)
+	}
+	return max(m.inc+1, inc)
 }
 
 // Incarnation returns this node's current incarnation.
@@ -337,7 +362,7 @@ func (m *Membership) onSuspectLocked(mm *Message, now time.Time) {
 	if mm.About == m.h.ID() {
 		if !m.left && mm.AboutInc >= m.inc {
 			// Refute: a higher incarnation, announced at once.
-			m.inc = max(m.inc+1, uint64(now.UnixNano()))
+			m.inc = m.nextIncLocked()
 			m.seq = 0
 			m.log.Info("refuting suspicion", "by", mm.Peer, "inc", m.inc)
 			if !m.closed {

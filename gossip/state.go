@@ -84,7 +84,11 @@ type Member struct {
 	Files     int
 	FreeBytes int64
 	RTT       time.Duration // from the peerstore, 0 if unknown
-	Self      bool
+	// Offset is how far the member's clock is ahead of this node's
+	// (negative: behind), when OffsetKnown (see Offsets); 0 for this node.
+	Offset      time.Duration
+	OffsetKnown bool
+	Self        bool
 
 	accusers map[peer.ID]bool // peers suspecting the current (Inc, Seq)
 	// checkedInc, checkedSeq: the (Inc, Seq) at which a suspicion last made

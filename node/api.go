@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pshare/p2pshare/gossip"
+	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node/api"
 	"github.com/p2pshare/p2pshare/share"
 )
@@ -25,7 +28,15 @@ func (n *Node) ID(context.Context) (api.IDInfo, error) {
 	n.mu.Lock()
 	u := n.apiURL
 	n.mu.Unlock()
-	return api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u}, nil
+	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u, Clock: n.clockWarning()}
+	if m := n.membRef.Load(); m != nil {
+		d, peers := m.ClockOffset()
+		info.OffsetPeers = peers
+		if peers > 0 {
+			info.OffsetMillis = durationMillis(d)
+		}
+	}
+	return info, nil
 }
 
 // p2pAddrs returns the host's addresses, each ending in /p2p/ID.
@@ -39,6 +50,11 @@ func (n *Node) p2pAddrs() []string {
 
 // Share implements api.API.
 func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+	// The network would refuse the name record of a node whose clock is
+	// off: say so before storing anything.
+	if err := n.clockError("share"); err != nil {
+		return api.ShareResult{}, err
+	}
 	r := req.Body
 	name := req.Name
 	if r == nil {
@@ -79,10 +95,10 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 		return api.ShareResult{}, apiError(err)
 	}
 	if err := n.kv.PublishName(ctx, res.Name, res.CID, res.Size, res.Time); err != nil {
-		return api.ShareResult{}, api.Errorf(http.StatusInternalServerError, "share %q: add to the catalog: %v", res.Name, err)
+		return api.ShareResult{}, catalogError(fmt.Sprintf("share %q: add to the catalog", res.Name), err)
 	}
 	if err := n.kv.PublishHolding(ctx, res.CID, ""); err != nil {
-		return api.ShareResult{}, api.Errorf(http.StatusInternalServerError, "share %q: record holding in the catalog: %v", res.Name, err)
+		return api.ShareResult{}, catalogError(fmt.Sprintf("share %q: record holding in the catalog", res.Name), err)
 	}
 	n.pushCatalog(ctx)
 	out := api.ShareResult{Name: res.Name, CID: res.CID.String(), Size: res.Size, Published: res.Published, Replicas: []string{}}
@@ -216,10 +232,24 @@ func (n *Node) Members(context.Context) ([]api.MemberInfo, error) {
 			ID: m.ID.String(), State: m.State.String(), LastSeen: m.LastSeen.UTC().Format(time.RFC3339Nano),
 			Since: m.Since.UTC().Format(time.RFC3339Nano), Incarnation: m.Inc, RTTMillis: millis(m.RTT),
 			Files: m.Files, FreeBytes: m.FreeBytes, Addrs: m.Addrs, Self: m.Self,
+			OffsetMillis: offsetMillis(m),
 		})
 	}
 	return out, nil
 }
+
+// offsetMillis is a member's clock offset for the API: nil when not
+// measured, 0 for this node.
+func offsetMillis(m gossip.Member) *float64 {
+	if !m.Self && !m.OffsetKnown {
+		return nil
+	}
+	v := durationMillis(m.Offset)
+	return &v
+}
+
+// durationMillis is d in milliseconds, to the microsecond.
+func durationMillis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Leave implements api.API: every file that would fall below R live
 // copies is handed off to the closest live members (in custody for this
@@ -298,6 +328,17 @@ func apiError(err error) error {
 		status = 499
 	}
 	return &api.Error{Status: status, Message: err.Error()}
+}
+
+// catalogError is the API error of a catalog write that failed.
+func catalogError(what string, err error) error {
+	switch {
+	case errors.Is(err, kv.ErrClockOff):
+		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+	case errors.Is(err, kv.ErrWriterLimit):
+		return writerLimitError(what, err)
+	}
+	return api.Errorf(http.StatusInternalServerError, "%s: %v", what, err)
 }
 
 // unwrapPathErr drops the op and path of an *os.PathError (the caller says

@@ -62,6 +62,10 @@ type Config struct {
 	Share share.Config
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Now is the node's wall clock: it stamps records, clock readings
+	// sent to peers and checks tickets. Default time.Now. (Tests shift it
+	// to play a machine whose clock is wrong.)
+	Now func() time.Time
 }
 
 // DefaultConfig returns the defaults documented on Config for a node in repo.

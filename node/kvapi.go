@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ func (n *Node) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, er
 		}
 		ttl = d
 	}
+	n.measureClock()
 	r, err := n.kv.Put(ctx, kv.NSUser, req.Key, req.Value, ttl)
 	if err != nil {
 		return api.KVEntry{}, kvError("kv put", req.Key, err)
@@ -47,6 +49,7 @@ func (n *Node) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
 
 // KVDelete implements api.API.
 func (n *Node) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
+	n.measureClock()
 	r, err := n.kv.Delete(ctx, kv.NSUser, key)
 	if err != nil {
 		return api.KVEntry{}, kvError("kv del", key, err)
@@ -108,10 +111,26 @@ func kvError(what, key string, err error) error {
 	case errors.Is(err, kv.ErrNotFound):
 		status = http.StatusNotFound
 		return &api.Error{Status: status, Message: what + " " + quoteKey(key) + ": no such key"}
+	case errors.Is(err, kv.ErrClockOff):
+		// About this node, not the key.
+		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+	case errors.Is(err, kv.ErrWriterLimit):
+		return writerLimitError(what, err)
 	case errors.Is(err, context.Canceled):
 		status = 499
 	}
 	return &api.Error{Status: status, Message: what + " " + quoteKey(key) + ": " + err.Error()}
+}
+
+// writerLimitError is the API error of a write past the per-writer cap,
+// naming the daemon flag that raises it.
+func writerLimitError(what string, err error) error {
+	var we *kv.WriterLimitError
+	if errors.As(err, &we) && !we.Tombstone {
+		return &api.Error{Status: http.StatusInsufficientStorage, Message: fmt.Sprintf(
+			"%s: this node holds the per-writer limit of %d records: delete some or raise --max-records-per-writer", what, we.Limit)}
+	}
+	return &api.Error{Status: http.StatusInsufficientStorage, Message: what + ": " + err.Error()}
 }
 
 // quoteKey quotes a key for a one-line message, shortening a long one.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/p2pshare/p2pshare/gossip"
+	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -62,6 +63,10 @@ func (m *nodeMetrics) register(n *Node) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "p2pshare", Name: "files_held", Help: "Files in this node's store."},
 			func() float64 { return float64(n.store.Count()) }),
 		membersCollector{n.memb},
+		rejectedCollector{n.kv},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "p2pshare", Name: "clock_offset_seconds",
+			Help: "How far this node's clock is ahead of the network's (the median of the measured live members'; negative: behind); 0 until measured."},
+			func() float64 { d, _ := n.clockOffset(); return d.Seconds() }),
 	)
 	n.share.SetObserver(func(what string, d time.Duration) { m.lookups.WithLabelValues(what).Observe(d.Seconds()) })
 }
@@ -112,6 +117,22 @@ func (c membersCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for s, k := range counts {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(k), s)
+	}
+}
+
+// rejectedCollector reports the records received and rejected, by reason.
+type rejectedCollector struct{ s *kv.Store }
+
+var rejectedDesc = prometheus.NewDesc("p2pshare_kv_rejected_total",
+	"KV and catalog records received and rejected, by reason (future: written too far ahead; writer_cap: its writer holds the per-writer limit here; invalid, too_large, denied).",
+	[]string{"reason"}, nil)
+
+func (c rejectedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rejectedDesc }
+
+func (c rejectedCollector) Collect(ch chan<- prometheus.Metric) {
+	got := c.s.Stats().Rejected
+	for _, r := range []string{kv.RejectFuture, kv.RejectWriterCap, kv.RejectInvalid, kv.RejectTooLarge, kv.RejectDenied} {
+		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(got[r]), r)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,6 +94,10 @@ type Node struct {
 	memb  *gossip.Membership
 	kv    *kv.Store
 	gate  *admit.Gate // nil in an open network
+	clock func() time.Time
+	// membRef is memb for the DHT's validators, which run before memb is
+	// set and concurrently with New.
+	membRef atomic.Pointer[gossip.Membership]
 
 	transfers transfers // shares and gets in progress
 	metrics   *nodeMetrics
@@ -126,7 +131,10 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, ctx: ctx, cancel: cancel, started: time.Now()}
+	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, ctx: ctx, cancel: cancel, started: time.Now(), clock: cfg.Now}
+	if n.clock == nil {
+		n.clock = time.Now
+	}
 	// Close what was started on an error. Through a copy: every error
 	// return below is "return nil, err", which sets n to nil before this
 	// runs.
@@ -148,7 +156,7 @@ func New(cfg Config) (n *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := admit.VerifyTicket(a.Authority, a.Ticket, self, time.Now()); err != nil {
+		if err := admit.VerifyTicket(a.Authority, a.Ticket, self, n.now()); err != nil {
 			return nil, fmt.Errorf("admission: this node's own ticket: %w", err)
 		}
 	}
@@ -190,6 +198,7 @@ func New(cfg Config) (n *Node, err error) {
 	if cfg.Admission.Enabled() {
 		ac := cfg.Admission
 		ac.Logger = log
+		ac.Now = n.now
 		if n.gate, err = admit.New(ac); err != nil {
 			return nil, err
 		}
@@ -232,8 +241,8 @@ func New(cfg Config) (n *Node, err error) {
 		dht.BucketSize(dhtBucketSize),
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
-			share.NameNamespace: share.NameValidator{},
-			kv.DHTNamespace:     kv.Validator{Skew: cfg.KV.MaxClockSkew},
+			share.NameNamespace: share.NameValidator{Now: n.networkNow},
+			kv.DHTNamespace:     kv.Validator{Skew: cfg.KV.MaxClockSkew, Now: n.networkNow},
 		}),
 	)
 	if err != nil {
@@ -255,12 +264,18 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start GossipSub: %w", err)
 	}
-	n.memb, err = gossip.New(gh, n.ps, cfg.Gossip, n.facts, log)
+	gc := cfg.Gossip
+	gc.Clock = &wallClock{n.now}
+	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
+	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
 	if err != nil {
 		return nil, err
 	}
+	n.membRef.Store(n.memb)
 	kvc := cfg.KV
 	kvc.Check = n.checkKVRecord
+	kvc.Now = n.now
+	kvc.ClockOffset = n.clockOffset
 	n.kv, err = kv.Open(gh, n.ps, n.dht, repo.Path(repoKVFile), kvc, log)
 	if err != nil {
 		return nil, err
@@ -289,9 +304,10 @@ func New(cfg Config) (n *Node, err error) {
 		n.wg.Add(1)
 		go n.revocationLoop()
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.announceCatalog()
 	go n.watchMembers(events)
+	go n.watchClock()
 	if cfg.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
 		if err := n.mdns.Start(); err != nil {

@@ -27,8 +27,10 @@ const (
 	NameNamespace = "p2pshare-name"
 	minRecordYear = 2000
 	maxRecordYear = 2200
-	// MaxClockSkew is how far in the future a record's time may be.
-	MaxClockSkew = 2 * time.Minute
+	// MaxClockSkew is how far in the future a record's time may be: the
+	// KV store's default, the one limit of the network's clocks (a node
+	// whose clock is further off the network's refuses its writes).
+	MaxClockSkew = 30 * time.Second
 )
 
 // ValidateName checks that name can name a file everywhere: non-empty, at
@@ -177,7 +179,8 @@ func (r *NameRecord) newer(o *NameRecord) bool {
 // publisher, under the key of their own name, not from the future, and
 // selects the newest.
 type NameValidator struct {
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time (node gives the network's time as it
+	// measures it); nil means time.Now.
 	Now func() time.Time
 }
 

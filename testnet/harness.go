@@ -22,11 +22,24 @@ import (
 )
 
 // Build compiles the p2pshare binary into dir and returns its path.
-func Build(dir string) (string, error) {
+func Build(dir string) (string, error) { return BuildTagged(dir, "p2pshare") }
+
+// ClockSkewTag is the build tag of a test binary whose daemon shifts its
+// wall clock by $P2PSHARE_TEST_CLOCK_OFFSET (see Daemon.Env): Go reads the
+// time through the vDSO, which libfaketime does not intercept.
+const ClockSkewTag = "clockskew"
+
+// BuildTagged compiles the p2pshare binary with build tags into dir under
+// name and returns its path.
+func BuildTagged(dir, name string, tags ...string) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	bin := filepath.Join(dir, "p2pshare")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/p2pshare")
+	bin := filepath.Join(dir, name)
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, "./cmd/p2pshare")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -62,9 +75,14 @@ type Daemon struct {
 	// Listen, if set, replaces the default listen addresses (127.0.0.1,
 	// TCP and QUIC, port 0) of the first start.
 	Listen []string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	err    error
+	// Bin, if set, is the binary the daemon process runs (a test build,
+	// see BuildTagged); the CLI run against it stays the network's.
+	Bin string
+	// Env is added to the daemon process's environment.
+	Env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
 }
 
 // Result is the outcome of one CLI run.
@@ -167,7 +185,14 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 		return err
 	}
 	_ = os.Remove(filepath.Join(d.Repo, "api"))
-	cmd := command(context.Background(), d.Prefix, d.net.Bin, args)
+	bin := d.net.Bin
+	if d.Bin != "" {
+		bin = d.Bin
+	}
+	cmd := command(context.Background(), d.Prefix, bin, args)
+	if len(d.Env) > 0 {
+		cmd.Env = append(os.Environ(), d.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -14,6 +14,9 @@ type memberOut struct {
 	LastSeen    string `json:"last_seen"`
 	Incarnation uint64 `json:"incarnation"`
 	Self        bool   `json:"self"`
+	// OffsetMS is how far the member's clock is ahead of d's; nil until
+	// measured.
+	OffsetMS *float64 `json:"offset_ms"`
 }
 
 // stateOn returns what node d's `members --json` says of peer id.

@@ -20,6 +20,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/spf13/cobra"
 
+	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node"
 	"github.com/p2pshare/p2pshare/node/api"
 )
@@ -38,6 +39,7 @@ const (
 	optReplicas    = "replicas"
 	optScrubRate   = "scrub-rate"
 	optScrubEvery  = "scrub-interval"
+	optMaxRecords  = "max-records-per-writer"
 	optAuthority   = "authority"
 	optTicket      = "ticket"
 	optAllow       = "allow"
@@ -94,6 +96,7 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.Float64(optScrubRate, 8, "MiB/s at which stored files are re-read and re-hashed to find bit rot (0 turns the scrub off)")
 	f.Duration(optScrubEvery, 24*time.Hour, "how long a verified file waits before the scrub verifies it again")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
+	f.Int(optMaxRecords, kv.DefaultConfig().MaxRecordsPerWriter, "most KV and catalog records this node keeps per writer (live ones, and as many deletes); a writer past it is refused")
 	return cmd
 }
 
@@ -152,6 +155,13 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	}
 	if cfg.Share.MaxFileSize <= 0 {
 		return usageError{fmt.Sprintf("--%s must be positive", optMaxFileSize)}
+	}
+	cfg.KV.MaxRecordsPerWriter, _ = f.GetInt(optMaxRecords)
+	if cfg.KV.MaxRecordsPerWriter < 1 {
+		return usageError{fmt.Sprintf("--%s %d: want at least 1", optMaxRecords, cfg.KV.MaxRecordsPerWriter)}
+	}
+	if cfg.Now, err = daemonClock(log); err != nil {
+		return fail("daemon", err)
 	}
 	keyPath, _ := f.GetString(optSwarmKey)
 	if cfg.SwarmKey, err = loadSwarmKey(keyPath, dir); err != nil {

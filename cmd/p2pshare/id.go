@@ -13,7 +13,11 @@ import (
 func newIDCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "id",
-		Short: "Show the running node's peer ID, addresses and API URL",
+		Short: "Show the running node's peer ID, addresses, API URL and clock offset",
+		Long: `id prints the running node's peer ID, its addresses, its API URL and how far
+its clock is from the network's (the median of its peers' clocks). When its
+clock is off by more than the records allow (30 s), it warns (JSON: the
+"clock" field): the node refuses every write until the clock is fixed.`,
 		Example: `  p2pshare id
   p2pshare id --json | jq -r '.addrs[0]'    # an address others can --bootstrap to`,
 		Args: exactArgs(0, "no arguments"),
@@ -32,6 +36,12 @@ func newIDCmd() *cobra.Command {
 			fmt.Fprintf(out, "peer  %s\napi   %s\n", info.ID, info.API)
 			for _, a := range info.Addrs {
 				fmt.Fprintf(out, "addr  %s\n", a)
+			}
+			if info.OffsetPeers > 0 {
+				fmt.Fprintf(out, "clock %s from the network (median of %d peers)\n", formatOffset(info.OffsetMillis), info.OffsetPeers)
+			}
+			if info.Clock != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "p2pshare: warning: %s\n", info.Clock)
 			}
 			return nil
 		},

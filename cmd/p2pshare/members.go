@@ -17,7 +17,8 @@ func newMembersCmd() *cobra.Command {
 		Short: "List the network's members and whether each is alive, suspect, dead or left",
 		Long: `members prints this node's members table: every node heard on the membership
 topic, its state (alive, suspect, dead, left), when it was last heard from,
-its incarnation (which grows on every restart) and its RTT.`,
+its incarnation (which grows on every restart), its RTT and how far its clock
+is ahead of this node's (OFFSET; negative: behind; "-" until measured).`,
 		Example: `  p2pshare members
   p2pshare members --json | jq -r '.[] | select(.state=="dead") | .id'`,
 		Args: exactArgs(0, "no arguments"),
@@ -31,7 +32,7 @@ its incarnation (which grows on every restart) and its RTT.`,
 				return printJSON(out, ms)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER\tSTATE\tLAST SEEN\tRTT\tFILES")
+			fmt.Fprintln(tw, "PEER\tSTATE\tLAST SEEN\tRTT\tOFFSET\tFILES")
 			for _, m := range ms {
 				seen := "now"
 				if t, err := time.Parse(time.RFC3339Nano, m.LastSeen); err == nil && !m.Self {
@@ -45,7 +46,11 @@ its incarnation (which grows on every restart) and its RTT.`,
 				if m.RTTMillis > 0 {
 					rtt = fmt.Sprintf("%.2f ms", m.RTTMillis)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", id, m.State, seen, rtt, m.Files)
+				offset := "-"
+				if m.OffsetMillis != nil {
+					offset = formatOffset(*m.OffsetMillis)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", id, m.State, seen, rtt, offset, m.Files)
 			}
 			return tw.Flush()
 		},
@@ -97,4 +102,14 @@ cannot be handed off, the node stays and says why.`,
 	}
 	addJSONFlag(cmd)
 	return cmd
+}
+
+// formatOffset renders a clock offset in milliseconds with its sign, as a
+// duration rounded to the millisecond.
+func formatOffset(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond)).Round(time.Millisecond)
+	if d > 0 {
+		return "+" + d.String()
+	}
+	return d.String()
 }

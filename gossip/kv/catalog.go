@@ -115,7 +115,7 @@ func (s *Store) DropHolding(ctx context.Context, c cid.Cid) error {
 
 // Holders returns the peers the catalog says hold c, sorted by peer ID.
 func (s *Store) Holders(c string) []Holder {
-	now := time.Now()
+	now := s.networkNow()
 	var out []Holder
 	s.mu.RLock()
 	for _, r := range s.holds[c] {

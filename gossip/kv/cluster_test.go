@@ -92,6 +92,12 @@ func clKey(t *testing.T) crypto.PrivKey {
 // bbolt file path (a new one when empty).
 func clStartNode(t *testing.T, key crypto.PrivKey, path string) *clNode {
 	t.Helper()
+	return clStartNodeWith(t, key, path, clConfig())
+}
+
+// clStartNodeWith is clStartNode with the store's config cfg.
+func clStartNodeWith(t *testing.T, key crypto.PrivKey, path string, cfg Config) *clNode {
+	t.Helper()
 	if key == nil {
 		key = clKey(t)
 	}
@@ -125,7 +131,7 @@ func clStartNode(t *testing.T, key crypto.PrivKey, path string) *clNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.s, err = Open(n.h, n.ps, n.dht, path, clConfig(), clLogger())
+	n.s, err = Open(n.h, n.ps, n.dht, path, cfg, clLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

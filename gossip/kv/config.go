@@ -31,6 +31,22 @@ type Config struct {
 	DHTTimeout time.Duration
 	// MaxTTL is the longest TTL a put may ask for. Default 10 years.
 	MaxTTL time.Duration
+	// MaxRecordsPerWriter caps the records of one writer this node keeps:
+	// at most this many live records, and as many tombstones, per writer.
+	// A received record past the cap is rejected, and this node's own
+	// write past it fails with ErrWriterLimit, so one writer cannot grow
+	// every node's memory and disk without bound. Default 10,000.
+	MaxRecordsPerWriter int
+	// Now is the wall clock: it stamps this node's writes (through the
+	// hybrid logical clock) and, corrected by ClockOffset, judges the
+	// records received. Default time.Now.
+	Now func() time.Time
+	// ClockOffset, when set, returns how far this node's clock is ahead of
+	// the network's (negative: behind) and whether that is known. When it
+	// is known, received records are judged by the network's time, not
+	// this node's, and a node whose clock is off by more than MaxClockSkew
+	// refuses every write with ErrClockOff: the network would reject them.
+	ClockOffset func() (time.Duration, bool)
 	// Check, when set, is asked about every record written or received
 	// besides the store's own checks (node uses it to verify revocations
 	// against the network authority); an error rejects the record.
@@ -48,6 +64,9 @@ func DefaultConfig() Config {
 		SweepInterval: 10 * time.Second,
 		DHTTimeout:    10 * time.Second,
 		MaxTTL:        10 * 365 * 24 * time.Hour,
+
+		MaxRecordsPerWriter: 10_000,
+		Now:                 time.Now,
 	}
 }
 
@@ -77,9 +96,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxTTL == 0 {
 		c.MaxTTL = d.MaxTTL
 	}
+	if c.MaxRecordsPerWriter == 0 {
+		c.MaxRecordsPerWriter = d.MaxRecordsPerWriter
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	switch {
 	case c.MaxValueSize < 0 || c.MaxValueSize > MaxValueSizeLimit:
 		return c, fmt.Errorf("kv config: MaxValueSize %d is outside 1..%d", c.MaxValueSize, MaxValueSizeLimit)
+	case c.MaxRecordsPerWriter < 0:
+		return c, fmt.Errorf("kv config: MaxRecordsPerWriter %d is negative", c.MaxRecordsPerWriter)
 	case c.MaxClockSkew < 0 || c.SyncInterval < 0 || c.SyncTimeout < 0 || c.TombstoneTTL < 0 ||
 		c.SweepInterval < 0 || c.DHTTimeout < 0 || c.MaxTTL < 0:
 		return c, fmt.Errorf("kv config: negative duration")

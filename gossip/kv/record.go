@@ -55,6 +55,9 @@ var (
 	ErrBadRecord = errors.New("invalid record")
 	ErrNotFound  = errors.New("not found")
 	ErrExpired   = errors.New("record expired")
+	// ErrFuture: a record written further in the future than the allowed
+	// clock skew (it also wraps ErrBadRecord).
+	ErrFuture = errors.New("from the future")
 )
 
 // ValidateKey checks a key: 1..MaxKeyLen bytes of valid UTF-8 without
@@ -229,7 +232,7 @@ func (r *Record) verify() error {
 // future than skew, not expired.
 func (r *Record) Check(now time.Time, skew time.Duration) error {
 	if r.Time.Wall > now.Add(skew).UnixNano() {
-		return fmt.Errorf("%w: written %s in the future (allowed clock skew %s)", ErrBadRecord,
+		return fmt.Errorf("%w: %w: written %s ahead (allowed clock skew %s)", ErrBadRecord, ErrFuture,
 			time.Duration(r.Time.Wall-now.UnixNano()).Round(time.Millisecond), skew)
 	}
 	if r.Expired(now) {

@@ -64,6 +64,13 @@ type Store struct {
 	// holds indexes the NSHold records by CID (holds[cid][id]), so Holders
 	// does not scan every record.
 	holds map[string]map[string]*Record
+	// perWriter counts each writer's records (live and tombstones apart)
+	// for MaxRecordsPerWriter.
+	perWriter map[writerKind]int
+
+	guardMu sync.Mutex // guards future and warned
+	future  futureSet
+	warned  map[string]struct{}
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -75,6 +82,9 @@ type Stats struct {
 	AppliedGossip int
 	AppliedSync   int
 	Syncs         int // exchanges this node started that succeeded
+	// Rejected counts the records received and rejected, by reason
+	// (RejectFuture and the other Reject constants).
+	Rejected map[string]int
 }
 
 // Open opens (creating) the bbolt file at path, loads the records, joins
@@ -99,9 +109,10 @@ func Open(h host.Host, ps *pubsub.PubSub, rt routing.ValueStore, path string, cf
 	ctx, cancel := context.WithCancel(context.Background())
 	s = &Store{
 		h: h, self: h.ID(), key: key, rt: rt, cfg: cfg, log: log.With("component", "kv"),
-		clock: NewClock(nil), db: db, ps: ps, ctx: ctx, cancel: cancel,
+		clock: NewClock(cfg.Now), db: db, ps: ps, ctx: ctx, cancel: cancel,
 		kick: make(chan peer.ID, 1), synced: make(chan struct{}), recs: map[string]*Record{},
 		sums: map[string]recordSum{}, holds: map[string]map[string]*Record{},
+		perWriter: map[writerKind]int{}, warned: map[string]struct{}{},
 	}
 	defer func() {
 		if err != nil {
@@ -171,7 +182,12 @@ func (s *Store) Config() Config { return s.cfg }
 func (s *Store) Stats() Stats {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
-	return s.stats
+	st := s.stats
+	st.Rejected = make(map[string]int, len(s.stats.Rejected))
+	for k, v := range s.stats.Rejected {
+		st.Rejected[k] = v
+	}
+	return st
 }
 
 func (s *Store) count(f func(*Stats)) {
@@ -183,7 +199,7 @@ func (s *Store) count(f func(*Stats)) {
 // load reads every record of the file into memory, dropping expired ones
 // and collected tombstones.
 func (s *Store) load() error {
-	now := time.Now()
+	now := s.networkNow()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
@@ -243,6 +259,9 @@ func (s *Store) put(ctx context.Context, ns, key string, value []byte, ttl time.
 	if err := s.checkWrite(ns, key); err != nil {
 		return nil, err
 	}
+	if err := s.checkOwnWrite(ns, key, false); err != nil {
+		return nil, err
+	}
 	if len(value) > s.cfg.MaxValueSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadValue, len(value), s.cfg.MaxValueSize)
 	}
@@ -275,6 +294,9 @@ func (s *Store) Delete(ctx context.Context, ns, key string) (*Record, error) {
 		return nil, err
 	}
 	if _, err := s.Get(ctx, ns, key); err != nil {
+		return nil, err
+	}
+	if err := s.checkOwnWrite(ns, key, true); err != nil {
 		return nil, err
 	}
 	r := &Record{NS: ns, Key: key, Deleted: true, Time: s.clock.Now()}
@@ -322,7 +344,7 @@ func (s *Store) Local(ns, key string) (*Record, bool) {
 	s.mu.RLock()
 	r, ok := s.recs[ns+"\x00"+key]
 	s.mu.RUnlock()
-	if !ok || r.Deleted || r.Expired(time.Now()) {
+	if !ok || r.Deleted || r.Expired(s.networkNow()) {
 		return nil, false
 	}
 	return r, true
@@ -337,7 +359,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 	s.mu.RLock()
 	r, ok := s.recs[ns+"\x00"+key]
 	s.mu.RUnlock()
-	now := time.Now()
+	now := s.networkNow()
 	if ok {
 		if r.Deleted || r.Expired(now) {
 			return nil, fmt.Errorf("key %q: %w (deleted or expired)", key, ErrNotFound)
@@ -369,7 +391,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 // List returns the live records of namespace ns whose key starts with
 // prefix, sorted by key.
 func (s *Store) List(ns, prefix string) []*Record {
-	now := time.Now()
+	now := s.networkNow()
 	pre := ns + "\x00" + prefix
 	s.mu.RLock()
 	var out []*Record
@@ -394,11 +416,18 @@ func (s *Store) Len() int {
 // memory and, in one transaction, on disk. It returns how many it kept.
 // The records must have been verified.
 func (s *Store) apply(rs []*Record) (int, error) {
+	var capped []*Record // counted and logged once s.mu is released
+	defer func() {
+		for _, r := range capped {
+			s.rejected(r.Writer, RejectWriterCap, fmt.Errorf("%w: its writer holds %d records here, the limit", ErrBadRecord, s.cfg.MaxRecordsPerWriter))
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.networkNow()
 	var won []*Record
 	seen := map[string]*Record{}
+	delta := map[writerKind]int{}
 	for _, r := range rs {
 		if s.gone(r, now) {
 			continue
@@ -409,6 +438,10 @@ func (s *Store) apply(rs []*Record) (int, error) {
 			cur = s.recs[id]
 		}
 		if cur != nil && !r.Wins(cur) {
+			continue
+		}
+		if !s.roomLocked(r, cur, delta) {
+			capped = append(capped, r)
 			continue
 		}
 		seen[id] = r
@@ -453,6 +486,10 @@ type recordSum struct {
 // place in the holdings index. s.mu must be held for writing.
 func (s *Store) setLocked(r *Record) {
 	id := r.ID()
+	if old, ok := s.recs[id]; ok {
+		s.perWriter[kindOf(old)]--
+	}
+	s.perWriter[kindOf(r)]++
 	s.recs[id] = r
 	s.sums[id] = recordSum{r: r, d: r.digest(), bucket: bucketOf(id)}
 	if r.NS == NSHold {
@@ -466,6 +503,13 @@ func (s *Store) setLocked(r *Record) {
 
 // dropLocked forgets the local copy of id. s.mu must be held for writing.
 func (s *Store) dropLocked(id string) {
+	if r, ok := s.recs[id]; ok {
+		if k := kindOf(r); s.perWriter[k] <= 1 {
+			delete(s.perWriter, k)
+		} else {
+			s.perWriter[k]--
+		}
+	}
 	if r, ok := s.recs[id]; ok && r.NS == NSHold {
 		c, _, _ := strings.Cut(r.Key, "/")
 		delete(s.holds[c], id)
@@ -487,23 +531,47 @@ func (s *Store) sumLocked(id string, r *Record) recordSum {
 }
 
 // admit checks a verified record from another node against this node's
-// limits: not from further in the future than MaxClockSkew, not expired, a
-// value no larger than MaxValueSize.
+// limits: not from further in the future than MaxClockSkew, now or when it
+// was first received, not expired, a value no larger than MaxValueSize. A
+// rejected record is counted (see Stats.Rejected) and its writer warned
+// about once.
 func (s *Store) admit(r *Record, now time.Time) error {
+	err := s.check(r, now)
+	if err != nil && !errors.Is(err, ErrExpired) {
+		s.rejected(r.Writer, rejectReason(err), err)
+	}
+	return err
+}
+
+func (s *Store) check(r *Record, now time.Time) error {
+	s.guardMu.Lock()
+	was := s.future.has(r)
+	s.guardMu.Unlock()
+	if was {
+		return fmt.Errorf("%w: %w: rejected on receipt, and for good", ErrBadRecord, ErrFuture)
+	}
 	if len(r.Value) > s.cfg.MaxValueSize {
-		return fmt.Errorf("%w: value of %d bytes, this node's limit is %d", ErrBadRecord, len(r.Value), s.cfg.MaxValueSize)
+		return fmt.Errorf("%w: %w: %d bytes, this node's limit is %d", ErrBadRecord, errTooLarge, len(r.Value), s.cfg.MaxValueSize)
 	}
 	if err := s.extraCheck(r); err != nil {
 		return err
 	}
-	return r.Check(now, s.cfg.MaxClockSkew)
+	err := r.Check(now, s.cfg.MaxClockSkew)
+	if errors.Is(err, ErrFuture) && s.clockTrusted() {
+		// For good: accepted once this node's clock caught up with it,
+		// it would override every write acknowledged in between.
+		s.guardMu.Lock()
+		s.future.add(r)
+		s.guardMu.Unlock()
+	}
+	return err
 }
 
 // extraCheck applies Config.Check; records of NSRevoke need one.
 func (s *Store) extraCheck(r *Record) error {
 	if s.cfg.Check != nil {
 		if err := s.cfg.Check(r); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadRecord, err)
+			return fmt.Errorf("%w: %w: %v", ErrBadRecord, errDenied, err)
 		}
 	} else if r.NS == NSRevoke {
 		return fmt.Errorf("%w: revocations need a network authority", ErrBadRecord)
@@ -517,18 +585,17 @@ func (s *Store) extraCheck(r *Record) error {
 func (s *Store) validate(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	r, err := Unmarshal(msg.Data)
 	if err != nil {
-		s.log.Debug("rejected KV message", "from", msg.GetFrom(), "err", err)
+		s.rejected(msg.GetFrom(), RejectInvalid, err)
 		return pubsub.ValidationReject
 	}
 	if msg.GetFrom() != r.Writer {
-		s.log.Debug("rejected KV message relayed as its own", "from", msg.GetFrom(), "writer", r.Writer)
+		s.rejected(msg.GetFrom(), RejectInvalid, fmt.Errorf("%w: a record of %s published as its own", ErrBadRecord, r.Writer))
 		return pubsub.ValidationReject
 	}
-	if err := s.admit(r, time.Now()); err != nil {
+	if err := s.admit(r, s.networkNow()); err != nil {
 		if errors.Is(err, ErrExpired) {
 			return pubsub.ValidationIgnore
 		}
-		s.log.Debug("rejected KV message", "from", msg.GetFrom(), "err", err)
 		return pubsub.ValidationReject
 	}
 	msg.ValidatorData = r
@@ -604,7 +671,7 @@ func (s *Store) sweepLoop() {
 			return
 		case <-t.C:
 		}
-		s.sweep(time.Now())
+		s.sweep(s.networkNow())
 	}
 }
 

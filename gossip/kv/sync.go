@@ -151,7 +151,7 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 	var st SyncStats
 	r := bufio.NewReaderSize(str, 64<<10)
 	w := bufio.NewWriterSize(str, 64<<10)
-	mine := s.digest(time.Now())
+	mine := s.digest(s.networkNow())
 	var theirs []byte
 	var err error
 	if initiator {
@@ -171,7 +171,7 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 	diff := differing(mine, theirs)
 	// Choose what to send before receiving, so the initiator does not send
 	// back what the responder just gave it.
-	recs := s.recordsIn(diff, time.Now())
+	recs := s.recordsIn(diff, s.networkNow())
 	send := func() error {
 		for _, b := range recs {
 			if err := writeFrame(w, b); err != nil {
@@ -192,7 +192,7 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 			return st, fmt.Errorf("send records: %w", err)
 		}
 	}
-	err = s.receiveInto(r, func(rs []*Record) error {
+	err = s.receiveInto(str.Conn().RemotePeer(), r, func(rs []*Record) error {
 		st.Received += len(rs)
 		n, err := s.apply(rs)
 		st.Applied += n
@@ -215,7 +215,7 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 // receive reads records until an empty frame and returns the valid ones.
 func (s *Store) receive(r *bufio.Reader) ([]*Record, error) {
 	var out []*Record
-	err := s.receiveInto(r, func(rs []*Record) error {
+	err := s.receiveInto("", r, func(rs []*Record) error {
 		out = append(out, rs...)
 		return nil
 	})
@@ -229,9 +229,10 @@ const syncChunk = 1000
 
 // receiveInto reads records until an empty frame and hands the valid ones
 // (well formed, signed, within the size limit, not from the future, not
-// expired) to sink in chunks of syncChunk; the valid records read before an
-// error are handed on too.
-func (s *Store) receiveInto(r *bufio.Reader, sink func([]*Record) error) error {
+// expired, not rejected before as from the future) to sink in chunks of
+// syncChunk; the valid records read before an error are handed on too.
+// from is the peer sending them.
+func (s *Store) receiveInto(from peer.ID, r *bufio.Reader, sink func([]*Record) error) error {
 	var chunk []*Record
 	flush := func() error {
 		if len(chunk) == 0 {
@@ -241,7 +242,7 @@ func (s *Store) receiveInto(r *bufio.Reader, sink func([]*Record) error) error {
 		chunk = nil
 		return err
 	}
-	now := time.Now()
+	now := s.networkNow()
 	for n := 0; ; n++ {
 		if n > maxSyncRecords {
 			return fmt.Errorf("%w: more than %d records", ErrBadSync, maxSyncRecords)
@@ -256,11 +257,11 @@ func (s *Store) receiveInto(r *bufio.Reader, sink func([]*Record) error) error {
 			return flush()
 		}
 		rec, err := Unmarshal(b)
-		if err == nil {
-			err = s.admit(rec, now)
-		}
 		if err != nil {
-			s.log.Debug("anti-entropy: dropped a record", "err", err)
+			s.rejected(from, RejectInvalid, err)
+			continue
+		}
+		if err := s.admit(rec, now); err != nil {
 			continue
 		}
 		s.clock.Observe(rec.Time)

@@ -48,6 +48,8 @@ type Config struct {
 	DenyFor time.Duration
 	// Logger receives the gate's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Now is the wall clock tickets are checked against. Default time.Now.
+	Now func() time.Time
 }
 
 // Enabled reports whether the config restricts anything.
@@ -93,6 +95,9 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gate{
 		cfg: cfg, log: cfg.Logger.With("component", "admit"), ctx: ctx, cancel: cancel,
@@ -111,7 +116,7 @@ func New(cfg Config) (*Gate, error) {
 func (g *Gate) Attach(h host.Host) error {
 	g.h, g.self = h, h.ID()
 	if g.cfg.Authority != nil {
-		if err := VerifyTicket(g.cfg.Authority, g.cfg.Ticket, g.self, time.Now()); err != nil {
+		if err := VerifyTicket(g.cfg.Authority, g.cfg.Ticket, g.self, g.cfg.Now()); err != nil {
 			return fmt.Errorf("admission: this node's own ticket: %w", err)
 		}
 	}
@@ -142,7 +147,7 @@ func (g *Gate) Host() host.Host { return gatedHost{Host: g.h, g: g} }
 func (g *Gate) Admitted(p peer.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.okLocked(p, time.Now())
+	return g.okLocked(p, g.cfg.Now())
 }
 
 func (g *Gate) okLocked(p peer.ID, now time.Time) bool {
@@ -176,7 +181,7 @@ func (g *Gate) blockedLocked(p peer.ID, now time.Time) bool {
 func (g *Gate) blocked(p peer.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.blockedLocked(p, time.Now())
+	return g.blockedLocked(p, g.cfg.Now())
 }
 
 // InterceptPeerDial implements connmgr.ConnectionGater.
@@ -287,7 +292,7 @@ func (g *Gate) check(p peer.ID, r io.Reader) error {
 	}
 	t, err := DecodeTicket(line)
 	if err == nil {
-		err = VerifyTicket(g.cfg.Authority, t, p, time.Now())
+		err = VerifyTicket(g.cfg.Authority, t, p, g.cfg.Now())
 	}
 	if err != nil {
 		g.refuse(p, err.Error())
@@ -312,11 +317,11 @@ func (g *Gate) check(p peer.ID, r io.Reader) error {
 // refuse disconnects p and refuses it for DenyFor.
 func (g *Gate) refuse(p peer.ID, why string) {
 	g.mu.Lock()
-	if g.okLocked(p, time.Now()) {
+	if g.okLocked(p, g.cfg.Now()) {
 		g.mu.Unlock()
 		return
 	}
-	g.denied[p] = time.Now().Add(g.cfg.DenyFor)
+	g.denied[p] = g.cfg.Now().Add(g.cfg.DenyFor)
 	g.mu.Unlock()
 	g.log.Warn("refused a peer", "peer", p, "why", why)
 	_ = g.h.Network().ClosePeer(p)
@@ -325,11 +330,11 @@ func (g *Gate) refuse(p peer.ID, why string) {
 // wait returns once p is admitted, or an error when ctx ends first.
 func (g *Gate) wait(ctx context.Context, p peer.ID) error {
 	g.mu.Lock()
-	if g.okLocked(p, time.Now()) {
+	if g.okLocked(p, g.cfg.Now()) {
 		g.mu.Unlock()
 		return nil
 	}
-	if g.blockedLocked(p, time.Now()) {
+	if g.blockedLocked(p, g.cfg.Now()) {
 		g.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotAdmitted, p)
 	}
@@ -388,7 +393,7 @@ func (g *Gate) expiryLoop() {
 			return
 		case <-t.C:
 		}
-		now := time.Now()
+		now := g.cfg.Now()
 		var gone []peer.ID
 		g.mu.Lock()
 		for p, exp := range g.admitted {

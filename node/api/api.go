@@ -109,6 +109,14 @@ type IDInfo struct {
 	ID    string   `json:"id"`
 	Addrs []string `json:"addrs"` // each with /p2p/ID
 	API   string   `json:"api"`
+	// OffsetMillis is how far this node's clock is ahead of the network's
+	// (negative: behind), the median over OffsetPeers measured peers; 0
+	// when none is measured yet.
+	OffsetMillis float64 `json:"offset_ms"`
+	OffsetPeers  int     `json:"offset_peers"`
+	// Clock, when set, warns that this node's clock is off by more than
+	// the records allow: its writes are refused until it is fixed.
+	Clock string `json:"clock,omitempty"`
 }
 
 // ShareRequest asks to share a file. Exactly one of Path and Body is set.
@@ -210,6 +218,9 @@ type MemberInfo struct {
 	FreeBytes   int64    `json:"free_bytes"`
 	Addrs       []string `json:"addrs,omitempty"`
 	Self        bool     `json:"self,omitempty"`
+	// OffsetMillis is how far the member's clock is ahead of this node's
+	// (negative: behind); absent when not measured yet, 0 for this node.
+	OffsetMillis *float64 `json:"offset_ms,omitempty"`
 }
 
 // Traffic is bytes moved since start and the recent rate (bytes/s).

@@ -113,6 +113,16 @@ function stateBadge(state) {
   return el("span", state, { class: "state state-" + state });
 }
 
+// offset renders how far a member's clock is ahead of this node's.
+function offset(ms) {
+  if (ms === undefined || ms === null) return "";
+  const sign = ms > 0 ? "+" : ms < 0 ? "-" : "";
+  const a = Math.abs(ms);
+  if (a >= 60000) return sign + (a / 60000).toFixed(1) + " min";
+  if (a >= 1000) return sign + (a / 1000).toFixed(1) + " s";
+  return sign + a.toFixed(1) + " ms";
+}
+
 function renderMembers(members) {
   const order = { alive: 0, suspect: 1, dead: 2, left: 3 };
   members.sort((a, b) => (b.self ? 1 : 0) - (a.self ? 1 : 0) || (order[a.state] ?? 9) - (order[b.state] ?? 9) || a.id.localeCompare(b.id));
@@ -124,6 +134,7 @@ function renderMembers(members) {
       el("td", stateBadge(m.state)),
       el("td", ago(m.since), { title: m.since }),
       el("td", m.self ? "" : rtt(m.rtt_ms)),
+      el("td", m.self ? "" : offset(m.offset_ms), { class: Math.abs(m.offset_ms || 0) > 30000 ? "clock-off" : "" }),
       el("td", m.files),
       el("td", m.free_bytes > 0 ? bytes(m.free_bytes) : ""),
     ], { "data-peer": m.id, "data-state": m.state });

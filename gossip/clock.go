@@ -1,0 +1,240 @@
+package gossip
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// ClockProtocol is the protocol of clock readings: the side that accepts
+// the stream writes its wall clock (Unix nanoseconds, 8 bytes big-endian)
+// and closes it.
+const ClockProtocol = "/p2pshare/clock/1"
+
+// clockSamples is how many recent exchanges Offsets keeps per peer.
+const clockSamples = 8
+
+// offsetSample is one exchange: the peer's clock minus this node's, and
+// the round trip it was measured over.
+type offsetSample struct {
+	offset, rtt time.Duration
+}
+
+// Offsets estimates the offset of other nodes' clocks to this node's, the
+// way NTP does: an exchange sent at this node's time t0, answered with the
+// peer's time r and received at t1 gives the offset r - (t0+t1)/2, wrong by
+// at most half the round trip t1-t0. Of the last few exchanges with a peer
+// the one with the shortest round trip is the estimate: queueing delays
+// only lengthen a round trip, and the shortest is the least asymmetric.
+// Methods are safe for concurrent use.
+type Offsets struct {
+	mu    sync.Mutex
+	peers map[peer.ID][]offsetSample
+}
+
+// NewOffsets returns an empty estimator.
+func NewOffsets() *Offsets { return &Offsets{peers: map[peer.ID][]offsetSample{}} }
+
+// Add records one exchange with p: sent and received are this node's clock
+// readings before the request and after the answer, remote is the peer's
+// reading in between. An exchange whose round trip is negative (this
+// node's clock stepped back meanwhile) is dropped.
+func (o *Offsets) Add(p peer.ID, sent, remote, received time.Time) {
+	rtt := received.Sub(sent)
+	if rtt < 0 {
+		return
+	}
+	s := offsetSample{offset: remote.Sub(sent.Add(rtt / 2)), rtt: rtt}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ss := append(o.peers[p], s)
+	if len(ss) > clockSamples {
+		ss = ss[len(ss)-clockSamples:]
+	}
+	o.peers[p] = ss
+}
+
+// Offset returns how far p's clock is ahead of this node's (negative:
+// behind), and false if no exchange with p is recorded.
+func (o *Offsets) Offset(p peer.ID) (time.Duration, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.offsetLocked(p)
+}
+
+func (o *Offsets) offsetLocked(p peer.ID) (time.Duration, bool) {
+	ss := o.peers[p]
+	if len(ss) == 0 {
+		return 0, false
+	}
+	best := ss[0]
+	for _, s := range ss[1:] {
+		if s.rtt < best.rtt {
+			best = s
+		}
+	}
+	return best.offset, true
+}
+
+// Retain forgets every peer for which keep is false.
+func (o *Offsets) Retain(keep func(peer.ID) bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for p := range o.peers {
+		if !keep(p) {
+			delete(o.peers, p)
+		}
+	}
+}
+
+// Network returns how far this node's clock is ahead of the network's
+// (negative: behind), and how many of peers it has an estimate for: the
+// network's clock is the median of the clocks of this node and those
+// peers, so a minority of wrong clocks, this node's included, cannot move
+// it. With an even count the median is the mean of the middle two: of two
+// nodes whose clocks disagree, neither is taken as right.
+func (o *Offsets) Network(peers []peer.ID) (time.Duration, int) {
+	o.mu.Lock()
+	vals := []time.Duration{0}
+	for _, p := range peers {
+		if d, ok := o.offsetLocked(p); ok {
+			vals = append(vals, d)
+		}
+	}
+	o.mu.Unlock()
+	return -median(vals), len(vals) - 1
+}
+
+// median returns the median of vals (not empty), sorting it.
+func median(vals []time.Duration) time.Duration {
+	slices.Sort(vals)
+	n := len(vals)
+	if n%2 == 1 {
+		return vals[n/2]
+	}
+	return vals[n/2-1] + (vals[n/2]-vals[n/2-1])/2
+}
+
+// handleClock answers a clock reading.
+func (m *Membership) handleClock(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(m.cfg.ProbeTimeout))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(m.cfg.now().UnixNano()))
+	_, _ = s.Write(b[:])
+}
+
+// readClock measures p's clock once.
+func (m *Membership) readClock(ctx context.Context, p peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
+	defer cancel()
+	sent := m.cfg.now()
+	s, err := m.h.NewStream(network.WithNoDial(ctx, "clock reading"), p, ClockProtocol)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(m.cfg.ProbeTimeout))
+	var b [8]byte
+	if _, err := io.ReadFull(s, b[:]); err != nil {
+		s.Reset()
+		return err
+	}
+	received := m.cfg.now()
+	m.offsets.Add(p, sent, time.Unix(0, int64(binary.BigEndian.Uint64(b[:]))), received)
+	return nil
+}
+
+// maxClockReads bounds the clock readings of one round.
+const maxClockReads = 16
+
+// clockLoop measures the clocks of the connected live members: every
+// second those not measured yet, and every ClockInterval a batch of the
+// others, so a node knows its offset to the network within a second or so
+// of meeting its peers.
+func (m *Membership) clockLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		all := time.Since(last) >= m.cfg.ClockInterval
+		if all {
+			last = time.Now()
+		}
+		m.clockRound(all)
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// clockRound reads the clocks of the live members without an estimate and,
+// when all is true, of a batch of the others, in parallel.
+func (m *Membership) clockRound(all bool) {
+	live := m.livePeers()
+	keep := map[peer.ID]bool{}
+	var missing, known []peer.ID
+	for _, p := range live {
+		keep[p] = true
+		if m.h.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		if _, ok := m.offsets.Offset(p); ok {
+			known = append(known, p)
+		} else {
+			missing = append(missing, p)
+		}
+	}
+	m.offsets.Retain(func(p peer.ID) bool { return keep[p] })
+	if all {
+		rand.Shuffle(len(known), func(i, j int) { known[i], known[j] = known[j], known[i] })
+		missing = append(missing, known...)
+	}
+	missing = missing[:min(len(missing), maxClockReads)]
+	var wg sync.WaitGroup
+	for _, p := range missing {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.readClock(m.ctx, p); err != nil {
+				m.log.Debug("clock reading", "peer", p, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// MeasureClocks reads, now, the clocks of the connected live members not
+// measured yet (a node that just met its peers, before its first round).
+func (m *Membership) MeasureClocks() { m.clockRound(false) }
+
+// livePeers returns the members other than this node that are alive or
+// suspect.
+func (m *Membership) livePeers() []peer.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []peer.ID
+	for id, mem := range m.members {
+		if mem.State == StateAlive || mem.State == StateSuspect {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ClockOffset returns how far this node's clock is ahead of the network's
+// (negative: behind), the median over the live members it has measured,
+// and how many those are (0: no estimate yet).
+func (m *Membership) ClockOffset() (time.Duration, int) {
+	return m.offsets.Network(m.livePeers())
+}

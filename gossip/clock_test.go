@@ -1,0 +1,115 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// exchange is one clock reading: this node sends at sent (its clock), the
+// peer answers with its clock reading remote, this node receives at recv.
+type exchange struct {
+	sent, remote, recv time.Duration // from a base time
+}
+
+func TestOffsetsEstimate(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ms := time.Millisecond
+	cases := []struct {
+		name    string
+		samples []exchange
+		want    time.Duration
+		known   bool
+	}{
+		{"none", nil, 0, false},
+		{"same clock, symmetric path", []exchange{{0, 5 * ms, 10 * ms}}, 0, true},
+		{"peer 10 min ahead", []exchange{{0, 10*time.Minute + 2*ms, 4 * ms}}, 10 * time.Minute, true},
+		{"peer 10 min behind", []exchange{{0, -10*time.Minute + 2*ms, 4 * ms}}, -10 * time.Minute, true},
+		{
+			// A queued answer (long round trip, asymmetric) is off by
+			// up to half its round trip; the fastest exchange wins.
+			"shortest round trip wins",
+			[]exchange{
+				{0, 60*time.Second + 400*ms, 800 * ms},                           // says +60s
+				{time.Second, 61*time.Second + 1*ms, time.Second + 2*ms},         // exact: +60s
+				{2 * time.Second, 62*time.Second + 5*ms, 2*time.Second + 500*ms}, // says 59.755s
+			},
+			60 * time.Second, true,
+		},
+		{
+			"a clock stepped back mid-exchange is dropped",
+			[]exchange{{time.Second, time.Hour, 0}},
+			0, false,
+		},
+	}
+	p := peer.ID("peer")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOffsets()
+			for _, x := range tc.samples {
+				o.Add(p, base.Add(x.sent), base.Add(x.remote), base.Add(x.recv))
+			}
+			got, ok := o.Offset(p)
+			if ok != tc.known || got != tc.want {
+				t.Fatalf("Offset = %v, %v; want %v, %v", got, ok, tc.want, tc.known)
+			}
+		})
+	}
+}
+
+func TestOffsetsKeepsRecentSamples(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := NewOffsets()
+	p := peer.ID("peer")
+	// A very fast old exchange, then clockSamples slower ones after the
+	// peer's clock was corrected: the old one is forgotten.
+	o.Add(p, base, base.Add(time.Hour), base)
+	for i := range clockSamples {
+		at := base.Add(time.Duration(i+1) * time.Second)
+		o.Add(p, at, at.Add(time.Millisecond), at.Add(2*time.Millisecond))
+	}
+	if got, _ := o.Offset(p); got != 0 {
+		t.Fatalf("Offset = %v after the peer's clock was corrected, want 0", got)
+	}
+	o.Retain(func(peer.ID) bool { return false })
+	if _, ok := o.Offset(p); ok {
+		t.Fatal("Retain kept a peer it was told to forget")
+	}
+}
+
+func TestOffsetsNetwork(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	min := time.Minute
+	cases := []struct {
+		name  string
+		peers []time.Duration // each peer's clock minus this node's
+		want  time.Duration   // this node's clock minus the network's
+	}{
+		{"alone", nil, 0},
+		{"one good peer of three", []time.Duration{0, 10 * min}, 0},
+		{"this node 10 min ahead", []time.Duration{-10 * min, -10 * min}, 10 * min},
+		{"this node 10 min behind", []time.Duration{10 * min, 10 * min, 11 * min}, -10 * min},
+		// +10 min, -10 min, +60 s and two good nodes, seen from the +60 s one.
+		{"mixed, from the +60 s node", []time.Duration{-min, -min, 9 * min, -11 * min}, min},
+		{"mixed, from a good node", []time.Duration{0, 10 * min, -10 * min, min}, 0},
+		// Two nodes that disagree: neither is taken as right.
+		{"two nodes", []time.Duration{10 * min}, -5 * min},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOffsets()
+			var ps []peer.ID
+			for i, d := range tc.peers {
+				p := peer.ID(rune('a' + i))
+				ps = append(ps, p)
+				o.Add(p, base, base.Add(d), base)
+			}
+			ps = append(ps, "unmeasured")
+			got, n := o.Network(ps)
+			if got != tc.want || n != len(tc.peers) {
+				t.Fatalf("Network = %v over %d peers, want %v over %d", got, n, tc.want, len(tc.peers))
+			}
+		})
+	}
+}

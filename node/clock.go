@@ -1,0 +1,190 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/p2pshare/p2pshare/gossip/kv"
+	"github.com/p2pshare/p2pshare/node/api"
+)
+
+// repoIncarnationFile keeps the node's last membership incarnation.
+const repoIncarnationFile = "incarnation"
+
+// wallClock is the node's wall clock as gossip takes it.
+type wallClock struct{ now func() time.Time }
+
+func (c *wallClock) Now() time.Time { return c.now() }
+
+// incarnations is the node's incarnation counter, kept in its repo: every
+// start and every refutation takes the next value, written and synced to
+// disk before it is used, so a restart is newer than anything this node
+// announced before, whatever its clock says. A repo without the file
+// (new, or written by a release whose incarnation was the start time in
+// nanoseconds) starts the counter at the current time in nanoseconds,
+// above any incarnation such a release used, unless the clock was set back
+// since.
+type incarnations struct {
+	path string
+	now  func() time.Time
+	mu   sync.Mutex
+}
+
+// Next implements gossip.Incarnations.
+func (c *incarnations) Next() (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next uint64
+	b, err := os.ReadFile(c.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		next = uint64(max(c.now().UnixNano(), 1))
+	case err != nil:
+		return 0, fmt.Errorf("read %s: %w", c.path, err)
+	default:
+		last, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if perr != nil {
+			return 0, fmt.Errorf("%s holds %q, not a number: delete the file to start the counter again from the clock", c.path, strings.TrimSpace(string(b)))
+		}
+		next = last + 1
+	}
+	if err := writeSynced(c.path, []byte(strconv.FormatUint(next, 10)+"\n")); err != nil {
+		return 0, err
+	}
+	return next, nil
+}
+
+// writeSynced replaces path with b through a synced temporary file and
+// syncs the directory, so a crash leaves either the old or the new
+// content.
+func writeSynced(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// now is the node's wall clock.
+func (n *Node) now() time.Time { return n.clock() }
+
+// clockOffset is how far this node's clock is ahead of the network's and
+// whether it is measured (false before any peer's clock was read).
+func (n *Node) clockOffset() (time.Duration, bool) {
+	m := n.membRef.Load()
+	if m == nil {
+		return 0, false
+	}
+	d, peers := m.ClockOffset()
+	return d, peers > 0
+}
+
+// networkNow is the network's time as this node knows it.
+func (n *Node) networkNow() time.Time {
+	d, _ := n.clockOffset()
+	return n.now().Add(-d)
+}
+
+// clockLimit is how far this node's clock may be off the network's: the
+// KV records' allowed skew (share's name records allow more).
+func (n *Node) clockLimit() time.Duration {
+	if n.kv != nil {
+		return n.kv.Config().MaxClockSkew
+	}
+	return kv.DefaultConfig().MaxClockSkew
+}
+
+// measureClock reads the peers' clocks now if this node has live peers but
+// no measurement yet, so its first write after meeting them is judged.
+func (n *Node) measureClock() {
+	m := n.membRef.Load()
+	if m == nil {
+		return
+	}
+	if _, peers := m.ClockOffset(); peers > 0 {
+		return
+	}
+	m.MeasureClocks()
+}
+
+// clockError is the API error of a write refused because this node's
+// clock is off, nil if it is not (or not measured yet: a node alone).
+func (n *Node) clockError(what string) error {
+	if n.kv == nil {
+		return nil
+	}
+	n.measureClock()
+	if err := n.kv.CheckClock(); err != nil {
+		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+	}
+	return nil
+}
+
+// clockWarning is the one-line warning about this node's clock, empty
+// when it is within the limit or not measured.
+func (n *Node) clockWarning() string {
+	if n.kv == nil {
+		return ""
+	}
+	if err := n.kv.CheckClock(); err != nil {
+		return err.Error() + "; writes are refused until then"
+	}
+	return ""
+}
+
+// watchClock logs this node's offset to the network once first measured,
+// and warns whenever the clock goes past the limit (and says when it is
+// back within it).
+func (n *Node) watchClock() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	measured, off := false, false
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		d, ok := n.clockOffset()
+		if !ok {
+			continue
+		}
+		warn := n.clockWarning()
+		switch {
+		case warn != "" && !off:
+			n.log.Warn("CLOCK: "+warn, "offset", d, "limit", n.clockLimit())
+		case warn == "" && off:
+			n.log.Info("clock back within the limit of the network's", "offset", d, "limit", n.clockLimit())
+		case !measured && warn == "":
+			n.log.Info("clock offset to the network measured", "offset", d, "limit", n.clockLimit())
+		}
+		measured, off = true, warn != ""
+	}
+}
