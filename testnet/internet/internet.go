@@ -402,7 +402,17 @@ func (in *Internet) cut(name string, off bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	table := "cut_" + n.far
+	if err := cutLink(ctx, n.farNS, n.far, off); err != nil {
+		return fmt.Errorf("internet: cut %s: %w", name, err)
+	}
+	n.cutOff = off
+	return nil
+}
+
+// cutLink drops (off) or lets through again every packet of port far in
+// namespace farNS, both ways, with a netdev table of its own.
+func cutLink(ctx context.Context, farNS, far string, off bool) error {
+	table := "cut_" + far
 	script := fmt.Sprintf("delete table netdev %s\n", table)
 	if off {
 		script = fmt.Sprintf(`table netdev %[1]s {
@@ -413,13 +423,9 @@ func (in *Internet) cut(name string, off bool) error {
 		type filter hook egress device "%[2]s" priority filter; policy drop;
 	}
 }
-`, table, n.far)
+`, table, far)
 	}
-	if err := nft(ctx, n.farNS, script); err != nil {
-		return fmt.Errorf("internet: cut %s: %w", name, err)
-	}
-	n.cutOff = off
-	return nil
+	return nft(ctx, farNS, script)
 }
 
 // SetDelay sets the delay of n's link (packets from the ends of a Path keep

@@ -293,6 +293,48 @@ func checkRTT(t *testing.T, what string, a *Node, addr string, want time.Duratio
 	}
 }
 
+// checkEchoRTT fails unless 32-byte messages echoed on one TCP connection
+// from a to b come back after want (at least, and at most want plus a
+// margin at the median): the delay of data, not only of handshakes.
+func checkEchoRTT(t *testing.T, a, b *Node, want time.Duration) {
+	t.Helper()
+	var l net.Listener
+	if err := b.Do(func() (err error) { l, err = net.Listen("tcp4", net.JoinHostPort(b.IP.String(), "0")); return }); err != nil {
+		t.Fatal(err)
+	}
+	background(t, l, func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	})
+	c, err := tcpDial(a, l.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	msg, buf := make([]byte, 32), make([]byte, 32)
+	var ds []time.Duration
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	t.Logf("%s-%s: 32-byte echo on one connection: min %s, median %s, max %s (want %s)", a.Name, b.Name, ds[0].Round(10*time.Microsecond), ds[10].Round(10*time.Microsecond), ds[19].Round(10*time.Microsecond), want)
+	if ds[0] < want-time.Millisecond || ds[10] > want+20*time.Millisecond {
+		t.Fatalf("echo round trips %v, want about %s", ds, want)
+	}
+}
+
 // Delay: a round trip between two public hosts takes the sum of their
 // links' delays; SetDelay changes it; a path's delay replaces the link's.
 func TestDelay(t *testing.T) {
@@ -301,6 +343,7 @@ func TestDelay(t *testing.T) {
 		in := build(t, Topology{Hosts: []Host{{Name: "a", Link: l}, {Name: "b", Link: l}}})
 		addr := tcpEcho(t, in.Host("b"), 5001)
 		checkRTT(t, "a-b, 15 ms links", in.Host("a"), addr, 30*time.Millisecond)
+		checkEchoRTT(t, in.Host("a"), in.Host("b"), 30*time.Millisecond)
 		if err := in.SetDelay("b", 40*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}

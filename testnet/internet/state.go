@@ -32,6 +32,19 @@ type StateNode struct {
 	LAN    string `json:"lan,omitempty"`
 	Router string `json:"router,omitempty"`
 	Kind   Kind   `json:"kind,omitempty"`
+	// FarNS and Far are the namespace and the interface of the other
+	// end of its link, where Cut drops its packets.
+	FarNS string `json:"far_ns"`
+	Far   string `json:"far"`
+}
+
+// Cut drops (off) or lets through again every packet of the node's link,
+// as Internet.Cut and Restore do, from any process.
+func (n *StateNode) Cut(ctx context.Context, off bool) error {
+	if err := cutLink(ctx, n.FarNS, n.Far, off); err != nil {
+		return fmt.Errorf("internet: cut %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // Node is the node called name, or nil.
@@ -102,7 +115,7 @@ func claim(tag string) (string, error) {
 func writeState(in *Internet) error {
 	s := State{PID: os.Getpid(), Tag: in.Tag, Public: in.Public.String()}
 	for _, n := range in.order {
-		sn := StateNode{Name: n.Name, NS: n.NS, IP: n.IP.String(), Router: n.Router, Kind: n.Kind}
+		sn := StateNode{Name: n.Name, NS: n.NS, IP: n.IP.String(), Router: n.Router, Kind: n.Kind, FarNS: n.farNS, Far: n.far}
 		if n.LAN.IsValid() {
 			sn.LAN = n.LAN.String()
 		}
@@ -117,6 +130,16 @@ func writeState(in *Internet) error {
 		return fmt.Errorf("internet: %w", err)
 	}
 	return os.Rename(tmp, in.state)
+}
+
+// Remove deletes the namespaces and the state file of the internet tagged
+// tag if its owner process is gone, and reports whether it was.
+func Remove(tag string) bool {
+	if s, err := LoadState(tag); err == nil && s.Alive() {
+		return false
+	}
+	removeTag(tag)
+	return true
 }
 
 // removeStale deletes the namespaces of every internet whose owner died
