@@ -80,10 +80,11 @@ func Check() error {
 	return nil
 }
 
-// Build makes the internet topo describes. It first removes what crashed
-// owners of other internets left behind. On error nothing it made is left.
-// Close removes it; the caller must call Close (or cancel nothing: ctx only
-// bounds the building).
+// Build makes the internet topo describes, after removing what the dead
+// owners of other internets left behind. ctx bounds the building only; the
+// internet lasts until Close, which the caller must call (a test: in
+// t.Cleanup). On error nothing it made is left; the error wraps
+// ErrUnsupported when the machine cannot make namespaces.
 func Build(ctx context.Context, topo Topology) (*Internet, error) {
 	pub, err := topo.validate()
 	if err != nil {
@@ -159,11 +160,29 @@ func (in *Internet) addNS(ctx context.Context, ns string) error {
 	return err
 }
 
-// sysctl sets a sysctl in namespace ns.
+// sysctl sets the sysctl key (net.ipv4.ip_forward, say) to value in
+// namespace ns, through /proc/sys, which shows the sysctls of the namespace
+// of the process reading it, and checks it took.
 func sysctl(ctx context.Context, ns, key, value string) error {
 	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-	_, err := run(ctx, "ip", "netns", "exec", ns, "sh", "-c", `echo "$1" > "$2"`, "sh", value, path)
-	return err
+	if _, err := run(ctx, "ip", "netns", "exec", ns, "sh", "-c", `echo "$1" > "$2"`, "sh", value, path); err != nil {
+		return err
+	}
+	if got, err := run(ctx, "ip", "netns", "exec", ns, "cat", path); err != nil || strings.TrimSpace(got) != value {
+		return fmt.Errorf("sysctl %s in %s reads %q (%v), want %s", key, ns, strings.TrimSpace(got), err, value)
+	}
+	return nil
+}
+
+// Sysctl sets a network sysctl (net.ipv4.tcp_retries2, say) in n's
+// namespace.
+func (n *Node) Sysctl(key, value string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sysctl(ctx, n.NS, key, value); err != nil {
+		return fmt.Errorf("internet: %w", err)
+	}
+	return nil
 }
 
 // plug makes a veth pair: far in farNS, plugged into bridge br there, and

@@ -426,6 +426,46 @@ func TestLoss(t *testing.T) {
 	}
 }
 
+// Rate limits a link's throughput.
+func TestRate(t *testing.T) {
+	in := build(t, Topology{Hosts: []Host{{Name: "a"}, {Name: "b", Link: Link{Rate: "8mbit"}}}})
+	a, b := in.Host("a"), in.Host("b")
+	var l net.Listener
+	if err := b.Do(func() (err error) { l, err = net.Listen("tcp4", net.JoinHostPort(b.IP.String(), "0")); return }); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int64, 1)
+	background(t, l, func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- 0
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	})
+	c, err := tcpDial(a, l.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 20
+	start := time.Now()
+	c.SetDeadline(start.Add(30 * time.Second))
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := <-got; n != size {
+		t.Fatalf("received %d bytes of %d", n, size)
+	}
+	mbit := float64(size*8) / time.Since(start).Seconds() / 1e6
+	t.Logf("1 MiB through an 8mbit link: %.2f Mbit/s", mbit)
+	if mbit > 8*1.2 || mbit < 2 {
+		t.Fatalf("%.2f Mbit/s through an 8mbit link", mbit)
+	}
+}
+
 // Cut drops everything on a link without a word: a TCP connect times out
 // where it was refused before; Restore brings the link back.
 func TestCut(t *testing.T) {

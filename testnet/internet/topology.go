@@ -16,10 +16,17 @@
 // of a LAN host to its router) may add a one-way delay, a random loss and a
 // rate limit to the packets that reach the node through it. The kernels
 // this runs on have no netem: delay is done in user space, by holding the
-// verdicts of an NFQUEUE (a goroutine per node, alive until Close); loss is
-// iptables' statistic match; rate is a tbf qdisc on both ends of the link.
-// A round trip between two public hosts thus takes the sum of their two
-// links' delays.
+// verdicts of an NFQUEUE (goroutines of the process that called Build, alive
+// until Close); loss is iptables' statistic match; rate is a tbf qdisc on
+// both ends of the link. A round trip between two public hosts thus takes
+// the sum of their two links' delays; through a NAT router, its uplink's
+// delay is added too. Paths give two nodes of the segment a one-way delay
+// of their own, both ways, instead.
+//
+// Cut drops every packet of a node's link at its far end, so the node's
+// interface stays up and nobody gets a reset: a cut cable. Node.Prefix
+// places processes (testnet.Daemon.Prefix) in a node's namespace, Node.Do
+// opens sockets there from this process.
 //
 // Build makes it, Close removes every namespace, link and rule it made.
 // Names carry a per-internet tag, so tests in parallel and an internet
