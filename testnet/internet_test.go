@@ -2,7 +2,6 @@ package testnet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,23 +19,9 @@ import (
 // no less than the round trip the links add up to (public host, router,
 // LAN host: 30 ms).
 func TestE2EInternetDaemons(t *testing.T) {
-	if err := internet.Check(); err != nil {
-		t.Skipf("internet test skipped: %v", err)
-	}
+	in := internet.New(t, internet.TwoNATs(internet.KindMasquerade, internet.KindHard, internet.Link{Delay: 10 * time.Millisecond}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	in, err := internet.Build(ctx, internet.TwoNATs(internet.KindMasquerade, internet.KindHard, internet.Link{Delay: 10 * time.Millisecond}))
-	if errors.Is(err, internet.ErrUnsupported) {
-		t.Skipf("internet test skipped: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := in.Close(); err != nil {
-			t.Error(err)
-		}
-	})
 
 	hosts := []string{"pub", "nat1-a", "nat2-a"}
 	nw := New(bin, t.TempDir())

@@ -1,11 +1,8 @@
 package testnet
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/p2pshare/p2pshare/testnet/internet"
 )
@@ -26,12 +23,10 @@ type netLab struct {
 // newNetLab builds the lab for len(sides) nodes, sides[i] ("A" or "B")
 // being node i+1's side, and removes it at cleanup. It skips the test if
 // network namespaces cannot be made here (not root, no iproute2 or
-// nftables, a sandbox without CAP_SYS_ADMIN).
+// nftables, a sandbox without CAP_SYS_ADMIN). Daemons must be stopped
+// first: register the network's cleanup after newNetLab.
 func newNetLab(t *testing.T, sides []string) *netLab {
 	t.Helper()
-	if err := internet.Check(); err != nil {
-		t.Skipf("partition test skipped: %v", err)
-	}
 	topo := internet.Topology{Routers: []internet.Router{
 		{Name: "side-a", Kind: internet.KindSite},
 		{Name: "side-b", Kind: internet.KindSite},
@@ -43,21 +38,7 @@ func newNetLab(t *testing.T, sides []string) *netLab {
 		}
 		r.Hosts = append(r.Hosts, internet.Host{Name: fmt.Sprintf("n%d", i+1)})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	in, err := internet.Build(ctx, topo)
-	if errors.Is(err, internet.ErrUnsupported) {
-		t.Skipf("partition test skipped: this kernel or sandbox cannot build the lab: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := in.Close(); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	return &netLab{t: t, in: in, sideOf: sides}
+	return &netLab{t: t, in: internet.New(t, topo), sideOf: sides}
 }
 
 func (l *netLab) node(i int) *internet.Node { return l.in.Host(fmt.Sprintf("n%d", i)) }

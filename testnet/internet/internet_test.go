@@ -15,25 +15,14 @@ import (
 	"time"
 )
 
-// build builds topo for a test, skipping it (saying why) where namespaces
-// cannot be made, and checks at cleanup that Close left nothing behind.
+// build builds topo for a test, as New does, and checks at cleanup that
+// Close left nothing behind.
 func build(t *testing.T, topo Topology) *Internet {
 	t.Helper()
-	if err := Check(); err != nil {
-		t.Skipf("internet test skipped: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	in, err := Build(ctx, topo)
-	if errors.Is(err, ErrUnsupported) {
-		t.Skipf("internet test skipped: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := in.Close(); err != nil {
-			t.Errorf("close: %v", err)
+	var in *Internet
+	t.Cleanup(func() { // after New's Close: cleanups run last in, first out
+		if in == nil {
+			return
 		}
 		if left := in.namespaces(); len(left) > 0 {
 			t.Errorf("close left namespaces %v", left)
@@ -42,6 +31,7 @@ func build(t *testing.T, topo Topology) *Internet {
 			t.Errorf("close left the state file %s (%v)", in.state, err)
 		}
 	})
+	in = New(t, topo)
 	return in
 }
 
