@@ -12,6 +12,9 @@
 #   testnet.sh status          one line per node: state, pid, peer ID, API, peers
 #   testnet.sh down            stop every node (SIGTERM, then SIGKILL after 10 s)
 #   testnet.sh demo            the whole tour: up 5, share on node 2, get on node 5, down
+#   testnet.sh internet ARGS...  build and run testnet/cmd/internet (an emulated internet
+#                              of network namespaces and NAT routers; root, Linux), e.g.
+#                              'internet up --topology nats --delay 15ms' (foreground)
 #
 # Files, under the run directory RUN ($TESTNET_DIR, default testnet/run in the repo):
 #   bin/p2pshare      the binary built by up/demo (or $P2PSHARE_BIN if set)
@@ -79,6 +82,10 @@ usage: $PROG COMMAND [ARGS...]
   demo              the tour: up 5, share a file on node 2, get it on node 5,
                     check the bytes, list and search the catalog, write and
                     read the key-value store, down
+  internet ARGS...  an emulated internet in network namespaces (root, Linux):
+                    'internet up --topology nats|hard|sites' in one shell (it stays
+                    in the foreground), 'internet exec HOST CMD...', 'internet
+                    status', 'internet down' in another; 'internet help' for more
   help              this message
 
 run directory: $RUN  (set TESTNET_DIR to change it)
@@ -857,6 +864,14 @@ EOF
 	echo "   $PROG kill 2; $PROG restart 2; $PROG status; $PROG down)"
 }
 
+# cmd_internet builds testnet/cmd/internet into RUN/bin and runs it with the
+# arguments (its exit code passed on).
+cmd_internet() {
+	mkdir -p -- "$RUN/bin"
+	(cd -- "$ROOT" && CGO_ENABLED=0 go build -o "$RUN/bin/internet" ./testnet/cmd/internet) || die "go build of the internet command failed"
+	exec "$RUN/bin/internet" "$@"
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
@@ -871,6 +886,7 @@ main() {
 	status) cmd_status "$@" ;;
 	down) cmd_down "$@" ;;
 	demo) cmd_demo "$@" ;;
+	internet) cmd_internet "$@" ;;
 	help | -h | --help) usage 0 ;;
 	*)
 		echo "testnet: unknown command '$cmd'" >&2
