@@ -60,6 +60,10 @@ type Config struct {
 	KV kv.Config
 	// Share configures the share service (see share.Config for defaults).
 	Share share.Config
+	// NewIdentity makes a new identity key when the repo's is missing,
+	// even in a repo that has been used (see Repo.LoadIdentity). Default
+	// false: a used repo without its key refuses to start.
+	NewIdentity bool
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -39,6 +39,7 @@ const (
 	optAuthority   = "authority"
 	optTicket      = "ticket"
 	optAllow       = "allow"
+	optNewIdentity = "new-identity"
 )
 
 // daemonGOGC is the garbage collector's target the daemon runs with, unless
@@ -66,6 +67,13 @@ second signal forces the exit).
 The API listens on loopback only (--api, default a random port); its
 address is written to REPO/api and its bearer token to REPO/api.token.
 
+The peer ID is the repo's identity key, REPO/identity.key, made at the
+first start. A repo that has been used and lost its key refuses to start,
+naming its old peer ID: restore the key from a backup, or start with
+--new-identity to make a new identity on purpose. A damaged metadata
+database (REPO/store/meta.db, REPO/kv.db) is moved aside, kept, and
+rebuilt: from the content store, and from peers.
+
 The daemon runs Go's garbage collector at GOGC=25, which keeps an idle
 daemon small; set GOGC in its environment to choose another value.`,
 		Example: `  # a first node, listening on loopback only, without mDNS
@@ -89,6 +97,7 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.String(optTicket, "", "this node's admission ticket (default REPO/ticket.json if present)")
 	f.StringArray(optAllow, nil, "peer ID admitted without a ticket; repeatable (also REPO/allowlist, one per line); alone, the only peers this node talks to")
 	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
+	f.Bool(optNewIdentity, false, "make a new identity when REPO/identity.key is missing in a repo that has been used (tickets and allowlist entries for the old peer ID will no longer match)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
 	return cmd
 }
@@ -129,6 +138,7 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	if noMDNS, _ := f.GetBool(optNoMDNS); noMDNS {
 		cfg.MDNS = false
 	}
+	cfg.NewIdentity, _ = f.GetBool(optNewIdentity)
 	cfg.MaxPeers, _ = f.GetInt(optMaxPeers)
 	cfg.Share.MaxFileSize, _ = f.GetInt64(optMaxFileSize)
 	cfg.Share.Replicas, _ = f.GetInt(optReplicas)
