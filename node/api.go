@@ -50,6 +50,10 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, unwrapPathErr(err))
 		}
 		defer f.Close()
+		if err := n.refuseSecret(req.Path, f); err != nil {
+			n.log.Warn("share: refused a secret file", "err", err)
+			return api.ShareResult{}, err
+		}
 		fi, err := f.Stat()
 		if err != nil {
 			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, err)

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/p2pshare/p2pshare/node"
+	"github.com/p2pshare/p2pshare/node/admit"
 	"github.com/p2pshare/p2pshare/node/api"
 )
 
@@ -152,6 +153,7 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	if cfg.SwarmKey, err = loadSwarmKey(keyPath, dir); err != nil {
 		return fail("daemon", err)
 	}
+	cfg.SecretFiles = secretFiles(keyPath, dir)
 	if cfg.Admission, err = loadAdmission(cmd, dir); err != nil {
 		return fail("daemon", err)
 	}
@@ -276,6 +278,30 @@ func bindError(err error) error {
 		return se.Err
 	}
 	return err
+}
+
+// secretFiles names the files the daemon must never share besides its repo:
+// the swarm key it was given and the network authority's key, where ca
+// commands run on this machine keep it.
+func secretFiles(swarmKey, repo string) map[string]string {
+	out := map[string]string{filepath.Join(repo, swarmKeyFile): "swarm key"}
+	if swarmKey != "" {
+		if abs, err := filepath.Abs(swarmKey); err == nil {
+			out[abs] = "swarm key"
+		}
+	}
+	ca := os.Getenv(envCA)
+	if ca == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			ca = filepath.Join(home, ".p2pshare-ca")
+		}
+	}
+	if ca != "" {
+		if abs, err := filepath.Abs(ca); err == nil {
+			out[filepath.Join(abs, admit.AuthorityKeyFile)] = "the network authority's key"
+		}
+	}
+	return out
 }
 
 // loadSwarmKey reads the swarm key from path, or from the repo's swarm.key
