@@ -142,6 +142,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cleanPartials(repo, n.log)
 	// A ticket that does not admit this node (another peer's, expired, not
 	// signed by the authority) fails here, before anything is logged or
 	// bound, like every other bad setting; the gate checks it again.

@@ -19,14 +19,15 @@ import (
 
 // Files inside a repo.
 const (
-	repoKeyFile   = "identity.key" // the node's Ed25519 private key, 0600
-	repoPeerFile  = "peer-id"      // the peer ID of that key, written at first start
-	repoLockFile  = "repo.lock"    // flock held by the running daemon
-	RepoAPIFile   = "api"          // "http://HOST:PORT" of the running daemon
-	RepoTokenFile = "api.token"    // bearer token of the running daemon's API, 0600
-	repoStoreDir  = "store"        // share's content store
-	repoDHTDir    = "dht"          // reserved for the DHT's datastore
-	repoKVFile    = "kv.db"        // the key-value store and catalog (bbolt)
+	repoKeyFile    = "identity.key" // the node's Ed25519 private key, 0600
+	repoPeerFile   = "peer-id"      // the peer ID of that key, written at first start
+	repoLockFile   = "repo.lock"    // flock held by the running daemon
+	RepoAPIFile    = "api"          // "http://HOST:PORT" of the running daemon
+	RepoTokenFile  = "api.token"    // bearer token of the running daemon's API, 0600
+	repoStoreDir   = "store"        // share's content store
+	repoDHTDir     = "dht"          // reserved for the DHT's datastore
+	repoKVFile     = "kv.db"        // the key-value store and catalog (bbolt)
+	repoPartialDir = "partial"      // records of temp files of gets in users' directories
 )
 
 // ErrRepoLocked: another daemon holds the repo.
