@@ -183,8 +183,10 @@ func TestE2EParallelGetOfSeveralNames(t *testing.T) {
 			t.Fatalf("%s: bytes differ", g.Name)
 		}
 	}
-	// One bad name among good ones: the good ones land, exit 1, the list says which failed.
-	r := nw.Node(3).Run("get", "part-0.txt", "missing.txt", "-o", out, "--json")
+	// One bad name among good ones: the good ones land, exit 1, the list
+	// says which failed. Into a new directory: part-0.txt is in out now,
+	// and get never replaces a file without --force.
+	r := nw.Node(3).Run("get", "part-0.txt", "missing.txt", "-o", t.TempDir(), "--json")
 	if r.Code != 1 || !strings.Contains(r.Stdout, `"error"`) || !strings.Contains(r.Stderr, "missing.txt") {
 		t.Fatalf("mixed get: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
