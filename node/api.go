@@ -66,6 +66,10 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, unwrapPathErr(err))
 		}
 		defer f.Close()
+		if err := n.refuseSecret(req.Path, f); err != nil {
+			n.log.Warn("share: refused a secret file", "err", err)
+			return api.ShareResult{}, err
+		}
 		fi, err := f.Stat()
 		if err != nil {
 			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, err)
@@ -113,7 +117,9 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	return out, nil
 }
 
-// Get implements api.API.
+// Get implements api.API. The file is fetched into a private temp
+// directory of the store and put at its path only once it is verified (see
+// placeOutput); an existing file there is replaced only with req.Force.
 func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, error) {
 	if req.Ref == "" {
 		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get: no name or CID given")
@@ -130,12 +136,30 @@ func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, erro
 		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get %s: output directory %s: %v", req.Ref, dir, unwrapPathErr(err))
 	}
 	defer root.Close()
+	if file != "" && !req.Force {
+		if _, err := root.Lstat(file); err == nil {
+			return api.GetResult{}, errExists(req.Path)
+		}
+	}
+	tmp, err := n.store.TempDir("get-*")
+	if err != nil {
+		return api.GetResult{}, fmt.Errorf("get %s: %w", req.Ref, err)
+	}
+	defer os.RemoveAll(tmp)
+	troot, err := os.OpenRoot(tmp)
+	if err != nil {
+		return api.GetResult{}, fmt.Errorf("get %s: %w", req.Ref, err)
+	}
+	defer troot.Close()
 	tr, end := n.transfers.start(req.ID, "get", req.Ref, -1)
 	defer end()
-	res, err := n.share.Get(ctx, req.Ref, root, file, tr.progress)
+	res, err := n.share.Get(ctx, req.Ref, troot, file, tr.progress)
 	n.countTransfer(err, res.Size)
 	if err != nil {
 		return api.GetResult{}, apiError(err)
+	}
+	if err := n.placeOutput(filepath.Join(tmp, res.Path), root, dir, res.Path, req.Force); err != nil {
+		return api.GetResult{}, err
 	}
 	out := toAPIResult(res)
 	out.Path = filepath.Join(dir, res.Path)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
@@ -66,6 +67,34 @@ func (n *Node) announceCatalog() {
 			n.log.Warn("announce holding in the catalog", "cid", h.CID, "err", err)
 		}
 	}
+}
+
+// restoreNames puts back into a rebuilt store metadata the name records
+// this node published, from the catalog, so that they are republished in
+// the DHT: a record made again with the same name, file, size and time
+// carries the same signature.
+func (n *Node) restoreNames(key crypto.PrivKey) {
+	self := n.host.ID()
+	restored := 0
+	for _, e := range n.kv.Catalog("") {
+		c, err := cid.Decode(e.CID)
+		if e.Publisher != self || err != nil {
+			continue
+		}
+		if _, held := n.store.Has(c); !held {
+			continue
+		}
+		rec, err := share.NewNameRecord(e.Name, c, e.Size, key, e.Time)
+		if err == nil {
+			err = n.store.PutName(rec)
+		}
+		if err != nil {
+			n.log.Warn("restore a published name", "name", e.Name, "err", err)
+			continue
+		}
+		restored++
+	}
+	n.log.Info("restored the names this node published from the catalog", "names", restored)
 }
 
 // KV returns the node's key-value store and catalog.

@@ -60,6 +60,15 @@ type Config struct {
 	KV kv.Config
 	// Share configures the share service (see share.Config for defaults).
 	Share share.Config
+	// SecretFiles are files that share refuses to read, besides the repo's
+	// own (its identity key, API token and every other file in it), each
+	// with what it is ("swarm key"): the daemon gives its swarm key and
+	// authority key files. Files that hold a key are refused anyway.
+	SecretFiles map[string]string
+	// NewIdentity makes a new identity key when the repo's is missing,
+	// even in a repo that has been used (see Repo.LoadIdentity). Default
+	// false: a used repo without its key refuses to start.
+	NewIdentity bool
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the node's wall clock: it stamps records, clock readings

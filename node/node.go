@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,7 @@ import (
 	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node/admit"
+	"github.com/p2pshare/p2pshare/node/boltcheck"
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -144,10 +146,11 @@ func New(cfg Config) (n *Node, err error) {
 			_ = created.Close()
 		}
 	}()
-	key, err := repo.Identity()
+	key, err := repo.LoadIdentity(cfg.NewIdentity)
 	if err != nil {
 		return nil, err
 	}
+	cleanPartials(repo, n.log)
 	// A ticket that does not admit this node (another peer's, expired, not
 	// signed by the authority) fails here, before anything is logged or
 	// bound, like every other bad setting; the gate checks it again.
@@ -248,6 +251,11 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
+	metaMoved, err := boltcheck.Salvage(filepath.Join(repo.Path(repoStoreDir), share.MetaFile),
+		"rebuilding the list of held files from the content store ("+repo.Path(repoStoreDir)+"/blocks), which is the truth", n.log)
+	if err != nil {
+		return nil, err
+	}
 	n.store, err = share.OpenStore(repo.Path(repoStoreDir), log)
 	if err != nil {
 		return nil, err
@@ -276,11 +284,18 @@ func New(cfg Config) (n *Node, err error) {
 	kvc.Check = n.checkKVRecord
 	kvc.Now = n.now
 	kvc.ClockOffset = n.clockOffset
+	if _, err := boltcheck.Salvage(repo.Path(repoKVFile),
+		"starting with an empty key-value store and catalog, which catch up from peers by anti-entropy sync", n.log); err != nil {
+		return nil, err
+	}
 	n.kv, err = kv.Open(gh, n.ps, n.dht, repo.Path(repoKVFile), kvc, log)
 	if err != nil {
 		return nil, err
 	}
 	n.share.SetDirectory(catalogDirectory{n.kv})
+	if metaMoved != "" {
+		n.restoreNames(key)
+	}
 	n.metrics.register(n)
 	// The first replication check waits until this node has caught up
 	// with the catalog and heard every member (ReplicationDelay at most).

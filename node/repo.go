@@ -12,17 +12,22 @@ import (
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/share"
 )
 
 // Files inside a repo.
 const (
-	repoKeyFile   = "identity.key" // the node's Ed25519 private key, 0600
-	repoLockFile  = "repo.lock"    // flock held by the running daemon
-	RepoAPIFile   = "api"          // "http://HOST:PORT" of the running daemon
-	RepoTokenFile = "api.token"    // bearer token of the running daemon's API, 0600
-	repoStoreDir  = "store"        // share's content store
-	repoDHTDir    = "dht"          // reserved for the DHT's datastore
-	repoKVFile    = "kv.db"        // the key-value store and catalog (bbolt)
+	repoKeyFile    = "identity.key" // the node's Ed25519 private key, 0600
+	repoPeerFile   = "peer-id"      // the peer ID of that key, written at first start
+	repoLockFile   = "repo.lock"    // flock held by the running daemon
+	RepoAPIFile    = "api"          // "http://HOST:PORT" of the running daemon
+	RepoTokenFile  = "api.token"    // bearer token of the running daemon's API, 0600
+	repoStoreDir   = "store"        // share's content store
+	repoDHTDir     = "dht"          // reserved for the DHT's datastore
+	repoKVFile     = "kv.db"        // the key-value store and catalog (bbolt)
+	repoPartialDir = "partial"      // records of temp files of gets in users' directories
 )
 
 // ErrRepoLocked: another daemon holds the repo.
@@ -70,19 +75,38 @@ func OpenRepo(dir string) (*Repo, error) {
 func (r *Repo) Path(name string) string { return filepath.Join(r.Dir, name) }
 
 // Identity loads the node's private key, creating an Ed25519 key (written
-// with mode 0600) on first use.
-func (r *Repo) Identity() (crypto.PrivKey, error) {
+// with mode 0600) in a new repo. It is LoadIdentity(false).
+func (r *Repo) Identity() (crypto.PrivKey, error) { return r.LoadIdentity(false) }
+
+// LoadIdentity loads the node's private key and records its peer ID in
+// REPO/peer-id. A missing key is created only in a repo that was never
+// used (no recorded peer ID, no content, no catalog), or when newIdentity
+// says to make a new identity on purpose: a repo that lost its key would
+// otherwise come back as another peer, whose tickets and allowlist entries
+// no longer match. A damaged key is reported, never replaced.
+func (r *Repo) LoadIdentity(newIdentity bool) (crypto.PrivKey, error) {
 	p := r.Path(repoKeyFile)
 	b, err := os.ReadFile(p)
 	switch {
+	case err == nil && newIdentity:
+		return nil, fmt.Errorf("--new-identity: %s exists: move it away first to make a new identity (tickets and allowlist entries for its peer ID will no longer match)", p)
 	case err == nil:
 		k, err := crypto.UnmarshalPrivateKey(b)
 		if err != nil {
-			return nil, fmt.Errorf("read identity %s: %w", p, err)
+			return nil, fmt.Errorf("%s is damaged (%v): restore the key from a backup, or move it away and start with --new-identity to make a new identity on purpose", p, err)
+		}
+		if err := r.recordPeerID(k); err != nil {
+			return nil, err
 		}
 		return k, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("read identity: %w", err)
+		return nil, fmt.Errorf("read identity %s: %w", p, unwrapPathErr(err))
+	}
+	if used, was := r.used(); used && !newIdentity {
+		if was == "" {
+			was = "not recorded"
+		}
+		return nil, fmt.Errorf("%s is missing but this repo has been used (peer ID was %s): restore the key from a backup, or start with --new-identity to make a new identity on purpose (tickets and allowlist entries for the old ID will no longer match)", p, was)
 	}
 	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -95,7 +119,41 @@ func (r *Repo) Identity() (crypto.PrivKey, error) {
 	if err := writeFileAtomic(p, b, 0o600); err != nil {
 		return nil, fmt.Errorf("write identity: %w", err)
 	}
+	if err := r.recordPeerID(k); err != nil {
+		return nil, err
+	}
 	return k, nil
+}
+
+// recordPeerID writes k's peer ID to REPO/peer-id unless it is there.
+func (r *Repo) recordPeerID(k crypto.PrivKey) error {
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	p := r.Path(repoPeerFile)
+	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == id.String() {
+		return nil
+	}
+	if err := writeFileAtomic(p, []byte(id.String()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record peer ID: %w", err)
+	}
+	return nil
+}
+
+// used reports whether the repo has been started before or holds
+// anything, and the peer ID it recorded ("" if none).
+func (r *Repo) used() (bool, string) {
+	if b, err := os.ReadFile(r.Path(repoPeerFile)); err == nil {
+		return true, strings.TrimSpace(string(b))
+	}
+	for _, p := range []string{repoKVFile, filepath.Join(repoStoreDir, share.MetaFile)} {
+		if _, err := os.Lstat(r.Path(p)); err == nil {
+			return true, ""
+		}
+	}
+	ents, _ := os.ReadDir(r.Path(filepath.Join(repoStoreDir, "blocks")))
+	return len(ents) > 0, ""
 }
 
 // WriteAPI records the running daemon's API address and a fresh bearer

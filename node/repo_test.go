@@ -263,3 +263,79 @@ func TestAPIFiles(t *testing.T) {
 		t.Error("ReadAPI succeeded after Close")
 	}
 }
+
+func TestIdentityMissingInUsedRepo(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		setup  func(t *testing.T, dir string)
+		wantID bool // the message names the old peer ID
+	}{
+		{"started before", func(t *testing.T, dir string) {
+			r := openTestRepo(t, dir)
+			if _, err := r.Identity(); err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+		}, true},
+		{"holds content", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, repoStoreDir, "blocks")
+			if err := os.MkdirAll(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(p, "bafkreib"), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"has a catalog", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, repoKVFile), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.setup(t, dir)
+			old, _ := os.ReadFile(filepath.Join(dir, repoPeerFile))
+			_ = os.Remove(filepath.Join(dir, repoKeyFile))
+			r := openTestRepo(t, dir)
+			_, err := r.Identity()
+			if err == nil || !strings.Contains(err.Error(), "is missing but this repo has been used") || !strings.Contains(err.Error(), "--new-identity") {
+				t.Fatalf("Identity = %v, want a refusal that names --new-identity", err)
+			}
+			if tc.wantID && !strings.Contains(err.Error(), "(peer ID was "+strings.TrimSpace(string(old))+")") {
+				t.Fatalf("Identity = %v, want it to name peer %s", err, old)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error spans lines: %q", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, repoKeyFile)); !os.IsNotExist(err) {
+				t.Fatalf("a refused Identity made a key: %v", err)
+			}
+			k, err := r.LoadIdentity(true)
+			if err != nil {
+				t.Fatalf("LoadIdentity(new): %v", err)
+			}
+			id, _ := peer.IDFromPrivateKey(k)
+			if got, _ := os.ReadFile(filepath.Join(dir, repoPeerFile)); strings.TrimSpace(string(got)) != id.String() {
+				t.Fatalf("%s = %q, want the new peer ID %s", repoPeerFile, got, id)
+			}
+			// A key is there now: --new-identity does not replace it.
+			if _, err := r.LoadIdentity(true); err == nil {
+				t.Fatal("LoadIdentity(new) replaced an existing key")
+			}
+		})
+	}
+}
+
+func TestIdentityFreshRepoRecordsPeerID(t *testing.T) {
+	dir := t.TempDir()
+	r := openTestRepo(t, dir)
+	k, err := r.Identity()
+	if err != nil {
+		t.Fatalf("a fresh repo: %v", err)
+	}
+	id, _ := peer.IDFromPrivateKey(k)
+	if got, _ := os.ReadFile(filepath.Join(dir, repoPeerFile)); strings.TrimSpace(string(got)) != id.String() {
+		t.Fatalf("%s = %q, want %s", repoPeerFile, got, id)
+	}
+}

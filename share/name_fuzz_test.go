@@ -83,6 +83,8 @@ func FuzzValidateName(f *testing.F) {
 		"notes.txt", "a", "résumé.txt", "with spaces", strings.Repeat("x", MaxNameLen),
 		"", ".", "..", "a/b", "a\\b", "a\x00b", "a\nb", "\x7f", "\u0085", "\xff",
 		strings.Repeat("x", MaxNameLen+1), strings.Repeat("é", 128),
+		"a\u202Eb", "\u200B", "\uFEFFx", "a\u2028b", "\u00A0", "\uE000", "\uFDD0", "\u0378",
+		"\u2764\uFE0F", "a\uFE0F", "\u3164", "\uFFFD",
 	} {
 		f.Add(s)
 	}
@@ -105,8 +107,17 @@ func FuzzValidateName(f *testing.F) {
 			t.Fatalf("accepted %q, which holds a separator or NUL", name)
 		}
 		for _, r := range name {
-			if unicode.IsControl(r) {
+			switch {
+			case unicode.IsControl(r):
 				t.Fatalf("accepted %q, which holds control character %U", name, r)
+			case unicode.In(r, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point):
+				t.Fatalf("accepted %q, which holds invisible or private rune %U", name, r)
+			case unicode.Is(unicode.Zs, r) && r != ' ':
+				t.Fatalf("accepted %q, which holds space %U", name, r)
+			case !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs):
+				t.Fatalf("accepted %q, which holds unassigned %U", name, r)
+			case r == utf8.RuneError:
+				t.Fatalf("accepted %q, which holds U+FFFD", name)
 			}
 		}
 	})

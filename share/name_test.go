@@ -69,6 +69,75 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
+// TestValidateNameInvisibleRunes: runes that hide in a name or make it
+// display as another are refused, and the error names them.
+func TestValidateNameInvisibleRunes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bad  rune // 0: the name is fine
+	}{
+		{"invoice\u202Efdp.exe", 0x202E}, // right-to-left override
+		{"a\u202Ab", 0x202A},             // left-to-right embedding
+		{"a\u2066b\u2069", 0x2066},       // isolates
+		{"a\u2067b", 0x2067},
+		{"a\u2068b", 0x2068},
+		{"a\u2069b", 0x2069},
+		{"a\u200Eb", 0x200E},         // left-to-right mark
+		{"pay\u200Bpal.txt", 0x200B}, // zero-width space
+		{"a\u200Cb", 0x200C},         // zero-width non-joiner
+		{"a\u200Db", 0x200D},         // zero-width joiner
+		{"\uFEFFnotes.txt", 0xFEFF},  // byte order mark
+		{"soft\u00ADhyphen", 0x00AD},
+		{"a\u2060b", 0x2060},       // word joiner
+		{"a\u061Cb", 0x061C},       // Arabic letter mark
+		{"tag\U000E0041", 0xE0041}, // tag character
+		{"a\u2028b", 0x2028},       // line separator
+		{"a\u2029b", 0x2029},       // paragraph separator
+		{"no\u00A0break", 0x00A0},  // no-break space
+		{"a\u3000b", 0x3000},       // ideographic space
+		{"a\u2007b", 0x2007},       // figure space
+		{"a\uE000b", 0xE000},       // private use
+		{"a\U000F0000b", 0xF0000},  // supplementary private use
+		{"a\uFDD0b", 0xFDD0},       // noncharacters
+		{"a\uFFFEb", 0xFFFE},
+		{"a\U0001FFFFb", 0x1FFFF},
+		{"a\u0378b", 0x0378},      // unassigned
+		{"a\U000E0080b", 0xE0080}, // unassigned
+		{"a\uFFFDb", 0xFFFD},      // replacement character
+		{"a\u3164b", 0x3164},      // Hangul filler (invisible letter)
+		{"a\u115Fb", 0x115F},      // Hangul choseong filler
+		{"a\u034Fb", 0x034F},      // combining grapheme joiner
+		{"a\uFE0Fb", 0xFE0F},      // variation selector after a letter
+		{"x\U000E0100", 0xE0100},
+		{"a\x01b", 0x01},
+		{"a\u0085b", 0x85},
+
+		{"\u2764\uFE0F.txt", 0},             // emoji presentation of a symbol
+		{"\u845B\U000E0100.txt", 0},         // ideographic variation
+		{"caf\u00E9 cr\u00E8me.txt", 0},     // Latin-1 letters, ordinary space
+		{"e\u0301.txt", 0},                  // combining accent
+		{"\u05E9\u05DC\u05D5\u05DD.txt", 0}, // Hebrew: right to left, no controls
+		{"\U0001F600.txt", 0},               // emoji
+	} {
+		t.Run(fmt.Sprintf("%+q", tc.name), func(t *testing.T) {
+			err := ValidateName(tc.name)
+			if tc.bad == 0 {
+				if err != nil {
+					t.Fatalf("ValidateName(%+q) = %v, want nil", tc.name, err)
+				}
+				return
+			}
+			want := fmt.Sprintf("holds %U,", tc.bad)
+			if !errors.Is(err, ErrBadName) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "remove it") {
+				t.Fatalf("ValidateName(%+q) = %v, want ErrBadName naming %U and what to do", tc.name, err, tc.bad)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r\u202E\u2028") {
+				t.Fatalf("the error carries the rune itself: %q", err)
+			}
+		})
+	}
+}
+
 func TestNameKey(t *testing.T) {
 	if got := NameKey("notes.txt"); got != "/p2pshare-name/notes.txt" {
 		t.Errorf("NameKey = %q", got)

@@ -36,6 +36,9 @@ type Store struct {
 	closed bool
 }
 
+// MetaFile is the name of the store's metadata database inside its directory.
+const MetaFile = "meta.db"
+
 // Held describes one file in the store.
 type Held struct {
 	CID   cid.Cid
@@ -76,9 +79,9 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 			_ = os.RemoveAll(filepath.Join(s.tmp, e.Name()))
 		}
 	}
-	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(filepath.Join(dir, MetaFile), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("open store metadata %s: %w", filepath.Join(dir, "meta.db"), err)
+		return nil, fmt.Errorf("open store metadata %s: %w", filepath.Join(dir, MetaFile), err)
 	}
 	s.db = db
 	if err := db.Update(func(tx *bolt.Tx) error {

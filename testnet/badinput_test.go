@@ -320,6 +320,11 @@ func (s *badSuite) cliCases() []badCase {
 	identity := cid.NewCidV1(cid.Raw, ident).String()
 	unknownCID := share.ComputeCID([]byte("never shared by anyone")).String()
 	ca := s.t.TempDir()
+	idKey := filepath.Join(s.n1.Repo, "identity.key")
+	keyLink := filepath.Join(s.t.TempDir(), "holiday.jpg")
+	if err := os.Symlink(idKey, keyLink); err != nil {
+		s.t.Fatal(err)
+	}
 	run := func(args ...string) Result { return s.n1.Run(args...) }
 	cli := func(name string, code int, want string, args ...string) badCase {
 		return badCase{"cli", name, func(t *testing.T) { checkOneLineError(t, run(args...), code, want) }}
@@ -335,10 +340,23 @@ func (s *badSuite) cliCases() []badCase {
 		cli("share name control char", 1, "control character", "share", small, "--name", "a\x01b"),
 		cli("share name newline", 1, "control character", "share", small, "--name", "a\nb"),
 		cli("share name DEL", 1, "control character", "share", small, "--name", "a\x7fb"),
+		cli("share name right-to-left override", 1, "holds U+202E", "share", small, "--name", "invoice\u202Efdp.exe"),
+		cli("share name zero-width space", 1, "holds U+200B", "share", small, "--name", "pay\u200Bpal.txt"),
+		cli("share name byte order mark", 1, "holds U+FEFF", "share", small, "--name", "\uFEFFnotes.txt"),
+		cli("share name no-break space", 1, "holds U+00A0", "share", small, "--name", "a\u00A0b"),
+		cli("share name private use", 1, "holds U+E000", "share", small, "--name", "a\uE000b"),
+		cli("share name line separator", 1, "holds U+2028", "share", small, "--name", "a\u2028b"),
+		cli("share file named with an isolate", 1, "holds U+2066", "share", writeFile(s.t, s.dir, "x\u2066y.txt", []byte("isolate\n"))),
+		cli("get name with an isolate", 1, "holds U+2066", "get", "a\u2066b"),
 		cli("share name 256 bytes", 1, "the limit is 255", "share", small, "--name", strings.Repeat("n", 256)),
 		cli("share name 300 multibyte", 1, "the limit is 255", "share", small, "--name", strings.Repeat("é", 150)),
 		cli("share name invalid UTF-8", 1, "not valid UTF-8", "share", small, "--name", "bad\xff\xfe.txt"),
 		cli("share file named in latin-1", 1, "not valid UTF-8", "share", writeFile(s.t, s.dir, "caf\xe9.txt", []byte("latin-1\n"))),
+		cli("share identity key", 1, "share: "+idKey+" is this node's secret (identity key): refusing to share it", "share", idKey),
+		cli("share symlink to identity key", 1, "share: "+keyLink+" is this node's secret (identity key): refusing to share it", "share", keyLink),
+		cli("share API token", 1, "share: "+filepath.Join(s.n1.Repo, "api.token")+" is this node's secret (API token): refusing to share it", "share", filepath.Join(s.n1.Repo, "api.token")),
+		cli("share a file of the repo", 1, "is this node's secret (a file of its repo", "share", filepath.Join(s.n1.Repo, "peer-id")),
+		cli("share a swarm key", 1, "is this node's secret (a swarm key)", "share", s.pskFile),
 		cli("share missing file", 1, "no such file", "share", filepath.Join(s.dir, "nope.txt")),
 		cli("share directory", 1, "is a directory", "share", s.dir),
 		cli("share device", 1, "not a regular file", "share", os.DevNull),
@@ -371,6 +389,8 @@ func (s *badSuite) cliCases() []badCase {
 		}},
 		cli("get into a missing directory", 1, "output directory", "get", "precious.txt", "-o", filepath.Join(s.dir, "no", "such", "f")),
 		cli("get several, -o a file", 1, "existing directory", "get", "precious.txt", "other.txt", "-o", small),
+		{"cli", "get onto an existing file", func(t *testing.T) { s.getOntoExisting(t, false) }},
+		{"cli", "get several onto an existing file", func(t *testing.T) { s.getOntoExisting(t, true) }},
 		cli("kv put empty key", 1, "empty", "kv", "put", "", "v"),
 		cli("kv put key with newline", 1, "control character", "kv", "put", "a\nb", "v"),
 		cli("kv put key 257 bytes", 1, "the limit is 256", "kv", "put", strings.Repeat("k", 257), "v"),
@@ -400,19 +420,56 @@ func (s *badSuite) cliCases() []badCase {
 	}
 }
 
+// getOntoExisting gets other.txt onto a file that exists (alone, or with
+// precious.txt into a directory): without --force it fails and keeps the
+// file's bytes, with --force it replaces them.
+func (s *badSuite) getOntoExisting(t *testing.T, several bool) {
+	dir := t.TempDir()
+	target := writeFile(t, dir, "other.txt", []byte("mine, not to be lost\n"))
+	args := []string{"get", "other.txt", "-o", target}
+	if several {
+		args = []string{"get", "precious.txt", "other.txt", "-o", dir}
+	}
+	checkOneLineError(t, s.n1.Run(args...), 1, "get: "+target+" exists: use --force to replace it")
+	if b, _ := os.ReadFile(target); string(b) != "mine, not to be lost\n" {
+		t.Fatalf("the existing file now holds %q", b)
+	}
+	if several {
+		if _, err := os.Stat(filepath.Join(dir, "precious.txt")); err == nil {
+			t.Fatal("a refused get of several still fetched one of them")
+		}
+	}
+	if r := s.n1.Run(append(args, "--force")...); r.Code != 0 {
+		t.Fatalf("get --force: %s", r.Stderr)
+	}
+	if b, _ := os.ReadFile(target); !bytes.Equal(b, s.files["other.txt"]) {
+		t.Fatal("get --force did not replace the file")
+	}
+	ents, _ := os.ReadDir(dir)
+	if want := map[bool]int{false: 1, true: 2}[several]; len(ents) != want {
+		t.Fatalf("%s holds %d entries, want %d", dir, len(ents), want)
+	}
+}
+
 // ---- daemon flags ----
 
 // runDaemonFlags starts a daemon with its own fresh repo, loopback only,
 // and the flags; it must fail fast (it is killed after 15 s).
 func (s *badSuite) runDaemonFlags(args ...string) Result {
+	return runDaemonIn(s.nw, filepath.Join(s.t.TempDir(), "repo"), args...)
+}
+
+// runDaemonIn starts a daemon of nw's binary on repo, loopback only, with
+// the flags; it must fail fast (it is killed after 15 s).
+func runDaemonIn(nw *Network, repo string, args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	full := append([]string{"--repo", filepath.Join(s.t.TempDir(), "repo"), "daemon", "--no-mdns"}, args...)
+	full := append([]string{"--repo", repo, "daemon", "--no-mdns"}, args...)
 	if !strings.Contains(strings.Join(args, " "), "--listen") {
 		full = append(full, "--listen", "/ip4/127.0.0.1/tcp/0")
 	}
-	cmd := exec.CommandContext(ctx, s.nw.Bin, full...)
-	cmd.Dir = s.nw.Dir
+	cmd := exec.CommandContext(ctx, nw.Bin, full...)
+	cmd.Dir = nw.Dir
 	cmd.Env = append(os.Environ(), "P2PSHARE_REPO=")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -1025,4 +1082,135 @@ func (s *badSuite) wireCases() []badCase {
 		}},
 	)
 	return cases
+}
+
+// ---- a damaged repo ----
+
+// TestE2EDamagedRepo damages a daemon's repo between runs, as a failing
+// disk or a careless hand would: a truncated store metadata, a garbled
+// catalog, a directory in place of a database, a lost identity key. Each
+// time the daemon either starts with nothing lost (every file listed and
+// gettable by name, the damaged file kept aside and named in one warning)
+// or refuses with one line that says what to do.
+func TestE2EDamagedRepo(t *testing.T) {
+	nw := startNetwork(t, 1, "--replicas", "1")
+	d := nw.Node(1)
+	dir := t.TempDir()
+	files := map[string][]byte{}
+	for i := range 3 {
+		name := fmt.Sprintf("kept-%d.txt", i)
+		files[name] = bytes.Repeat([]byte(name+" must survive\n"), 100*(i+1))
+		if r := d.Run("share", writeFile(t, dir, name, files[name])); r.Code != 0 {
+			t.Fatalf("share %s: %s", name, r.Stderr)
+		}
+	}
+	restart := func(t *testing.T) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := d.Start(ctx); err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		name, file string
+		damage     func(p string) error
+	}{
+		{"store metadata truncated", "store/meta.db", func(p string) error { return os.Truncate(p, 3*4096+100) }},
+		{"store metadata cut to a page", "store/meta.db", func(p string) error { return os.Truncate(p, 4096) }},
+		{"store metadata garbled", "store/meta.db", func(p string) error { return garbleFile(p, 0, 2*4096) }},
+		{"store metadata empty", "store/meta.db", func(p string) error { return os.Truncate(p, 0) }},
+		{"catalog truncated", "kv.db", func(p string) error { return os.Truncate(p, 5000) }},
+		{"catalog garbled", "kv.db", func(p string) error { return garbleFile(p, 4096, 4096) }},
+		{"catalog is a directory", "kv.db", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.Mkdir(p, 0o700)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d.Stop(10 * time.Second)
+			p := filepath.Join(d.Repo, tc.file)
+			if err := tc.damage(p); err != nil {
+				t.Fatal(err)
+			}
+			restart(t)
+			aside, _ := filepath.Glob(p + ".damaged-*")
+			if len(aside) == 0 {
+				t.Fatalf("no %s.damaged-* kept", tc.file)
+			}
+			if log, _ := os.ReadFile(d.Log); bytes.Count(log, []byte("damaged database moved aside to "+aside[len(aside)-1])) != 1 {
+				t.Fatalf("the log does not name %s once:\n%s", aside[len(aside)-1], d.LogTail(10))
+			}
+			waitFor(t, 15*time.Second, "the catalog lists every file", func() (bool, string) {
+				var cat []catalogOut
+				if err := d.JSON(&cat, "ls", "--json"); err != nil {
+					return false, err.Error()
+				}
+				return len(cat) == len(files), fmt.Sprintf("%d names", len(cat))
+			})
+			for name, want := range files {
+				out := filepath.Join(t.TempDir(), name)
+				if r := d.Run("get", name, "-o", out); r.Code != 0 {
+					t.Fatalf("get %s: %s", name, r.Stderr)
+				}
+				if b, _ := os.ReadFile(out); !bytes.Equal(b, want) {
+					t.Fatalf("get %s: wrong bytes", name)
+				}
+			}
+		})
+	}
+
+	t.Run("identity key lost", func(t *testing.T) {
+		d.Stop(10 * time.Second)
+		old := d.ID
+		key := filepath.Join(d.Repo, "identity.key")
+		if err := os.Rename(key, key+".bak"); err != nil {
+			t.Fatal(err)
+		}
+		want := "p2pshare: daemon: " + key + " is missing but this repo has been used (peer ID was " + old + "): restore the key from a backup, or start with --new-identity to make a new identity on purpose (tickets and allowlist entries for the old ID will no longer match)"
+		r := runDaemonIn(nw, d.Repo)
+		checkOneLineError(t, r, 1, want)
+		if _, err := os.Stat(key); !os.IsNotExist(err) {
+			t.Fatalf("a refused start made a key: %v", err)
+		}
+		// A garbled key is reported, not replaced.
+		if err := os.WriteFile(key, []byte("garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checkOneLineError(t, runDaemonIn(nw, d.Repo), 1, key+" is damaged")
+		if b, _ := os.ReadFile(key); string(b) != "garbage" {
+			t.Fatal("the garbled key was replaced")
+		}
+		// --new-identity makes a new one on purpose, where none is.
+		if err := os.Remove(key); err != nil {
+			t.Fatal(err)
+		}
+		nw.Args = append(nw.Args, "--new-identity")
+		d.Addrs = nil // the addresses end in the old peer ID
+		restart(t)
+		nw.Args = nw.Args[:len(nw.Args)-1]
+		if d.ID == old || d.ID == "" {
+			t.Fatalf("--new-identity kept peer ID %s", d.ID)
+		}
+		if id, _ := os.ReadFile(filepath.Join(d.Repo, "peer-id")); strings.TrimSpace(string(id)) != d.ID {
+			t.Fatalf("peer-id holds %q, want %s", id, d.ID)
+		}
+	})
+}
+
+// garbleFile overwrites n bytes of p at off with pseudo-random bytes.
+func garbleFile(p string, off, n int64) error {
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	junk := make([]byte, n)
+	for i := range junk {
+		junk[i] = byte(i*131 + 17)
+	}
+	_, err = f.WriteAt(junk, off)
+	return err
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -180,8 +183,10 @@ func TestE2EParallelGetOfSeveralNames(t *testing.T) {
 			t.Fatalf("%s: bytes differ", g.Name)
 		}
 	}
-	// One bad name among good ones: the good ones land, exit 1, the list says which failed.
-	r := nw.Node(3).Run("get", "part-0.txt", "missing.txt", "-o", out, "--json")
+	// One bad name among good ones: the good ones land, exit 1, the list
+	// says which failed. Into a new directory: part-0.txt is in out now,
+	// and get never replaces a file without --force.
+	r := nw.Node(3).Run("get", "part-0.txt", "missing.txt", "-o", t.TempDir(), "--json")
 	if r.Code != 1 || !strings.Contains(r.Stdout, `"error"`) || !strings.Contains(r.Stderr, "missing.txt") {
 		t.Fatalf("mixed get: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -389,4 +394,95 @@ func TestE2EGracefulStopOnSIGTERM(t *testing.T) {
 		t.Fatal("the api file outlived the daemon")
 	}
 	checkOneLineError(t, d.Run("id"), 1, "no daemon running")
+}
+
+// TestE2EGetCutShortLeavesNothing kills the getting daemon (kill -9) in the
+// middle of a transfer: the user's directory must hold no temp file, then
+// or after the restart, and the get must work again.
+func TestE2EGetCutShortLeavesNothing(t *testing.T) {
+	// One copy (R=1): the getter must fetch the file, not receive it.
+	nw := startNetwork(t, 2, "--replicas", "1")
+	server, getter := nw.Node(1), nw.Node(2)
+	const size = 256 << 20
+	src := filepath.Join(t.TempDir(), "big.bin")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := range size / len(chunk) {
+		binary.LittleEndian.PutUint64(chunk, uint64(i))
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var sh shareOut
+	if err := server.JSON(&sh, "share", src, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	done := make(chan Result, 1)
+	go func() { done <- getter.Run("get", "big.bin", "-o", filepath.Join(out, "big.bin")) }()
+	// Wait until part of the file has arrived somewhere (the user's
+	// directory or the getter's repo), then freeze the server so the
+	// transfer cannot end before the kill.
+	waitFor(t, 30*time.Second, "part of the file to arrive", func() (bool, string) {
+		n := partialBytes(out) + partialBytes(filepath.Join(getter.Repo, "store", "tmp"))
+		return n > 0 && n < size, fmt.Sprintf("%d bytes", n)
+	})
+	if err := server.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer server.Signal(syscall.SIGCONT)
+	select {
+	case r := <-done:
+		t.Fatalf("the get ended before it could be cut short (exit %d): make the file bigger", r.Code)
+	default:
+	}
+	getter.Kill()
+	<-done
+	if err := server.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("the killed get left %s in the output directory", ents[0].Name())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := getter.Start(ctx, server.TCPAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("after the restart the output directory holds %s", ents[0].Name())
+	}
+	if n := partialBytes(filepath.Join(getter.Repo, "store", "tmp")); n != 0 {
+		t.Fatalf("the restarted daemon keeps %d bytes of the cut get", n)
+	}
+	var g getOut
+	if err := getter.JSON(&g, "get", "big.bin", "-o", filepath.Join(out, "big.bin"), "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if g.CID != sh.CID || g.Size != size {
+		t.Fatalf("get after the restart: %+v, want CID %s", g, sh.CID)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 1 {
+		t.Fatalf("the output directory holds %d entries, want big.bin alone", len(ents))
+	}
+}
+
+// partialBytes sums the sizes of the regular files under dir.
+func partialBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node"
+	"github.com/p2pshare/p2pshare/node/admit"
 	"github.com/p2pshare/p2pshare/node/api"
 )
 
@@ -43,6 +44,7 @@ const (
 	optAuthority   = "authority"
 	optTicket      = "ticket"
 	optAllow       = "allow"
+	optNewIdentity = "new-identity"
 )
 
 // daemonGOGC is the garbage collector's target the daemon runs with, unless
@@ -70,6 +72,13 @@ second signal forces the exit).
 The API listens on loopback only (--api, default a random port); its
 address is written to REPO/api and its bearer token to REPO/api.token.
 
+The peer ID is the repo's identity key, REPO/identity.key, made at the
+first start. A repo that has been used and lost its key refuses to start,
+naming its old peer ID: restore the key from a backup, or start with
+--new-identity to make a new identity on purpose. A damaged metadata
+database (REPO/store/meta.db, REPO/kv.db) is moved aside, kept, and
+rebuilt: from the content store, and from peers.
+
 The daemon runs Go's garbage collector at GOGC=25, which keeps an idle
 daemon small; set GOGC in its environment to choose another value.`,
 		Example: `  # a first node, listening on loopback only, without mDNS
@@ -95,6 +104,7 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
 	f.Float64(optScrubRate, 8, "MiB/s at which stored files are re-read and re-hashed to find bit rot (0 turns the scrub off)")
 	f.Duration(optScrubEvery, 24*time.Hour, "how long a verified file waits before the scrub verifies it again")
+	f.Bool(optNewIdentity, false, "make a new identity when REPO/identity.key is missing in a repo that has been used (tickets and allowlist entries for the old peer ID will no longer match)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
 	f.Int(optMaxRecords, kv.DefaultConfig().MaxRecordsPerWriter, "most KV and catalog records this node keeps per writer (live ones, and as many deletes); a writer past it is refused")
 	return cmd
@@ -136,6 +146,7 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	if noMDNS, _ := f.GetBool(optNoMDNS); noMDNS {
 		cfg.MDNS = false
 	}
+	cfg.NewIdentity, _ = f.GetBool(optNewIdentity)
 	cfg.MaxPeers, _ = f.GetInt(optMaxPeers)
 	cfg.Share.MaxFileSize, _ = f.GetInt64(optMaxFileSize)
 	cfg.Share.Replicas, _ = f.GetInt(optReplicas)
@@ -167,6 +178,7 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	if cfg.SwarmKey, err = loadSwarmKey(keyPath, dir); err != nil {
 		return fail("daemon", err)
 	}
+	cfg.SecretFiles = secretFiles(keyPath, dir)
 	if cfg.Admission, err = loadAdmission(cmd, dir); err != nil {
 		return fail("daemon", err)
 	}
@@ -291,6 +303,30 @@ func bindError(err error) error {
 		return se.Err
 	}
 	return err
+}
+
+// secretFiles names the files the daemon must never share besides its repo:
+// the swarm key it was given and the network authority's key, where ca
+// commands run on this machine keep it.
+func secretFiles(swarmKey, repo string) map[string]string {
+	out := map[string]string{filepath.Join(repo, swarmKeyFile): "swarm key"}
+	if swarmKey != "" {
+		if abs, err := filepath.Abs(swarmKey); err == nil {
+			out[abs] = "swarm key"
+		}
+	}
+	ca := os.Getenv(envCA)
+	if ca == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			ca = filepath.Join(home, ".p2pshare-ca")
+		}
+	}
+	if ca != "" {
+		if abs, err := filepath.Abs(ca); err == nil {
+			out[filepath.Join(abs, admit.AuthorityKeyFile)] = "the network authority's key"
+		}
+	}
+	return out
 }
 
 // loadSwarmKey reads the swarm key from path, or from the repo's swarm.key

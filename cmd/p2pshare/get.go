@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ import (
 
 const (
 	optOutput = "output"
+	optForce  = "force"
 	// maxParallelGets bounds the gets one command runs at once.
 	maxParallelGets = 8
 )
@@ -33,11 +36,17 @@ The answer names the peer that served the file.
 With one NAME, -o is the output file (or an existing directory to put it
 in); the default is NAME in the current directory. With several, they are
 fetched in parallel, each from its own provider, into the directory -o
-(default the current directory), and --json prints a list.`,
+(default the current directory), and --json prints a list.
+
+An existing file is never overwritten unless --force is given; then it is
+replaced in one step (readers see the old file or the new one, never a
+mix). A transfer in progress is kept in the daemon's repo, not in the
+output directory, so an interrupted get leaves nothing there.`,
 		Example: `  p2pshare get notes.txt
   p2pshare get notes.txt -o /tmp/copy.txt --json
   p2pshare get bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
-  p2pshare get a.txt b.txt c.txt -o downloads/`,
+  p2pshare get a.txt b.txt c.txt -o downloads/
+  p2pshare get notes.txt -o notes.txt --force`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{"get takes one or more NAME or CID arguments"}
@@ -47,6 +56,7 @@ fetched in parallel, each from its own provider, into the directory -o
 		RunE: runGet,
 	}
 	cmd.Flags().StringP(optOutput, "o", "", "output file (one NAME) or directory (several)")
+	cmd.Flags().Bool(optForce, false, "replace an existing output file")
 	addJSONFlag(cmd)
 	return cmd
 }
@@ -60,15 +70,25 @@ type getOutcome struct {
 
 func runGet(cmd *cobra.Command, refs []string) error {
 	out, _ := cmd.Flags().GetString(optOutput)
+	force, _ := cmd.Flags().GetBool(optForce)
 	reqs, err := getRequests(refs, out)
 	if err != nil {
 		return err
+	}
+	for i := range reqs {
+		reqs[i].Force = force
+		if p := outputPath(reqs[i]); !force && p != "" {
+			if _, err := os.Lstat(p); err == nil {
+				return fail("get", fmt.Errorf("%s exists: use --force to replace it", p))
+			}
+		}
 	}
 	c, err := client(cmd)
 	if err != nil {
 		return err
 	}
 	results := make([]getOutcome, len(reqs))
+	conflict := make([]bool, len(reqs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxParallelGets)
 	for i, req := range reqs {
@@ -85,6 +105,8 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			res, err := c.Get(cmd.Context(), req)
 			results[i].Ref = req.Ref
 			if err != nil {
+				var ae *api.Error
+				conflict[i] = errors.As(err, &ae) && ae.Status == http.StatusConflict
 				results[i].Error = err.Error()
 				return
 			}
@@ -95,8 +117,12 @@ func runGet(cmd *cobra.Command, refs []string) error {
 
 	w := cmd.OutOrStdout()
 	var errs []error
-	for _, r := range results {
-		if r.Error != "" {
+	for i, r := range results {
+		switch {
+		case r.Error == "":
+		case conflict[i]: // the daemon's answer names the path
+			errs = append(errs, fmt.Errorf("get: %s", r.Error))
+		default:
 			errs = append(errs, fmt.Errorf("get %s: %s", r.Ref, r.Error))
 		}
 	}
@@ -166,6 +192,19 @@ func getRequests(refs []string, out string) ([]api.GetRequest, error) {
 		}
 	}
 	return []api.GetRequest{req}, nil
+}
+
+// outputPath is where req puts its file, when the CLI can tell before the
+// daemon resolves the ref: a ref that is a name (or a CID) is saved under
+// that name. "" when it cannot tell; the daemon checks again anyway.
+func outputPath(req api.GetRequest) string {
+	if !req.Dir {
+		return req.Path
+	}
+	if req.Ref == "" || req.Ref == "." || req.Ref == ".." || strings.ContainsAny(req.Ref, "/\\") {
+		return ""
+	}
+	return filepath.Join(req.Path, req.Ref)
 }
 
 func printGot(w io.Writer, r *api.GetResult) {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,10 @@ FILE '-' reads standard input (then --name is required).`,
 }
 
 func printShare(cmd *cobra.Command, file string, res api.ShareResult, err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+		return fail("share", err) // the daemon's refusal names the file
+	}
 	if err != nil {
 		return fail("share "+file, err)
 	}

@@ -157,11 +157,13 @@ type MovedFile struct {
 
 // GetRequest asks to fetch Ref (a name or a CID) into Path, an absolute
 // path: the file itself, or, with Dir, the directory to put it in under its
-// name.
+// name. An existing file there is replaced only with Force (else the answer
+// is 409 Conflict).
 type GetRequest struct {
-	Ref  string `json:"ref"`
-	Path string `json:"path"`
-	Dir  bool   `json:"dir,omitempty"`
+	Ref   string `json:"ref"`
+	Path  string `json:"path"`
+	Dir   bool   `json:"dir,omitempty"`
+	Force bool   `json:"force,omitempty"`
 	// ID names the transfer in Transfers while it runs (for a progress
 	// display); the daemon picks one when empty.
 	ID string `json:"id,omitempty"`
