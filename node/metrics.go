@@ -19,6 +19,7 @@ type nodeMetrics struct {
 	reg                  *prometheus.Registry
 	inOK, inErr, inBytes atomic.Int64 // gets and shares made on this node
 	lookups              *prometheus.HistogramVec
+	holePunch            *holePunchCounter
 }
 
 func newMetrics() *nodeMetrics {
@@ -32,7 +33,9 @@ func newMetrics() *nodeMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"what"}),
 	}
+	m.holePunch = &holePunchCounter{}
 	reg.MustRegister(m.lookups)
+	reg.MustRegister(m.holePunch.collectors()...)
 	return m
 }
 

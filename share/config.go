@@ -51,6 +51,10 @@ type Config struct {
 	// most, when the node says sooner that it has (SetReplicationReady).
 	// Default 5 s.
 	ReplicationDelay time.Duration
+	// DirectWait is how long a transfer to a peer reachable only through
+	// a relay waits for a direct connection (hole punching) before it
+	// goes over the relay. Default 3 s; negative: use the relay at once.
+	DirectWait time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -69,6 +73,7 @@ func DefaultConfig() Config {
 		ReplicationInterval: 5 * time.Second,
 		ReplicateTimeout:    10 * time.Minute,
 		ReplicationDelay:    5 * time.Second,
+		DirectWait:          3 * time.Second,
 	}
 }
 
@@ -113,6 +118,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReplicationDelay == 0 {
 		c.ReplicationDelay = d.ReplicationDelay
+	}
+	if c.DirectWait == 0 {
+		c.DirectWait = d.DirectWait
 	}
 	switch {
 	case c.Replicas < 0 || c.Replicas > 16:

@@ -367,7 +367,7 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, custodyFor peer.ID) (had bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReplicateTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(ctx, p, ReplicateProtocol)
+	st, err := s.openStream(ctx, p, ReplicateProtocol, "replicate")
 	if err != nil {
 		return false, fmt.Errorf("open stream: %w", err)
 	}
