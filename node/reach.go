@@ -87,7 +87,7 @@ func (n *Node) reachOptions() []libp2p.Option {
 	if len(relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, autorelay.WithBackoff(30*time.Second)))
 	}
-	if cfg.PortMap {
+	if cfg.PortMap && !loopbackOnly(cfg.ListenAddrs) {
 		opts = append(opts, libp2p.NATPortMap())
 	}
 	switch cfg.Reachability {
@@ -116,6 +116,17 @@ func announcedAddrs(announce, found []ma.Multiaddr) []ma.Multiaddr {
 		}
 	}
 	return out
+}
+
+// loopbackOnly reports whether every listen address is a loopback one: no
+// router can map those, and asking one would send traffic off the machine.
+func loopbackOnly(listen []ma.Multiaddr) bool {
+	for _, a := range listen {
+		if !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
 }
 
 func isRelayAddr(a ma.Multiaddr) bool {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/p2pshare/p2pshare/node"
 	"github.com/p2pshare/p2pshare/node/api"
+	"github.com/p2pshare/p2pshare/share"
 )
 
 // Daemon option names.
@@ -39,6 +40,12 @@ const (
 	optAuthority   = "authority"
 	optTicket      = "ticket"
 	optAllow       = "allow"
+	optAnnounce    = "announce"
+	optRelay       = "relay"
+	optNoPortMap   = "no-port-map"
+	optRelayMaxDur = "relay-max-duration"
+	optRelayMaxMB  = "relay-max-data"
+	optDirectWait  = "direct-wait"
 )
 
 // daemonGOGC is the garbage collector's target the daemon runs with, unless
@@ -90,6 +97,13 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.StringArray(optAllow, nil, "peer ID admitted without a ticket; repeatable (also REPO/allowlist, one per line); alone, the only peers this node talks to")
 	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
+	f.StringArray(optAnnounce, nil, "multiaddr to announce instead of the found ones (behind a port forward, in a container); repeatable")
+	f.StringArray(optRelay, nil, "relay to reserve a slot on while behind a NAT, ending in /p2p/PEER_ID; repeatable (default the bootstrap peers)")
+	f.Bool(optNoPortMap, false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
+	rl := node.DefaultRelayLimits()
+	f.Duration(optRelayMaxDur, rl.MaxDuration, "as a public node's relay: longest relayed connection")
+	f.Int64(optRelayMaxMB, rl.MaxData>>20, "as a public node's relay: MiB one relayed connection carries each way")
+	f.Duration(optDirectWait, share.DefaultConfig().DirectWait, "how long a transfer to a peer reached only through a relay waits for a direct connection (hole punch) before it uses the relay")
 	return cmd
 }
 
@@ -125,6 +139,9 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	bs, _ := f.GetStringArray(optBootstrap)
 	if cfg.Bootstrap, err = node.ParseBootstrap(bs); err != nil {
 		return fail("daemon", err)
+	}
+	if err := reachFlags(f, &cfg); err != nil {
+		return err
 	}
 	if noMDNS, _ := f.GetBool(optNoMDNS); noMDNS {
 		cfg.MDNS = false

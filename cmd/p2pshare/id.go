@@ -13,7 +13,7 @@ import (
 func newIDCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "id",
-		Short: "Show the running node's peer ID, addresses and API URL",
+		Short: "Show the running node's peer ID, addresses, reachability and API URL",
 		Example: `  p2pshare id
   p2pshare id --json | jq -r '.addrs[0]'    # an address others can --bootstrap to`,
 		Args: exactArgs(0, "no arguments"),
@@ -29,9 +29,12 @@ func newIDCmd() *cobra.Command {
 			if jsonFlag(cmd) {
 				return printJSON(out, info)
 			}
-			fmt.Fprintf(out, "peer  %s\napi   %s\n", info.ID, info.API)
+			fmt.Fprintf(out, "peer    %s\napi     %s\nreach   %s\n", info.ID, info.API, info.Reachability)
 			for _, a := range info.Addrs {
-				fmt.Fprintf(out, "addr  %s\n", a)
+				fmt.Fprintf(out, "addr    %s\n", a)
+			}
+			for _, a := range info.PublicAddrs {
+				fmt.Fprintf(out, "public  %s\n", a)
 			}
 			return nil
 		},
