@@ -75,7 +75,6 @@ func (n *Node) reachOptions() []libp2p.Option {
 	opts := []libp2p.Option{
 		libp2p.EnableRelay(),
 		libp2p.EnableRelayService(relayOpts...),
-		libp2p.EnableNATService(),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableHolePunching(holepunch.WithMetricsAndEventTracer(
 			holepunch.NewMetricsTracer(holepunch.WithRegisterer(n.metrics.reg)), n.metrics.holePunch)),
@@ -94,7 +93,12 @@ func (n *Node) reachOptions() []libp2p.Option {
 	case network.ReachabilityPublic:
 		opts = append(opts, libp2p.ForceReachabilityPublic())
 	case network.ReachabilityPrivate:
+		// A node known to be private answers no AutoNAT requests (and
+		// libp2p would leave the service's dialer running for good).
 		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	if cfg.Reachability != network.ReachabilityPrivate {
+		opts = append(opts, libp2p.EnableNATService())
 	}
 	if len(cfg.Announce) > 0 {
 		announce := slices.Clone(cfg.Announce)

@@ -1,0 +1,230 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/node/admit"
+	"github.com/p2pshare/p2pshare/share"
+)
+
+// unreachable is an address nothing listens on: what a node behind a NAT
+// announces that nobody can dial.
+var unreachable = ma.StringCast("/ip4/127.0.0.1/tcp/1")
+
+func publicNode(c *Config) { c.Reachability = network.ReachabilityPublic }
+
+// privateBehind makes a node private, with relay as its relay, announcing
+// only an address nobody can dial (so others reach it through the relay
+// only).
+func privateBehind(relay *Node) func(*Config) {
+	return func(c *Config) {
+		c.Reachability = network.ReachabilityPrivate
+		c.Relays = []peer.AddrInfo{addrInfo(relay)}
+		c.Announce = []ma.Multiaddr{unreachable}
+		c.Share.DirectWait = time.Second
+	}
+}
+
+// throughRelay returns the address of p through relay r. libp2p
+// announces relay addresses only for relays with public addresses, which a
+// loopback test has not; the reservation is there all the same.
+func throughRelay(r, p *Node) peer.AddrInfo {
+	circuit := ma.StringCast("/p2p/" + r.Host().ID().String() + "/p2p-circuit")
+	return peer.AddrInfo{ID: p.Host().ID(), Addrs: []ma.Multiaddr{r.Host().Addrs()[0].Encapsulate(circuit)}}
+}
+
+// connectThroughRelay connects from to p through relay r, retrying until
+// p has reserved its slot on r.
+func connectThroughRelay(t *testing.T, from, r, p *Node) {
+	t.Helper()
+	ai := throughRelay(r, p)
+	var err error
+	waitFor(t, 20*time.Second, "a connection through the relay", func() bool {
+		from.Host().Network().(*swarm.Swarm).Backoff().Clear(p.Host().ID())
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err = from.Host().Connect(ctx, ai)
+		return err == nil
+	})
+}
+
+func peerInfo(t *testing.T, n *Node, p peer.ID) (via, relay string) {
+	t.Helper()
+	ps, err := n.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pi := range ps {
+		if pi.ID == p.String() {
+			return pi.Via, pi.Relay
+		}
+	}
+	t.Fatalf("%s is not among the peers of %s", p, n.Host().ID())
+	return "", ""
+}
+
+func TestPrivateNodeIsReachedThroughRelay(t *testing.T) {
+	r := newTestNode(t, publicNode)
+	p := newTestNode(t, privateBehind(r), addrInfo(r))
+	c := newTestNode(t, func(c *Config) { c.Share.DirectWait = time.Second })
+
+	id, err := p.ID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Reachability != "private" {
+		t.Errorf("private node: reachability %q, want private", id.Reachability)
+	}
+	if rid, _ := r.ID(context.Background()); rid.Reachability != "public" {
+		t.Errorf("relay: reachability %q, want public", rid.Reachability)
+	}
+	if cid, _ := c.ID(context.Background()); cid.Reachability != "unknown" {
+		t.Errorf("loopback node: reachability %q, want unknown", cid.Reachability)
+	}
+
+	connectThroughRelay(t, c, r, p)
+	via, relay := peerInfo(t, c, p.Host().ID())
+	if via != share.ViaRelayed || relay != r.Host().ID().String() {
+		t.Errorf("peers: via %q relay %q, want relayed through %s", via, relay, r.Host().ID())
+	}
+	if via, _ := peerInfo(t, c, r.Host().ID()); via != share.ViaDirect {
+		t.Errorf("peers: the relay itself is %q, want direct", via)
+	}
+
+	// A get from the private node waits for a direct connection, finds
+	// none (its only address is unreachable) and goes over the relay.
+	data := randomBytes(t, 300<<10) // more than libp2p's default relay limit of 128 KiB
+	sh := shareBytes(t, p, "behind-nat.bin", data)
+	start := time.Now()
+	res, got, err := getInto(t, c, sh.CID)
+	if err != nil {
+		t.Fatalf("get over the relay: %v", err)
+	}
+	if string(got) != string(data) {
+		t.Fatal("get over the relay: bytes differ")
+	}
+	if res.Via != share.ViaRelayed || res.Provider != p.Host().ID().String() {
+		t.Errorf("get: via %q from %s, want relayed from %s", res.Via, res.Provider, p.Host().ID())
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("get over the relay took %s: it did not wait DirectWait (1 s) for a direct connection", el)
+	}
+}
+
+func TestRelayedPeersMoveToDirectConnection(t *testing.T) {
+	r := newTestNode(t, publicNode)
+	private := func(c *Config) {
+		c.Reachability = network.ReachabilityPrivate
+		c.Relays = []peer.AddrInfo{addrInfo(r)}
+		c.Share.DirectWait = 5 * time.Second
+	}
+	p1 := newTestNode(t, private, addrInfo(r))
+	p2 := newTestNode(t, private, addrInfo(r))
+	connectThroughRelay(t, p2, r, p1)
+	if via, _ := peerInfo(t, p2, p1.Host().ID()); via != share.ViaRelayed {
+		t.Fatalf("peers: via %q before any transfer, want relayed", via)
+	}
+	data := randomBytes(t, 64<<10)
+	sh := shareBytes(t, p1, "punched.bin", data)
+	res, got, err := getInto(t, p2, sh.CID)
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("get: %v", err)
+	}
+	if res.Via != share.ViaDirect {
+		t.Errorf("get: via %q, want direct (the peers can dial each other)", res.Via)
+	}
+	if via, _ := peerInfo(t, p2, p1.Host().ID()); via != share.ViaDirect {
+		t.Errorf("peers: via %q, want direct", via)
+	}
+}
+
+// ticketed gives a node a ticket of auth.
+func ticketed(t *testing.T, auth *admit.Authority) func(*Config) {
+	return func(c *Config) {
+		repo, err := OpenRepo(c.RepoDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := repo.Identity()
+		repo.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := peer.IDFromPrivateKey(key)
+		tk, err := auth.Admit(id, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Admission = admit.Config{Authority: auth.Public(), Ticket: tk, Timeout: 2 * time.Second}
+	}
+}
+
+func TestRelayServesOnlyAdmittedPeers(t *testing.T) {
+	auth, err := admit.NewAuthority()
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := func(fs ...func(*Config)) func(*Config) {
+		return func(c *Config) {
+			for _, f := range fs {
+				f(c)
+			}
+		}
+	}
+	r := newTestNode(t, both(publicNode, ticketed(t, auth)))
+	p := newTestNode(t, both(privateBehind(r), ticketed(t, auth)), addrInfo(r))
+	c := newTestNode(t, ticketed(t, auth))
+	connectThroughRelay(t, c, r, p) // an admitted peer gets a slot and is reached
+
+	// An outsider that stalls the admission handshake (so the gate has not
+	// refused it yet) asks for a slot and a circuit to the admitted peer.
+	out, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.EnableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	out.SetStreamHandler(protocol.ID(admit.Protocol), func(s network.Stream) {
+		time.Sleep(3 * time.Second)
+		_ = s.Reset()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := out.Connect(ctx, addrInfo(r)); err != nil {
+		t.Fatalf("outsider connect to relay: %v", err)
+	}
+	if _, err := client.Reserve(ctx, out, addrInfo(r)); err == nil {
+		t.Error("the relay gave an outsider a slot")
+	}
+	_ = out.Connect(ctx, addrInfo(r))
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ccancel()
+	if err := out.Connect(cctx, throughRelay(r, p)); err == nil {
+		if _, serr := out.NewStream(network.WithAllowLimitedConn(cctx, "test"), p.Host().ID(), share.ProtocolID); serr == nil {
+			t.Error("an outsider reached the admitted peer through the relay")
+		}
+	}
+}
+
+func TestAnnounceReplacesFoundAddrs(t *testing.T) {
+	a := ma.StringCast("/ip4/203.0.113.7/tcp/4040")
+	n := newTestNode(t, func(c *Config) { c.Announce = []ma.Multiaddr{a} })
+	got := n.Host().Addrs()
+	if len(got) != 1 || !got[0].Equal(a) {
+		t.Fatalf("announced %v, want exactly %s", got, a)
+	}
+	id, _ := n.ID(context.Background())
+	if len(id.Addrs) != 1 || !strings.HasPrefix(id.Addrs[0], a.String()+"/p2p/") {
+		t.Errorf("id addrs %v, want %s/p2p/ID", id.Addrs, a)
+	}
+}
