@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -210,10 +211,27 @@ func TestRelayServesOnlyAdmittedPeers(t *testing.T) {
 	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ccancel()
 	if err := out.Connect(cctx, throughRelay(r, p)); err == nil {
-		if _, serr := out.NewStream(network.WithAllowLimitedConn(cctx, "test"), p.Host().ID(), share.ProtocolID); serr == nil {
-			t.Error("an outsider reached the admitted peer through the relay")
+		st, serr := out.NewStream(network.WithAllowLimitedConn(cctx, "test"), p.Host().ID(), share.ProtocolID)
+		if serr == nil {
+			defer st.Reset()
+			_, werr := st.Write(share.AppendRequest(nil, share.Request{CID: mustCID(t, p), Offset: 0}))
+			_ = st.CloseWrite()
+			_ = st.SetReadDeadline(time.Now().Add(4 * time.Second))
+			if _, rerr := st.Read(make([]byte, 1)); werr == nil && rerr == nil {
+				t.Error("an outsider was answered by the admitted peer through the relay")
+			}
 		}
 	}
+}
+
+// mustCID shares a small file on n and returns its CID.
+func mustCID(t *testing.T, n *Node) cid.Cid {
+	t.Helper()
+	c, err := cid.Decode(shareBytes(t, n, "probe.bin", []byte("probe")).CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestAnnounceReplacesFoundAddrs(t *testing.T) {
