@@ -457,7 +457,8 @@ func (n *Node) dialBootstrap(ctx context.Context) bool {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			if err := n.host.Connect(dctx, ai); err != nil {
-				n.log.Debug("bootstrap dial failed", "peer", ai.ID, "err", err)
+				// Retried with backoff while the node has no peer.
+				n.log.Warn("bootstrap dial failed", "peer", ai.ID, "addrs", ai.Addrs, "err", err)
 				return
 			}
 			mu.Lock()

@@ -202,19 +202,23 @@ func ReachabilityString(r network.Reachability) string {
 // as AutoNAT found (or Config.Reachability forced).
 func (n *Node) Reachability() network.Reachability { return n.reach.get() }
 
-// publicAddrs returns the node's announced addresses that are public
-// (found by peers' observations, port mapping or --announce) and its
-// relay addresses.
+// publicAddrs returns the addresses others can dial this node at: those
+// it announces that are public (found by peers' observations or port
+// mapping), the --announce ones, and its relay addresses.
 func (n *Node) publicAddrs() []string {
 	var out []ma.Multiaddr
 	for _, a := range n.host.Addrs() {
-		if manet.IsPublicAddr(a) || isRelayAddr(a) {
+		announced := slices.ContainsFunc(n.cfg.Announce, a.Equal)
+		if manet.IsPublicAddr(a) || isRelayAddr(a) || announced {
 			out = append(out, a)
 		}
 	}
+	if len(out) == 0 {
+		return []string{}
+	}
 	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: out})
 	if err != nil {
-		return nil
+		return []string{}
 	}
 	return FormatAddrs(addrs)
 }
