@@ -150,46 +150,77 @@ func TestRelayedPeersMoveToDirectConnection(t *testing.T) {
 	}
 }
 
-// ticketed gives a node a ticket of auth.
-func ticketed(t *testing.T, auth *admit.Authority) func(*Config) {
-	return func(c *Config) {
-		repo, err := OpenRepo(c.RepoDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := repo.Identity()
-		repo.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, _ := peer.IDFromPrivateKey(key)
-		tk, err := auth.Admit(id, time.Hour, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Admission = admit.Config{Authority: auth.Public(), Ticket: tk, Timeout: 2 * time.Second}
-	}
-}
-
-func TestRelayServesOnlyAdmittedPeers(t *testing.T) {
-	auth, err := admit.NewAuthority()
+// repoID makes a repo in a new directory and returns the directory and
+// the peer ID of the node that will run there.
+func repoID(t *testing.T) (string, peer.ID) {
+	t.Helper()
+	dir := t.TempDir()
+	repo, err := OpenRepo(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := func(fs ...func(*Config)) func(*Config) {
-		return func(c *Config) {
-			for _, f := range fs {
-				f(c)
-			}
-		}
+	defer repo.Close()
+	key, err := repo.Identity()
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := newTestNode(t, both(publicNode, ticketed(t, auth)))
-	p := newTestNode(t, both(privateBehind(r), ticketed(t, auth)), addrInfo(r))
-	c := newTestNode(t, ticketed(t, auth))
-	connectThroughRelay(t, c, r, p) // an admitted peer gets a slot and is reached
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, id
+}
 
-	// An outsider that stalls the admission handshake (so the gate has not
-	// refused it yet) asks for a slot and a circuit to the admitted peer.
+func TestRelayServesOnlyAdmittedPeers(t *testing.T) {
+	for _, mode := range []string{"tickets", "allowlist", "swarm key"} {
+		t.Run(mode, func(t *testing.T) {
+			// The relay, the private node and the one that reaches it.
+			var dirs [3]string
+			var ids [3]peer.ID
+			for i := range dirs {
+				dirs[i], ids[i] = repoID(t)
+			}
+			auth, err := admit.NewAuthority()
+			if err != nil {
+				t.Fatal(err)
+			}
+			psk := make([]byte, 32)
+			copy(psk, randomBytes(t, 32))
+			member := func(i int, more func(*Config)) func(*Config) {
+				return func(c *Config) {
+					c.RepoDir = dirs[i]
+					switch mode {
+					case "tickets":
+						tk, err := auth.Admit(ids[i], time.Hour, time.Now())
+						if err != nil {
+							t.Fatal(err)
+						}
+						c.Admission = admit.Config{Authority: auth.Public(), Ticket: tk, Timeout: 2 * time.Second}
+					case "allowlist":
+						c.Admission = admit.Config{Allow: ids[:], Timeout: 2 * time.Second}
+					case "swarm key":
+						c.SwarmKey = psk
+					}
+					if more != nil {
+						more(c)
+					}
+				}
+			}
+			r := newTestNode(t, member(0, publicNode))
+			p := newTestNode(t, member(1, privateBehind(r)), addrInfo(r))
+			c := newTestNode(t, member(2, nil))
+			connectThroughRelay(t, c, r, p) // members get a slot and are reached
+			outsiderCannotUseRelay(t, r, p)
+		})
+	}
+}
+
+// outsiderCannotUseRelay checks that a host that is not a member of r's
+// network gets no slot on r and no answer from p through r. The outsider
+// stalls the admission handshake, so a gate has not refused it yet when it
+// asks.
+func outsiderCannotUseRelay(t *testing.T, r, p *Node) {
+	t.Helper()
 	out, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.EnableRelay())
 	if err != nil {
 		t.Fatal(err)
@@ -201,26 +232,25 @@ func TestRelayServesOnlyAdmittedPeers(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := out.Connect(ctx, addrInfo(r)); err != nil {
-		t.Fatalf("outsider connect to relay: %v", err)
-	}
 	if _, err := client.Reserve(ctx, out, addrInfo(r)); err == nil {
 		t.Error("the relay gave an outsider a slot")
 	}
-	_ = out.Connect(ctx, addrInfo(r))
+	probe := mustCID(t, p)
 	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ccancel()
-	if err := out.Connect(cctx, throughRelay(r, p)); err == nil {
-		st, serr := out.NewStream(network.WithAllowLimitedConn(cctx, "test"), p.Host().ID(), share.ProtocolID)
-		if serr == nil {
-			defer st.Reset()
-			_, werr := st.Write(share.AppendRequest(nil, share.Request{CID: mustCID(t, p), Offset: 0}))
-			_ = st.CloseWrite()
-			_ = st.SetReadDeadline(time.Now().Add(4 * time.Second))
-			if _, rerr := st.Read(make([]byte, 1)); werr == nil && rerr == nil {
-				t.Error("an outsider was answered by the admitted peer through the relay")
-			}
-		}
+	if err := out.Connect(cctx, throughRelay(r, p)); err != nil {
+		return
+	}
+	st, err := out.NewStream(network.WithAllowLimitedConn(cctx, "test"), p.Host().ID(), share.ProtocolID)
+	if err != nil {
+		return
+	}
+	defer st.Reset()
+	_, werr := st.Write(share.AppendRequest(nil, share.Request{CID: probe}))
+	_ = st.CloseWrite()
+	_ = st.SetReadDeadline(time.Now().Add(4 * time.Second))
+	if _, rerr := st.Read(make([]byte, 1)); werr == nil && rerr == nil {
+		t.Error("an outsider was answered by a member through the relay")
 	}
 }
 
