@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +94,26 @@ func TestPrivateNodeIsReachedThroughRelay(t *testing.T) {
 	}
 	if cid, _ := c.ID(context.Background()); cid.Reachability != "unknown" {
 		t.Errorf("loopback node: reachability %q, want unknown", cid.Reachability)
+	}
+
+	// The DHT: a server on the public and the undecided node, a client on
+	// the private one.
+	kad := protocol.ID(DHTPrefix + "/kad/1.0.0")
+	serves := func(n *Node) bool { return slices.Contains(n.Host().Mux().Protocols(), kad) }
+	waitFor(t, 10*time.Second, "the private node's DHT to become a client", func() bool { return !serves(p) })
+	if !serves(r) || !serves(c) {
+		t.Errorf("DHT server mode: public node %v, loopback node %v; want both true", serves(r), serves(c))
+	}
+	st, err := r.Stats(context.Background())
+	if err != nil || st.Reachability != "public" {
+		t.Errorf("stats: reachability %q (%v), want public", st.Reachability, err)
+	}
+	rec := httptest.NewRecorder()
+	r.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, m := range []string{"p2pshare_holepunch_tried_total", "p2pshare_holepunch_succeeded_total"} {
+		if !strings.Contains(rec.Body.String(), m+" 0") {
+			t.Errorf("/metrics has no %s", m)
+		}
 	}
 
 	connectThroughRelay(t, c, r, p)
