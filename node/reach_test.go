@@ -298,3 +298,23 @@ func TestAnnounceReplacesFoundAddrs(t *testing.T) {
 		t.Errorf("id addrs %v, want %s/p2p/ID", id.Addrs, a)
 	}
 }
+
+func TestAnnouncedAddrs(t *testing.T) {
+	a := ma.StringCast("/ip4/203.0.113.7/tcp/4040")
+	lan := ma.StringCast("/ip4/192.168.1.5/tcp/4040")
+	relayed := ma.StringCast("/ip4/198.51.100.1/tcp/4040/p2p/12D3KooWBbXSuhty2HDZQJmG4897efxtWUcZJw8kfPfVb71FHJX5/p2p-circuit")
+	got := announcedAddrs([]ma.Multiaddr{a}, []ma.Multiaddr{lan, relayed})
+	if len(got) != 2 || !got[0].Equal(a) || !got[1].Equal(relayed) {
+		t.Fatalf("announced %v, want %s and the relay address", got, a)
+	}
+}
+
+func TestRelayLimitsCarryAFile(t *testing.T) {
+	rc := DefaultRelayLimits().resources()
+	if rc.Limit == nil || rc.Limit.Data < 4<<30 || rc.Limit.Duration < time.Hour {
+		t.Fatalf("relay limit %+v cannot carry a 4 GiB file", rc.Limit)
+	}
+	if rc.MaxReservations*rc.MaxCircuits*2*rc.BufferSize > 64<<20 {
+		t.Errorf("relay buffers can take %d MiB", rc.MaxReservations*rc.MaxCircuits*2*rc.BufferSize>>20)
+	}
+}
