@@ -230,8 +230,14 @@ func TestRelayServesOnlyAdmittedPeers(t *testing.T) {
 			}
 			r := newTestNode(t, member(0, publicNode))
 			p := newTestNode(t, member(1, privateBehind(r)), addrInfo(r))
-			c := newTestNode(t, member(2, nil))
-			connectThroughRelay(t, c, r, p) // members get a slot and are reached
+			c := newTestNode(t, member(2, func(c *Config) { c.Share.DirectWait = 500 * time.Millisecond }))
+			// Members get a slot, and pass each other's gate through it.
+			connectThroughRelay(t, c, r, p)
+			data := randomBytes(t, 64<<10)
+			res, got, err := getInto(t, c, shareBytes(t, p, "member.bin", data).CID)
+			if err != nil || string(got) != string(data) || res.Via != share.ViaRelayed {
+				t.Fatalf("get from a member through the relay: via %q, err %v", res.Via, err)
+			}
 			outsiderCannotUseRelay(t, r, p)
 		})
 	}
