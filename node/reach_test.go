@@ -116,6 +116,10 @@ func TestPrivateNodeIsReachedThroughRelay(t *testing.T) {
 		}
 	}
 
+	// Shared before c connects: p's DHT (a client) would query c, a
+	// server, over the relayed connection, which only transfers use.
+	data := randomBytes(t, 300<<10) // more than libp2p's default relay limit of 128 KiB
+	sh := shareBytes(t, p, "behind-nat.bin", data)
 	connectThroughRelay(t, c, r, p)
 	via, relay := peerInfo(t, c, p.Host().ID())
 	if via != share.ViaRelayed || relay != r.Host().ID().String() {
@@ -127,8 +131,6 @@ func TestPrivateNodeIsReachedThroughRelay(t *testing.T) {
 
 	// A get from the private node waits for a direct connection, finds
 	// none (its only address is unreachable) and goes over the relay.
-	data := randomBytes(t, 300<<10) // more than libp2p's default relay limit of 128 KiB
-	sh := shareBytes(t, p, "behind-nat.bin", data)
 	start := time.Now()
 	res, got, err := getInto(t, c, sh.CID)
 	if err != nil {
@@ -230,7 +232,12 @@ func TestRelayServesOnlyAdmittedPeers(t *testing.T) {
 			}
 			r := newTestNode(t, member(0, publicNode))
 			p := newTestNode(t, member(1, privateBehind(r)), addrInfo(r))
-			c := newTestNode(t, member(2, func(c *Config) { c.Share.DirectWait = 500 * time.Millisecond }))
+			// Both behind NATs: c is no DHT server that p would query
+			// over the relay.
+			c := newTestNode(t, member(2, func(c *Config) {
+				privateBehind(r)(c)
+				c.Share.DirectWait = 500 * time.Millisecond
+			}), addrInfo(r))
 			// Members get a slot, and pass each other's gate through it.
 			connectThroughRelay(t, c, r, p)
 			data := randomBytes(t, 64<<10)
