@@ -216,7 +216,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err := checkBound(listen, n.host.Network().ListenAddresses()); err != nil {
 		return nil, err
 	}
-	reachSub, err := n.host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated)})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to reachability: %w", err)
 	}

@@ -160,7 +160,8 @@ type reachability struct{ v atomic.Int32 }
 
 func (r *reachability) get() network.Reachability { return network.Reachability(r.v.Load()) }
 
-// watchReachability records every reachability change and logs it.
+// watchReachability records every reachability change and logs it, and
+// the relay addresses a private node gets (or loses).
 func (n *Node) watchReachability(sub event.Subscription) {
 	defer n.wg.Done()
 	defer sub.Close()
@@ -172,9 +173,14 @@ func (n *Node) watchReachability(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			r := e.(event.EvtLocalReachabilityChanged).Reachability
-			n.reach.v.Store(int32(r))
-			n.log.Info("reachability", "now", ReachabilityString(r), "dht", dhtModeFor(r))
+			switch e := e.(type) {
+			case event.EvtLocalReachabilityChanged:
+				r := e.Reachability
+				n.reach.v.Store(int32(r))
+				n.log.Info("reachability", "now", ReachabilityString(r), "dht", dhtModeFor(r), "relay_service", r == network.ReachabilityPublic)
+			case event.EvtAutoRelayAddrsUpdated:
+				n.log.Info("relay addresses", "addrs", e.RelayAddrs)
+			}
 		}
 	}
 }
