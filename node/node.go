@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -95,6 +96,9 @@ type Node struct {
 	kv    *kv.Store
 	gate  *admit.Gate // nil in an open network
 	reach reachability
+	// hostRef is host for the callbacks libp2p may call before New has
+	// set host (AutoRelay's relayCandidates).
+	hostRef atomic.Value
 
 	transfers transfers // shares and gets in progress
 	metrics   *nodeMetrics
@@ -213,6 +217,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
+	n.hostRef.Store(n.host)
 	if err := checkBound(listen, n.host.Network().ListenAddresses()); err != nil {
 		return nil, err
 	}

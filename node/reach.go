@@ -8,9 +8,11 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -83,9 +85,10 @@ func (n *Node) reachOptions() []libp2p.Option {
 	if len(relays) == 0 {
 		relays = cfg.Bootstrap
 	}
-	if len(relays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, autorelay.WithBackoff(30*time.Second)))
-	}
+	opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates(relays),
+		autorelay.WithMinCandidates(1),
+		autorelay.WithMinInterval(10*time.Second),
+		autorelay.WithBackoff(30*time.Second)))
 	if cfg.PortMap && !loopbackOnly(cfg.ListenAddrs) {
 		opts = append(opts, libp2p.NATPortMap())
 	}
@@ -107,6 +110,38 @@ func (n *Node) reachOptions() []libp2p.Option {
 		}))
 	}
 	return opts
+}
+
+// relayCandidates is where a private node looks for relays to reserve a
+// slot on: the configured ones (Config.Relays, else the bootstrap peers),
+// then the connected peers that offer a relay (public members). libp2p
+// asks again, at most every 10 s, while it has no candidate left.
+func (n *Node) relayCandidates(static []peer.AddrInfo) autorelay.PeerSource {
+	static = slices.Clone(static)
+	return func(_ context.Context, num int) <-chan peer.AddrInfo {
+		out := make(chan peer.AddrInfo, num)
+		defer close(out)
+		seen := map[peer.ID]bool{}
+		add := func(ai peer.AddrInfo) {
+			if len(out) < num && !seen[ai.ID] {
+				seen[ai.ID] = true
+				out <- ai
+			}
+		}
+		for _, ai := range static {
+			add(ai)
+		}
+		h, _ := n.hostRef.Load().(host.Host)
+		if h == nil {
+			return out
+		}
+		for _, p := range h.Network().Peers() {
+			if ok, _ := h.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop); len(ok) > 0 {
+				add(h.Peerstore().PeerInfo(p))
+			}
+		}
+		return out
+	}
 }
 
 // announcedAddrs is what a node with --announce announces: exactly

@@ -147,6 +147,22 @@ func TestPrivateNodeIsReachedThroughRelay(t *testing.T) {
 	}
 }
 
+func TestPrivateNodeFindsARelayAmongItsPeers(t *testing.T) {
+	q := newTestNode(t, nil) // bootstrap node, no relay (reachability unknown)
+	r := newTestNode(t, publicNode, addrInfo(q))
+	p := newTestNode(t, func(c *Config) {
+		privateBehind(r)(c)
+		c.Relays = nil // the bootstrap peer q is the configured relay, and offers none
+	}, addrInfo(q))
+	c := newTestNode(t, nil, addrInfo(q))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Host().Connect(ctx, addrInfo(r)); err != nil {
+		t.Fatal(err)
+	}
+	connectThroughRelay(t, c, r, p)
+}
+
 func TestRelayedPeersMoveToDirectConnection(t *testing.T) {
 	r := newTestNode(t, publicNode)
 	private := func(c *Config) {
