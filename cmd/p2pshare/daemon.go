@@ -70,6 +70,13 @@ the local API that the other commands use. It prints one ready line on
 stdout once it is up, logs on stderr, and stops on SIGINT or SIGTERM (a
 second signal forces the exit).
 
+Across the internet it finds out whether it can be dialled from outside
+(AutoNAT) and asks the router for a port mapping (--no-port-map: don't).
+A public node serves the DHT and relays for admitted peers; a node behind
+a NAT reserves a slot on a relay (its bootstrap peers, --relay, or a
+connected public member) and moves to a direct connection by hole
+punching. --announce gives the addresses of a node behind a port forward.
+
 The API listens on loopback only (--api, default a random port); its
 address is written to REPO/api and its bearer token to REPO/api.token.
 
@@ -79,7 +86,9 @@ daemon small; set GOGC in its environment to choose another value.`,
   p2pshare daemon --repo /tmp/n1 --listen /ip4/127.0.0.1/tcp/4041 --no-mdns
   # a second node joining through the first
   p2pshare daemon --repo /tmp/n2 --listen /ip4/127.0.0.1/tcp/4042 --no-mdns \
-      --bootstrap /ip4/127.0.0.1/tcp/4041/p2p/12D3KooW...`,
+      --bootstrap /ip4/127.0.0.1/tcp/4041/p2p/12D3KooW...
+  # behind a NAT, joining a network through its public node
+  p2pshare daemon --bootstrap /dns4/share.example.org/tcp/4040/p2p/12D3KooW...`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: runDaemon,
 	}
