@@ -95,14 +95,13 @@ func (s *Service) waitDirect(ctx context.Context, p peer.ID, pid protocol.ID, wh
 		defer close(dialed)
 		_ = s.h.Connect(network.WithForceDirectDial(wctx, why), peer.AddrInfo{ID: p})
 	}()
-	defer func() { <-dialed }()
+	defer func() {
+		cancel()
+		<-dialed
+	}()
 	// Without leave to use a limited connection, the swarm waits for a
 	// direct one (hole punch, the dial above) until wctx ends.
-	st, err := s.h.NewStream(wctx, p, pid)
-	if err == nil {
-		return st, nil
-	}
-	return nil, err
+	return s.h.NewStream(wctx, p, pid)
 }
 
 func (s *Service) recordVia(ctx context.Context, st network.Stream) network.Stream {
