@@ -28,7 +28,8 @@ func (n *Node) ID(context.Context) (api.IDInfo, error) {
 	n.mu.Lock()
 	u := n.apiURL
 	n.mu.Unlock()
-	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u, Clock: n.clockWarning()}
+	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u, Clock: n.clockWarning(),
+		Reachability: ReachabilityString(n.Reachability()), PublicAddrs: n.publicAddrs()}
 	if m := n.membRef.Load(); m != nil {
 		d, peers := m.ClockOffset()
 		info.OffsetPeers = peers
@@ -169,7 +170,7 @@ func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, erro
 func toAPIResult(res share.GetResult) api.GetResult {
 	out := api.GetResult{
 		Name: res.Name, CID: res.CID.String(), Size: res.Size, Provider: res.Provider.String(),
-		RTTMillis: millis(res.RTT), Millis: millis(res.Elapsed),
+		RTTMillis: millis(res.RTT), Millis: millis(res.Elapsed), Via: res.Via,
 	}
 	if len(res.Attempts) > 1 {
 		for _, a := range res.Attempts {
@@ -231,6 +232,15 @@ func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
 		pi := api.PeerInfo{ID: p.String(), RTTMillis: millis(n.host.Peerstore().LatencyEWMA(p))}
 		for _, c := range n.host.Network().ConnsToPeer(p) {
 			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+			switch via, relay := share.ConnVia(c); {
+			case via == share.ViaDirect:
+				pi.Via, pi.Relay = via, ""
+			case pi.Via == "":
+				pi.Via = via
+				if relay != "" {
+					pi.Relay = relay.String()
+				}
+			}
 		}
 		out = append(out, pi)
 	}
@@ -311,6 +321,9 @@ func (n *Node) Stats(context.Context) (api.Stats, error) {
 		return api.Traffic{InBytes: s.TotalIn, OutBytes: s.TotalOut, InRate: s.RateIn, OutRate: s.RateOut}
 	}
 	out := api.Stats{UptimeSeconds: time.Since(n.started).Seconds(), Total: conv(n.bw.GetBandwidthTotals()), Protocols: map[string]api.Traffic{}}
+	out.Reachability = ReachabilityString(n.Reachability())
+	hp := n.metrics.holePunch
+	out.HolePunches = api.HolePunches{Tried: hp.tried.Load(), Succeeded: hp.succeeded.Load()}
 	for p, s := range n.bw.GetBandwidthByProtocol() {
 		out.Protocols[string(p)] = conv(s)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	ma "github.com/multiformats/go-multiaddr"
@@ -51,6 +52,26 @@ type Config struct {
 	// talks only to nodes with the same key. libp2p's private networks work
 	// over TCP only, so QUIC listen addresses are dropped. Default none.
 	SwarmKey pnet.PSK
+	// Announce, when set, are the addresses the node announces instead of
+	// its listen addresses and those its peers observe (relay addresses
+	// are added while it is private): for a node behind a port forward or
+	// in a container. Default none: announce what libp2p finds.
+	Announce []ma.Multiaddr
+	// Relays are the relays this node reserves a slot on while it is
+	// private (AutoNAT says it cannot be dialled), so that others reach it
+	// through them and then hole-punch. Default: the bootstrap peers.
+	Relays []peer.AddrInfo
+	// PortMap asks the local router for a port mapping (UPnP IGD,
+	// NAT-PMP). Default true in DefaultConfig, false in
+	// DefaultLocalConfig.
+	PortMap bool
+	// Reachability, when not Unknown, is taken as this node's
+	// reachability instead of what AutoNAT finds (tests, and a node known
+	// to sit behind a NAT). Default Unknown: detect.
+	Reachability network.Reachability
+	// Relay limits the Circuit Relay v2 service a publicly reachable node
+	// offers the admitted peers (see RelayLimits).
+	Relay RelayLimits
 	// Admission says who may join (authority and tickets, allowlist);
 	// the zero value is an open network. See admit.Config.
 	Admission admit.Config
@@ -88,6 +109,8 @@ func DefaultConfig(repo string) Config {
 			fmt.Sprintf("/ip6/::/udp/%d/quic-v1", DefaultPort),
 		),
 		MDNS:                true,
+		PortMap:             true,
+		Relay:               DefaultRelayLimits(),
 		MaxPeers:            32,
 		BootstrapBackoff:    250 * time.Millisecond,
 		BootstrapBackoffMax: 30 * time.Second,
@@ -103,6 +126,7 @@ func DefaultLocalConfig(repo string) Config {
 	c := DefaultConfig(repo)
 	c.ListenAddrs = mustAddrs("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1")
 	c.MDNS = false
+	c.PortMap = false
 	return c
 }
 
@@ -122,6 +146,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: no listen address")
 	case c.MaxPeers < 4:
 		return fmt.Errorf("config: MaxPeers %d is below 4", c.MaxPeers)
+	case c.Relay.MaxDuration <= 0 || c.Relay.MaxData <= 0 || c.Relay.MaxReservations <= 0 || c.Relay.MaxCircuits <= 0:
+		return fmt.Errorf("config: relay limits %+v: every limit must be positive", c.Relay)
 	case c.BootstrapBackoff <= 0 || c.BootstrapBackoffMax < c.BootstrapBackoff:
 		return fmt.Errorf("config: bootstrap backoff %s..%s is not a range", c.BootstrapBackoff, c.BootstrapBackoffMax)
 	}

@@ -20,6 +20,7 @@ type nodeMetrics struct {
 	reg                  *prometheus.Registry
 	inOK, inErr, inBytes atomic.Int64 // gets and shares made on this node
 	lookups              *prometheus.HistogramVec
+	holePunch            *holePunchCounter
 }
 
 func newMetrics() *nodeMetrics {
@@ -33,7 +34,9 @@ func newMetrics() *nodeMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"what"}),
 	}
+	m.holePunch = &holePunchCounter{}
 	reg.MustRegister(m.lookups)
+	reg.MustRegister(m.holePunch.collectors()...)
 	return m
 }
 

@@ -16,6 +16,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -100,6 +101,10 @@ type Node struct {
 	// membRef is memb for the DHT's validators, which run before memb is
 	// set and concurrently with New.
 	membRef atomic.Pointer[gossip.Membership]
+	reach   reachability
+	// hostRef is host for the callbacks libp2p may call before New has
+	// set host (AutoRelay's relayCandidates).
+	hostRef atomic.Value
 
 	transfers transfers // shares and gets in progress
 	metrics   *nodeMetrics
@@ -207,6 +212,7 @@ func New(cfg Config) (n *Node, err error) {
 		}
 		opts = append(opts, libp2p.ConnectionGater(n.gate))
 	}
+	opts = append(opts, n.reachOptions()...)
 	n.host, err = libp2p.New(append(opts,
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen...),
@@ -216,16 +222,22 @@ func New(cfg Config) (n *Node, err error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
-		libp2p.DisableRelay(),
 		libp2p.DialRanker(tcpFirstRanker),
 		libp2p.UserAgent("p2pshare/"+Version),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
+	n.hostRef.Store(n.host)
 	if err := checkBound(listen, n.host.Network().ListenAddresses()); err != nil {
 		return nil, err
 	}
+	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated)})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to reachability: %w", err)
+	}
+	n.wg.Add(1)
+	go n.watchReachability(reachSub)
 	// gh is the host every protocol of p2pshare's uses: with admission on,
 	// its streams wait until the remote peer has shown a valid ticket.
 	gh := n.host
@@ -236,7 +248,11 @@ func New(cfg Config) (n *Node, err error) {
 		gh = n.gate.Host()
 	}
 	n.dht, err = dht.New(gh,
-		dht.Mode(dht.ModeServer),
+		// A server while this node's reachability is public or unknown
+		// (a LAN, where AutoNAT cannot tell), a client while it is
+		// private: peers behind a NAT would only be dead ends in
+		// others' routing tables.
+		dht.Mode(dht.ModeAutoServer),
 		// K: the DHT keeps its routing table's two nearest buckets (up to
 		// 2·K peers) connected, protected from the connection manager,
 		// which with the default K of 20 pins 40 connections and defeats
@@ -476,7 +492,8 @@ func (n *Node) dialBootstrap(ctx context.Context) bool {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			if err := n.host.Connect(dctx, ai); err != nil {
-				n.log.Debug("bootstrap dial failed", "peer", ai.ID, "err", err)
+				// Retried with backoff while the node has no peer.
+				n.log.Warn("bootstrap dial failed", "peer", ai.ID, "addrs", ai.Addrs, "err", err)
 				return
 			}
 			mu.Lock()

@@ -14,24 +14,35 @@ import (
 // (BENCHMARKS.md, Idle daemons).
 const quicFallbackDelay = 2 * time.Second
 
+// relayFallbackDelay is how long a dial tries a peer's direct addresses
+// before it also tries its relay addresses: a relayed connection is slower,
+// limited, and only a way to the hole punch.
+const relayFallbackDelay = time.Second
+
 // tcpFirstRanker dials TCP addresses at once and QUIC ones only after
 // quicFallbackDelay, or at once if there is no TCP address to wait for.
 // libp2p's default ranker prefers QUIC, but TCP with TLS (hardware
 // AES-GCM) and yamux moved about 1.8x the bytes of QUIC on the machines
-// p2pshare is measured on, and files are what this network moves.
+// p2pshare is measured on, and files are what this network moves. Relay
+// addresses wait relayFallbackDelay when there is a direct one to try.
 func tcpFirstRanker(addrs []ma.Multiaddr) []network.AddrDelay {
-	delay := time.Duration(0)
+	quicDelay, relayDelay := time.Duration(0), time.Duration(0)
 	for _, a := range addrs {
+		if isRelayAddr(a) {
+			continue
+		}
+		relayDelay = relayFallbackDelay
 		if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
-			delay = quicFallbackDelay
-			break
+			quicDelay = quicFallbackDelay
 		}
 	}
 	out := make([]network.AddrDelay, 0, len(addrs))
 	for _, a := range addrs {
 		d := time.Duration(0)
-		if _, err := a.ValueForProtocol(ma.P_UDP); err == nil {
-			d = delay
+		if isRelayAddr(a) {
+			d = relayDelay
+		} else if _, err := a.ValueForProtocol(ma.P_UDP); err == nil {
+			d = quicDelay
 		}
 		out = append(out, network.AddrDelay{Addr: a, Delay: d})
 	}

@@ -21,6 +21,19 @@ func TestTCPFirstRanker(t *testing.T) {
 	}
 }
 
+func TestRankerTriesRelaysLast(t *testing.T) {
+	relayed := ma.StringCast("/ip4/198.51.100.1/tcp/4040/p2p/12D3KooWBbXSuhty2HDZQJmG4897efxtWUcZJw8kfPfVb71FHJX5/p2p-circuit")
+	direct := ma.StringCast("/ip4/127.0.0.1/tcp/1")
+	got := tcpFirstRanker([]ma.Multiaddr{relayed, direct})
+	if len(got) != 2 || got[0].Delay != relayFallbackDelay || got[1].Delay != 0 {
+		t.Fatalf("ranks %+v: want the direct address at once, the relay after %s", got, relayFallbackDelay)
+	}
+	only := tcpFirstRanker([]ma.Multiaddr{relayed})
+	if len(only) != 1 || only[0].Delay != 0 {
+		t.Fatalf("ranks %+v: with only a relay address, want it at once", only)
+	}
+}
+
 func TestNodesConnectOverTCP(t *testing.T) {
 	nodes := newTestNetwork(t, 3)
 	for _, n := range nodes {

@@ -60,6 +60,10 @@ type Config struct {
 	// verification must be for a copy to be pushed to another node
 	// without hashing it first. Default 24 h.
 	ScrubInterval time.Duration
+	// DirectWait is how long a transfer to a peer reachable only through
+	// a relay waits for a direct connection (hole punching) before it
+	// goes over the relay. Default 3 s; negative: use the relay at once.
+	DirectWait time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -80,6 +84,7 @@ func DefaultConfig() Config {
 		ReplicationDelay:    5 * time.Second,
 		ScrubRate:           8 << 20,
 		ScrubInterval:       24 * time.Hour,
+		DirectWait:          3 * time.Second,
 	}
 }
 
@@ -130,6 +135,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ScrubInterval == 0 {
 		c.ScrubInterval = d.ScrubInterval
+	}
+	if c.DirectWait == 0 {
+		c.DirectWait = d.DirectWait
 	}
 	switch {
 	case c.Replicas < 0 || c.Replicas > 16:

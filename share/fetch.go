@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -28,6 +27,7 @@ type GetResult struct {
 	Size     int64
 	Provider peer.ID       // the peer that served the bytes (this node if it held them)
 	RTT      time.Duration // measured RTT to Provider
+	Via      string        // ViaDirect or ViaRelayed: the connection that served the bytes; empty if held here
 	Path     string        // file name inside the target directory
 	Attempts []Attempt     // every provider tried, in order
 	Elapsed  time.Duration
@@ -282,6 +282,8 @@ func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candi
 // where) ends the fetch with ErrNoSpace.
 func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, where string, out *GetResult, progress Progress, prefer ...peer.ID) error {
 	queue, searched := s.providers(ctx, c, nil, false, prefer...)
+	var via string
+	ctx = withViaRecord(ctx, &via)
 	tried := map[peer.ID]bool{}
 	retried := map[peer.ID]bool{}
 	h := newHasher()
@@ -315,7 +317,7 @@ func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, 
 		if err == nil {
 			if got := cidFromDigest(h.Sum(nil)); got.Equals(c) {
 				out.Attempts = append(out.Attempts, a)
-				out.Provider, out.RTT, out.Size = cand.id, cand.rtt, total
+				out.Provider, out.RTT, out.Size, out.Via = cand.id, cand.rtt, total, via
 				return nil
 			}
 			err = ErrHashMismatch
@@ -358,7 +360,7 @@ var errFinal = errors.New("provider refused")
 func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want int64, f *os.File, h hash.Hash, progress Progress) (int64, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "get"), p, ProtocolID)
+	st, err := s.openStream(ctx, p, ProtocolID, "get")
 	if err != nil {
 		return 0, 0, fmt.Errorf("open stream: %w", err)
 	}

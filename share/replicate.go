@@ -392,7 +392,7 @@ func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReplicateTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(ctx, p, ReplicateProtocol)
+	st, err := s.openStream(ctx, p, ReplicateProtocol, "replicate")
 	if err != nil {
 		return false, fmt.Errorf("open stream: %w", err)
 	}

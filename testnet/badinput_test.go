@@ -532,6 +532,15 @@ func (s *badSuite) daemonFlagCases() []badCase {
 		d("ticket without authority", 1, "--ticket needs --authority", "--ticket", garbage),
 		d("allow garbage", 1, "not a peer ID", "--allow", "garbage"),
 		d("log level loud", 2, "--log-level", "--log-level", "loud"),
+		d("announce garbage", 2, "--announce", "--announce", "garbage"),
+		d("announce without a port", 2, "--announce", "--announce", "/ip4/203.0.113.7"),
+		d("announce with a peer ID", 2, "--announce", "--announce", "/ip4/203.0.113.7/tcp/4040/p2p/"+s.n1.ID),
+		d("relay garbage", 2, "--relay", "--relay", "garbage"),
+		d("relay without /p2p/ID", 2, "--relay", "--relay", "/ip4/127.0.0.1/tcp/4001"),
+		d("relay max data 0", 2, "--relay-max-data", "--relay-max-data", "0"),
+		d("relay max duration negative", 2, "--relay-max-duration", "--relay-max-duration", "-1s"),
+		d("direct wait an hour", 2, "--direct-wait", "--direct-wait", "1h"),
+		d("bootstrap DNS without a name", 1, "bootstrap address", "--bootstrap", "/dns4//tcp/4040/p2p/"+s.n1.ID),
 		d("extra argument", 2, "takes no arguments", "now"),
 	}
 }

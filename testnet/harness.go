@@ -72,6 +72,8 @@ type Daemon struct {
 	// every CLI run against it (say ip netns exec NS, to run both in a
 	// network namespace).
 	Prefix []string
+	// Args are extra daemon flags of this node, after the network's.
+	Args []string
 	// Listen, if set, replaces the default listen addresses (127.0.0.1,
 	// TCP and QUIC, port 0) of the first start.
 	Listen []string
@@ -180,6 +182,7 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 		args = append(args, "--bootstrap", b)
 	}
 	args = append(args, d.net.Args...)
+	args = append(args, d.Args...)
 	logf, err := os.OpenFile(d.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

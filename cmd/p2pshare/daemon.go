@@ -24,6 +24,7 @@ import (
 	"github.com/p2pshare/p2pshare/node"
 	"github.com/p2pshare/p2pshare/node/admit"
 	"github.com/p2pshare/p2pshare/node/api"
+	"github.com/p2pshare/p2pshare/share"
 )
 
 // Daemon option names.
@@ -45,6 +46,12 @@ const (
 	optTicket      = "ticket"
 	optAllow       = "allow"
 	optNewIdentity = "new-identity"
+	optAnnounce    = "announce"
+	optRelay       = "relay"
+	optNoPortMap   = "no-port-map"
+	optRelayMaxDur = "relay-max-duration"
+	optRelayMaxMB  = "relay-max-data"
+	optDirectWait  = "direct-wait"
 )
 
 // daemonGOGC is the garbage collector's target the daemon runs with, unless
@@ -69,6 +76,13 @@ the local API that the other commands use. It prints one ready line on
 stdout once it is up, logs on stderr, and stops on SIGINT or SIGTERM (a
 second signal forces the exit).
 
+Across the internet it finds out whether it can be dialled from outside
+(AutoNAT) and asks the router for a port mapping (--no-port-map: don't).
+A public node serves the DHT and relays for admitted peers; a node behind
+a NAT reserves a slot on a relay (its bootstrap peers, --relay, or a
+connected public member) and moves to a direct connection by hole
+punching. --announce gives the addresses of a node behind a port forward.
+
 The API listens on loopback only (--api, default a random port); its
 address is written to REPO/api and its bearer token to REPO/api.token.
 
@@ -85,7 +99,9 @@ daemon small; set GOGC in its environment to choose another value.`,
   p2pshare daemon --repo /tmp/n1 --listen /ip4/127.0.0.1/tcp/4041 --no-mdns
   # a second node joining through the first
   p2pshare daemon --repo /tmp/n2 --listen /ip4/127.0.0.1/tcp/4042 --no-mdns \
-      --bootstrap /ip4/127.0.0.1/tcp/4041/p2p/12D3KooW...`,
+      --bootstrap /ip4/127.0.0.1/tcp/4041/p2p/12D3KooW...
+  # behind a NAT, joining a network through its public node
+  p2pshare daemon --bootstrap /dns4/share.example.org/tcp/4040/p2p/12D3KooW...`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: runDaemon,
 	}
@@ -107,6 +123,13 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.Bool(optNewIdentity, false, "make a new identity when REPO/identity.key is missing in a repo that has been used (tickets and allowlist entries for the old peer ID will no longer match)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
 	f.Int(optMaxRecords, kv.DefaultConfig().MaxRecordsPerWriter, "most KV and catalog records this node keeps per writer (live ones, and as many deletes); a writer past it is refused")
+	f.StringArray(optAnnounce, nil, "multiaddr to announce instead of the found ones (behind a port forward, in a container); repeatable")
+	f.StringArray(optRelay, nil, "relay to reserve a slot on while behind a NAT, ending in /p2p/PEER_ID; repeatable (default the bootstrap peers)")
+	f.Bool(optNoPortMap, false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
+	rl := node.DefaultRelayLimits()
+	f.Duration(optRelayMaxDur, rl.MaxDuration, "as a public node's relay: longest relayed connection")
+	f.Int64(optRelayMaxMB, rl.MaxData>>20, "as a public node's relay: MiB one relayed connection carries each way")
+	f.Duration(optDirectWait, share.DefaultConfig().DirectWait, "how long a transfer to a peer reached only through a relay waits for a direct connection (hole punch) before it uses the relay")
 	return cmd
 }
 
@@ -142,6 +165,9 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	bs, _ := f.GetStringArray(optBootstrap)
 	if cfg.Bootstrap, err = node.ParseBootstrap(bs); err != nil {
 		return fail("daemon", err)
+	}
+	if err := reachFlags(f, &cfg); err != nil {
+		return err
 	}
 	if noMDNS, _ := f.GetBool(optNoMDNS); noMDNS {
 		cfg.MDNS = false

@@ -13,11 +13,14 @@ import (
 func newIDCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "id",
-		Short: "Show the running node's peer ID, addresses, API URL and clock offset",
-		Long: `id prints the running node's peer ID, its addresses, its API URL and how far
-its clock is from the network's (the median of its peers' clocks). When its
-clock is off by more than the records allow (30 s), it warns (JSON: the
-"clock" field): the node refuses every write until the clock is fixed.`,
+		Short: "Show the running node's peer ID, addresses, reachability, API URL and clock offset",
+		Long: `id prints the running node's peer ID, its addresses, its reachability
+(public: peers on the internet can dial it; private: behind a NAT, reached
+through relays; unknown: AutoNAT cannot tell, as on a LAN), the public
+addresses others see, its API URL and how far its clock is from the
+network's (the median of its peers' clocks). When its clock is off by more
+than the records allow (30 s), it warns (JSON: the "clock" field): the node
+refuses every write until the clock is fixed.`,
 		Example: `  p2pshare id
   p2pshare id --json | jq -r '.addrs[0]'    # an address others can --bootstrap to`,
 		Args: exactArgs(0, "no arguments"),
@@ -33,12 +36,15 @@ clock is off by more than the records allow (30 s), it warns (JSON: the
 			if jsonFlag(cmd) {
 				return printJSON(out, info)
 			}
-			fmt.Fprintf(out, "peer  %s\napi   %s\n", info.ID, info.API)
+			fmt.Fprintf(out, "peer    %s\napi     %s\nreach   %s\n", info.ID, info.API, info.Reachability)
 			for _, a := range info.Addrs {
-				fmt.Fprintf(out, "addr  %s\n", a)
+				fmt.Fprintf(out, "addr    %s\n", a)
+			}
+			for _, a := range info.PublicAddrs {
+				fmt.Fprintf(out, "public  %s\n", a)
 			}
 			if info.OffsetPeers > 0 {
-				fmt.Fprintf(out, "clock %s from the network (median of %d peers)\n", formatOffset(info.OffsetMillis), info.OffsetPeers)
+				fmt.Fprintf(out, "clock   %s from the network (median of %d peers)\n", formatOffset(info.OffsetMillis), info.OffsetPeers)
 			}
 			if info.Clock != "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "p2pshare: warning: %s\n", info.Clock)

@@ -13,7 +13,7 @@ import (
 func newPeersCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "peers",
-		Short: "List connected peers with their round-trip time",
+		Short: "List connected peers with their round-trip time and path (direct or relayed)",
 		Example: `  p2pshare peers
   p2pshare peers --json | jq length`,
 		Args: exactArgs(0, "no arguments"),
@@ -31,13 +31,17 @@ func newPeersCmd() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER\tRTT\tADDRESS")
+			fmt.Fprintln(tw, "PEER\tRTT\tVIA\tADDRESS")
 			for _, p := range peers {
 				rtt := "-"
 				if p.RTTMillis > 0 {
 					rtt = fmt.Sprintf("%.2f ms", p.RTTMillis)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, rtt, strings.Join(p.Addrs, " "))
+				via := p.Via
+				if p.Relay != "" {
+					via += " (relay " + p.Relay + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, rtt, via, strings.Join(p.Addrs, " "))
 			}
 			return tw.Flush()
 		},

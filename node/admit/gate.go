@@ -248,7 +248,9 @@ func isUnsupported(err error) bool {
 func (g *Gate) handshake(p peer.ID) error {
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Timeout)
 	defer cancel()
-	st, err := g.h.NewStream(ctx, p, Protocol)
+	// A relayed connection is admitted like a direct one: its handshake
+	// runs over the relay.
+	st, err := g.h.NewStream(network.WithAllowLimitedConn(ctx, "admission"), p, Protocol)
 	if err != nil {
 		return fmt.Errorf("open admission stream: %w", err)
 	}
@@ -325,6 +327,14 @@ func (g *Gate) refuse(p peer.ID, why string) {
 	g.mu.Unlock()
 	g.log.Warn("refused a peer", "peer", p, "why", why)
 	_ = g.h.Network().ClosePeer(p)
+}
+
+// Wait returns once p is admitted, or ErrNotAdmitted when p is refused or
+// has not passed the handshake within the gate's Timeout (or ctx ends).
+func (g *Gate) Wait(ctx context.Context, p peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	return g.wait(ctx, p)
 }
 
 // wait returns once p is admitted, or an error when ctx ends first.

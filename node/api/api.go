@@ -117,6 +117,14 @@ type IDInfo struct {
 	// Clock, when set, warns that this node's clock is off by more than
 	// the records allow: its writes are refused until it is fixed.
 	Clock string `json:"clock,omitempty"`
+	// Reachability is public (peers on the internet can dial this node),
+	// private (behind a NAT: reached through relays) or unknown (AutoNAT
+	// cannot tell, as on a LAN).
+	Reachability string `json:"reachability"`
+	// PublicAddrs are the addresses others can dial this node at: its
+	// public addresses (observed by peers, mapped, announced) and its
+	// relay addresses; each with /p2p/ID.
+	PublicAddrs []string `json:"public_addrs"`
 }
 
 // ShareRequest asks to share a file. Exactly one of Path and Body is set.
@@ -190,6 +198,9 @@ type GetResult struct {
 	Path      string    `json:"path"`
 	Millis    float64   `json:"elapsed_ms"`
 	Attempts  []Attempt `json:"attempts,omitempty"` // providers tried, when more than one
+	// Via is how the connection that served the bytes ran: direct or
+	// relayed; empty when this node held the file.
+	Via string `json:"via,omitempty"`
 }
 
 // Attempt is one provider tried by a get.
@@ -206,6 +217,10 @@ type PeerInfo struct {
 	ID        string   `json:"id"`
 	Addrs     []string `json:"addrs"`
 	RTTMillis float64  `json:"rtt_ms"` // 0 when not yet measured
+	// Via is direct if one of the connections to the peer is, else
+	// relayed; Relay then names the relay of the first relayed one.
+	Via   string `json:"via"`
+	Relay string `json:"relay,omitempty"`
 }
 
 // MemberInfo is one member as this node sees it.
@@ -238,6 +253,15 @@ type Stats struct {
 	UptimeSeconds float64            `json:"uptime_s"`
 	Total         Traffic            `json:"total"`
 	Protocols     map[string]Traffic `json:"protocols"`
+	Reachability  string             `json:"reachability"`
+	HolePunches   HolePunches        `json:"hole_punches"`
+}
+
+// HolePunches counts the hole punches (DCUtR) this node took part in
+// since start, and those that ended on a direct connection.
+type HolePunches struct {
+	Tried     int64 `json:"tried"`
+	Succeeded int64 `json:"succeeded"`
 }
 
 // Error is an API error: an HTTP status and a one-line message.

@@ -146,6 +146,7 @@ function renderPeers(peers) {
   fill("peers", peers.map((p) => el("tr", [
     peerCell(p.id),
     el("td", rtt(p.rtt_ms)),
+    el("td", p.via || "", { title: p.relay ? "through relay " + p.relay : "" }),
     el("td", el("code", (p.addrs || [])[0] || ""), { title: (p.addrs || []).join("\n") }),
   ], { "data-peer": p.id })), "no connected peers");
 }
@@ -209,6 +210,8 @@ function renderStats(stats, id) {
     item("uptime", Math.floor(stats.uptime_s) + " s"),
     item("in", bytes(t.in_bytes || 0) + " (" + bytes(Math.round(t.in_rate || 0)) + "/s)"),
     item("out", bytes(t.out_bytes || 0) + " (" + bytes(Math.round(t.out_rate || 0)) + "/s)"),
+    item("reachability", stats.reachability || "unknown"),
+    item("hole punches", (stats.hole_punches || {}).succeeded + " of " + (stats.hole_punches || {}).tried),
     item("API", id.api || location.origin),
   );
 }

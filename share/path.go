@@ -1,0 +1,112 @@
+package share
+
+import (
+	"context"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// How a connection runs: straight to the peer, or through a relay (Circuit
+// Relay v2) until hole punching makes it direct.
+const (
+	ViaDirect  = "direct"
+	ViaRelayed = "relayed"
+)
+
+// ConnVia reports how c runs and, for a relayed connection, through which
+// relay (empty if its address does not say).
+func ConnVia(c network.Conn) (via string, relay peer.ID) {
+	a := c.RemoteMultiaddr()
+	relayed := c.Stat().Limited
+	before, _ := ma.SplitFunc(a, func(c ma.Component) bool {
+		if c.Protocol().Code == ma.P_CIRCUIT {
+			relayed = true
+			return true
+		}
+		return false
+	})
+	if !relayed {
+		return ViaDirect, ""
+	}
+	if id, err := peer.IDFromP2PAddr(before); err == nil {
+		relay = id
+	}
+	return ViaRelayed, relay
+}
+
+// relayedOnly reports whether every connection to p is relayed (false if
+// there is none).
+func relayedOnly(nw network.Network, p peer.ID) bool {
+	conns := nw.ConnsToPeer(p)
+	for _, c := range conns {
+		if via, _ := ConnVia(c); via == ViaDirect {
+			return false
+		}
+	}
+	return len(conns) > 0
+}
+
+type viaKey struct{}
+
+// withViaRecord returns ctx with a place where openStream writes how the
+// last stream opened under it runs.
+func withViaRecord(ctx context.Context, via *string) context.Context {
+	return context.WithValue(ctx, viaKey{}, via)
+}
+
+// openStream opens a stream to p, preferring a direct connection: when p is
+// reachable only through a relay, it waits up to DirectWait for a direct
+// connection (the hole punch DCUtR starts when a relayed connection opens,
+// and a direct dial to p's known addresses, made here at the same time) and
+// then uses the relayed connection rather than fail. why names the use, as
+// libp2p asks of every stream allowed on a limited (relayed) connection.
+func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, why string) (network.Stream, error) {
+	nw := s.h.Network()
+	if nw.Connectedness(p) != network.Connected {
+		if err := s.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+			return nil, err
+		}
+	}
+	if relayedOnly(nw, p) && s.cfg.DirectWait > 0 {
+		if st, err := s.waitDirect(ctx, p, pid, why); err == nil {
+			return s.recordVia(ctx, st), nil
+		} else if ctx.Err() != nil {
+			return nil, err
+		}
+		s.log.Debug("no direct connection in time, using the relay", "peer", p, "for", why, "waited", s.cfg.DirectWait)
+	}
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, why), p, pid)
+	if err != nil {
+		return nil, err
+	}
+	return s.recordVia(ctx, st), nil
+}
+
+// waitDirect opens a stream to p on a direct connection made within
+// DirectWait.
+func (s *Service) waitDirect(ctx context.Context, p peer.ID, pid protocol.ID, why string) (network.Stream, error) {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.DirectWait)
+	defer cancel()
+	dialed := make(chan struct{})
+	go func() {
+		defer close(dialed)
+		_ = s.h.Connect(network.WithForceDirectDial(wctx, why), peer.AddrInfo{ID: p})
+	}()
+	defer func() {
+		cancel()
+		<-dialed
+	}()
+	// Without leave to use a limited connection, the swarm waits for a
+	// direct one (hole punch, the dial above) until wctx ends.
+	return s.h.NewStream(wctx, p, pid)
+}
+
+func (s *Service) recordVia(ctx context.Context, st network.Stream) network.Stream {
+	if rec, ok := ctx.Value(viaKey{}).(*string); ok {
+		*rec, _ = ConnVia(st.Conn())
+	}
+	return st
+}
