@@ -8,11 +8,15 @@ import (
 	"time"
 )
 
+// idOut is what `p2pshare id --json` prints.
 type idOut struct {
 	ID           string   `json:"id"`
 	Addrs        []string `json:"addrs"`
 	Reachability string   `json:"reachability"`
 	PublicAddrs  []string `json:"public_addrs"`
+	OffsetMS     float64  `json:"offset_ms"`
+	OffsetPeers  int      `json:"offset_peers"`
+	Clock        string   `json:"clock"`
 }
 
 type peerOut struct {
