@@ -276,7 +276,9 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.share, err = share.New(gh, n.dht, n.store, cfg.Share, log)
+	sc := cfg.Share
+	sc.Now = n.now
+	n.share, err = share.New(gh, n.dht, n.store, sc, log)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package share
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -494,5 +495,19 @@ func TestSelectTieSamePublisherTimeCID(t *testing.T) {
 	j, err2 := v.Select(NameKey("t.txt"), [][]byte{bb, ab})
 	if err1 != nil || err2 != nil || i != 1-j {
 		t.Fatalf("Select depends on input order: %d vs %d (%v %v)", i, j, err1, err2)
+	}
+}
+
+// A share stamps its name record with the node's clock, the one the node
+// checks against its peers', not with the process's own time.
+func TestShareStampsRecordWithNodeClock(t *testing.T) {
+	at := time.Date(2031, 5, 4, 3, 2, 1, 0, time.UTC)
+	nodes := startRepNodesCfg(t, 1, Config{Replicas: 1, Now: func() time.Time { return at }}, nil)
+	if _, err := nodes[0].s.Share(context.Background(), strings.NewReader("stamped"), "stamped.txt"); err != nil {
+		t.Fatal(err)
+	}
+	names := nodes[0].s.Store().Names()
+	if len(names) != 1 || !names[0].Time.Equal(at) {
+		t.Fatalf("records %v, want one stamped %s", names, at)
 	}
 }

@@ -223,7 +223,7 @@ func (s *Service) Share(ctx context.Context, r io.Reader, name string) (ShareRes
 	if err != nil {
 		return ShareResult{}, err
 	}
-	rec, err := NewNameRecord(name, c, size, s.key, time.Now())
+	rec, err := NewNameRecord(name, c, size, s.key, s.cfg.Now())
 	if err != nil {
 		return ShareResult{}, err
 	}
