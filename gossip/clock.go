@@ -186,7 +186,7 @@ func (m *Membership) clockRound(all bool) {
 	var missing, known []peer.ID
 	for _, p := range live {
 		keep[p] = true
-		if m.h.Network().Connectedness(p) != network.Connected {
+		if m.h.Network().Connectedness(p) != network.Connected || !m.mayReadClock(p) {
 			continue
 		}
 		if _, ok := m.offsets.Offset(p); ok {
@@ -212,6 +212,18 @@ func (m *Membership) clockRound(all bool) {
 		}()
 	}
 	wg.Wait()
+}
+
+// mayReadClock reports whether p may answer a clock reading: false once
+// identify has listed p's protocols without ClockProtocol (a node of an
+// earlier release), so such a peer is not asked every second in vain.
+func (m *Membership) mayReadClock(p peer.ID) bool {
+	protos, err := m.h.Peerstore().GetProtocols(p)
+	if err != nil || len(protos) == 0 {
+		return true // not identified yet: ask
+	}
+	ok, _ := m.h.Peerstore().SupportsProtocols(p, ClockProtocol)
+	return len(ok) > 0
 }
 
 // MeasureClocks reads, now, the clocks of the connected live members not

@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // exchange is one clock reading: this node sends at sent (its clock), the
@@ -111,5 +113,35 @@ func TestOffsetsNetwork(t *testing.T) {
 				t.Fatalf("Network = %v over %d peers, want %v over %d", got, n, tc.want, len(tc.peers))
 			}
 		})
+	}
+}
+
+// A peer that identify shows without the clock protocol (an earlier
+// release) is not asked for its clock; one not identified yet is.
+func TestClockReadsSkipPeersWithoutTheProtocol(t *testing.T) {
+	h, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	m := &Membership{h: h}
+	for _, tc := range []struct {
+		name   string
+		protos []protocol.ID
+		want   bool
+	}{
+		{"not identified", nil, true},
+		{"serves it", []protocol.ID{"/ipfs/id/1.0.0", ClockProtocol}, true},
+		{"earlier release", []protocol.ID{"/ipfs/id/1.0.0", "/p2pshare/members/1"}, false},
+	} {
+		p := peer.ID("peer " + tc.name)
+		if tc.protos != nil {
+			if err := h.Peerstore().SetProtocols(p, tc.protos...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := m.mayReadClock(p); got != tc.want {
+			t.Errorf("%s: mayReadClock = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
