@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"os"
@@ -19,25 +18,11 @@ func TestE2EClockAheadRefusesWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nw := New(bin, t.TempDir())
-	nw.Setup = func(d *Daemon) {
+	nw := startNetworkSetup(t, 4, func(d *Daemon) {
 		if d.Index == 4 {
 			d.Bin, d.Env = skewBin, []string{"P2PSHARE_TEST_CLOCK_OFFSET=10m"}
 		}
-	}
-	t.Cleanup(func() {
-		nw.Down()
-		if t.Failed() {
-			for _, d := range nw.Nodes {
-				t.Logf("node %d log:\n%s", d.Index, d.LogTail(30))
-			}
-		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := nw.Up(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
 	n1, n2, skewed := nw.Node(1), nw.Node(2), nw.Node(4)
 
 	// The skewed daemon learns it is 10 minutes ahead, and says so in id.

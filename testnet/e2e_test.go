@@ -40,8 +40,16 @@ func TestMain(m *testing.M) {
 // printed if the test failed).
 func startNetwork(t *testing.T, n int, args ...string) *Network {
 	t.Helper()
+	return startNetworkSetup(t, n, nil, args...)
+}
+
+// startNetworkSetup is startNetwork with the network's Setup, called on
+// each daemon before its first start.
+func startNetworkSetup(t *testing.T, n int, setup func(d *Daemon), args ...string) *Network {
+	t.Helper()
 	nw := New(bin, t.TempDir())
 	nw.Args = args
+	nw.Setup = setup
 	t.Cleanup(func() {
 		nw.Down()
 		if t.Failed() {
