@@ -1,6 +1,7 @@
 // Package testnet starts, drives and stops networks of real p2pshare daemon
 // processes on this machine: the Go harness that end-to-end tests and
-// benchmarks use (testnet.sh is its shell twin for people). Each daemon has
+// benchmarks use, and the one behind the testnet command for people
+// (cmd/testnet, run by testnet.sh). Each daemon has
 // its own repo under the network's directory and listens on 127.0.0.1 only,
 // with mDNS off so parallel networks never meet.
 package testnet
@@ -32,20 +33,25 @@ const ClockSkewTag = "clockskew"
 // BuildTagged compiles the p2pshare binary with build tags into dir under
 // name and returns its path.
 func BuildTagged(dir, name string, tags ...string) (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
 	bin := filepath.Join(dir, name)
 	args := []string{"build", "-o", bin}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}
 	cmd := exec.Command("go", append(args, "./cmd/p2pshare")...)
-	cmd.Dir = root
+	cmd.Dir = SourceRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build p2pshare: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// SourceRoot is the root of the p2pshare source tree this package was
+// built from.
+func SourceRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
 }
 
 // Network is a set of daemons sharing one directory.
@@ -58,6 +64,17 @@ type Network struct {
 	Setup func(d *Daemon)
 	mu    sync.Mutex
 	Nodes []*Daemon
+
+	// Detach starts each daemon in a session of its own, so that it
+	// outlives the process that started it and its terminal.
+	Detach bool
+	// Ready is how long Start waits for a daemon's API (default 20 s).
+	Ready time.Duration
+	// Starting, if set, is called by Up before it starts nodes first..last
+	// (bootstrapped to bootstrap, "" for node 1).
+	Starting func(first, last int, bootstrap string)
+	// CLITimeout is the deadline of each CLI run (default a minute).
+	CLITimeout time.Duration
 }
 
 // Daemon is one daemon process of a Network.
@@ -82,6 +99,7 @@ type Daemon struct {
 	Bin string
 	// Env is added to the daemon process's environment.
 	Env  []string
+	pid  int // of the process, also when started by another (see Load)
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
@@ -106,12 +124,18 @@ const StartBatch = 10
 // Up starts n daemons: the first, then the rest bootstrapped to it in
 // batches of StartBatch, each batch ready before the next starts.
 func (nw *Network) Up(ctx context.Context, n int) error {
+	if nw.Starting != nil {
+		nw.Starting(1, 1, "")
+	}
 	first, err := nw.Add(ctx)
 	if err != nil {
 		return err
 	}
 	for started := 1; started < n; {
 		k := min(StartBatch, n-started)
+		if nw.Starting != nil {
+			nw.Starting(started+1, started+k, first.TCPAddr())
+		}
 		errs := make(chan error, k)
 		for range k {
 			go func() {
@@ -197,22 +221,26 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 		cmd.Env = append(os.Environ(), d.Env...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !d.net.Detach, Setsid: d.net.Detach}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start node %d: %w", d.Index, err)
 	}
-	d.cmd, d.done = cmd, make(chan struct{})
+	d.cmd, d.done, d.pid = cmd, make(chan struct{}), cmd.Process.Pid
 	go func() {
 		d.err = cmd.Wait()
 		logf.Close()
 		close(d.done)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
+	ready := d.net.Ready
+	if ready == 0 {
+		ready = 20 * time.Second
+	}
+	deadline := time.Now().Add(ready)
 	for {
 		if time.Now().After(deadline) {
 			d.Kill()
-			return fmt.Errorf("node %d not ready after 20 s:\n%s", d.Index, d.LogTail(20))
+			return fmt.Errorf("node %d not ready after %s:\n%s", d.Index, ready, d.LogTail(20))
 		}
 		select {
 		case <-d.done:
@@ -239,7 +267,7 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 // Running reports whether the process is alive.
 func (d *Daemon) Running() bool {
 	if d.done == nil {
-		return false
+		return d.adopted()
 	}
 	select {
 	case <-d.done:
@@ -250,22 +278,27 @@ func (d *Daemon) Running() bool {
 }
 
 // PID returns the daemon's process ID.
-func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+func (d *Daemon) PID() int { return d.pid }
 
 // Signal sends sig to the daemon.
 func (d *Daemon) Signal(sig syscall.Signal) error {
 	if !d.Running() {
 		return errors.New("not running")
 	}
-	return d.cmd.Process.Signal(sig)
+	return syscall.Kill(d.pid, sig)
 }
 
 // Kill sends SIGKILL and waits for the process to go.
 func (d *Daemon) Kill() {
-	if d.Running() {
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	if !d.Running() {
+		return
 	}
+	_ = d.Signal(syscall.SIGKILL)
+	if d.done != nil {
+		<-d.done
+		return
+	}
+	d.waitGone(5 * time.Second)
 }
 
 // Stop sends SIGTERM, waits up to grace, then kills.
@@ -273,10 +306,8 @@ func (d *Daemon) Stop(grace time.Duration) {
 	if !d.Running() {
 		return
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(grace):
+	_ = d.Signal(syscall.SIGTERM)
+	if !d.waitGone(grace) {
 		d.Kill()
 	}
 }
@@ -315,11 +346,15 @@ func command(ctx context.Context, prefix []string, bin string, args []string) *e
 }
 
 // RunCLI runs the binary with args, in the network's directory, with a
-// deadline of a minute.
+// deadline of a minute (or CLITimeout).
 func (nw *Network) RunCLI(args ...string) Result { return nw.runCLI(nil, args...) }
 
 func (nw *Network) runCLI(prefix []string, args ...string) Result {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	timeout := nw.CLITimeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := command(ctx, prefix, nw.Bin, args)
 	cmd.Dir = nw.Dir
