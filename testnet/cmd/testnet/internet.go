@@ -1,5 +1,5 @@
-// Command internet runs an emulated internet (package testnet/internet) by
-// hand, as root on Linux:
+// The internet subcommand runs an emulated internet (package
+// testnet/internet) by hand, as root on Linux:
 //
 //	internet up [flags]                  build it and stay in the foreground;
 //	                                     Ctrl-C (or 'internet down') removes it
@@ -13,6 +13,7 @@
 // The delay of its links is done by the 'up' process itself, which is why
 // it stays in the foreground: run it in a terminal of its own (or in the
 // background with &).
+
 package main
 
 import (
@@ -56,12 +57,13 @@ Every command takes --name N (default "demo"): several internets can be up at
 once under different names. Needs root, ip, nft, iptables and tc.
 `
 
-func main() {
-	if len(os.Args) < 2 {
+// internetMain runs 'internet ARGS...' and exits.
+func internetMain(args []string) {
+	if len(args) < 1 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	cmd, args := os.Args[1], os.Args[2:]
+	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("internet "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	name := fs.String("name", "demo", "")
