@@ -240,6 +240,21 @@ func (t *tn) node(s string) (*testnet.Network, *testnet.Daemon, error) {
 	return nw, nw.Node(i), nil
 }
 
+// repoFree fails when a daemon holds the repo (a flock on its repo.lock):
+// its files are not to be touched.
+func repoFree(repo string) error {
+	f, err := os.Open(filepath.Join(repo, "repo.lock"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	}
+	b, _ := os.ReadFile(f.Name())
+	return fmt.Errorf("the repo %s is held by another daemon (pid %s), not started by this command: stop it first", repo, strings.TrimSpace(string(b)))
+}
+
 func (t *tn) build() error {
 	if t.prebuilt {
 		if st, err := os.Stat(t.bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
@@ -280,8 +295,14 @@ func (t *tn) up(ctx context.Context, count string) error {
 	if err := t.build(); err != nil {
 		return err
 	}
-	// A fresh network: forget the nodes of an earlier run.
+	// A fresh network: forget the nodes of an earlier run, unless a daemon
+	// this command does not know of (say, one started by hand) holds one.
 	stale, _ := filepath.Glob(filepath.Join(t.run, "node[0-9]*"))
+	for _, p := range stale {
+		if err := repoFree(p); err != nil {
+			return err
+		}
+	}
 	stale = append(stale, filepath.Join(t.run, testnet.StateFile), filepath.Join(t.run, "swarm.key"), filepath.Join(t.run, "size"))
 	for _, p := range stale {
 		if err := os.RemoveAll(p); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,6 +205,23 @@ func TestCommand(t *testing.T) {
 	}
 	if r := run("down"); r.code != 0 || !strings.HasPrefix(r.stdout, "no testnet node running in ") {
 		t.Fatalf("down again: exit %d, %q", r.code, r.stdout)
+	}
+
+	// A repo held by a daemon the command did not start (here: this
+	// test holds its lock) is not wiped by the next up.
+	lock, err := os.OpenFile(filepath.Join(dir, "node1", "repo.lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if r := run("up", "2"); r.code != 1 || !strings.Contains(r.stderr, "node1 is held by another daemon") {
+		t.Fatalf("up over a held repo: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node1", "identity.key")); err != nil {
+		t.Fatalf("up over a held repo touched it: %v", err)
 	}
 
 	// Bad input: one line that says what to do, exit 1; a command line

@@ -30,6 +30,9 @@ func (t *tn) restart(ctx context.Context, i string) error {
 		fmt.Printf("stopping node %d (pid %d, SIGTERM)\n", d.Index, d.PID())
 		d.Stop(stopGrace)
 	}
+	if err := repoFree(d.Repo); err != nil {
+		return err
+	}
 	// Bootstrap to every other running node; else to node 1's last address.
 	var boot []string
 	for _, o := range nw.Nodes {
