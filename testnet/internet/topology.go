@@ -30,7 +30,7 @@
 //
 // Build makes it, Close removes every namespace, link and rule it made.
 // Names carry a per-internet tag, so tests in parallel and an internet
-// started by hand (cmd/internet) never clash; Build removes the namespaces
+// started by hand (testnet.sh internet) never clash; Build removes the namespaces
 // of internets whose owner process died.
 package internet
 
@@ -95,7 +95,7 @@ type Path struct {
 // Topology describes an internet.
 type Topology struct {
 	// Name, if set, tags every namespace (inet-NAME-HOST) and names the
-	// state file cmd/internet finds it by; empty for a random tag.
+	// state file the testnet command finds it by; empty for a random tag.
 	Name string
 	// Public is the segment's prefix, a /24 or larger outside go-libp2p's
 	// private ranges; empty for 7.0.0.0/24.
