@@ -325,11 +325,25 @@ func (s *badSuite) cliCases() []badCase {
 	if err := os.Symlink(idKey, keyLink); err != nil {
 		s.t.Fatal(err)
 	}
+	big := writeFile(s.t, s.dir, "big.bin", bytes.Repeat([]byte("x"), badMaxFileSize+1))
+	noDaemon := s.t.TempDir()
+	staleRepo := s.t.TempDir()
+	writeFile(s.t, staleRepo, "api", []byte("http://127.0.0.1:1\n"))
+	writeFile(s.t, staleRepo, "api.token", []byte("x\n"))
 	run := func(args ...string) Result { return s.n1.Run(args...) }
 	cli := func(name string, code int, want string, args ...string) badCase {
 		return badCase{"cli", name, func(t *testing.T) { checkOneLineError(t, run(args...), code, want) }}
 	}
+	// Commands whose repo has no daemon to answer them.
+	noAnswer := func(name string, args ...string) badCase {
+		return badCase{"cli", name, func(t *testing.T) { checkOneLineError(t, s.nw.RunCLI(args...), 1, "no daemon running") }}
+	}
 	return []badCase{
+		noAnswer("repo without a daemon", "--repo", noDaemon, "id"),
+		noAnswer("repo with a stale api file", "--repo", staleRepo, "peers"),
+		cli("share without FILE", 2, "usage", "share"),
+		cli("get without NAME", 2, "usage", "get"),
+		cli("share file over --max-file-size", 1, "over the limit", "share", big),
 		cli("share name traversal", 1, "invalid name", "share", small, "--name", "../x"),
 		cli("share name deep traversal", 1, "path separator", "share", small, "--name", "../../etc/passwd"),
 		cli("share name with slash", 1, "path separator", "share", small, "--name", "a/b"),
@@ -503,10 +517,17 @@ func (s *badSuite) daemonFlagCases() []badCase {
 		s.t.Fatalf("ca admit: %s", ar.Stderr)
 	}
 	strangerTicket := writeFile(s.t, s.dir, "stranger-ticket.json", []byte(ar.Stdout))
+	fileAsDir := writeFile(s.t, s.dir, "plainfile", []byte("x"))
 	d := func(name string, code int, want string, args ...string) badCase {
 		return badCase{"daemon", name, func(t *testing.T) { checkOneLineError(t, s.runDaemonFlags(args...), code, want) }}
 	}
+	// A daemon on a repo it cannot have.
+	onRepo := func(name, repo, want string) badCase {
+		return badCase{"daemon", name, func(t *testing.T) { checkOneLineError(t, runDaemonIn(s.nw, repo), 1, want) }}
+	}
 	return []badCase{
+		onRepo("second daemon on a repo", s.n1.Repo, "in use by another daemon"),
+		onRepo("repo under a file", filepath.Join(fileAsDir, "sub"), "not a directory"),
 		d("listen garbage", 1, "listen address", "--listen", "garbage"),
 		d("listen bad IP", 1, "listen address", "--listen", "/ip4/999.1.1.1/tcp/1"),
 		// These two fail once the node is half built: it must close what
