@@ -285,6 +285,9 @@ func (d *Daemon) Signal(sig syscall.Signal) error {
 	if !d.Running() {
 		return errors.New("not running")
 	}
+	if d.cmd != nil {
+		return d.cmd.Process.Signal(sig)
+	}
 	return syscall.Kill(d.pid, sig)
 }
 
