@@ -344,6 +344,7 @@ func (t *tn) up(ctx context.Context, count string) error {
 		return fmt.Errorf("%w\ntestnet: the logs are in %s; the nodes started so far are left running; '%s down' stops them", err, t.run, t.prog)
 	}
 	fmt.Printf("testnet of %d nodes up in %s\n", n, t.show(t.run))
+	converge(ctx, nw, 10*time.Second)
 	return t.status()
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/p2pshare/p2pshare/testnet"
 )
@@ -66,14 +68,21 @@ func (r *statusRow) peersField() string {
 	return strconv.Itoa(len(peers))
 }
 
-// viewField is the node's members table as one letter per testnet node, in
-// node order; '*' is the node itself.
 func (r *statusRow) viewField() string {
+	if r.id == nil {
+		return "-"
+	}
+	return view(r.nw, r.d)
+}
+
+// view is d's members table as one letter per testnet node, in node order;
+// '*' is d itself; "-" when d does not answer.
+func view(nw *testnet.Network, d *testnet.Daemon) string {
 	var members []struct {
 		ID    string `json:"id"`
 		State string `json:"state"`
 	}
-	if r.id == nil || r.d.JSON(&members, "members", "--json") != nil {
+	if d.JSON(&members, "members", "--json") != nil {
 		return "-"
 	}
 	states := map[string]string{}
@@ -82,10 +91,10 @@ func (r *statusRow) viewField() string {
 	}
 	letters := map[string]string{"alive": "A", "suspect": "S", "dead": "D", "left": "L"}
 	var b strings.Builder
-	for _, o := range r.nw.Nodes {
+	for _, o := range nw.Nodes {
 		l, ok := letters[states[o.ID]]
 		switch {
-		case o == r.d:
+		case o == d:
 			l = "*"
 		case o.ID == "" || !ok:
 			l = "?"
@@ -93,6 +102,22 @@ func (r *statusRow) viewField() string {
 		b.WriteString(l)
 	}
 	return b.String()
+}
+
+// converge waits, up to limit, until every node sees every other alive.
+func converge(ctx context.Context, nw *testnet.Network, limit time.Duration) {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(200 * time.Millisecond) {
+		all := true
+		for _, d := range nw.Nodes {
+			if strings.Trim(view(nw, d), "A*") != "" {
+				all = false
+				break
+			}
+		}
+		if all {
+			return
+		}
+	}
 }
 
 func statusLine(field func(c column) string) string {
