@@ -13,7 +13,8 @@ import (
 
 // StateDir holds one file per internet that is up, TAG.json, written by
 // Build and removed by Close: the pid of the process that owns it (whose
-// death makes its namespaces stale) and its nodes, for the testnet command (cmd/testnet internet).
+// death makes its namespaces stale) and its nodes, for the testnet
+// command's internet subcommand (cmd/testnet).
 const StateDir = "/run/p2ps-internet"
 
 // State is what a state file says.
