@@ -811,6 +811,37 @@ func TestValidatorValidate(t *testing.T) {
 		})
 	}
 
+	// The DHT copy of a catalog name: the one record of a name.
+	t.Run("names", func(t *testing.T) {
+		c := testCID(t, "file").String()
+		name := func(key string, wall int64) *Record {
+			return signRecord(t, &Record{NS: NSName, Key: key, Value: nameValue(t, c, 8), Time: Timestamp{Wall: wall}}, k)
+		}
+		good := name("notes.txt", testWall)
+		if err := v.Validate(DHTKey(NSName, "notes.txt"), marshalRecord(t, good)); err != nil {
+			t.Fatalf("Validate of a good name record: %v", err)
+		}
+		forged := cloneRecord(good)
+		forged.Value = nameValue(t, testCID(t, "evil").String(), 8)
+		other := cloneRecord(good)
+		other.Writer = idOf(t, testKey(t, 2))
+		for _, tt := range []struct {
+			what, key string
+			r         *Record
+		}{
+			{"another name's key", DHTKey(NSName, "other.txt"), good},
+			{"the user namespace's key", DHTKey(NSUser, "notes.txt"), good},
+			{"forged file", DHTKey(NSName, "notes.txt"), forged},
+			{"claims another publisher", DHTKey(NSName, "notes.txt"), other},
+			{"invisible rune", DHTKey(NSName, "pay\u200Bpal.txt"), name("pay\u200Bpal.txt", testWall)},
+			{"from the future", DHTKey(NSName, "notes.txt"), name("notes.txt", testWall+int64(11*time.Second))},
+		} {
+			if err := v.Validate(tt.key, marshalRecord(t, tt.r)); !errors.Is(err, ErrBadRecord) {
+				t.Errorf("%s: Validate = %v, want ErrBadRecord", tt.what, err)
+			}
+		}
+	})
+
 	t.Run("default skew", func(t *testing.T) {
 		v := Validator{Now: func() time.Time { return now }}
 		skew := DefaultConfig().MaxClockSkew
