@@ -96,11 +96,12 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	defer end()
 	res, err := n.share.Share(ctx, countingReader{r: r, tr: tr}, name)
 	n.countTransfer(err, res.Size)
+	var ce *share.CatalogError
+	if errors.As(err, &ce) {
+		return api.ShareResult{}, catalogError(fmt.Sprintf("share %q: add to the catalog", ce.Name), ce.Err)
+	}
 	if err != nil {
 		return api.ShareResult{}, apiError(err)
-	}
-	if err := n.kv.PublishName(ctx, res.Name, res.CID, res.Size, res.Time); err != nil {
-		return api.ShareResult{}, catalogError(fmt.Sprintf("share %q: add to the catalog", res.Name), err)
 	}
 	if err := n.kv.PublishHolding(ctx, res.CID, ""); err != nil {
 		return api.ShareResult{}, catalogError(fmt.Sprintf("share %q: record holding in the catalog", res.Name), err)

@@ -2,29 +2,30 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
+	"github.com/p2pshare/p2pshare/catalog"
 	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/share"
 )
 
-// catalogDirectory lets share resolve names and find holders in the
-// catalog that gossip/kv keeps.
+// catalogDirectory lets share resolve, publish and republish names and
+// find holders in the catalog that gossip/kv keeps: a name's one record
+// is the catalog's, with its copy in the DHT.
 type catalogDirectory struct{ s *kv.Store }
 
-func (d catalogDirectory) LookupName(name string) (share.Resolved, bool) {
-	e, ok := d.s.Lookup(name)
-	if !ok {
-		return share.Resolved{}, false
-	}
+func resolvedOf(e kv.Entry) (share.Resolved, bool) {
 	c, err := cid.Decode(e.CID)
 	if err != nil {
 		return share.Resolved{}, false
@@ -32,14 +33,38 @@ func (d catalogDirectory) LookupName(name string) (share.Resolved, bool) {
 	return share.Resolved{Name: e.Name, CID: c, Size: e.Size, Publisher: e.Publisher, Time: e.Time}, true
 }
 
-func (d catalogDirectory) Holdings(c cid.Cid) []share.Holding {
-	hs := d.s.Holders(c.String())
-	out := make([]share.Holding, len(hs))
-	for i, h := range hs {
-		out[i] = share.Holding{Peer: h.Peer, CustodyFor: h.CustodyFor}
+func (d catalogDirectory) LookupName(name string) (share.Resolved, bool) {
+	e, ok := d.s.Lookup(name)
+	if !ok {
+		return share.Resolved{}, false
 	}
-	return out
+	return resolvedOf(e)
 }
+
+func (d catalogDirectory) FindName(ctx context.Context, name string) (share.Resolved, error) {
+	e, err := d.s.FindName(ctx, name)
+	if errors.Is(err, kv.ErrNotFound) {
+		return share.Resolved{}, fmt.Errorf("%w: %v", share.ErrNotFound, err)
+	}
+	if err != nil {
+		return share.Resolved{}, err
+	}
+	r, ok := resolvedOf(e)
+	if !ok {
+		return share.Resolved{}, fmt.Errorf("name %q: %w (its record names no valid CID)", name, share.ErrNotFound)
+	}
+	return r, nil
+}
+
+func (d catalogDirectory) PublishName(ctx context.Context, name string, c cid.Cid, size int64) (time.Time, error) {
+	return d.s.PublishName(ctx, name, c, size, time.Time{})
+}
+
+func (d catalogDirectory) RepublishNames(ctx context.Context) (n, failed int) {
+	return d.s.RepublishNames(ctx)
+}
+
+func (d catalogDirectory) Holdings(c cid.Cid) []catalog.Holder { return d.s.Holders(c.String()) }
 
 func (d catalogDirectory) Hold(ctx context.Context, c cid.Cid, custodyFor peer.ID) error {
 	return d.s.PublishHolding(ctx, c, custodyFor)
@@ -57,9 +82,9 @@ func (n *Node) announceCatalog() {
 	defer n.wg.Done()
 	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 	defer cancel()
-	for _, rec := range n.store.Names() {
-		if err := n.kv.PublishName(ctx, rec.Name, rec.CID, rec.Size, rec.Time); err != nil && ctx.Err() == nil {
-			n.log.Warn("announce name in the catalog", "name", rec.Name, "err", err)
+	for _, pn := range n.store.Names() {
+		if _, err := n.kv.PublishName(ctx, pn.Name, pn.CID, pn.Size, pn.Time); err != nil && ctx.Err() == nil {
+			n.log.Warn("announce name in the catalog", "name", pn.Name, "err", err)
 		}
 	}
 	for _, h := range n.store.List() {
@@ -69,11 +94,10 @@ func (n *Node) announceCatalog() {
 	}
 }
 
-// restoreNames puts back into a rebuilt store metadata the name records
-// this node published, from the catalog, so that they are republished in
-// the DHT: a record made again with the same name, file, size and time
-// carries the same signature.
-func (n *Node) restoreNames(key crypto.PrivKey) {
+// restoreNames puts back into a rebuilt store metadata the names this node
+// published, from the catalog, so that they are announced again at every
+// start.
+func (n *Node) restoreNames() {
 	self := n.host.ID()
 	restored := 0
 	for _, e := range n.kv.Catalog("") {
@@ -84,11 +108,7 @@ func (n *Node) restoreNames(key crypto.PrivKey) {
 		if _, held := n.store.Has(c); !held {
 			continue
 		}
-		rec, err := share.NewNameRecord(e.Name, c, e.Size, key, e.Time)
-		if err == nil {
-			err = n.store.PutName(rec)
-		}
-		if err != nil {
+		if err := n.store.PutName(share.PublishedName{Name: e.Name, CID: c, Size: e.Size, Time: e.Time}); err != nil {
 			n.log.Warn("restore a published name", "name", e.Name, "err", err)
 			continue
 		}
@@ -224,3 +244,32 @@ func (n *Node) pushCatalog(ctx context.Context) {
 	}
 	wg.Wait()
 }
+
+// oldNameDHTNamespace is the DHT namespace where nodes of earlier releases
+// put a second, differently signed record of each name. A name's one
+// record is the catalog's (its DHT copy is under kv.DHTNamespace); nodes
+// of those releases still learn and spread names through the catalog.
+const oldNameDHTNamespace = "p2pshare-name"
+
+// oldNameValidator refuses every record of oldNameDHTNamespace, so this
+// node neither stores nor serves them, and says so in the log at most once
+// a minute (a node of an earlier release puts its names at every
+// reprovide).
+type oldNameValidator struct {
+	log    *slog.Logger
+	logged atomic.Int64 // unix nanoseconds of the last log line
+}
+
+var errOldNameRecord = errors.New("p2pshare: name record of an earlier release refused: names travel as catalog records (under /" + kv.DHTNamespace + "/name/ in the DHT); upgrade the node that put it")
+
+// Validate implements record.Validator: it refuses the record.
+func (v *oldNameValidator) Validate(key string, _ []byte) error {
+	now := time.Now().UnixNano()
+	if last := v.logged.Load(); now-last >= int64(time.Minute) && v.logged.CompareAndSwap(last, now) {
+		v.log.Info("refused a DHT name record of an earlier release; names travel as catalog records", "key", key)
+	}
+	return errOldNameRecord
+}
+
+// Select implements record.Validator: no record of the namespace is valid.
+func (v *oldNameValidator) Select(string, [][]byte) (int, error) { return 0, errOldNameRecord }

@@ -112,7 +112,7 @@ func (n *Node) networkNow() time.Time {
 }
 
 // clockLimit is how far this node's clock may be off the network's: the
-// KV records' allowed skew (share's name records allow more).
+// allowed skew of the KV records, names among them.
 func (n *Node) clockLimit() time.Duration {
 	if n.kv != nil {
 		return n.kv.Config().MaxClockSkew

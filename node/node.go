@@ -260,8 +260,8 @@ func New(cfg Config) (n *Node, err error) {
 		dht.BucketSize(dhtBucketSize),
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
-			share.NameNamespace: share.NameValidator{Now: n.networkNow},
 			kv.DHTNamespace:     kv.Validator{Skew: cfg.KV.MaxClockSkew, Now: n.networkNow},
+			oldNameDHTNamespace: &oldNameValidator{log: n.log},
 		}),
 	)
 	if err != nil {
@@ -276,9 +276,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := cfg.Share
-	sc.Now = n.now
-	n.share, err = share.New(gh, n.dht, n.store, sc, log)
+	n.share, err = share.New(gh, n.dht, n.store, cfg.Share, log)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +310,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n.share.SetDirectory(catalogDirectory{n.kv})
 	if metaMoved != "" {
-		n.restoreNames(key)
+		n.restoreNames()
 	}
 	n.metrics.register(n)
 	// The first replication check waits until this node has caught up

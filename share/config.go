@@ -60,10 +60,6 @@ type Config struct {
 	// verification must be for a copy to be pushed to another node
 	// without hashing it first. Default 24 h.
 	ScrubInterval time.Duration
-	// Now is the node's wall clock, which stamps the name records this
-	// node publishes (the node checks the clock against its peers'
-	// before it lets a write through). Default time.Now.
-	Now func() time.Time
 	// DirectWait is how long a transfer to a peer reachable only through
 	// a relay waits for a direct connection (hole punching) before it
 	// goes over the relay. Default 3 s; negative: use the relay at once.
@@ -139,9 +135,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ScrubInterval == 0 {
 		c.ScrubInterval = d.ScrubInterval
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	if c.DirectWait == 0 {
 		c.DirectWait = d.DirectWait

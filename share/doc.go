@@ -1,6 +1,8 @@
 // Package share owns a node's files: the content store on disk (bytes kept
-// under their CID, metadata in an embedded bbolt database), the name records
-// that map a human name to a CID, the transfer protocol /p2pshare/get/1.0.0
+// under their CID, metadata in an embedded bbolt database, with the names
+// this node published), sharing and resolving names through the network's
+// catalog (the Directory: a name's one record is the catalog's, gossiped,
+// with a copy in the DHT), the transfer protocol /p2pshare/get/1.0.0
 // that serves held bytes to peers, and the fetch logic that finds providers
 // in the DHT, orders them by measured RTT and streams a file one-to-one from
 // the best of them, verified against its CID.
@@ -24,6 +26,7 @@
 // and repair copies only from a copy its pusher verified; the receiver
 // verifies again against the CID.
 //
-// share depends on libp2p's core interfaces (host.Host, routing) only; the
-// node package wires it to a concrete host and DHT.
+// share depends on libp2p's core interfaces (host.Host, routing) and the
+// project's catalog vocabulary (package catalog) only; the node package
+// wires it to a concrete host, DHT and catalog.
 package share

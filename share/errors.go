@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // Sentinel errors returned (wrapped) by this package.
@@ -12,14 +14,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrTooLarge: a file exceeds the configured maximum size.
 	ErrTooLarge = errors.New("file too large")
-	// ErrBadName: a name that cannot be used (empty, '.', '..', a path
-	// separator, NUL or control characters, over MaxNameLen bytes).
-	ErrBadName = errors.New("invalid name")
+	// ErrBadName: a name that cannot be used (see catalog.ValidateName).
+	ErrBadName = catalog.ErrBadName
 	// ErrBadCID: a string or bytes that are not a p2pshare CID.
 	ErrBadCID = errors.New("invalid CID")
-	// ErrBadRecord: a name record that is malformed or whose signature
-	// does not verify.
-	ErrBadRecord = errors.New("invalid name record")
 	// ErrHashMismatch: bytes received do not hash to the requested CID.
 	ErrHashMismatch = errors.New("content does not match its CID")
 	// ErrNoProviders: no peer that holds the CID could be found or reached.
@@ -39,3 +37,17 @@ func noSpace(dir string, err error) error {
 	}
 	return fmt.Errorf("%w (%s): free space and retry", ErrNoSpace, dir)
 }
+
+// CatalogError: a share whose name the Directory did not record; Err says
+// why (the catalog's own errors, such as a clock too far off the
+// network's).
+type CatalogError struct {
+	Name string
+	Err  error
+}
+
+func (e *CatalogError) Error() string {
+	return fmt.Sprintf("share %q: add to the catalog: %v", e.Name, e.Err)
+}
+
+func (e *CatalogError) Unwrap() error { return e.Err }

@@ -18,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // GetResult describes a completed get.
@@ -63,7 +65,7 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 			filename = res.CID.String()
 		}
 	}
-	if err := ValidateName(filename); err != nil {
+	if err := catalog.ValidateName(filename); err != nil {
 		return GetResult{}, fmt.Errorf("output file: %w", err)
 	}
 	if res.Size > s.cfg.MaxFileSize {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	routinghelpers "github.com/libp2p/go-libp2p-routing-helpers"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // smallDisk mounts a tmpfs of size bytes on a new directory, for a full
@@ -36,7 +38,7 @@ func TestGetOntoAFullDiskIsThisNodesProblem(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	c, _ := putHeld(t, b, string(randomBytes(t, 3<<20)))
 	a.dir.mu.Lock()
-	a.dir.hs[c] = []Holding{{Peer: b.h.ID()}}
+	a.dir.hs[c] = []catalog.Holder{{Peer: b.h.ID()}}
 	a.dir.mu.Unlock()
 	root, err := os.OpenRoot(full)
 	if err != nil {

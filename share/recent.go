@@ -6,6 +6,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // recentCopyTTL is how long this node counts a copy it saw made before the
@@ -62,7 +64,7 @@ func (r *recentCopies) expire(c cid.Cid, rc map[peer.ID]recentCopy, now time.Tim
 // merge returns hs with the recent copies of c that hs does not list. It
 // forgets c's copies older than recentCopyTTL, and those the catalog lists:
 // from then on the catalog says whether the copy is still held.
-func (r *recentCopies) merge(c cid.Cid, hs []Holding, now time.Time) []Holding {
+func (r *recentCopies) merge(c cid.Cid, hs []catalog.Holder, now time.Time) []catalog.Holder {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rc := r.m[c]
@@ -79,7 +81,7 @@ func (r *recentCopies) merge(c cid.Cid, hs []Holding, now time.Time) []Holding {
 			delete(rc, p)
 			continue
 		}
-		hs = append(hs, Holding{Peer: p, CustodyFor: x.custodyFor})
+		hs = append(hs, catalog.Holder{Peer: p, CustodyFor: x.custodyFor})
 	}
 	if len(rc) == 0 {
 		delete(r.m, c)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 func TestRecentCopiesMergeAndExpire(t *testing.T) {
@@ -17,8 +19,8 @@ func TestRecentCopiesMergeAndExpire(t *testing.T) {
 	r.add(c, old, "", t0)
 	r.add(c, listed, "owner", t0.Add(30*time.Second))
 	r.add(c, fresh, "owner", t0.Add(30*time.Second))
-	hs := r.merge(c, []Holding{{Peer: listed}}, t0.Add(recentCopyTTL+time.Second))
-	if len(hs) != 2 || hs[0] != (Holding{Peer: listed}) || hs[1] != (Holding{Peer: fresh, CustodyFor: "owner"}) {
+	hs := r.merge(c, []catalog.Holder{{Peer: listed}}, t0.Add(recentCopyTTL+time.Second))
+	if len(hs) != 2 || hs[0] != (catalog.Holder{Peer: listed}) || hs[1] != (catalog.Holder{Peer: fresh, CustodyFor: "owner"}) {
 		t.Fatalf("merge = %+v, want the catalog's holding as it is, then the fresh copy (the old one expired)", hs)
 	}
 	// The catalog listed "listed": that copy is forgotten, so a later

@@ -14,6 +14,8 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // ReplicateProtocol asks a peer to hold a file: the request names the CID,
@@ -172,7 +174,7 @@ func byRTT(ps []Peer) {
 
 // candidates returns the live members that hold no copy of c and have
 // room for its size bytes, closest first.
-func (s *Service) candidates(live map[peer.ID]Peer, holdings []Holding, size int64) []Peer {
+func (s *Service) candidates(live map[peer.ID]Peer, holdings []catalog.Holder, size int64) []Peer {
 	holds := map[peer.ID]bool{}
 	for _, h := range holdings {
 		holds[h.Peer] = true
@@ -204,7 +206,7 @@ func (s *Service) checkReplicas(ctx context.Context) {
 			return
 		}
 		holdings := s.holdings(d, held.CID)
-		var mine Holding
+		var mine catalog.Holder
 		liveHolders := []peer.ID{self}
 		for _, h := range holdings {
 			if h.Peer == self {
@@ -425,7 +427,7 @@ func (s *Service) pushTo(ctx context.Context, p peer.ID, c cid.Cid, size int64, 
 
 // holdings returns who holds c: what the catalog d lists, and the copies
 // this node saw made that it does not list yet.
-func (s *Service) holdings(d Directory, c cid.Cid) []Holding {
+func (s *Service) holdings(d Directory, c cid.Cid) []catalog.Holder {
 	return s.copies.merge(c, d.Holdings(c), time.Now())
 }
 

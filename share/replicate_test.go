@@ -3,6 +3,7 @@ package share
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	routinghelpers "github.com/libp2p/go-libp2p-routing-helpers"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // Replicate reports the copies that already stand, not only those it made:
@@ -25,7 +28,7 @@ func TestReplicateReportsCopiesAlreadyMade(t *testing.T) {
 	sum := sha256.Sum256([]byte("a file the repair loop already copied"))
 	c := cidFromDigest(sum[:])
 	a.dir.mu.Lock()
-	a.dir.hs[c] = []Holding{{Peer: a.h.ID()}, {Peer: b.h.ID()}}
+	a.dir.hs[c] = []catalog.Holder{{Peer: a.h.ID()}, {Peer: b.h.ID()}}
 	a.dir.mu.Unlock()
 	got, err := a.s.Replicate(context.Background(), c, 37)
 	if err != nil {
@@ -37,47 +40,76 @@ func TestReplicateReportsCopiesAlreadyMade(t *testing.T) {
 }
 
 // memDirectory is one node's view of the catalog: the holdings it has
-// heard of. Each node of a test has its own, so a view can be stale.
+// heard of and the names it published. Each node of a test has its own,
+// so a view can be stale.
 type memDirectory struct {
-	self peer.ID
-	mu   sync.Mutex
-	hs   map[cid.Cid][]Holding
+	self  peer.ID
+	mu    sync.Mutex
+	hs    map[cid.Cid][]catalog.Holder
+	names map[string]Resolved
+	now   func() time.Time // the catalog's clock; time.Now when nil
 }
 
 func newMemDirectory(self peer.ID) *memDirectory {
-	return &memDirectory{self: self, hs: map[cid.Cid][]Holding{}}
+	return &memDirectory{self: self, hs: map[cid.Cid][]catalog.Holder{}, names: map[string]Resolved{}}
 }
 
-func (d *memDirectory) LookupName(string) (Resolved, bool) { return Resolved{}, false }
-
-func (d *memDirectory) Holdings(c cid.Cid) []Holding {
+func (d *memDirectory) LookupName(name string) (Resolved, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]Holding(nil), d.hs[c]...)
+	r, ok := d.names[name]
+	return r, ok
+}
+
+func (d *memDirectory) FindName(_ context.Context, name string) (Resolved, error) {
+	return Resolved{}, fmt.Errorf("name %q: %w", name, ErrNotFound)
+}
+
+func (d *memDirectory) PublishName(_ context.Context, name string, c cid.Cid, size int64) (time.Time, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now
+	if d.now != nil {
+		now = d.now
+	}
+	d.names[name] = Resolved{Name: name, CID: c, Size: size, Publisher: d.self, Time: now()}
+	return d.names[name].Time, nil
+}
+
+func (d *memDirectory) RepublishNames(context.Context) (n, failed int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.names), 0
+}
+
+func (d *memDirectory) Holdings(c cid.Cid) []catalog.Holder {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]catalog.Holder(nil), d.hs[c]...)
 }
 
 func (d *memDirectory) Hold(_ context.Context, c cid.Cid, custodyFor peer.ID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.hs[c] = append(slices.DeleteFunc(d.hs[c], func(h Holding) bool { return h.Peer == d.self }), Holding{Peer: d.self, CustodyFor: custodyFor})
+	d.hs[c] = append(slices.DeleteFunc(d.hs[c], func(h catalog.Holder) bool { return h.Peer == d.self }), catalog.Holder{Peer: d.self, CustodyFor: custodyFor})
 	return nil
 }
 
 func (d *memDirectory) Unhold(_ context.Context, c cid.Cid) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.hs[c] = slices.DeleteFunc(d.hs[c], func(h Holding) bool { return h.Peer == d.self })
+	d.hs[c] = slices.DeleteFunc(d.hs[c], func(h catalog.Holder) bool { return h.Peer == d.self })
 	return nil
 }
 
 // own returns the holding d's node recorded for itself.
-func (d *memDirectory) own(c cid.Cid) (Holding, bool) {
+func (d *memDirectory) own(c cid.Cid) (catalog.Holder, bool) {
 	for _, h := range d.Holdings(c) {
 		if h.Peer == d.self {
 			return h, true
 		}
 	}
-	return Holding{}, false
+	return catalog.Holder{}, false
 }
 
 type repNode struct {
@@ -254,7 +286,7 @@ func TestProvidersPutThePreferredPeerFirst(t *testing.T) {
 	sum := sha256.Sum256([]byte("a file to copy"))
 	c := cidFromDigest(sum[:])
 	a.dir.mu.Lock()
-	a.dir.hs[c] = []Holding{{Peer: other.h.ID()}, {Peer: asker.h.ID()}}
+	a.dir.hs[c] = []catalog.Holder{{Peer: other.h.ID()}, {Peer: asker.h.ID()}}
 	a.dir.mu.Unlock()
 	ps := a.h.Peerstore()
 	ps.RecordLatency(other.h.ID(), time.Microsecond)

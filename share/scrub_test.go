@@ -16,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // noScrub is the configuration of tests that run the scrub themselves, or
@@ -62,7 +64,7 @@ func holdBoth(t *testing.T, nodes []repNode, a, b repNode, body []byte) cid.Cid 
 		n.dir.mu.Lock()
 		for _, h := range []repNode{a, b} {
 			if h.h.ID() != n.h.ID() {
-				n.dir.hs[c] = append(n.dir.hs[c], Holding{Peer: h.h.ID()})
+				n.dir.hs[c] = append(n.dir.hs[c], catalog.Holder{Peer: h.h.ID()})
 			}
 		}
 		n.dir.mu.Unlock()
@@ -256,7 +258,7 @@ func TestFetchDemotesAProviderThatSentCorruptBytes(t *testing.T) {
 	ps.RecordLatency(liar.ID(), time.Microsecond)
 	ps.RecordLatency(good.h.ID(), time.Second)
 	getter.dir.mu.Lock()
-	getter.dir.hs[c] = []Holding{{Peer: liar.ID()}, {Peer: good.h.ID()}}
+	getter.dir.hs[c] = []catalog.Holder{{Peer: liar.ID()}, {Peer: good.h.ID()}}
 	getter.dir.mu.Unlock()
 
 	order := func() []peer.ID {

@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // Routing is what share needs of the DHT: provider records and values.
@@ -34,7 +35,6 @@ type Service struct {
 	h     host.Host
 	rt    Routing
 	store *Store
-	key   crypto.PrivKey
 	cfg   Config
 	log   *slog.Logger
 
@@ -80,13 +80,12 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 	if log == nil {
 		log = slog.Default()
 	}
-	key := h.Peerstore().PrivKey(h.ID())
-	if key == nil {
+	if h.Peerstore().PrivKey(h.ID()) == nil {
 		return nil, errors.New("share: host has no private key")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		h: h, rt: rt, store: store, key: key, cfg: cfg, log: log.With("component", "share"),
+		h: h, rt: rt, store: store, cfg: cfg, log: log.With("component", "share"),
 		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), repKick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
 	}
 	h.SetStreamHandler(ProtocolID, s.handleGet)
@@ -102,25 +101,31 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 	return s, nil
 }
 
-// Directory is what the network's catalog tells share: which file a name
-// stands for and who holds a file. node wires gossip's catalog to it; share
-// asks it before the DHT.
+// Directory is the network's catalog as share sees it: the one record of
+// each name (which file it stands for, who published it and when) and who
+// holds a file. node wires gossip/kv's catalog to it. A name's record is
+// the catalog's, spread by gossip, with a copy in the DHT for a node that
+// has not heard of it by gossip.
 type Directory interface {
-	// LookupName returns the file a name stands for.
+	// LookupName returns the file a name stands for, as this node's
+	// catalog knows it (no network traffic).
 	LookupName(name string) (Resolved, bool)
+	// FindName looks up a name this node's catalog does not know in the
+	// record's copy in the DHT; ErrNotFound when there is none.
+	FindName(ctx context.Context, name string) (Resolved, error)
+	// PublishName records that name stands for the file c of size bytes,
+	// published by this node: in the catalog, and its copy in the DHT. It
+	// returns the record's time.
+	PublishName(ctx context.Context, name string, c cid.Cid, size int64) (time.Time, error)
+	// RepublishNames puts again in the DHT the copy of every name this
+	// node published; it returns how many, and how many of those failed.
+	RepublishNames(ctx context.Context) (n, failed int)
 	// Holdings returns who holds c, and for whom.
-	Holdings(c cid.Cid) []Holding
+	Holdings(c cid.Cid) []catalog.Holder
 	// Hold records that this node holds c (in custody for another peer
 	// when custodyFor is set); Unhold that it no longer does.
 	Hold(ctx context.Context, c cid.Cid, custodyFor peer.ID) error
 	Unhold(ctx context.Context, c cid.Cid) error
-}
-
-// Holding is one peer holding a file, in custody for another peer (that
-// left) when CustodyFor is set.
-type Holding struct {
-	Peer       peer.ID
-	CustodyFor peer.ID
 }
 
 // SetDirectory makes the service resolve names and find holders in d first.
@@ -204,7 +209,7 @@ type ShareResult struct {
 	Name string
 	CID  cid.Cid
 	Size int64
-	// Time is the time of the name record.
+	// Time is the time of the name's record in the catalog.
 	Time time.Time
 	// Published is true when the name and provider records reached at least
 	// the DHT's lookup of the closest peers; false when this node had no
@@ -212,26 +217,30 @@ type ShareResult struct {
 	Published bool
 }
 
-// Share stores r's bytes under their CID, signs a name record for name, puts
-// it in the DHT and provides the CID. It returns once both records are in the
-// DHT, so the name is findable when Share returns.
+// Share stores r's bytes under their CID, records name for them in the
+// Directory (the catalog and its copy in the DHT) and provides the CID. It
+// returns once both are in the DHT, so the name is findable when Share
+// returns.
 func (s *Service) Share(ctx context.Context, r io.Reader, name string) (ShareResult, error) {
-	if err := ValidateName(name); err != nil {
+	if err := catalog.ValidateName(name); err != nil {
 		return ShareResult{}, err
+	}
+	d := s.directory()
+	if d == nil {
+		return ShareResult{}, fmt.Errorf("share %q: no catalog to record the name in", name)
 	}
 	c, size, err := s.store.Put(ctx, r, s.cfg.MaxFileSize)
 	if err != nil {
 		return ShareResult{}, err
 	}
-	rec, err := NewNameRecord(name, c, size, s.key, s.cfg.Now())
-	if err != nil {
-		return ShareResult{}, err
+	res := ShareResult{Name: name, CID: c, Size: size}
+	res.Time, err = s.publish(ctx, d, name, c, size)
+	if res.Time.IsZero() {
+		return res, &CatalogError{Name: name, Err: err}
 	}
-	if err := s.store.PutName(rec); err != nil {
-		return ShareResult{}, fmt.Errorf("share %q: keep name record: %w", name, err)
+	if err := s.store.PutName(PublishedName{Name: name, CID: c, Size: size, Time: res.Time}); err != nil {
+		return res, fmt.Errorf("share %q: keep the published name: %w", name, err)
 	}
-	res := ShareResult{Name: name, CID: c, Size: size, Time: rec.Time}
-	err = s.publish(ctx, rec)
 	switch {
 	case err == nil:
 		res.Published = true
@@ -245,31 +254,30 @@ func (s *Service) Share(ctx context.Context, r io.Reader, name string) (ShareRes
 	return res, nil
 }
 
-// publish puts rec in the DHT and provides its CID, both at once.
-func (s *Service) publish(ctx context.Context, rec *NameRecord) error {
-	val, err := rec.Marshal()
-	if err != nil {
-		return err
-	}
+// publish records name in d (which puts its copy in the DHT) and provides
+// c, both at once. It returns the name record's time, zero if d refused
+// it; with no peer to put the copy on, it returns the time and an error.
+func (s *Service) publish(ctx context.Context, d Directory, name string, c cid.Cid, size int64) (time.Time, error) {
 	var wg sync.WaitGroup
-	var putErr, provErr error
+	var at time.Time
+	var nameErr, provErr error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		putErr = s.rt.PutValue(ctx, NameKey(rec.Name), val)
-		if putErr != nil {
-			putErr = fmt.Errorf("put name record: %w", putErr)
+		at, nameErr = d.PublishName(ctx, name, c, size)
+		if nameErr == nil && len(s.h.Network().Peers()) == 0 {
+			nameErr = errors.New("put name record: no peer to put it on")
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		provErr = s.rt.Provide(ctx, rec.CID, true)
+		provErr = s.rt.Provide(ctx, c, true)
 		if provErr != nil {
-			provErr = fmt.Errorf("provide %s: %w", rec.CID, provErr)
+			provErr = fmt.Errorf("provide %s: %w", c, provErr)
 		}
 	}()
 	wg.Wait()
-	return errors.Join(putErr, provErr)
+	return at, errors.Join(nameErr, provErr)
 }
 
 // Resolved is what a name or CID stands for.
@@ -293,35 +301,33 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	} else if looksLikeCID(ref) {
 		return Resolved{}, fmt.Errorf("%w %q: %v", ErrBadCID, ref, err)
 	}
-	if err := ValidateName(ref); err != nil {
+	if err := catalog.ValidateName(ref); err != nil {
 		return Resolved{}, err
 	}
 	// The catalog answers at once: a share pushes its new name to every
 	// live member's catalog before it returns. A name the catalog does not
-	// know is looked up in the DHT, which holds the record every share
-	// waits for.
-	if d := s.directory(); d != nil {
-		if cat, ok := d.LookupName(ref); ok {
-			return cat, nil
-		}
+	// know is looked up in the copy of its record in the DHT, which every
+	// share waits for.
+	d := s.directory()
+	if d == nil {
+		return Resolved{}, fmt.Errorf("no file named %q: %w (no catalog)", ref, ErrNotFound)
+	}
+	if cat, ok := d.LookupName(ref); ok {
+		return cat, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 	defer cancel()
 	lookupStart := time.Now()
-	val, err := s.rt.GetValue(ctx, NameKey(ref))
+	res, err := d.FindName(ctx, ref)
 	s.observe("name", lookupStart)
 	if err != nil {
-		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
-			return Resolved{}, fmt.Errorf("no file named %q: %w (searched the DHT through %d connected peers)",
+		if errors.Is(err, ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
+			return Resolved{}, fmt.Errorf("no file named %q: %w (searched the catalog and the DHT through %d connected peers)",
 				ref, ErrNotFound, len(s.h.Network().Peers()))
 		}
 		return Resolved{}, fmt.Errorf("resolve %q: %w", ref, err)
 	}
-	rec, err := UnmarshalNameRecord(val)
-	if err != nil {
-		return Resolved{}, fmt.Errorf("resolve %q: %w", ref, err)
-	}
-	return Resolved{Name: rec.Name, CID: rec.CID, Size: rec.Size, Publisher: rec.Publisher, Time: rec.Time}, nil
+	return res, nil
 }
 
 // looksLikeCID reports whether s was meant as a CID (a multibase-base32
@@ -369,13 +375,12 @@ func (s *Service) reprovideLoop() {
 	}
 }
 
-// reprovide provides every held CID and re-puts every name this node
-// published. Failures are logged; if there was no peer, it tries again on
-// the next connection.
+// reprovide provides every held CID and puts again in the DHT every name
+// this node published (through the Directory). Failures are logged; if
+// there was no peer, it tries again on the next connection.
 func (s *Service) reprovide(ctx context.Context) {
 	s.pending.Store(false)
 	held := s.store.List()
-	names := s.store.Names()
 	failed := 0
 	for _, h := range held {
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -385,27 +390,17 @@ func (s *Service) reprovide(ctx context.Context) {
 		}
 		cancel()
 	}
-	for _, rec := range names {
-		val, err := rec.Marshal()
-		if err != nil {
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err := s.rt.PutValue(pctx, NameKey(rec.Name), val); err != nil {
-			s.log.Debug("republish name", "name", rec.Name, "err", err)
-			if len(s.h.Network().Peers()) == 0 {
-				failed++
-			}
-		}
-		cancel()
+	names, namesFailed := 0, 0
+	if d := s.directory(); d != nil {
+		names, namesFailed = d.RepublishNames(ctx)
 	}
 	if ctx.Err() != nil {
 		return
 	}
-	if failed > 0 && len(s.h.Network().Peers()) == 0 {
+	if (failed > 0 || namesFailed > 0) && len(s.h.Network().Peers()) == 0 {
 		s.pending.Store(true)
 	}
-	s.log.Debug("reprovided", "cids", len(held), "names", len(names), "failed", failed)
+	s.log.Debug("reprovided", "cids", len(held), "names", names, "failed", failed+namesFailed)
 }
 
 // addrsOf returns the peer's known addresses (for results and logs).

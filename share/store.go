@@ -3,6 +3,7 @@ package share
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,8 +58,11 @@ const maxQuarantined = 16
 var (
 	// bucketHeld maps CID bytes -> size (8 bytes) + added unix nanos (8
 	// bytes) + verified unix nanos (8 bytes, absent in older stores).
-	bucketHeld  = []byte("held")
-	bucketNames = []byte("names") // name -> encoded NameRecord published by this node
+	bucketHeld = []byte("held")
+	// bucketNames maps a name this node published -> its PublishedName
+	// in JSON (in repos of earlier releases, a signed name record of
+	// the same fields, read alike).
+	bucketNames = []byte("names")
 )
 
 // OpenStore opens (creating if needed) the store in dir. It removes temp
@@ -423,23 +427,40 @@ func (s *Store) Verify(c cid.Cid) error {
 	return nil
 }
 
-// PutName keeps a name record this node published, so it can be republished.
-func (s *Store) PutName(rec *NameRecord) error {
-	b, err := rec.Marshal()
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketNames).Put([]byte(rec.Name), b) })
+// PublishedName is a name this node published, as its name record in the
+// catalog says. The store keeps these, and nothing else of names: the
+// catalog holds the one record of every name, and a node announces its
+// own names in it again at start, so a catalog that lost them (a damaged
+// kv.db on a node alone) has them back.
+type PublishedName struct {
+	Name string    `json:"name"`
+	CID  cid.Cid   `json:"cid"`
+	Size int64     `json:"size"`
+	Time time.Time `json:"time"`
 }
 
-// Names returns the name records this node published.
-func (s *Store) Names() []*NameRecord {
-	var out []*NameRecord
+// PutName keeps a name this node published, replacing an earlier one of
+// the same name.
+func (s *Store) PutName(n PublishedName) error {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("store: encode published name %q: %w", n.Name, err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketNames).Put([]byte(n.Name), b) })
+}
+
+// Names returns the names this node published. An entry that does not
+// decode is skipped and logged.
+func (s *Store) Names() []PublishedName {
+	var out []PublishedName
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketNames).ForEach(func(k, v []byte) error {
-			if r, err := UnmarshalNameRecord(v); err == nil {
-				out = append(out, r)
+			var n PublishedName
+			if err := json.Unmarshal(v, &n); err != nil || n.Name != string(k) || !n.CID.Defined() || n.Size < 0 {
+				s.log.Warn("store metadata: skipped an unreadable published name", "name", string(k), "err", err)
+				return nil
 			}
+			out = append(out, n)
 			return nil
 		})
 	})

@@ -19,8 +19,10 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multibase"
 	mh "github.com/multiformats/go-multihash"
+	bolt "go.etcd.io/bbolt"
 )
 
 var discardLog = slog.New(slog.DiscardHandler)
@@ -348,16 +350,12 @@ func TestStoreVerifyFileDeleted(t *testing.T) {
 
 func TestStoreReopenKeepsEverything(t *testing.T) {
 	s, dir := openTestStore(t)
-	key := testKey(t)
 	var cids []cid.Cid
 	for _, b := range []string{"a", "bb", "ccc"} {
 		cids = append(cids, mustPut(t, s, []byte(b)))
 	}
-	rec, err := NewNameRecord("notes.txt", cids[1], 2, key, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutName(rec); err != nil {
+	pub := PublishedName{Name: "notes.txt", CID: cids[1], Size: 2, Time: time.Now().UTC()}
+	if err := s.PutName(pub); err != nil {
 		t.Fatal(err)
 	}
 	before := s.List()
@@ -378,8 +376,8 @@ func TestStoreReopenKeepsEverything(t *testing.T) {
 		}
 	}
 	names := s.Names()
-	if len(names) != 1 || !recordsEqual(names[0], rec) {
-		t.Errorf("Names after reopen = %v, want [%v]", names, rec)
+	if len(names) != 1 || !namesEqual(names[0], pub) {
+		t.Errorf("Names after reopen = %v, want [%v]", names, pub)
 	}
 }
 
@@ -533,43 +531,54 @@ func TestStoreTempIsInsideStore(t *testing.T) {
 }
 
 func TestStoreNames(t *testing.T) {
-	s, _ := openTestStore(t)
+	s, dir := openTestStore(t)
 	if n := s.Names(); len(n) != 0 {
 		t.Fatalf("Names of a new store = %v", n)
 	}
-	key := testKey(t)
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
-	a, err := NewNameRecord("a.txt", ComputeCID([]byte("a")), 1, key, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewNameRecord("b.txt", ComputeCID([]byte("b")), 1, key, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a2, err := NewNameRecord("a.txt", ComputeCID([]byte("a2")), 2, key, t0.Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []*NameRecord{a, b, a2} {
-		if err := s.PutName(r); err != nil {
-			t.Fatalf("PutName(%s): %v", r.Name, err)
+	a := PublishedName{Name: "a.txt", CID: ComputeCID([]byte("a")), Size: 1, Time: t0}
+	b := PublishedName{Name: "b.txt", CID: ComputeCID([]byte("b")), Size: 1, Time: t0}
+	a2 := PublishedName{Name: "a.txt", CID: ComputeCID([]byte("a2")), Size: 2, Time: t0.Add(time.Second)}
+	for _, n := range []PublishedName{a, b, a2} {
+		if err := s.PutName(n); err != nil {
+			t.Fatalf("PutName(%s): %v", n.Name, err)
 		}
 	}
-	got := map[string]*NameRecord{}
-	for _, r := range s.Names() {
-		got[r.Name] = r
+	// A repo of an earlier release holds its signed name records in the
+	// same bucket: they read alike; an entry that does not decode is
+	// skipped.
+	key := testKey(t)
+	self, _ := peer.IDFromPrivateKey(key)
+	c := ComputeCID([]byte("c"))
+	old := fmt.Sprintf(`{"name":"c.txt","cid":{"/":"%s"},"size":3,"publisher":"%s","time":"%s","sig":"c2ln"}`,
+		c, self, t0.Format(time.RFC3339Nano))
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketNames).Put([]byte("c.txt"), []byte(old)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketNames).Put([]byte("bad.txt"), []byte("not json"))
+	}); err != nil {
+		t.Fatal(err)
 	}
-	if len(got) != 2 {
-		t.Fatalf("Names = %v, want a.txt and b.txt", got)
+	s = reopen(t, s, dir)
+	got := map[string]PublishedName{}
+	for _, n := range s.Names() {
+		got[n.Name] = n
+	}
+	if len(got) != 3 {
+		t.Fatalf("Names = %v, want a.txt, b.txt and c.txt", got)
 	}
 	// A later PutName of the same name replaces the earlier one.
-	if !recordsEqual(got["a.txt"], a2) {
-		t.Errorf("Names[a.txt] = %+v, want %+v", got["a.txt"], a2)
+	for _, want := range []PublishedName{a2, b, {Name: "c.txt", CID: c, Size: 3, Time: t0}} {
+		if !namesEqual(got[want.Name], want) {
+			t.Errorf("Names[%s] = %+v, want %+v", want.Name, got[want.Name], want)
+		}
 	}
-	if !recordsEqual(got["b.txt"], b) {
-		t.Errorf("Names[b.txt] = %+v, want %+v", got["b.txt"], b)
-	}
+}
+
+// namesEqual compares every field of two published names.
+func namesEqual(a, b PublishedName) bool {
+	return a.Name == b.Name && a.CID.Equals(b.CID) && a.Size == b.Size && a.Time.Equal(b.Time)
 }
 
 func TestStoreClose(t *testing.T) {
@@ -709,12 +718,6 @@ func testKey(t testing.TB) crypto.PrivKey {
 		t.Fatal(err)
 	}
 	return k
-}
-
-// recordsEqual compares every field of two name records.
-func recordsEqual(a, b *NameRecord) bool {
-	return a.Name == b.Name && a.CID.Equals(b.CID) && a.Size == b.Size &&
-		a.Publisher == b.Publisher && a.Time.Equal(b.Time) && bytes.Equal(a.Sig, b.Sig)
 }
 
 // A quarantined copy leaves the store's listing and blocks/ for

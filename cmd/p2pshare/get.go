@@ -26,8 +26,9 @@ func newGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get NAME|CID...",
 		Short: "Fetch files by name or CID from the peers that hold them",
-		Long: `get resolves each NAME (through the DHT) or takes each CID, finds the peers
-that provide it, orders them by measured round-trip time and streams the
+		Long: `get resolves each NAME (in the catalog, else in its record's copy in the
+DHT) or takes each CID, finds the peers that provide it, orders them by
+measured round-trip time and streams the
 file one-to-one from the closest. The bytes are hashed as they are written
 and checked against the CID before the file is renamed into place; a
 provider that fails, stalls or sends corrupt bytes is left for the next.

@@ -19,9 +19,10 @@ func newShareCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "share FILE",
 		Short: "Share a file with the network under a name",
-		Long: `share copies FILE into the node's store (hashing it on the way), signs a
-name record (name -> CID, size, publisher, time), puts it in the DHT and
-announces this node as a provider. It returns once both records are in the
+		Long: `share copies FILE into the node's store (hashing it on the way), writes the
+name's record in the network's catalog (name -> CID, size, signed by this
+node), which reaches every node by gossip, puts a copy of that record in the
+DHT and announces this node as a provider. It returns once both are in the
 DHT, so the name can be fetched from any node the moment share prints it.
 The name defaults to FILE's base name; a later share of the same name wins.
 FILE '-' reads standard input (then --name is required).`,

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // NameValue is the value of a catalog name (namespace NSName): the CID and
@@ -56,12 +58,6 @@ func decodeHoldValue(b []byte) (HoldValue, error) {
 	return v, nil
 }
 
-// Holder is one peer holding a file.
-type Holder struct {
-	Peer       peer.ID
-	CustodyFor peer.ID // set when the copy is kept for a peer that left
-}
-
 // Entry is one name of the catalog.
 type Entry struct {
 	Name      string
@@ -69,21 +65,62 @@ type Entry struct {
 	Size      int64
 	Publisher peer.ID
 	Time      time.Time
-	Holders   []Holder // sorted by peer ID
+	Holders   []catalog.Holder // sorted by peer ID
 }
 
 // PublishName records in the catalog that name stands for the file c of
-// size bytes, published by this node at time at (the time of its name
-// record). Publishing the same name, file and time again writes the same
-// record, so a node can re-announce its names at every start without
-// overriding a later publish of the same name by someone else.
-func (s *Store) PublishName(ctx context.Context, name string, c cid.Cid, size int64, at time.Time) error {
+// size bytes, published by this node, and puts the record in the DHT too,
+// where a node that has not heard of the name by gossip finds it (see
+// FindName). It returns the record's time: the clock's next reading when at
+// is zero, else at. Publishing the same name, file and time again writes
+// nothing, so a node can announce a name it published at every start
+// without overriding a later publish of the same name by someone else.
+func (s *Store) PublishName(ctx context.Context, name string, c cid.Cid, size int64, at time.Time) (time.Time, error) {
 	v, _ := json.Marshal(NameValue{CID: c.String(), Size: size})
-	if r, ok := s.Local(NSName, name); ok && r.Writer == s.self && r.Time.Wall == at.UnixNano() && string(r.Value) == string(v) {
-		return nil
+	if r, ok := s.Local(NSName, name); ok && !at.IsZero() && r.Writer == s.self && r.Time.Wall == at.UnixNano() && string(r.Value) == string(v) {
+		return at, nil
 	}
-	_, err := s.put(ctx, NSName, name, v, 0, Timestamp{Wall: at.UnixNano()})
-	return err
+	var ts Timestamp
+	if !at.IsZero() {
+		ts = Timestamp{Wall: at.UnixNano()}
+	}
+	r, err := s.put(ctx, NSName, name, v, 0, ts)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return r.Time.Time(), nil
+}
+
+// FindName returns the catalog's entry for name: from the local copy, or,
+// for a name the local copy has never seen, from the record's copy in the
+// DHT (which is then kept). ErrNotFound when neither has it.
+func (s *Store) FindName(ctx context.Context, name string) (Entry, error) {
+	r, err := s.Get(ctx, NSName, name)
+	if err != nil {
+		return Entry{}, err
+	}
+	e, ok := s.entry(r)
+	if !ok {
+		return Entry{}, fmt.Errorf("name %q: %w", name, ErrNotFound)
+	}
+	return e, nil
+}
+
+// RepublishNames puts again in the DHT every live name record this node
+// wrote, unchanged, so that its copy there outlives the DHT's record
+// expiry. It returns how many it put and how many of those failed.
+func (s *Store) RepublishNames(ctx context.Context) (n, failed int) {
+	for _, r := range s.List(NSName, "") {
+		if r.Writer != s.self {
+			continue
+		}
+		n++
+		if err := s.putInDHT(ctx, r); err != nil {
+			failed++
+			s.log.Debug("republish name in the DHT", "name", r.Key, "err", err)
+		}
+	}
+	return n, failed
 }
 
 // PublishHolding records in the catalog that this node holds c (in custody
@@ -114,16 +151,16 @@ func (s *Store) DropHolding(ctx context.Context, c cid.Cid) error {
 }
 
 // Holders returns the peers the catalog says hold c, sorted by peer ID.
-func (s *Store) Holders(c string) []Holder {
+func (s *Store) Holders(c string) []catalog.Holder {
 	now := s.networkNow()
-	var out []Holder
+	var out []catalog.Holder
 	s.mu.RLock()
 	for _, r := range s.holds[c] {
 		if r.Deleted || r.Expired(now) {
 			continue
 		}
 		hv, _ := decodeHoldValue(r.Value)
-		out = append(out, Holder{Peer: r.Writer, CustodyFor: hv.CustodyFor})
+		out = append(out, catalog.Holder{Peer: r.Writer, CustodyFor: hv.CustodyFor})
 	}
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })

@@ -3,6 +3,7 @@ package kv
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // In-process multi-node tests: every node is a real libp2p host on
@@ -562,7 +565,7 @@ func TestClusterRestartedNodeCatchesUp(t *testing.T) {
 	add(nodes[3].s.Put(ctx, NSUser, "old-b", []byte("overwritten while down"), 0))
 	add(nodes[1].s.Delete(ctx, NSUser, "old-c"))
 	iso := clCID(t, "catch-up.iso")
-	if err := nodes[0].s.PublishName(ctx, "catch-up.iso", iso, 4096, time.Now()); err != nil {
+	if _, err := nodes[0].s.PublishName(ctx, "catch-up.iso", iso, 4096, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	missed = append(missed, nodes[0].stored(NSName, "catch-up.iso"))
@@ -647,7 +650,7 @@ func TestClusterLateJoinerGetsEverything(t *testing.T) {
 	for i, name := range names {
 		n := nodes[i%len(nodes)]
 		c := clCID(t, name)
-		if err := n.s.PublishName(ctx, name, c, int64(100*i), time.Now()); err != nil {
+		if _, err := n.s.PublishName(ctx, name, c, int64(100*i), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if err := n.s.PublishHolding(ctx, c, ""); err != nil {
@@ -988,7 +991,7 @@ func TestClusterCatalogSearchAndHolders(t *testing.T) {
 		{nodes[2], "report.pdf", 512},
 	}
 	for _, p := range pubs {
-		if err := p.n.s.PublishName(ctx, p.name, clCID(t, p.name), p.size, time.Now()); err != nil {
+		if _, err := p.n.s.PublishName(ctx, p.name, clCID(t, p.name), p.size, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1024,7 +1027,7 @@ func TestClusterCatalogSearchAndHolders(t *testing.T) {
 	if err := nodes[2].s.PublishHolding(ctx, photos, nodes[1].id()); err != nil {
 		t.Fatal(err)
 	}
-	wantHolders := []Holder{{Peer: nodes[0].id()}, {Peer: nodes[2].id(), CustodyFor: nodes[1].id()}}
+	wantHolders := []catalog.Holder{{Peer: nodes[0].id()}, {Peer: nodes[2].id(), CustodyFor: nodes[1].id()}}
 	if wantHolders[1].Peer < wantHolders[0].Peer {
 		wantHolders[0], wantHolders[1] = wantHolders[1], wantHolders[0]
 	}
@@ -1065,5 +1068,58 @@ func TestClusterSyncedAfterFirstExchange(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: not synced 10 s after connecting", n.name())
 		}
+	}
+}
+
+// A published name is put in the DHT as the very record the catalog
+// keeps, and a node whose catalog has never heard of a name finds it
+// there, keeps it and answers from it.
+func TestClusterNameFoundInTheDHT(t *testing.T) {
+	nodes := clStart(t, 4)
+	ctx := t.Context()
+	y, x := nodes[1], nodes[3]
+
+	// What PublishName puts in the DHT is the catalog's record itself.
+	c := clCID(t, "published.iso")
+	at, err := y.s.PublishName(ctx, "published.iso", c, 4096, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := y.stored(NSName, "published.iso")
+	if local == nil || !local.Time.Time().Equal(at) {
+		t.Fatalf("PublishName returned time %s; the catalog keeps %+v", at, local)
+	}
+	b, err := x.dht.GetValue(ctx, DHTKey(NSName, "published.iso"))
+	if err != nil {
+		t.Fatalf("the published name is not in the DHT: %v", err)
+	}
+	if got, err := Unmarshal(b); err != nil || !clSameWrite(got, local) {
+		t.Fatalf("the DHT holds %+v (%v), want the catalog's record %+v", got, err, local)
+	}
+
+	// A name record only the DHT has.
+	v, _ := json.Marshal(NameValue{CID: clCID(t, "only-in-dht.txt").String(), Size: 7})
+	rec := &Record{NS: NSName, Key: "only-in-dht.txt", Value: v, Time: Timestamp{Wall: time.Now().UnixNano()}}
+	if err := rec.Sign(y.key); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.dht.PutValue(ctx, DHTKey(NSName, rec.Key), clMarshal(t, rec)); err != nil {
+		t.Fatalf("put in the DHT: %v", err)
+	}
+	if _, ok := x.s.Lookup(rec.Key); ok {
+		t.Fatal("the catalog knows a name only the DHT has")
+	}
+	e, err := x.s.FindName(ctx, rec.Key)
+	if err != nil {
+		t.Fatalf("FindName of a name only the DHT has: %v", err)
+	}
+	if e.Name != rec.Key || e.CID != clCID(t, "only-in-dht.txt").String() || e.Size != 7 || e.Publisher != y.id() || !e.Time.Equal(rec.Time.Time()) {
+		t.Fatalf("FindName = %+v, want the DHT's record %+v", e, rec)
+	}
+	if _, ok := x.s.Lookup(rec.Key); !ok {
+		t.Fatal("the name found in the DHT is not kept in the catalog")
+	}
+	if _, err := x.s.FindName(ctx, "nowhere.txt"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("FindName of a name that is nowhere: %v, want ErrNotFound", err)
 	}
 }

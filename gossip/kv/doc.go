@@ -3,14 +3,16 @@
 // ID), kept in a crash-safe local copy on every node, spread on the
 // GossipSub topic /p2pshare/kv/1, caught up by an anti-entropy exchange of
 // digests over the stream protocol /p2pshare/kv-sync/1.0.0, and, for the
-// user namespace, put in the DHT under /p2pshare-kv/ so a node lacking a key
-// can still find it.
+// user and name namespaces, put in the DHT under /p2pshare-kv/ so a node
+// lacking a key or a name can still find it.
 //
 // The same machinery carries the network's catalog: the "name" namespace
-// maps each shared name to its CID and size (written by its publisher), and
-// the "hold" namespace records which peers hold which CID (each written by
-// the holder itself). Every node therefore lists and searches every name
-// without asking anyone.
+// maps each shared name to its CID and size (written by its publisher: the
+// one record of a name in the network, checked by catalog.ValidateName
+// wherever it is written or received), and the "hold" namespace records
+// which peers hold which CID (each written by the holder itself). Every
+// node therefore lists and searches every name without asking anyone.
 //
-// kv depends on libp2p's core interfaces, go-libp2p-pubsub and bbolt only.
+// kv depends on libp2p's core interfaces, go-libp2p-pubsub, bbolt and the
+// project's catalog vocabulary (package catalog) only.
 package kv

@@ -14,6 +14,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // Namespaces of the store.
@@ -40,8 +42,8 @@ const (
 	// MaxRecordSize caps an encoded record (base64 of the largest value
 	// plus the envelope).
 	MaxRecordSize = MaxValueSizeLimit*4/3 + 4096
-	// DHTNamespace is the DHT namespace of user records: keys are
-	// "/p2pshare-kv/NS/KEY".
+	// DHTNamespace is the DHT namespace of the records that have a copy
+	// there (see inDHT): keys are "/p2pshare-kv/NS/KEY".
 	DHTNamespace = "p2pshare-kv"
 	minWall      = 946684800 * int64(time.Second)  // 2000-01-01
 	maxWall      = 7258118400 * int64(time.Second) // 2200-01-01
@@ -80,6 +82,11 @@ func ValidateKey(key string) error {
 }
 
 func validNS(ns string) bool { return ns == NSUser || ns == NSName || ns == NSHold || ns == NSRevoke }
+
+// inDHT reports whether the records of namespace ns are put in the DHT as
+// well: the user's keys, and the catalog's names, so that a node that has
+// not heard of a key or a name by gossip still finds it.
+func inDHT(ns string) bool { return ns == NSUser || ns == NSName }
 
 // Record is one signed write: a value, or a tombstone (Deleted), for Key in
 // namespace NS, at hybrid-logical time Time, by Writer. Of two records for
@@ -245,8 +252,8 @@ func (r *Record) Check(now time.Time, skew time.Duration) error {
 func checkNamespace(r *Record) error {
 	switch r.NS {
 	case NSName:
-		if strings.ContainsAny(r.Key, "/\\") || r.Key == "." || r.Key == ".." {
-			return fmt.Errorf("%w: catalog name %q is not a file name", ErrBadRecord, r.Key)
+		if err := catalog.ValidateName(r.Key); err != nil {
+			return fmt.Errorf("%w: catalog name: %w", ErrBadRecord, err)
 		}
 		if !r.Deleted {
 			if _, err := decodeNameValue(r.Value); err != nil {

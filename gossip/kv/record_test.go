@@ -18,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/p2pshare/p2pshare/catalog"
 )
 
 // Validator must be usable as the DHT's validator of DHTNamespace.
@@ -375,6 +377,10 @@ func TestUnmarshalRejectsInvalidRecords(t *testing.T) {
 		{"name dot", at(NSName, ".", nameValue(t, c, 1))},
 		{"name dot dot", at(NSName, "..", nameValue(t, c, 1))},
 		{"name tombstone with slash", with(at(NSName, "dir/a.txt", nil), func(r *Record) { r.Deleted = true })},
+		{"name with a right-to-left override", at(NSName, "invoice\u202Efdp.exe", nameValue(t, c, 1))},
+		{"name with a zero-width space", at(NSName, "pay\u200Bpal.txt", nameValue(t, c, 1))},
+		{"name of 256 bytes", at(NSName, strings.Repeat("n", MaxKeyLen), nameValue(t, c, 1))},
+		{"name tombstone with an invisible rune", with(at(NSName, "a\u2060b", nil), func(r *Record) { r.Deleted = true })},
 		{"holding of another peer", at(NSHold, c+"/"+otherID, nil)},
 		{"holding without peer", at(NSHold, c, nil)},
 		{"holding with empty peer", at(NSHold, c+"/", nil)},
@@ -805,6 +811,37 @@ func TestValidatorValidate(t *testing.T) {
 		})
 	}
 
+	// The DHT copy of a catalog name: the one record of a name.
+	t.Run("names", func(t *testing.T) {
+		c := testCID(t, "file").String()
+		name := func(key string, wall int64) *Record {
+			return signRecord(t, &Record{NS: NSName, Key: key, Value: nameValue(t, c, 8), Time: Timestamp{Wall: wall}}, k)
+		}
+		good := name("notes.txt", testWall)
+		if err := v.Validate(DHTKey(NSName, "notes.txt"), marshalRecord(t, good)); err != nil {
+			t.Fatalf("Validate of a good name record: %v", err)
+		}
+		forged := cloneRecord(good)
+		forged.Value = nameValue(t, testCID(t, "evil").String(), 8)
+		other := cloneRecord(good)
+		other.Writer = idOf(t, testKey(t, 2))
+		for _, tt := range []struct {
+			what, key string
+			r         *Record
+		}{
+			{"another name's key", DHTKey(NSName, "other.txt"), good},
+			{"the user namespace's key", DHTKey(NSUser, "notes.txt"), good},
+			{"forged file", DHTKey(NSName, "notes.txt"), forged},
+			{"claims another publisher", DHTKey(NSName, "notes.txt"), other},
+			{"invisible rune", DHTKey(NSName, "pay\u200Bpal.txt"), name("pay\u200Bpal.txt", testWall)},
+			{"from the future", DHTKey(NSName, "notes.txt"), name("notes.txt", testWall+int64(11*time.Second))},
+		} {
+			if err := v.Validate(tt.key, marshalRecord(t, tt.r)); !errors.Is(err, ErrBadRecord) {
+				t.Errorf("%s: Validate = %v, want ErrBadRecord", tt.what, err)
+			}
+		}
+	})
+
 	t.Run("default skew", func(t *testing.T) {
 		v := Validator{Now: func() time.Time { return now }}
 		skew := DefaultConfig().MaxClockSkew
@@ -917,4 +954,23 @@ func TestValidatorSelect(t *testing.T) {
 func ExampleDHTKey() {
 	fmt.Println(DHTKey(NSUser, "photos/cat"))
 	// Output: /p2pshare-kv/kv/photos/cat
+}
+
+// A catalog name record is accepted exactly when its name passes
+// catalog.ValidateName, the rule share applies to the names users give.
+func TestCatalogNamesFollowTheNameRule(t *testing.T) {
+	k := testKey(t, 1)
+	c := testCID(t, "file").String()
+	for _, name := range []string{
+		"notes.txt", "caf\u00E9 cr\u00E8me.txt", "\u2764\uFE0F.txt", "...", strings.Repeat("n", catalog.MaxNameLen),
+		"", ".", "..", "a/b", "a\\b", "a\x01b", "invoice\u202Efdp.exe", "\uFEFFnotes.txt", "no\u00A0break",
+		"a\uE000b", "a\u0378b", "a\uFFFDb", strings.Repeat("n", catalog.MaxNameLen+1),
+	} {
+		ruleErr := catalog.ValidateName(name)
+		r := signRecord(t, &Record{NS: NSName, Key: name, Value: nameValue(t, c, 1), Time: Timestamp{Wall: testWall}}, k)
+		err := r.verify()
+		if (err == nil) != (ruleErr == nil) || (err != nil && !errors.Is(err, ErrBadRecord)) {
+			t.Errorf("name %+q: the catalog says %v, the name rule %v", name, err, ruleErr)
+		}
+	}
 }

@@ -329,14 +329,32 @@ func (s *Store) write(ctx context.Context, r *Record) error {
 	if err := s.topic.Publish(ctx, b); err != nil {
 		s.log.Debug("publish", "key", r.Key, "err", err)
 	}
-	if r.NS == NSUser && s.rt != nil && len(s.h.Network().Peers()) > 0 {
-		dctx, cancel := context.WithTimeout(ctx, s.cfg.DHTTimeout)
-		defer cancel()
-		if err := s.rt.PutValue(dctx, DHTKey(r.NS, r.Key), b); err != nil {
-			s.log.Debug("put record in the DHT", "key", r.Key, "err", err)
-		}
+	if err := s.putInDHT(ctx, r); err != nil {
+		s.log.Debug("put record in the DHT", "ns", r.NS, "key", r.Key, "err", err)
 	}
 	return nil
+}
+
+// errNoDHT: the record was not put in the DHT, there being no DHT or no
+// peer to put it on.
+var errNoDHT = errors.New("no DHT or no peer to put the record on")
+
+// putInDHT puts r in the DHT if its namespace has a DHT copy (see
+// inDHT), within DHTTimeout.
+func (s *Store) putInDHT(ctx context.Context, r *Record) error {
+	if !inDHT(r.NS) {
+		return nil
+	}
+	if s.rt == nil || len(s.h.Network().Peers()) == 0 {
+		return errNoDHT
+	}
+	b, err := r.Marshal()
+	if err != nil {
+		return fmt.Errorf("kv: encode record: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DHTTimeout)
+	defer cancel()
+	return s.rt.PutValue(ctx, DHTKey(r.NS, r.Key), b)
 }
 
 // Local returns this node's live copy of key: not deleted, not expired.
@@ -350,8 +368,9 @@ func (s *Store) Local(ns, key string) (*Record, bool) {
 	return r, true
 }
 
-// Get returns the live record of key: from the local copy, or, for a user
-// key the local copy has never seen, from the DHT.
+// Get returns the live record of key: from the local copy, or, for a key
+// of a namespace with a DHT copy (see inDHT) the local copy has never seen,
+// from the DHT.
 func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 	if err := s.checkWrite(ns, key); err != nil {
 		return nil, err
@@ -366,7 +385,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 		}
 		return r, nil
 	}
-	if ns == NSUser && s.rt != nil && len(s.h.Network().Peers()) > 0 {
+	if inDHT(ns) && s.rt != nil && len(s.h.Network().Peers()) > 0 {
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.DHTTimeout)
 		defer cancel()
 		b, err := s.rt.GetValue(dctx, DHTKey(ns, key))
