@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -82,5 +83,24 @@ func TestRTTPeerstore(t *testing.T) {
 	var ab any = ps
 	if _, ok := ab.(certifiedPeerstore); !ok {
 		t.Fatal("the peerstore lost its certified address book")
+	}
+}
+
+// A choice's measure pings a peer until it has rttMinSamples samples, and
+// the host's peerstore then answers their minimum.
+func TestMeasureFillsSamples(t *testing.T) {
+	ns := newTestNetwork(t, 2)
+	a, b := ns[0], ns[1]
+	a.rtts.forget(b.host.ID()) // whatever the ping loop measured so far
+	a.measure(context.Background(), []peer.ID{b.host.ID(), a.host.ID()})
+	rtt, have := a.rtts.rtt(b.host.ID())
+	if have < rttMinSamples || rtt <= 0 {
+		t.Fatalf("after measure: %v from %d samples, want %d samples", rtt, have, rttMinSamples)
+	}
+	if got := a.host.Peerstore().LatencyEWMA(b.host.ID()); got != rtt {
+		t.Fatalf("peerstore latency %v, want the filter's minimum %v", got, rtt)
+	}
+	if _, have := a.rtts.rtt(a.host.ID()); have != 0 {
+		t.Fatalf("measure pinged the node itself: %d samples", have)
 	}
 }
