@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -148,8 +149,9 @@ func (ps *rttPeerstore) RemovePeer(p peer.ID) {
 }
 
 // measure makes sure each of peers has rttMinSamples samples in the
-// window before a choice ranks them: it pings those with fewer, in
-// parallel, until they have them or measureTimeout passes.
+// window before a choice ranks them: it pings those with fewer (dialling
+// them first if need be), in parallel, until they have them or
+// measureTimeout passes.
 func (n *Node) measure(ctx context.Context, peers []peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, measureTimeout)
 	defer cancel()
@@ -162,6 +164,15 @@ func (n *Node) measure(ctx context.Context, peers []peer.ID) {
 		wg.Add(1)
 		go func(p peer.ID, need int) {
 			defer wg.Done()
+			// A member not yet connected is dialled at the addresses
+			// its heartbeats announce: the peerstore may not know them
+			// yet (a node that just joined).
+			if n.host.Network().Connectedness(p) != network.Connected {
+				if err := n.host.Connect(ctx, n.memberAddrInfo(p)); err != nil {
+					n.log.Debug("measure RTT: dial failed", "peer", p, "err", err)
+					return
+				}
+			}
 			pctx, cancel := context.WithCancel(ctx)
 			defer cancel() // stops ping.Ping's loop
 			results := ping.Ping(pctx, n.host, p)
