@@ -205,7 +205,9 @@ func RunSites(ctx context.Context, in *internet.Internet, cfg SitesConfig) (res 
 			return res, err
 		}
 		siteOf[l.ID] = site(l)
-		if err := waitMembers(ctx, nw, nil, 60*time.Second); err != nil {
+		// It shares as soon as it knows the members, before it has
+		// necessarily met them all: its choice must measure them.
+		if err := waitMembers(ctx, nw, l, 60*time.Second); err != nil {
 			return res, err
 		}
 		s, err := share(l, fmt.Sprintf("leaver-%d.txt", i))
@@ -270,17 +272,17 @@ type memberState struct {
 }
 
 // notAlive returns "node I sees ID STATE" for every running node seen in a
-// state other than alive by a running node.
-func notAlive(nw *Network, skip *Daemon) []string {
+// state other than alive by a running node (by observer only, if set).
+func notAlive(nw *Network, observer *Daemon) []string {
 	running := map[string]bool{}
 	for _, d := range nw.Nodes {
-		if d != skip && d.Running() {
+		if d.Running() {
 			running[d.ID] = true
 		}
 	}
 	var out []string
 	for _, d := range nw.Nodes {
-		if !running[d.ID] {
+		if !running[d.ID] || (observer != nil && d != observer) {
 			continue
 		}
 		var ms []memberState
@@ -304,12 +306,12 @@ func notAlive(nw *Network, skip *Daemon) []string {
 	return out
 }
 
-// waitMembers waits until every running node sees every running node
-// alive.
-func waitMembers(ctx context.Context, nw *Network, skip *Daemon, limit time.Duration) error {
+// waitMembers waits until every running node (observer only, if set)
+// sees every running node alive.
+func waitMembers(ctx context.Context, nw *Network, observer *Daemon, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		bad := notAlive(nw, skip)
+		bad := notAlive(nw, observer)
 		if len(bad) == 0 {
 			return nil
 		}
