@@ -10,8 +10,7 @@ import (
 	"time"
 )
 
-// clockIDOut is what `id --json` says of a node's clock.
-type clockIDOut struct {
+type idOut struct {
 	ID          string  `json:"id"`
 	OffsetMS    float64 `json:"offset_ms"`
 	OffsetPeers int     `json:"offset_peers"`
@@ -50,7 +49,7 @@ func TestE2EClockAheadRefusesWrites(t *testing.T) {
 
 	// The skewed daemon learns it is 10 minutes ahead, and says so in id.
 	waitFor(t, 20*time.Second, "the skewed daemon to find its clock off", func() (bool, string) {
-		var id clockIDOut
+		var id idOut
 		if err := skewed.JSON(&id, "id", "--json"); err != nil {
 			return false, err.Error()
 		}
@@ -65,7 +64,7 @@ func TestE2EClockAheadRefusesWrites(t *testing.T) {
 		}
 		return math.Abs(*m.OffsetMS-600_000) < 5_000, fmt.Sprintf("offset %v ms", *m.OffsetMS)
 	})
-	var id1 clockIDOut
+	var id1 idOut
 	if err := n1.JSON(&id1, "id", "--json"); err != nil || id1.Clock != "" || math.Abs(id1.OffsetMS) > 5_000 {
 		t.Fatalf("id of a good node: %+v, %v", id1, err)
 	}
