@@ -120,8 +120,12 @@ func (n *Node) restoreNames() {
 // KV returns the node's key-value store and catalog.
 func (n *Node) KV() *kv.Store { return n.kv }
 
-// membershipCluster lets share's replication see who is up.
-type membershipCluster struct{ m *gossip.Membership }
+// membershipCluster lets share's replication see who is up, and measure
+// RTTs before it ranks peers by them.
+type membershipCluster struct {
+	m *gossip.Membership
+	n *Node
+}
 
 func (c membershipCluster) Live() []share.Peer {
 	var out []share.Peer
@@ -132,6 +136,8 @@ func (c membershipCluster) Live() []share.Peer {
 	}
 	return out
 }
+
+func (c membershipCluster) Measure(ctx context.Context, ps []peer.ID) { c.n.measure(ctx, ps) }
 
 func (c membershipCluster) Down(p peer.ID) bool {
 	m, ok := c.m.Member(p)

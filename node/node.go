@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -107,7 +108,10 @@ type Node struct {
 	hostRef atomic.Value
 
 	transfers transfers // shares and gets in progress
-	metrics   *nodeMetrics
+	// rtts holds the RTT samples behind the host peerstore's latency
+	// (see rttPeerstore).
+	rtts    *rttFilter
+	metrics *nodeMetrics
 
 	started   time.Time
 	ctx       context.Context
@@ -213,6 +217,12 @@ func New(cfg Config) (n *Node, err error) {
 		opts = append(opts, libp2p.ConnectionGater(n.gate))
 	}
 	opts = append(opts, n.reachOptions()...)
+	mem, err := pstoremem.NewPeerstore()
+	if err != nil {
+		return nil, fmt.Errorf("peerstore: %w", err)
+	}
+	n.rtts = newRTTFilter(time.Now, rttWindow, rttKeep)
+	opts = append(opts, libp2p.Peerstore(&rttPeerstore{certifiedPeerstore: mem, f: n.rtts}))
 	n.host, err = libp2p.New(append(opts,
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen...),
@@ -329,7 +339,7 @@ func New(cfg Config) (n *Node, err error) {
 		close(ready)
 	}()
 	n.share.SetReplicationReady(ready)
-	n.share.StartReplication(membershipCluster{n.memb})
+	n.share.StartReplication(membershipCluster{m: n.memb, n: n})
 	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
 	if n.gate != nil && cfg.Admission.Authority != nil {
 		n.wg.Add(1)
@@ -651,7 +661,7 @@ func (n *Node) memberAddrInfo(p peer.ID) peer.AddrInfo {
 	return peer.AddrInfo{ID: p}
 }
 
-// pingLoop keeps the peerstore's RTT of every connected peer fresh.
+// pingLoop keeps the RTT samples of every connected peer fresh.
 func (n *Node) pingLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(pingInterval)
@@ -666,12 +676,12 @@ func (n *Node) pingLoop() {
 	}
 }
 
-// pingSome is one round of pingLoop: the connected peers without an RTT,
-// and pingBatch others at random.
+// pingSome is one round of pingLoop: the connected peers with fewer than
+// rttMinSamples RTT samples in the window, and pingBatch others at random.
 func (n *Node) pingSome(ctx context.Context) {
 	var missing, known []peer.ID
 	for _, p := range n.host.Network().Peers() {
-		if n.host.Peerstore().LatencyEWMA(p) > 0 {
+		if _, have := n.rtts.rtt(p); have >= rttMinSamples {
 			known = append(known, p)
 		} else {
 			missing = append(missing, p)

@@ -209,6 +209,11 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 		s.observe("providers", lookupStart)
 	}
 	cands = make([]candidate, len(ids))
+	if cl := s.clusterView(); cl != nil {
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.PingTimeout)
+		cl.Measure(pctx, ids)
+		cancel()
+	}
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		cands[i] = candidate{id: id, rtt: unknownRTT}
@@ -249,8 +254,9 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 // unknownRTT sorts a provider whose RTT could not be measured last.
 const unknownRTT = time.Hour
 
-// measureRTT sets dst.rtt from the peerstore's latency, or starts a ping
-// (tracked by wg) that sets it when it answers.
+// measureRTT sets dst.rtt from the peerstore's latency (measured enough by
+// the Cluster, when there is one), or starts a ping (tracked by wg) that
+// sets it when it answers.
 func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candidate) {
 	p := dst.id
 	if l := s.h.Peerstore().LatencyEWMA(p); l > 0 {

@@ -55,6 +55,10 @@ type Cluster interface {
 	// Down reports whether p is known to be dead or gone (a peer not yet
 	// heard of is not down).
 	Down(p peer.ID) bool
+	// Measure makes sure each of ps has enough recent RTT samples to be
+	// ranked by RTT, measuring those that have not, within a bounded time
+	// and ctx. The RTTs then show in Live and in the host's peerstore.
+	Measure(ctx context.Context, ps []peer.ID)
 }
 
 // ReplicateRequest is the request of ReplicateProtocol.
@@ -158,6 +162,21 @@ func (s *Service) liveSet() map[peer.ID]Peer {
 	return out
 }
 
+// measuredLiveSet is liveSet for a choice by RTT: the live members are
+// measured first, so none is ranked on too few samples.
+func (s *Service) measuredLiveSet(ctx context.Context) map[peer.ID]Peer {
+	c := s.clusterView()
+	if c == nil {
+		return map[peer.ID]Peer{}
+	}
+	var ids []peer.ID
+	for _, p := range c.Live() {
+		ids = append(ids, p.ID)
+	}
+	c.Measure(ctx, ids)
+	return s.liveSet()
+}
+
 // byRTT sorts peers by RTT (unmeasured last), then peer ID.
 func byRTT(ps []Peer) {
 	sort.Slice(ps, func(i, j int) bool {
@@ -200,6 +219,7 @@ func (s *Service) checkReplicas(ctx context.Context) {
 		return
 	}
 	live := s.liveSet()
+	measured := false // the live members are measured before the first repair
 	self := s.h.ID()
 	for _, held := range s.store.List() {
 		if ctx.Err() != nil {
@@ -227,6 +247,9 @@ func (s *Service) checkReplicas(ctx context.Context) {
 		sort.Slice(liveHolders, func(i, j int) bool { return liveHolders[i] < liveHolders[j] })
 		if liveHolders[0] != self {
 			continue
+		}
+		if !measured {
+			live, measured = s.measuredLiveSet(ctx), true
 		}
 		need := s.cfg.Replicas - len(liveHolders)
 		for _, p := range s.candidates(live, holdings, held.Size) {
@@ -300,7 +323,7 @@ func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer,
 	if d == nil || s.clusterView() == nil || s.cfg.Replicas <= 1 {
 		return nil, nil
 	}
-	live := s.liveSet()
+	live := s.measuredLiveSet(ctx)
 	holdings := s.holdings(d, c)
 	have := 1
 	// Copies already made count, and are reported with the new ones: the
@@ -345,7 +368,7 @@ func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
 	if d == nil || s.clusterView() == nil {
 		return nil, nil
 	}
-	live := s.liveSet()
+	live := s.measuredLiveSet(ctx)
 	var moved []Moved
 	for _, held := range s.store.List() {
 		holdings := s.holdings(d, held.CID)

@@ -133,6 +133,8 @@ func (c *varCluster) Live() []Peer {
 
 func (c *varCluster) Down(peer.ID) bool { return false }
 
+func (c *varCluster) Measure(context.Context, []peer.ID) {}
+
 // setRTT sets the RTT of member p.
 func (c *varCluster) setRTT(p peer.ID, rtt time.Duration) {
 	c.mu.Lock()

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,14 +87,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if chrome == "" {
 		t.Skip("no Chromium or Chrome found (looked for chromium, chromium-browser, google-chrome, google-chrome-stable in PATH and $P2PSHARE_CHROME): install Debian's chromium package (apt-get install chromium) to run the dashboard test")
 	}
-	n := 3
-	if s := os.Getenv("P2PSHARE_DASHBOARD_NODES"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 3 {
-			t.Fatalf("P2PSHARE_DASHBOARD_NODES=%q: want a number >= 3", s)
-		}
-		n = v
-	}
+	n := envCount(t, "P2PSHARE_DASHBOARD_NODES", 3, 3)
 	nw := startNetwork(t, n)
 	dir := t.TempDir()
 

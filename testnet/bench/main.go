@@ -13,6 +13,7 @@
 //	go run ./testnet/bench churn -n 20 -duration 2m   # get availability while nodes are killed and restarted
 //	go run ./testnet/bench sizes -runs 3              # get throughput against file size, 1 KiB to 256 MiB
 //	go run ./testnet/bench scrub -rates 8,64 -runs 5  # the scrub's rate, CPU, and a concurrent get's throughput
+//	go run ./testnet/bench sites -trials 20 -soak 5m  # nearest-site choices on an emulated 3-site WAN (root)
 //	go run ./testnet/bench all -out DIR [-quick]      # all of the above in one run: DIR/results.json, logs, PNG plots
 //	go run ./testnet/bench plot -out DIR              # draw DIR's plots again from DIR/results.json
 package main
@@ -38,7 +39,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn|scrub [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn|scrub|sites [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -73,6 +74,8 @@ func main() {
 		_, err = churnBench(os.Args[2:])
 	case "scrub":
 		_, err = scrubBench(os.Args[2:])
+	case "sites":
+		_, err = sitesBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

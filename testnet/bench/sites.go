@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/p2pshare/p2pshare/testnet"
+	"github.com/p2pshare/p2pshare/testnet/internet"
+)
+
+// sitesBench runs testnet.RunSites on the emulated three-site internet:
+// how often each "closest" choice picks the nearest site, the rtt_ms the
+// members tables show for each pair of sites, and whether any live node
+// was suspected during the trials and the soak that follows.
+func sitesBench(args []string) (testnet.SitesResult, error) {
+	fs := flag.NewFlagSet("sites", flag.ExitOnError)
+	trials := fs.Int("trials", 20, "trials of each choice")
+	soak := fs.Duration("soak", 5*time.Minute, "how long to watch for suspicions after the trials")
+	fs.Parse(args)
+	bin, err := benchBinary()
+	if err != nil {
+		return testnet.SitesResult{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *soak+time.Duration(*trials)*time.Minute+5*time.Minute)
+	defer cancel()
+	in, err := internet.Build(ctx, testnet.SitesTopology())
+	if err != nil {
+		return testnet.SitesResult{}, fmt.Errorf("emulated internet: %w", err)
+	}
+	defer in.Close()
+	dir, err := os.MkdirTemp("", "p2pshare-bench-sites-")
+	if err != nil {
+		return testnet.SitesResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	res, err := testnet.RunSites(ctx, in, testnet.SitesConfig{Bin: bin, Dir: dir, Trials: *trials, Soak: *soak,
+		Logf: func(f string, a ...any) {
+			fmt.Printf("%s  %s\n", time.Since(start).Round(time.Second), fmt.Sprintf(f, a...))
+		}})
+	if err != nil {
+		return res, err
+	}
+	fmt.Printf("three sites, one-way 15/22/30 ms, 1 %% loss, %d trials of each choice, %s soak:\n", *trials, *soak)
+	for _, c := range res.Choices {
+		fmt.Printf("  %s: nearest chosen %d of %d\n", c.Kind, c.Nearest, c.Trials)
+	}
+	var pairs []string
+	for p := range res.RTTs {
+		pairs = append(pairs, p)
+	}
+	sort.Strings(pairs)
+	for _, p := range pairs {
+		r := res.RTTs[p]
+		fmt.Printf("  rtt_ms %s: %.1f-%.1f (links: %.0f ms)\n", p, r[0], r[1], testnet.SitesPathRTT[p])
+	}
+	fmt.Printf("  live nodes seen not alive: %d; suspicion log lines: %d (all nodes, whole run)\n", len(res.NotAlive), res.SuspicionLines)
+	for _, s := range res.NotAlive {
+		fmt.Println("   ", s)
+	}
+	return res, nil
+}
