@@ -12,13 +12,14 @@
 // Connection evidence: when the last TCP connection to a member drops, the
 // node dials the member's TCP addresses; a refusal (no process listens
 // there any more) makes it suspect the member at once and say so on the
-// topic, and a node that hears the suspicion dials the TCP addresses of
-// the member's last heartbeat itself. Probes: a member late for its
-// heartbeat is pinged, and a ping unanswered in time is evidence like a
-// refusal. A member suspected on evidence by Confirmations distinct peers
-// is dead without waiting for the timers. Any newer heartbeat signed by the
-// member itself refutes a suspicion, and a node that hears itself
-// suspected raises its incarnation and answers at once.
+// topic, and a node that hears the suspicion and has no TCP connection to
+// the member dials the TCP addresses of the member's last heartbeat
+// itself. Probes: a member late for its heartbeat is pinged, and a ping
+// unanswered in time is evidence like a refusal. A member suspected on
+// evidence by Confirmations distinct peers is dead without waiting for the
+// timers. Any newer heartbeat signed by the member itself refutes a
+// suspicion, and a node that hears itself suspected raises its incarnation
+// and answers at once.
 //
 // gossip depends on libp2p's core interfaces, its swarm (to clear a dial
 // backoff) and ping protocol, go-libp2p-pubsub and go-multiaddr; it imports
