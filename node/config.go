@@ -40,7 +40,7 @@ type Config struct {
 	// least useful connections older than a minute are closed until a
 	// quarter of MaxPeers is left besides the protected ones (the DHT's
 	// nearest buckets, GossipSub's mesh peers). Default 32: each connection costs a daemon about
-	// 0.16 MiB and a share of its idle CPU (BENCHMARKS.md, Idle daemons),
+	// 0.16 MiB and a share of its idle CPU (go run ./testnet/bench idle),
 	// and GossipSub, the DHT and membership need only a few peers each;
 	// files are fetched over connections of their own.
 	MaxPeers int

@@ -1,7 +1,15 @@
-// Package node owns a p2pshare node's process-wide state: its repo (identity
-// key, lock, API address and token files), the libp2p host (TCP and QUIC,
-// TLS then Noise, yamux, a connection manager), the Kademlia DHT in server
-// mode under the private /p2pshare protocol prefix, bootstrap and mDNS
-// discovery, and the peers table. Node wires the share service onto them and
-// implements the api.API that the daemon serves and the CLI calls.
+// Package node owns a p2pshare node's process-wide state and puts its parts
+// together: its repo (identity key, lock, incarnation, API address and
+// token files; its bbolt databases checked by package boltcheck before they
+// are opened), the libp2p host (TCP and QUIC, or TCP only with the swarm
+// key of a private network; TLS then Noise; yamux; a connection manager and
+// a resource manager; the admission gate of package admit when the network
+// has an authority or an allowlist; relays and hole punching for nodes
+// behind NATs), the Kademlia DHT in server mode under the private /p2pshare
+// protocol prefix, bootstrap and mDNS discovery, the peers table with its
+// RTTs, and the node's Prometheus metrics. On them it builds GossipSub,
+// membership (package gossip), the key-value store and catalog (package
+// gossip/kv) and the share service (package share), and wires share to the
+// catalog. Node implements the api.API that the daemon serves and the CLI
+// calls.
 package node

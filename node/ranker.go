@@ -8,10 +8,10 @@ import (
 )
 
 // quicFallbackDelay is how long a dial waits for TCP before it also tries
-// QUIC. It was 300 ms: on a loaded machine (100 daemons starting on two
-// cores) TCP handshakes took longer, QUIC won the race, and those
-// connections stayed on QUIC, whose idle connections cost more CPU
-// (BENCHMARKS.md, Idle daemons).
+// QUIC. It is long on purpose: on a loaded machine (100 daemons starting
+// on two cores) TCP handshakes take hundreds of milliseconds, with a short
+// delay QUIC wins the race, and those connections stay on QUIC, whose idle
+// connections cost more CPU.
 const quicFallbackDelay = 2 * time.Second
 
 // relayFallbackDelay is how long a dial tries a peer's direct addresses

@@ -1,11 +1,15 @@
 // Package share owns a node's files: the content store on disk (bytes kept
 // under their CID, metadata in an embedded bbolt database, with the names
-// this node published), sharing and resolving names through the network's
-// catalog (the Directory: a name's one record is the catalog's, gossiped,
-// with a copy in the DHT), the transfer protocol /p2pshare/get/1.0.0
-// that serves held bytes to peers, and the fetch logic that finds providers
-// in the DHT, orders them by measured RTT and streams a file one-to-one from
-// the best of them, verified against its CID.
+// this node published); sharing names and resolving them through the
+// network's catalog (the Directory: a name's one record is the catalog's,
+// gossiped, with a copy in the DHT that a node which has not heard the name
+// falls back on); the transfer protocol /p2pshare/get/1.0.0 that serves held
+// bytes to peers; the fetch logic that takes its providers from the
+// holders the catalog knows to be live (from the DHT's provider records
+// only if there are none or all of them fail), orders them by measured RTT
+// and streams a file one-to-one from the best of them, verified against its
+// CID; replication, which keeps R verified copies of every file
+// (/p2pshare/replicate/1.0.0); and the scrub.
 //
 // Every copy is checked. A holder hashes what it serves as it serves it and
 // holds back the last bytes until the hash matched; a background scrub
@@ -26,7 +30,10 @@
 // and repair copies only from a copy its pusher verified; the receiver
 // verifies again against the CID.
 //
-// share depends on libp2p's core interfaces (host.Host, routing) and the
-// project's catalog vocabulary (package catalog) only; the node package
-// wires it to a concrete host, DHT and catalog.
+// share depends on libp2p's core interfaces (host, network, peerstore,
+// routing) and its ping protocol (to measure RTTs), go-cid and
+// go-multihash, bbolt, golang.org/x/time/rate (the scrub's pace) and the
+// project's catalog vocabulary (package catalog); it imports neither gossip
+// nor node. The node package wires it to a concrete host, the DHT (Routing)
+// and gossip/kv's catalog (Directory).
 package share

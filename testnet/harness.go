@@ -1,9 +1,13 @@
 // Package testnet starts, drives and stops networks of real p2pshare daemon
 // processes on this machine: the Go harness that end-to-end tests and
 // benchmarks use, and the one behind the testnet command for people
-// (cmd/testnet, run by testnet.sh). Each daemon has
-// its own repo under the network's directory and listens on 127.0.0.1 only,
-// with mDNS off so parallel networks never meet.
+// (cmd/testnet, run by testnet.sh), which records a network in a state
+// file (Save, Load) so that later commands find its daemons. Each daemon
+// has its own repo under the network's directory and, unless told other
+// listen addresses or a command prefix (ip netns exec NS, for the emulated
+// internet of package internet), listens on 127.0.0.1 only, with mDNS off
+// so parallel networks never meet. It imports no other p2pshare package:
+// it drives the daemons through the p2pshare binary.
 package testnet
 
 import (

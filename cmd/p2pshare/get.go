@@ -27,12 +27,13 @@ func newGetCmd() *cobra.Command {
 		Use:   "get NAME|CID...",
 		Short: "Fetch files by name or CID from the peers that hold them",
 		Long: `get resolves each NAME (in the catalog, else in its record's copy in the
-DHT) or takes each CID, finds the peers that provide it, orders them by
-measured round-trip time and streams the
-file one-to-one from the closest. The bytes are hashed as they are written
-and checked against the CID before the file is renamed into place; a
-provider that fails, stalls or sends corrupt bytes is left for the next.
-The answer names the peer that served the file.
+DHT) or takes each CID, finds the peers that hold it (the live holders in
+the catalog; the DHT's providers only if none of them can serve it), orders
+them by measured round-trip time and streams the file one-to-one from the
+closest. The bytes are hashed as they are written and checked against the
+CID before the file is moved into place; a provider that fails, stalls or
+sends corrupt bytes is left for the next. The answer names the peer that
+served the file.
 
 With one NAME, -o is the output file (or an existing directory to put it
 in); the default is NAME in the current directory. With several, they are

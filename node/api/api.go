@@ -1,7 +1,9 @@
 // Package api owns the daemon's local HTTP API: the API interface that the
 // daemon implements in process (node.Node) and that Client implements over
 // HTTP, the JSON types that cross it, and the server that exposes an API on
-// loopback behind a bearer token. The CLI is a client of this package only.
+// loopback behind a bearer token (and the web dashboard of package
+// dashboard). Every CLI command that talks to a daemon does so through
+// Client; api imports no other p2pshare package but dashboard.
 package api
 
 import (

@@ -1,6 +1,8 @@
 // Command testnet starts, drives and stops a network of real p2pshare
 // daemons on this machine, all on 127.0.0.1 with mDNS off, on the harness
-// of package testnet; testnet/testnet.sh builds and runs it:
+// of package testnet; 'testnet internet' builds an emulated internet of
+// network namespaces (package testnet/internet) to run daemons in by hand.
+// testnet/testnet.sh builds and runs it:
 //
 //	testnet up N            build the binary, start N daemons (node 1 first, the
 //	                        others, ten at a time, bootstrap to it) and wait until
