@@ -141,7 +141,9 @@ func (d *Daemon) waitGone(timeout time.Duration) bool {
 			return false
 		}
 	}
-	for deadline := time.Now().Add(timeout); d.adopted(); time.Sleep(50 * time.Millisecond) {
+	// alive, not adopted: a dying process loses its command line before it
+	// exits, and its repo lock is free only once it has.
+	for deadline := time.Now().Add(timeout); alive(d.pid); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return false
 		}
