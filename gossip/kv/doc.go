@@ -13,6 +13,7 @@
 // which peers hold which CID (each written by the holder itself). Every
 // node therefore lists and searches every name without asking anyone.
 //
-// kv depends on libp2p's core interfaces, go-libp2p-pubsub, bbolt and the
-// project's catalog vocabulary (package catalog) only.
+// kv depends on libp2p's core interfaces, go-libp2p-pubsub, bbolt, the
+// project's catalog vocabulary (package catalog) and its goroutine group
+// (package internal/bg) only.
 package kv
