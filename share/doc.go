@@ -26,7 +26,8 @@
 // and repair copies only from a copy its pusher verified; the receiver
 // verifies again against the CID.
 //
-// share depends on libp2p's core interfaces (host.Host, routing) and the
-// project's catalog vocabulary (package catalog) only; the node package
-// wires it to a concrete host, DHT and catalog.
+// share depends on libp2p's core interfaces (host.Host, routing), the
+// project's catalog vocabulary (package catalog) and its goroutine group
+// (package internal/bg) only; the node package wires it to a concrete
+// host, DHT and catalog.
 package share
