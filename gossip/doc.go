@@ -11,5 +11,6 @@
 // heartbeat signed by the member itself refutes a suspicion, and a node that
 // hears itself suspected raises its incarnation and answers at once.
 //
-// gossip depends on libp2p's core interfaces and go-libp2p-pubsub only.
+// gossip depends on libp2p's core interfaces, go-libp2p-pubsub and the
+// project's goroutine group (package internal/bg) only.
 package gossip
