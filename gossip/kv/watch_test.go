@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -90,24 +91,66 @@ func TestStoreWatchOwnWrite(t *testing.T) {
 	}
 }
 
-// A watch fires for a record that arrives by anti-entropy.
+// A watch fires for a record that arrives by anti-entropy and for one
+// that arrives by gossip.
 func TestClusterWatch(t *testing.T) {
-	a, b := clStartNode(t, nil, ""), clStartNode(t, nil, "")
+	cfg := clConfig()
+	cfg.SyncInterval = time.Hour // after the first exchange, only gossip
+	a, b := clStartNodeWith(t, nil, "", cfg), clStartNodeWith(t, nil, "", cfg)
 	ch, stop := b.s.Watch(NSUser, "w/")
 	defer stop()
+	ctx := t.Context()
+	signalled := func(what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the watch was not signalled by a record that arrived by %s", what)
+		}
+	}
 	// Written before the nodes meet, the record can reach b only by
 	// anti-entropy.
-	if _, err := a.s.Put(t.Context(), NSUser, "w/before", []byte("v"), 0); err != nil {
+	if _, err := a.s.Put(ctx, NSUser, "w/before", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
 	clConnect(t, b, a)
-	select {
-	case <-ch:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the watch was not signalled by a record that arrived by anti-entropy")
-	}
+	signalled("anti-entropy")
 	if _, ok := b.s.Local(NSUser, "w/before"); !ok || b.s.Stats().AppliedSync == 0 {
 		t.Fatalf("signalled, but b holds the record: %v, applied by sync: %d", ok, b.s.Stats().AppliedSync)
+	}
+	for _, n := range []*clNode{a, b} {
+		select {
+		case <-n.s.Synced():
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s never synced", n.name())
+		}
+	}
+	// Gossip carries a's writes once the topic's mesh has formed: write
+	// outside the watched prefix until one arrives.
+	for i := 0; b.s.Stats().AppliedGossip == 0; i++ {
+		if i == 75 {
+			t.Fatal("no record arrived by gossip in 15 s")
+		}
+		if _, err := a.s.Put(ctx, NSUser, fmt.Sprintf("probe/%d", i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case <-ch:
+		t.Fatal("a record outside the prefix signalled the watch")
+	default:
+	}
+	synced := b.s.Stats().AppliedSync
+	if _, err := a.s.Put(ctx, NSUser, "w/after", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	signalled("gossip")
+	if st := b.s.Stats(); st.AppliedSync != synced {
+		t.Fatalf("signalled, but %d records arrived by anti-entropy meanwhile", st.AppliedSync-synced)
+	}
+	if _, ok := b.s.Local(NSUser, "w/after"); !ok {
+		t.Fatal("signalled, but b does not hold the gossiped record")
 	}
 }
 
