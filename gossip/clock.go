@@ -160,7 +160,6 @@ const maxClockReads = 16
 // others, so a node knows its offset to the network within a second or so
 // of meeting its peers.
 func (m *Membership) clockLoop() {
-	defer m.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	last := time.Now()

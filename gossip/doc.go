@@ -22,6 +22,7 @@
 // and answers at once.
 //
 // gossip depends on libp2p's core interfaces, its swarm (to clear a dial
-// backoff) and ping protocol, go-libp2p-pubsub and go-multiaddr; it imports
-// no other p2pshare package. The node package gives it a host and a PubSub.
+// backoff) and ping protocol, go-libp2p-pubsub, go-multiaddr and the
+// project's goroutine group (package internal/bg); it imports no other
+// p2pshare package. The node package gives it a host and a PubSub.
 package gossip

@@ -21,6 +21,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/p2pshare/p2pshare/internal/bg"
 )
 
 // Facts returns what a heartbeat tells others about this node.
@@ -38,9 +40,8 @@ type Membership struct {
 	log   *slog.Logger
 	facts Facts
 
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	bg        *bg.Group       // the membership's goroutines
+	ctx       context.Context // bg's context
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
 	paused    atomic.Bool // tests: stop heartbeating as if the process hung
@@ -86,25 +87,25 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 			return nil, fmt.Errorf("membership: incarnation: %w", err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	g := bg.New()
 	m := &Membership{
 		h: h, cfg: cfg, log: log.With("component", "members"), facts: facts,
-		ctx: ctx, cancel: cancel, offsets: NewOffsets(),
+		bg: g, ctx: g.Context(), offsets: NewOffsets(),
 		members: map[peer.ID]*Member{}, lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
 		probing: map[peer.ID]bool{}, checking: map[peer.ID]checkKind{}, settled: make(chan struct{}),
 		inc: inc, started: time.Now(),
 	}
 	if err := ps.RegisterTopicValidator(MembersTopic, m.validate); err != nil {
-		cancel()
+		g.Close()
 		return nil, fmt.Errorf("membership: register validator: %w", err)
 	}
 	if m.topic, err = ps.Join(MembersTopic); err != nil {
-		cancel()
+		g.Close()
 		_ = ps.UnregisterTopicValidator(MembersTopic)
 		return nil, fmt.Errorf("membership: join topic: %w", err)
 	}
 	if m.sub, err = m.topic.Subscribe(); err != nil {
-		cancel()
+		g.Close()
 		_ = m.topic.Close()
 		_ = ps.UnregisterTopicValidator(MembersTopic)
 		return nil, fmt.Errorf("membership: subscribe: %w", err)
@@ -112,10 +113,9 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 	m.notifee = &network.NotifyBundle{DisconnectedF: m.disconnected}
 	h.Network().Notify(m.notifee)
 	h.SetStreamHandler(ClockProtocol, m.handleClock)
-	m.wg.Add(3)
-	go m.receiveLoop()
-	go m.tickLoop()
-	go m.clockLoop()
+	for _, loop := range []func(){m.receiveLoop, m.tickLoop, m.clockLoop} {
+		g.Go(func(context.Context) { loop() })
+	}
 	m.publishHeartbeat()
 	return m, nil
 }
@@ -130,9 +130,8 @@ func (m *Membership) Close() error {
 		m.mu.Lock()
 		m.closed = true
 		m.mu.Unlock()
-		m.cancel()
+		m.bg.Close()
 		m.sub.Cancel()
-		m.wg.Wait()
 		err = m.topic.Close()
 		m.mu.Lock()
 		for ch := range m.subs {
@@ -293,7 +292,6 @@ func (m *Membership) validate(_ context.Context, _ peer.ID, msg *pubsub.Message)
 }
 
 func (m *Membership) receiveLoop() {
-	defer m.wg.Done()
 	for {
 		msg, err := m.sub.Next(m.ctx)
 		if err != nil {
@@ -365,13 +363,7 @@ func (m *Membership) onSuspectLocked(mm *Message, now time.Time) {
 			m.inc = m.nextIncLocked()
 			m.seq = 0
 			m.log.Info("refuting suspicion", "by", mm.Peer, "inc", m.inc)
-			if !m.closed {
-				m.wg.Add(1)
-				go func() {
-					defer m.wg.Done()
-					m.publishHeartbeat()
-				}()
-			}
+			m.bg.Go(func(context.Context) { m.publishHeartbeat() })
 		}
 		return
 	}
@@ -456,7 +448,6 @@ func (m *Membership) emitLocked(e Event) {
 // tickLoop publishes heartbeats, runs the failure timers and, every
 // ProbeInterval, probes late members.
 func (m *Membership) tickLoop() {
-	defer m.wg.Done()
 	tick := min(m.cfg.Heartbeat, m.cfg.TFail/10, m.cfg.ProbeInterval)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -655,9 +646,7 @@ func (m *Membership) redialLocked(p peer.ID, kind checkKind) {
 		return
 	}
 	m.checking[p] = 0
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	m.bg.Go(func(context.Context) {
 		for {
 			m.redialCheck(p, kind)
 			m.mu.Lock()
@@ -671,7 +660,7 @@ func (m *Membership) redialLocked(p peer.ID, kind checkKind) {
 			kind = again
 			m.mu.Unlock()
 		}
-	}()
+	})
 }
 
 // redialCheck re-dials p and, when that is evidence, suspects it.
@@ -819,8 +808,7 @@ func (m *Membership) probeLocked(p peer.ID) {
 		return
 	}
 	m.probing[p] = true
-	m.wg.Add(1)
-	go m.probe(p)
+	m.bg.Go(func(context.Context) { m.probe(p) })
 }
 
 // probe pings p once. No pong within ProbeTimeout, on a connection that is
@@ -830,7 +818,6 @@ func (m *Membership) probeLocked(p peer.ID) {
 // nothing about whether p's process runs, and a probe that took far longer
 // than its timeout means this node itself was stalled.
 func (m *Membership) probe(p peer.ID) {
-	defer m.wg.Done()
 	defer func() {
 		m.mu.Lock()
 		delete(m.probing, p)

@@ -79,7 +79,6 @@ func (d catalogDirectory) Unhold(ctx context.Context, c cid.Cid) error {
 // catalog existed) has them again. Names keep their original record time,
 // so a later publish of the same name by another node still wins.
 func (n *Node) announceCatalog() {
-	defer n.wg.Done()
 	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 	defer cancel()
 	for _, pn := range n.store.Names() {
@@ -156,7 +155,6 @@ func (c membershipCluster) Down(p peer.ID) bool {
 // themselves; the periodic exchange with a random peer alone would take
 // several SyncIntervals to spread it.
 func (n *Node) watchMembers(events <-chan gossip.Event) {
-	defer n.wg.Done()
 	dead := map[peer.ID]bool{}
 	var lastSync time.Time
 	for {
@@ -182,8 +180,8 @@ func (n *Node) watchMembers(events <-chan gossip.Event) {
 				}
 				if dead[e.Peer] && time.Since(lastSync) >= rejoinInterval {
 					lastSync = time.Now()
-					n.wg.Add(1)
-					go n.syncWithReturned(e.Peer)
+					p := e.Peer
+					n.bg.Go(func(context.Context) { n.syncWithReturned(p) })
 				}
 				delete(dead, e.Peer)
 			}
@@ -196,7 +194,6 @@ func (n *Node) watchMembers(events <-chan gossip.Event) {
 // the dead, trying up to three times, a second apart; if all fail, the
 // periodic exchange will do it later.
 func (n *Node) syncWithReturned(p peer.ID) {
-	defer n.wg.Done()
 	for try := 1; ; try++ {
 		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 		var err error

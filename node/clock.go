@@ -162,7 +162,6 @@ func (n *Node) clockWarning() string {
 // and warns whenever the clock goes past the limit (and says when it is
 // back within it).
 func (n *Node) watchClock() {
-	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	measured, off := false, false

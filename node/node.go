@@ -34,6 +34,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
+	"github.com/p2pshare/p2pshare/internal/bg"
 	"github.com/p2pshare/p2pshare/node/admit"
 	"github.com/p2pshare/p2pshare/node/boltcheck"
 	"github.com/p2pshare/p2pshare/share"
@@ -114,10 +115,8 @@ type Node struct {
 	metrics *nodeMetrics
 
 	started   time.Time
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	bgMu      sync.Mutex // orders goBackground's wg.Add before Close's wg.Wait
+	bg        *bg.Group       // the node's goroutines
+	ctx       context.Context // bg's context
 	closeOnce sync.Once
 	closeErr  error
 
@@ -141,8 +140,9 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, ctx: ctx, cancel: cancel, started: time.Now(), clock: cfg.Now}
+	g := bg.New()
+	ctx := g.Context()
+	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, bg: g, ctx: ctx, started: time.Now(), clock: cfg.Now}
 	if n.clock == nil {
 		n.clock = time.Now
 	}
@@ -246,8 +246,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to reachability: %w", err)
 	}
-	n.wg.Add(1)
-	go n.watchReachability(reachSub)
+	n.bg.Go(func(context.Context) { n.watchReachability(reachSub) })
 	// gh is the host every protocol of p2pshare's uses: with admission on,
 	// its streams wait until the remote peer has shown a valid ticket.
 	gh := n.host
@@ -326,9 +325,7 @@ func New(cfg Config) (n *Node, err error) {
 	// The first replication check waits until this node has caught up
 	// with the catalog and heard every member (ReplicationDelay at most).
 	ready := make(chan struct{})
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.bg.Go(func(context.Context) {
 		for _, ch := range []<-chan struct{}{n.kv.Synced(), n.memb.Settled()} {
 			select {
 			case <-ch:
@@ -337,18 +334,17 @@ func New(cfg Config) (n *Node, err error) {
 			}
 		}
 		close(ready)
-	}()
+	})
 	n.share.SetReplicationReady(ready)
 	n.share.StartReplication(membershipCluster{m: n.memb, n: n})
 	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
 	if n.gate != nil && cfg.Admission.Authority != nil {
-		n.wg.Add(1)
-		go n.revocationLoop()
+		revoked, _ := n.kv.Watch(kv.NSRevoke, "") // closed by the store's Close
+		n.bg.Go(func(ctx context.Context) { n.revocationLoop(ctx, revoked) })
 	}
-	n.wg.Add(3)
-	go n.announceCatalog()
-	go n.watchMembers(events)
-	go n.watchClock()
+	for _, loop := range []func(){n.announceCatalog, func() { n.watchMembers(events) }, n.watchClock} {
+		n.bg.Go(func(context.Context) { loop() })
+	}
 	if cfg.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
 		if err := n.mdns.Start(); err != nil {
@@ -362,10 +358,9 @@ func New(cfg Config) (n *Node, err error) {
 		}
 		jcancel()
 	}
-	n.wg.Add(3)
-	go n.bootstrapLoop()
-	go n.pingLoop()
-	go n.rejoinLoop()
+	for _, loop := range []func(){n.bootstrapLoop, n.pingLoop, n.rejoinLoop} {
+		n.bg.Go(func(context.Context) { loop() })
+	}
 	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs(), "mdns", cfg.MDNS, "bootstrap", len(cfg.Bootstrap))
 	return n, nil
 }
@@ -461,10 +456,7 @@ func (n *Node) Close() error {
 		if n.memb != nil {
 			errs = append(errs, n.memb.Close())
 		}
-		n.bgMu.Lock()
-		n.cancel()
-		n.bgMu.Unlock()
-		n.wg.Wait()
+		n.bg.Close()
 		if n.share != nil {
 			errs = append(errs, n.share.Close())
 		}
@@ -523,7 +515,6 @@ func (n *Node) refreshDHT() { _ = n.dht.RefreshRoutingTable() }
 // the last connection drops (or BootstrapBackoffMax passes), so an idle
 // node that is connected never wakes for it.
 func (n *Node) bootstrapLoop() {
-	defer n.wg.Done()
 	if len(n.cfg.Bootstrap) == 0 {
 		return
 	}
@@ -586,7 +577,6 @@ const (
 // it hears no heartbeat from, if it is not connected to them. Once one
 // connection crosses, heartbeats flow again and the other side is alive.
 func (n *Node) rejoinLoop() {
-	defer n.wg.Done()
 	t := time.NewTicker(rejoinInterval)
 	defer t.Stop()
 	for {
@@ -663,7 +653,6 @@ func (n *Node) memberAddrInfo(p peer.ID) peer.AddrInfo {
 
 // pingLoop keeps the RTT samples of every connected peer fresh.
 func (n *Node) pingLoop() {
-	defer n.wg.Done()
 	t := time.NewTicker(pingInterval)
 	defer t.Stop()
 	for {
@@ -729,29 +718,14 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	if ai.ID == n.host.ID() {
 		return
 	}
-	n.goBackground(func() {
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	// mDNS calls HandlePeerFound on goroutines its Close does not wait
+	// for: the dial runs in the node's group, or not at all once Close
+	// has begun.
+	n.bg.Go(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if err := n.host.Connect(ctx, ai); err == nil {
 			n.log.Debug("connected to mDNS peer", "peer", ai.ID)
 		}
 	})
-}
-
-// goBackground runs f on a goroutine that Close waits for, unless Close has
-// begun (then f does not run). For work started from callbacks that are not
-// the node's own goroutines (mDNS calls HandlePeerFound on goroutines its
-// Close does not wait for), whose wg.Add could otherwise race Close's
-// wg.Wait.
-func (n *Node) goBackground(f func()) {
-	n.bgMu.Lock()
-	defer n.bgMu.Unlock()
-	if n.ctx.Err() != nil {
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		f()
-	}()
 }

@@ -198,7 +198,6 @@ func (r *reachability) get() network.Reachability { return network.Reachability(
 // watchReachability records every reachability change and logs it, and
 // the relay addresses a private node gets (or loses).
 func (n *Node) watchReachability(sub event.Subscription) {
-	defer n.wg.Done()
 	defer sub.Close()
 	for {
 		select {

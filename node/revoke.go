@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node/admit"
@@ -35,13 +34,12 @@ func (n *Node) checkKVRecord(r *kv.Record) error {
 	return admit.VerifyRevocation(n.cfg.Admission.Authority, rev)
 }
 
-// revocationLoop applies the revocations the KV store holds (at start, and
-// as they arrive by gossip or anti-entropy) to the gate.
-func (n *Node) revocationLoop() {
-	defer n.wg.Done()
+// revocationLoop applies the revocations the KV store holds to the gate:
+// at start, and whenever the store signals revoked (a revocation kept,
+// written here or arrived by gossip or anti-entropy), until ctx ends or
+// the store closes revoked.
+func (n *Node) revocationLoop(ctx context.Context, revoked <-chan struct{}) {
 	seen := map[string]bool{}
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
 	for {
 		for _, r := range n.kv.List(kv.NSRevoke, "") {
 			if seen[r.Key] {
@@ -55,9 +53,12 @@ func (n *Node) revocationLoop() {
 			}
 		}
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
-		case <-t.C:
+		case _, ok := <-revoked:
+			if !ok {
+				return
+			}
 		}
 	}
 }

@@ -32,8 +32,9 @@
 //
 // share depends on libp2p's core interfaces (host, network, peerstore,
 // routing) and its ping protocol (to measure RTTs), go-cid and
-// go-multihash, bbolt, golang.org/x/time/rate (the scrub's pace) and the
-// project's catalog vocabulary (package catalog); it imports neither gossip
-// nor node. The node package wires it to a concrete host, the DHT (Routing)
-// and gossip/kv's catalog (Directory).
+// go-multihash, bbolt, golang.org/x/time/rate (the scrub's pace), the
+// project's catalog vocabulary (package catalog) and its goroutine group
+// (package internal/bg); it imports neither gossip nor node. The node
+// package wires it to a concrete host, the DHT (Routing) and gossip/kv's
+// catalog (Directory).
 package share

@@ -92,8 +92,7 @@ func (s *Service) StartReplication(c Cluster) {
 	s.cluster = c
 	s.dirMu.Unlock()
 	s.h.SetStreamHandler(ReplicateProtocol, s.handleReplicate)
-	s.wg.Add(1)
-	go s.replicationLoop()
+	s.bg.Go(func(context.Context) { s.replicationLoop() })
 }
 
 // SetReplicationReady gives the channel that closes once this node has
@@ -121,7 +120,6 @@ func (s *Service) clusterView() Cluster {
 }
 
 func (s *Service) replicationLoop() {
-	defer s.wg.Done()
 	// A node that just started has not yet heard every member nor caught
 	// up with the catalog: a check now would see too few holders and copy
 	// files that have enough. A kick meanwhile (a holder died) waits too.
@@ -511,7 +509,7 @@ func (s *Service) handleReplicate(st network.Stream) {
 		}
 		// Provide in the background: the catalog already tells getters who
 		// holds the copy, and a DHT provide can wait out dials to dead peers.
-		s.goBackground(func() { s.provideLater(c) })
+		s.bg.Go(func(context.Context) { s.provideLater(c) })
 	}
 	if d := s.directory(); d != nil {
 		custody := req.CustodyFor

@@ -36,7 +36,6 @@ const reportGrace = time.Minute
 // first, reading at most ScrubRate bytes a second; a file verified less
 // than ScrubInterval ago waits.
 func (s *Service) scrubLoop() {
-	defer s.wg.Done()
 	burst := int(min(s.cfg.ScrubRate, scrubChunk))
 	lim := rate.NewLimiter(rate.Limit(s.cfg.ScrubRate), burst)
 	for {
@@ -182,7 +181,7 @@ func (s *Service) quarantine(c cid.Cid, why string) {
 		}
 		cancel()
 	}
-	s.goBackground(func() { s.restore(c, held.Size, custody, path) })
+	s.bg.Go(func(context.Context) { s.restore(c, held.Size, custody, path) })
 }
 
 // restore fetches a good copy of c, quarantined here, from another holder,
@@ -216,7 +215,7 @@ func (s *Service) restore(c cid.Cid, size int64, custody peer.ID, quarantined st
 // fetch order for penaltyTTL, and tells it.
 func (s *Service) blame(p peer.ID, c cid.Cid) {
 	s.penalties.add(p, time.Now())
-	s.goBackground(func() {
+	s.bg.Go(func(context.Context) {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
 		defer cancel()
 		st, err := s.h.NewStream(ctx, p, ReportProtocol)
@@ -256,7 +255,7 @@ func (s *Service) handleReport(st network.Stream) {
 	if !s.reportBusy.CompareAndSwap(false, true) {
 		return
 	}
-	s.goBackground(func() {
+	s.bg.Go(func(context.Context) {
 		defer s.reportBusy.Store(false)
 		if err := s.verifyHeld(c, reportGrace, "a getter's report"); err == nil {
 			s.log.Info("a getter reported a bad copy, but this node's copy verifies", "cid", c, "peer", from)

@@ -2,6 +2,7 @@ package share
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +63,7 @@ func (s *Service) handleGet(st network.Stream) {
 		} else {
 			_ = st.Reset()
 		}
-		s.goBackground(func() { s.quarantine(req.CID, "serving it") })
+		s.bg.Go(func(context.Context) { s.quarantine(req.CID, "serving it") })
 		return
 	case err != nil:
 		s.stats.ServedFailed.Add(1)

@@ -19,6 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pshare/p2pshare/catalog"
+	"github.com/p2pshare/p2pshare/internal/bg"
 )
 
 // Routing is what share needs of the DHT: provider records and values.
@@ -38,10 +39,8 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	bgMu      sync.Mutex // orders goBackground's wg.Add before Close's wg.Wait
+	bg        *bg.Group       // the service's goroutines
+	ctx       context.Context // bg's context
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
 	kick      chan struct{}
@@ -83,20 +82,18 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 	if h.Peerstore().PrivKey(h.ID()) == nil {
 		return nil, errors.New("share: host has no private key")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	g := bg.New()
 	s := &Service{
 		h: h, rt: rt, store: store, cfg: cfg, log: log.With("component", "share"),
-		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), repKick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
+		bg: g, ctx: g.Context(), kick: make(chan struct{}, 1), repKick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
 	}
 	h.SetStreamHandler(ProtocolID, s.handleGet)
 	h.SetStreamHandler(ReportProtocol, s.handleReport)
 	s.notifee = &network.NotifyBundle{ConnectedF: func(network.Network, network.Conn) { s.Kick() }}
 	h.Network().Notify(s.notifee)
-	s.wg.Add(1)
-	go s.reprovideLoop()
+	s.bg.Go(func(context.Context) { s.reprovideLoop() })
 	if cfg.ScrubRate > 0 {
-		s.wg.Add(1)
-		go s.scrubLoop()
+		s.bg.Go(func(context.Context) { s.scrubLoop() })
 	}
 	return s, nil
 }
@@ -165,23 +162,6 @@ func (s *Service) observe(what string, start time.Time) {
 	}
 }
 
-// goBackground runs f on a goroutine that Close waits for, unless Close
-// has begun (then f does not run). For work started outside the service's
-// own goroutines (stream handlers), whose wg.Add could otherwise race
-// Close's wg.Wait.
-func (s *Service) goBackground(f func()) {
-	s.bgMu.Lock()
-	defer s.bgMu.Unlock()
-	if s.ctx.Err() != nil {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-}
-
 // Store returns the content store the service serves from.
 func (s *Service) Store() *Store { return s.store }
 
@@ -196,10 +176,7 @@ func (s *Service) Close() error {
 		s.h.RemoveStreamHandler(ReplicateProtocol)
 		s.h.RemoveStreamHandler(ReportProtocol)
 		s.h.Network().StopNotify(s.notifee)
-		s.bgMu.Lock()
-		s.cancel()
-		s.bgMu.Unlock()
-		s.wg.Wait()
+		s.bg.Close()
 	})
 	return nil
 }
@@ -357,7 +334,6 @@ func (s *Service) needReprovide() {
 // once a peer is connected, again whenever records were kept back for lack
 // of peers, and every ReprovideInterval.
 func (s *Service) reprovideLoop() {
-	defer s.wg.Done()
 	s.pending.Store(true)
 	t := time.NewTicker(s.cfg.ReprovideInterval)
 	defer t.Stop()

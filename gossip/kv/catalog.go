@@ -152,17 +152,11 @@ func (s *Store) DropHolding(ctx context.Context, c cid.Cid) error {
 
 // Holders returns the peers the catalog says hold c, sorted by peer ID.
 func (s *Store) Holders(c string) []catalog.Holder {
-	now := s.networkNow()
 	var out []catalog.Holder
-	s.mu.RLock()
-	for _, r := range s.holds[c] {
-		if r.Deleted || r.Expired(now) {
-			continue
-		}
+	for _, r := range s.local.holders(c, s.cfg.networkNow()) {
 		hv, _ := decodeHoldValue(r.Value)
 		out = append(out, catalog.Holder{Peer: r.Writer, CustodyFor: hv.CustodyFor})
 	}
-	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
 	return out
 }

@@ -171,9 +171,8 @@ func (n *clNode) name() string { return n.id().ShortString() }
 // stored returns the node's record of key, tombstones and expired records
 // included; nil if it has none.
 func (n *clNode) stored(ns, key string) *Record {
-	n.s.mu.RLock()
-	defer n.s.mu.RUnlock()
-	return n.s.recs[ns+"\x00"+key]
+	r, _ := n.s.local.get(ns + "\x00" + key)
+	return r
 }
 
 func clConnect(t *testing.T, a, b *clNode) {

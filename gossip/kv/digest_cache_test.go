@@ -29,22 +29,22 @@ func TestDigestFollowsOverwritesAndDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	n.s.mu.RLock()
+	n.s.local.mu.RLock()
 	var final []*Record
-	for _, r := range n.s.recs {
+	for _, r := range n.s.local.recs {
 		final = append(final, r)
 	}
-	n.s.mu.RUnlock()
+	n.s.local.mu.RUnlock()
 	fresh := testStore(final...)
-	if got, want := n.s.digest(now), fresh.digest(now); !bytes.Equal(got, want) {
+	if got, want := n.s.local.digest(now), fresh.local.digest(now); !bytes.Equal(got, want) {
 		t.Fatal("after overwrites and a delete, the store's digest differs from a fresh digest of the same records")
 	}
 	// And it differs from the digest before the last write.
-	before := n.s.digest(now)
+	before := n.s.local.digest(now)
 	if _, err := n.s.Put(ctx, NSUser, "k", []byte("four"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Equal(before, n.s.digest(time.Now())) {
+	if bytes.Equal(before, n.s.local.digest(time.Now())) {
 		t.Fatal("an overwrite did not change the digest")
 	}
 }
@@ -67,12 +67,11 @@ func BenchmarkDigest10k(b *testing.B) {
 		rs = append(rs, r)
 	}
 	cached := testStore()
-	cached.sums, cached.holds = map[string]recordSum{}, map[string]map[string]*Record{}
-	cached.mu.Lock()
+	cached.local.mu.Lock()
 	for _, r := range rs {
-		cached.setLocked(r)
+		cached.local.setLocked(r)
 	}
-	cached.mu.Unlock()
+	cached.local.mu.Unlock()
 	for _, c := range []struct {
 		name string
 		s    *Store
@@ -80,7 +79,7 @@ func BenchmarkDigest10k(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				c.s.digest(now)
+				c.s.local.digest(now)
 			}
 		})
 	}

@@ -16,6 +16,7 @@
 // node therefore lists and searches every name without asking anyone. The
 // "revoke" namespace carries the network authority's revocations.
 //
-// kv depends on libp2p's core interfaces, go-libp2p-pubsub, go-cid, bbolt
-// and the project's catalog vocabulary (package catalog) only.
+// kv depends on libp2p's core interfaces, go-libp2p-pubsub, go-cid, bbolt,
+// the project's catalog vocabulary (package catalog) and its goroutine
+// group (package internal/bg) only.
 package kv

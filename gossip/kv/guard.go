@@ -109,7 +109,7 @@ type futureKey struct {
 // futureSet remembers records rejected as from the future, so they stay
 // rejected once this node's clock has caught up with them: accepted then,
 // such a record would override writes acknowledged since. It holds at most
-// maxFutureKept, forgetting the oldest first. Callers hold Store.guardMu.
+// maxFutureKept, forgetting the oldest first. Callers hold intake.mu.
 type futureSet struct {
 	m     map[futureKey]struct{}
 	order []futureKey
@@ -136,39 +136,12 @@ func (f *futureSet) has(r *Record) bool {
 	return ok
 }
 
-// rejected counts a record rejected for reason and warns about its writer
-// once (per reason, while at most maxWarned writers are remembered).
-func (s *Store) rejected(writer peer.ID, reason string, err error) {
-	s.count(func(st *Stats) {
-		if st.Rejected == nil {
-			st.Rejected = map[string]int{}
-		}
-		st.Rejected[reason]++
-	})
-	k := string(writer) + "\x00" + reason
-	s.guardMu.Lock()
-	_, seen := s.warned[k]
-	if !seen {
-		if s.warned == nil || len(s.warned) >= maxWarned {
-			s.warned = map[string]struct{}{}
-		}
-		s.warned[k] = struct{}{}
-	}
-	s.guardMu.Unlock()
-	if seen {
-		s.log.Debug("rejected a record", "writer", writer, "reason", reason, "err", err)
-		return
-	}
-	s.log.Warn("rejected a record (further records of this writer rejected for the same reason are logged at debug level)",
-		"writer", writer, "reason", reason, "err", err)
-}
-
 // networkNow is the network's time as this node knows it: its clock
 // corrected by its measured offset to the network, when measured.
-func (s *Store) networkNow() time.Time {
-	now := s.cfg.Now()
-	if s.cfg.ClockOffset != nil {
-		if d, ok := s.cfg.ClockOffset(); ok {
+func (c *Config) networkNow() time.Time {
+	now := c.Now()
+	if c.ClockOffset != nil {
+		if d, ok := c.ClockOffset(); ok {
 			now = now.Add(-d)
 		}
 	}
@@ -178,11 +151,11 @@ func (s *Store) networkNow() time.Time {
 // clockTrusted reports whether this node can judge a record's time: its
 // offset to the network is measured, or not measured at all (no
 // ClockOffset configured).
-func (s *Store) clockTrusted() bool {
-	if s.cfg.ClockOffset == nil {
+func (c *Config) clockTrusted() bool {
+	if c.ClockOffset == nil {
 		return true
 	}
-	_, ok := s.cfg.ClockOffset()
+	_, ok := c.ClockOffset()
 	return ok
 }
 
@@ -200,42 +173,16 @@ func (s *Store) CheckClock() error {
 	return &ClockError{Offset: d, Limit: s.cfg.MaxClockSkew}
 }
 
-// writerKind is the count of one writer's live records or tombstones.
-type writerKind struct {
-	writer peer.ID
-	tomb   bool
-}
-
-func kindOf(r *Record) writerKind { return writerKind{r.Writer, r.Deleted} }
-
-// roomLocked reports whether r may replace cur (nil: none) under the
-// per-writer cap, with delta the changes of the batch being applied, which
-// it updates. s.mu must be held.
-func (s *Store) roomLocked(r, cur *Record, delta map[writerKind]int) bool {
-	k := kindOf(r)
-	if cur != nil && kindOf(cur) == k {
-		return true
+// extraCheck applies Check; records of NSRevoke need one.
+func (c *Config) extraCheck(r *Record) error {
+	if c.Check != nil {
+		if err := c.Check(r); err != nil {
+			return fmt.Errorf("%w: %w: %v", ErrBadRecord, errDenied, err)
+		}
+	} else if r.NS == NSRevoke {
+		return fmt.Errorf("%w: revocations need a network authority", ErrBadRecord)
 	}
-	if s.perWriter[k]+delta[k] >= s.cfg.MaxRecordsPerWriter {
-		return false
-	}
-	delta[k]++
-	if cur != nil {
-		delta[kindOf(cur)]--
-	}
-	return true
-}
-
-// checkRoom fails with a *WriterLimitError if this node's own write of a
-// record (a tombstone when deleted) for ns and key would pass the cap.
-func (s *Store) checkRoom(ns, key string, deleted bool) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r := &Record{NS: ns, Key: key, Deleted: deleted, Writer: s.self}
-	if s.roomLocked(r, s.recs[r.ID()], map[writerKind]int{}) {
-		return nil
-	}
-	return &WriterLimitError{Limit: s.cfg.MaxRecordsPerWriter, Tombstone: deleted, TTL: s.cfg.TombstoneTTL}
+	return nil
 }
 
 // checkOwnWrite refuses a write the network would refuse: this node's
@@ -244,5 +191,5 @@ func (s *Store) checkOwnWrite(ns, key string, deleted bool) error {
 	if err := s.CheckClock(); err != nil {
 		return err
 	}
-	return s.checkRoom(ns, key, deleted)
+	return s.local.checkRoom(s.self, ns, key, deleted)
 }

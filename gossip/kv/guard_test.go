@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func TestFutureRecordIsRejectedForGood(t *testing.T) {
 	}
 	// Both 90 s ahead of this node's clock (the limit is 30 s).
 	viaGossip, viaSync := at(90*time.Second, "gossiped"), at(90*time.Second, "synced")
-	if got := s.validate(context.Background(), "", gossipMessage(t, viaGossip)); got != pubsub.ValidationReject {
+	if got := s.intake.validate(context.Background(), "", gossipMessage(t, viaGossip)); got != pubsub.ValidationReject {
 		t.Fatalf("a record 90 s ahead: validation %v, want reject", got)
 	}
 	if got := syncReceive(t, s, viaSync); len(got) != 0 {
@@ -59,11 +60,11 @@ func TestFutureRecordIsRejectedForGood(t *testing.T) {
 	// either path.
 	clock.set(clock.now().Add(2 * time.Minute))
 	fresh := at(90*time.Second, "fresh")
-	if got := s.validate(context.Background(), "", gossipMessage(t, fresh)); got != pubsub.ValidationAccept {
+	if got := s.intake.validate(context.Background(), "", gossipMessage(t, fresh)); got != pubsub.ValidationAccept {
 		t.Fatalf("a record never seen, now in the past: validation %v, want accept", got)
 	}
 	for _, r := range []*Record{viaGossip, viaSync} {
-		if got := s.validate(context.Background(), "", gossipMessage(t, r)); got != pubsub.ValidationReject {
+		if got := s.intake.validate(context.Background(), "", gossipMessage(t, r)); got != pubsub.ValidationReject {
 			t.Errorf("%q, rejected as from the future 2 min ago: validation %v, want reject", r.Key, got)
 		}
 		if got := syncReceive(t, s, r); len(got) != 0 {
@@ -100,7 +101,7 @@ func TestMeasuredClockJudgesRecords(t *testing.T) {
 	r := userRecord("k", "v")
 	r.Time = Timestamp{Wall: testWall + int64(9*time.Minute)}
 	signRecord(t, r, testKey(t, 1))
-	if got := s.validate(context.Background(), "", gossipMessage(t, r)); got != pubsub.ValidationAccept {
+	if got := s.intake.validate(context.Background(), "", gossipMessage(t, r)); got != pubsub.ValidationAccept {
 		t.Fatalf("a record written a minute ago by the network's clock: validation %v, want accept", got)
 	}
 	err := s.CheckClock()
@@ -136,12 +137,11 @@ func capStore(t *testing.T, max int) *Store {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s := testStore()
-	s.db, s.sums, s.holds, s.perWriter = db, map[string]recordSum{}, map[string]map[string]*Record{}, map[writerKind]int{}
-	s.cfg.MaxRecordsPerWriter = max
-	s.cfg.Now = func() time.Time { return time.Unix(0, testWall).Add(time.Minute) }
-	s.self = idOf(t, testKey(t, 1))
-	return s
+	cfg := DefaultConfig()
+	cfg.MaxRecordsPerWriter = max
+	cfg.Now = func() time.Time { return time.Unix(0, testWall).Add(time.Minute) }
+	log := slog.New(slog.DiscardHandler)
+	return newStore(cfg, log, newLocal(nil, log, db), idOf(t, testKey(t, 1)), NewClock(nil))
 }
 
 func TestWriterCap(t *testing.T) {
@@ -206,9 +206,9 @@ func TestWriterCap(t *testing.T) {
 		t.Fatal("wrong records kept after B took one of A's keys")
 	}
 	// The sweep gives the room back too.
-	s.mu.Lock()
-	s.dropLocked(NSUser + "\x00a1")
-	s.mu.Unlock()
+	s.local.mu.Lock()
+	s.local.dropLocked(NSUser + "\x00a1")
+	s.local.mu.Unlock()
 	if err := s.checkOwnWrite(NSUser, "a8", false); err != nil {
 		t.Fatalf("own write after a record was dropped: %v", err)
 	}
@@ -216,9 +216,7 @@ func TestWriterCap(t *testing.T) {
 
 // stored reports whether s holds a record for the user key.
 func (s *Store) stored(key string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.recs[NSUser+"\x00"+key]
+	_, ok := s.local.get(NSUser + "\x00" + key)
 	return ok
 }
 

@@ -2,14 +2,11 @@ package kv
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"sort"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -18,18 +15,20 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/p2pshare/p2pshare/internal/bg"
 )
 
 // Topic is the GossipSub topic of KV updates.
 const Topic = "/p2pshare/kv/1"
 
-var bucketRecords = []byte("records")
-
-// Store owns one node's copy of the replicated key-value store: the records
-// in memory and in a bbolt file, the KV topic, the anti-entropy protocol
-// and the expiry sweeper. Methods are safe for concurrent use; Close stops
-// every goroutine it started.
+// Store owns one node's copy of the replicated key-value store. It is
+// composed of three parts, each with its own state: local, the records in
+// memory and in a bbolt file; intake, which judges and keeps what other
+// nodes send on the KV topic; and syncer, which schedules the anti-entropy
+// exchanges of sync.go. Store itself signs and spreads this node's writes,
+// reads, and runs the parts' goroutines. Methods are safe for concurrent
+// use; Close stops every goroutine it started.
 type Store struct {
 	h    host.Host
 	self peer.ID
@@ -39,41 +38,20 @@ type Store struct {
 	log  *slog.Logger
 
 	clock *Clock
-	db    *bolt.DB
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
 	ps    *pubsub.PubSub
 
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	local  *local
+	intake *intake
+	syncer *syncer
+	watch  watchers
+
+	bg        *bg.Group
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
-	kick      chan peer.ID
-	synced    chan struct{} // closed by syncLoop after its first exchange
-	// handlers tracks running anti-entropy handlers; handlersMu orders
-	// their Add against Close's Wait.
-	handlersMu sync.Mutex
-	handlers   sync.WaitGroup
 
-	mu   sync.RWMutex // guards recs, sums, holds and the db's contents
-	recs map[string]*Record
-	// sums caches each record's digest and bucket for anti-entropy, so an
-	// exchange does not hash every record again.
-	sums map[string]recordSum
-	// holds indexes the NSHold records by CID (holds[cid][id]), so Holders
-	// does not scan every record.
-	holds map[string]map[string]*Record
-	// perWriter counts each writer's records (live and tombstones apart)
-	// for MaxRecordsPerWriter.
-	perWriter map[writerKind]int
-
-	guardMu sync.Mutex // guards future and warned
-	future  futureSet
-	warned  map[string]struct{}
-
-	statsMu sync.Mutex
-	stats   Stats
+	puts, deletes, syncs, appliedSync atomic.Int64
 }
 
 // Stats counts what the store did since start.
@@ -87,6 +65,17 @@ type Stats struct {
 	Rejected map[string]int
 }
 
+// newStore returns a Store on the local copy l, its parts wired, before
+// it joins any network.
+func newStore(cfg Config, log *slog.Logger, l *local, self peer.ID, clock *Clock) *Store {
+	s := &Store{self: self, cfg: cfg, log: log, clock: clock, bg: bg.New()}
+	l.cfg = &s.cfg
+	s.local = l
+	s.intake = newIntake(&s.cfg, log, self, clock.Observe, s.apply)
+	s.syncer = newSyncer(&s.cfg, log, func() []peer.ID { return s.h.Network().Peers() }, s.SyncWith)
+	return s
+}
+
 // Open opens (creating) the bbolt file at path, loads the records, joins
 // the KV topic on ps, serves the anti-entropy protocol on h and starts the
 // background loops. rt, the DHT, may be nil.
@@ -98,25 +87,21 @@ func Open(h host.Host, ps *pubsub.PubSub, rt routing.ValueStore, path string, cf
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "kv")
 	key := h.Peerstore().PrivKey(h.ID())
 	if key == nil {
 		return nil, errors.New("kv: host has no private key")
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	clock := NewClock(cfg.Now)
+	l, err := openLocal(path, &cfg, log, cfg.networkNow(), clock.Observe)
 	if err != nil {
-		return nil, fmt.Errorf("kv: open %s: %w", path, err)
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s = &Store{
-		h: h, self: h.ID(), key: key, rt: rt, cfg: cfg, log: log.With("component", "kv"),
-		clock: NewClock(cfg.Now), db: db, ps: ps, ctx: ctx, cancel: cancel,
-		kick: make(chan peer.ID, 1), synced: make(chan struct{}), recs: map[string]*Record{},
-		sums: map[string]recordSum{}, holds: map[string]map[string]*Record{},
-		perWriter: map[writerKind]int{}, warned: map[string]struct{}{},
-	}
+	s = newStore(cfg, log, l, h.ID(), clock)
+	s.h, s.key, s.rt, s.ps = h, key, rt, ps
 	defer func() {
 		if err != nil {
-			cancel()
+			s.bg.Close()
 			if s.sub != nil {
 				s.sub.Cancel()
 			}
@@ -124,13 +109,10 @@ func Open(h host.Host, ps *pubsub.PubSub, rt routing.ValueStore, path string, cf
 				_ = s.topic.Close()
 			}
 			_ = ps.UnregisterTopicValidator(Topic)
-			_ = db.Close()
+			_ = l.close()
 		}
 	}()
-	if err = s.load(); err != nil {
-		return nil, err
-	}
-	if err = ps.RegisterTopicValidator(Topic, s.validate); err != nil {
+	if err = ps.RegisterTopicValidator(Topic, s.intake.validate); err != nil {
 		return nil, fmt.Errorf("kv: register validator: %w", err)
 	}
 	if s.topic, err = ps.Join(Topic); err != nil {
@@ -140,37 +122,25 @@ func Open(h host.Host, ps *pubsub.PubSub, rt routing.ValueStore, path string, cf
 		return nil, fmt.Errorf("kv: subscribe: %w", err)
 	}
 	h.SetStreamHandler(SyncProtocol, s.handleSync)
-	s.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		select {
-		case s.kick <- c.RemotePeer():
-		default:
-		}
-	}}
+	s.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { s.syncer.connected(c.RemotePeer()) }}
 	h.Network().Notify(s.notifee)
-	s.wg.Add(3)
-	go s.receiveLoop()
-	go s.syncLoop()
-	go s.sweepLoop()
+	s.bg.Go(func(ctx context.Context) { s.intake.receive(ctx, s.bg, s.sub.Next) })
+	s.bg.Go(s.syncer.run)
+	s.bg.Go(s.sweepLoop)
 	return s, nil
 }
 
-// Close stops the loops, leaves the topic and closes the file. Safe to call
-// more than once.
+// Close stops the loops, leaves the topic, closes the file and every
+// watch's channel. Safe to call more than once.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.h.Network().StopNotify(s.notifee)
 		s.h.RemoveStreamHandler(SyncProtocol)
-		s.handlersMu.Lock()
-		s.cancel()
-		s.handlersMu.Unlock()
+		s.bg.Close()
 		s.sub.Cancel()
-		s.wg.Wait()
-		s.handlers.Wait()
-		err = errors.Join(s.topic.Close(), s.ps.UnregisterTopicValidator(Topic))
-		s.mu.Lock()
-		err = errors.Join(err, s.db.Close())
-		s.mu.Unlock()
+		err = errors.Join(s.topic.Close(), s.ps.UnregisterTopicValidator(Topic), s.local.close())
+		s.watch.close()
 	})
 	return err
 }
@@ -180,64 +150,59 @@ func (s *Store) Config() Config { return s.cfg }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	st := s.stats
-	st.Rejected = make(map[string]int, len(s.stats.Rejected))
-	for k, v := range s.stats.Rejected {
-		st.Rejected[k] = v
+	st := Stats{
+		Puts: int(s.puts.Load()), Deletes: int(s.deletes.Load()),
+		Syncs: int(s.syncs.Load()), AppliedSync: int(s.appliedSync.Load()),
 	}
+	s.intake.counts(&st)
 	return st
 }
 
-func (s *Store) count(f func(*Stats)) {
-	s.statsMu.Lock()
-	f(&s.stats)
-	s.statsMu.Unlock()
+// Watch returns a channel that receives a signal whenever the store keeps
+// a record of namespace ns whose key starts with prefix: this node's own
+// write, or a record received by gossip, by anti-entropy or from the DHT.
+// Signals coalesce (the channel holds at most one, and the store never
+// waits for it): on each, read the namespace with List. The channel is
+// closed by stop or by Close.
+func (s *Store) Watch(ns, prefix string) (signal <-chan struct{}, stop func()) {
+	return s.watch.add(ns, prefix)
 }
 
-// load reads every record of the file into memory, dropping expired ones
-// and collected tombstones.
-func (s *Store) load() error {
-	now := s.networkNow()
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketRecords)
-		if err != nil {
-			return fmt.Errorf("kv: create bucket: %w", err)
-		}
-		var drop [][]byte
-		err = b.ForEach(func(k, v []byte) error {
-			var r Record
-			if err := json.Unmarshal(v, &r); err != nil || r.ID() != string(k) {
-				s.log.Warn("dropping unreadable record from the local store", "key", string(k), "err", err)
-				drop = append(drop, k)
-				return nil
-			}
-			if s.gone(&r, now) {
-				drop = append(drop, k)
-				return nil
-			}
-			s.setLocked(&r)
-			s.clock.Observe(r.Time)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range drop {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// apply keeps every record that wins over the local copy of its key and
+// signals the watches; the records refused by the per-writer cap count as
+// rejected. It returns how many it kept. The records must have been
+// verified.
+func (s *Store) apply(rs []*Record) (int, error) {
+	kept, capped, err := s.local.apply(rs, s.cfg.networkNow())
+	for _, r := range capped {
+		s.intake.reject(r.Writer, RejectWriterCap, fmt.Errorf("%w: its writer holds %d records here, the limit", ErrBadRecord, s.cfg.MaxRecordsPerWriter))
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.watch.notify(kept)
+	return len(kept), nil
 }
 
-// gone reports whether a record is to be forgotten: expired, or a
-// tombstone older than TombstoneTTL.
-func (s *Store) gone(r *Record, now time.Time) bool {
-	return r.Expired(now) || (r.Deleted && now.Sub(r.Time.Time()) > s.cfg.TombstoneTTL)
+// sweepLoop drops expired records and old tombstones.
+func (s *Store) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.local.sweep(s.cfg.networkNow()); err != nil {
+			s.log.Warn("drop expired records", "err", err)
+		}
+	}
 }
+
+// Synced returns a channel closed once the store has caught up: its first
+// anti-entropy exchange with a peer succeeded.
+func (s *Store) Synced() <-chan struct{} { return s.syncer.synced }
 
 // checkWrite checks a write's namespace and key.
 func (s *Store) checkWrite(ns, key string) error {
@@ -283,7 +248,7 @@ func (s *Store) put(ctx context.Context, ns, key string, value []byte, ttl time.
 	if err := s.write(ctx, r); err != nil {
 		return nil, err
 	}
-	s.count(func(st *Stats) { st.Puts++ })
+	s.puts.Add(1)
 	return r, nil
 }
 
@@ -303,7 +268,7 @@ func (s *Store) Delete(ctx context.Context, ns, key string) (*Record, error) {
 	if err := s.write(ctx, r); err != nil {
 		return nil, err
 	}
-	s.count(func(st *Stats) { st.Deletes++ })
+	s.deletes.Add(1)
 	return r, nil
 }
 
@@ -316,7 +281,7 @@ func (s *Store) write(ctx context.Context, r *Record) error {
 	if err := r.checkShape(); err != nil {
 		return err
 	}
-	if err := s.extraCheck(r); err != nil {
+	if err := s.cfg.extraCheck(r); err != nil {
 		return err
 	}
 	b, err := r.Marshal()
@@ -359,10 +324,8 @@ func (s *Store) putInDHT(ctx context.Context, r *Record) error {
 
 // Local returns this node's live copy of key: not deleted, not expired.
 func (s *Store) Local(ns, key string) (*Record, bool) {
-	s.mu.RLock()
-	r, ok := s.recs[ns+"\x00"+key]
-	s.mu.RUnlock()
-	if !ok || r.Deleted || r.Expired(s.networkNow()) {
+	r, ok := s.local.get(ns + "\x00" + key)
+	if !ok || r.Deleted || r.Expired(s.cfg.networkNow()) {
 		return nil, false
 	}
 	return r, true
@@ -375,10 +338,8 @@ func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 	if err := s.checkWrite(ns, key); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	r, ok := s.recs[ns+"\x00"+key]
-	s.mu.RUnlock()
-	now := s.networkNow()
+	r, ok := s.local.get(ns + "\x00" + key)
+	now := s.cfg.networkNow()
 	if ok {
 		if r.Deleted || r.Expired(now) {
 			return nil, fmt.Errorf("key %q: %w (deleted or expired)", key, ErrNotFound)
@@ -391,7 +352,7 @@ func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 		b, err := s.rt.GetValue(dctx, DHTKey(ns, key))
 		if err == nil {
 			r, err := Unmarshal(b)
-			if err == nil && r.NS == ns && r.Key == key && s.admit(r, now) == nil {
+			if err == nil && r.NS == ns && r.Key == key && s.intake.admit(r, now) == nil {
 				s.clock.Observe(r.Time)
 				if _, err := s.apply([]*Record{r}); err != nil {
 					s.log.Warn("keep record found in the DHT", "key", key, "err", err)
@@ -410,378 +371,10 @@ func (s *Store) Get(ctx context.Context, ns, key string) (*Record, error) {
 // List returns the live records of namespace ns whose key starts with
 // prefix, sorted by key.
 func (s *Store) List(ns, prefix string) []*Record {
-	now := s.networkNow()
-	pre := ns + "\x00" + prefix
-	s.mu.RLock()
-	var out []*Record
-	for id, r := range s.recs {
-		if strings.HasPrefix(id, pre) && !r.Deleted && !r.Expired(now) {
-			out = append(out, r)
-		}
-	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
+	return s.local.list(ns+"\x00"+prefix, s.cfg.networkNow())
 }
 
 // Len returns how many records (tombstones included) the store keeps.
-func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.recs)
-}
-
-// apply keeps every record that wins over the local copy of its key, in
-// memory and, in one transaction, on disk. It returns how many it kept.
-// The records must have been verified.
-func (s *Store) apply(rs []*Record) (int, error) {
-	var capped []*Record // counted and logged once s.mu is released
-	defer func() {
-		for _, r := range capped {
-			s.rejected(r.Writer, RejectWriterCap, fmt.Errorf("%w: its writer holds %d records here, the limit", ErrBadRecord, s.cfg.MaxRecordsPerWriter))
-		}
-	}()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.networkNow()
-	var won []*Record
-	seen := map[string]*Record{}
-	delta := map[writerKind]int{}
-	for _, r := range rs {
-		if s.gone(r, now) {
-			continue
-		}
-		id := r.ID()
-		cur, ok := seen[id]
-		if !ok {
-			cur = s.recs[id]
-		}
-		if cur != nil && !r.Wins(cur) {
-			continue
-		}
-		if !s.roomLocked(r, cur, delta) {
-			capped = append(capped, r)
-			continue
-		}
-		seen[id] = r
-		won = append(won, r)
-	}
-	if len(won) == 0 {
-		return 0, nil
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		for _, r := range won {
-			if seen[r.ID()] != r {
-				continue
-			}
-			v, err := r.Marshal()
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(r.ID()), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("kv: keep records: %w", err)
-	}
-	for _, r := range seen {
-		s.setLocked(r)
-	}
-	return len(seen), nil
-}
-
-// recordSum is a record's cached digest and bucket.
-type recordSum struct {
-	r      *Record
-	d      [32]byte
-	bucket byte
-}
-
-// setLocked keeps r as the local copy of its key, with its digest and its
-// place in the holdings index. s.mu must be held for writing.
-func (s *Store) setLocked(r *Record) {
-	id := r.ID()
-	if old, ok := s.recs[id]; ok {
-		s.perWriter[kindOf(old)]--
-	}
-	s.perWriter[kindOf(r)]++
-	s.recs[id] = r
-	s.sums[id] = recordSum{r: r, d: r.digest(), bucket: bucketOf(id)}
-	if r.NS == NSHold {
-		c, _, _ := strings.Cut(r.Key, "/")
-		if s.holds[c] == nil {
-			s.holds[c] = map[string]*Record{}
-		}
-		s.holds[c][id] = r
-	}
-}
-
-// dropLocked forgets the local copy of id. s.mu must be held for writing.
-func (s *Store) dropLocked(id string) {
-	if r, ok := s.recs[id]; ok {
-		if k := kindOf(r); s.perWriter[k] <= 1 {
-			delete(s.perWriter, k)
-		} else {
-			s.perWriter[k]--
-		}
-	}
-	if r, ok := s.recs[id]; ok && r.NS == NSHold {
-		c, _, _ := strings.Cut(r.Key, "/")
-		delete(s.holds[c], id)
-		if len(s.holds[c]) == 0 {
-			delete(s.holds, c)
-		}
-	}
-	delete(s.recs, id)
-	delete(s.sums, id)
-}
-
-// sumLocked returns id's digest and bucket, from the cache when r is the
-// record it was computed for. s.mu must be held.
-func (s *Store) sumLocked(id string, r *Record) recordSum {
-	if c, ok := s.sums[id]; ok && c.r == r {
-		return c
-	}
-	return recordSum{r: r, d: r.digest(), bucket: bucketOf(id)}
-}
-
-// admit checks a verified record from another node against this node's
-// limits: not from further in the future than MaxClockSkew, now or when it
-// was first received, not expired, a value no larger than MaxValueSize. A
-// rejected record is counted (see Stats.Rejected) and its writer warned
-// about once.
-func (s *Store) admit(r *Record, now time.Time) error {
-	err := s.check(r, now)
-	if err != nil && !errors.Is(err, ErrExpired) {
-		s.rejected(r.Writer, rejectReason(err), err)
-	}
-	return err
-}
-
-func (s *Store) check(r *Record, now time.Time) error {
-	s.guardMu.Lock()
-	was := s.future.has(r)
-	s.guardMu.Unlock()
-	if was {
-		return fmt.Errorf("%w: %w: rejected on receipt, and for good", ErrBadRecord, ErrFuture)
-	}
-	if len(r.Value) > s.cfg.MaxValueSize {
-		return fmt.Errorf("%w: %w: %d bytes, this node's limit is %d", ErrBadRecord, errTooLarge, len(r.Value), s.cfg.MaxValueSize)
-	}
-	if err := s.extraCheck(r); err != nil {
-		return err
-	}
-	err := r.Check(now, s.cfg.MaxClockSkew)
-	if errors.Is(err, ErrFuture) && s.clockTrusted() {
-		// For good: accepted once this node's clock caught up with it,
-		// it would override every write acknowledged in between.
-		s.guardMu.Lock()
-		s.future.add(r)
-		s.guardMu.Unlock()
-	}
-	return err
-}
-
-// extraCheck applies Config.Check; records of NSRevoke need one.
-func (s *Store) extraCheck(r *Record) error {
-	if s.cfg.Check != nil {
-		if err := s.cfg.Check(r); err != nil {
-			return fmt.Errorf("%w: %w: %v", ErrBadRecord, errDenied, err)
-		}
-	} else if r.NS == NSRevoke {
-		return fmt.Errorf("%w: revocations need a network authority", ErrBadRecord)
-	}
-	return nil
-}
-
-// validate is the KV topic's validator: the record must be well formed,
-// signed by the peer that published it, and not from the future; an expired
-// one is ignored.
-func (s *Store) validate(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	r, err := Unmarshal(msg.Data)
-	if err != nil {
-		s.rejected(msg.GetFrom(), RejectInvalid, err)
-		return pubsub.ValidationReject
-	}
-	if msg.GetFrom() != r.Writer {
-		s.rejected(msg.GetFrom(), RejectInvalid, fmt.Errorf("%w: a record of %s published as its own", ErrBadRecord, r.Writer))
-		return pubsub.ValidationReject
-	}
-	if err := s.admit(r, s.networkNow()); err != nil {
-		if errors.Is(err, ErrExpired) {
-			return pubsub.ValidationIgnore
-		}
-		return pubsub.ValidationReject
-	}
-	msg.ValidatorData = r
-	return pubsub.ValidationAccept
-}
-
-// receiveLoop hands the topic's records to applyLoop.
-func (s *Store) receiveLoop() {
-	defer s.wg.Done()
-	in := make(chan *Record, maxApplyBatch)
-	s.wg.Add(1)
-	go s.applyLoop(in)
-	defer close(in)
-	for {
-		msg, err := s.sub.Next(s.ctx)
-		if err != nil {
-			return
-		}
-		r, ok := msg.ValidatorData.(*Record)
-		if !ok || msg.GetFrom() == s.self {
-			continue
-		}
-		s.clock.Observe(r.Time)
-		select {
-		case in <- r:
-		case <-s.ctx.Done():
-			return
-		}
-	}
-}
-
-// maxApplyBatch bounds how many received records one disk transaction
-// keeps.
-const maxApplyBatch = 512
-
-// applyLoop applies received records, as many as have arrived in one
-// transaction, so a burst of writes costs one fsync, not one each.
-func (s *Store) applyLoop(in <-chan *Record) {
-	defer s.wg.Done()
-	for r := range in {
-		batch := []*Record{r}
-	drain:
-		for len(batch) < maxApplyBatch {
-			select {
-			case r, ok := <-in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		n, err := s.apply(batch)
-		if err != nil {
-			s.log.Warn("apply KV updates", "records", len(batch), "err", err)
-			continue
-		}
-		if n > 0 {
-			s.count(func(st *Stats) { st.AppliedGossip += n })
-		}
-	}
-}
-
-// sweepLoop drops expired records and old tombstones.
-func (s *Store) sweepLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.sweep(s.networkNow())
-	}
-}
-
-func (s *Store) sweep(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var drop []string
-	for id, r := range s.recs {
-		if s.gone(r, now) {
-			drop = append(drop, id)
-		}
-	}
-	if len(drop) == 0 {
-		return
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		for _, id := range drop {
-			if err := b.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		s.log.Warn("drop expired records", "err", err)
-		return
-	}
-	for _, id := range drop {
-		s.dropLocked(id)
-	}
-}
-
-// syncLoop runs anti-entropy: every 500 ms with a random connected peer
-// (at once with a peer that just connected) until one exchange succeeds,
-// then with a random connected peer every SyncInterval.
-func (s *Store) syncLoop() {
-	defer s.wg.Done()
-	const catchUp = 500 * time.Millisecond
-	t := time.NewTimer(0)
-	defer t.Stop()
-	synced := false
-	for {
-		var p peer.ID
-		select {
-		case <-s.ctx.Done():
-			return
-		case p = <-s.kick:
-			if synced {
-				continue
-			}
-		case <-t.C:
-		}
-		if p == "" {
-			peers := s.h.Network().Peers()
-			if len(peers) > 0 {
-				p = peers[rand.IntN(len(peers))]
-			}
-		}
-		if p != "" {
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.SyncTimeout)
-			st, err := s.SyncWith(ctx, p)
-			cancel()
-			if err != nil {
-				s.log.Debug("anti-entropy", "peer", p, "err", err)
-			} else {
-				if !synced || st.Received > 0 {
-					s.log.Info("anti-entropy exchange", "peer", p, "sent", st.Sent, "received", st.Received, "applied", st.Applied)
-				}
-				if !synced {
-					close(s.synced)
-				}
-				synced = true
-			}
-		}
-		next := s.cfg.SyncInterval
-		if !synced {
-			next = catchUp
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
-		t.Reset(next)
-	}
-}
-
-// Synced returns a channel closed once the store has caught up: its first
-// anti-entropy exchange with a peer succeeded.
-func (s *Store) Synced() <-chan struct{} { return s.synced }
+func (s *Store) Len() int { return s.local.len() }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

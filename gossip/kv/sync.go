@@ -47,25 +47,6 @@ func bucketOf(id string) byte {
 	return h[0]
 }
 
-// digest returns the store's digest: one hash per bucket of the live
-// records (tombstones included, expired records not).
-func (s *Store) digest(now time.Time) []byte {
-	out := make([]byte, digestSize)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for id, r := range s.recs {
-		if r.Expired(now) {
-			continue
-		}
-		sum := s.sumLocked(id, r)
-		b := int(sum.bucket)
-		for i := range sum.d {
-			out[b*sha256.Size+i] ^= sum.d[i]
-		}
-	}
-	return out
-}
-
 // differing returns which buckets of two digests differ.
 func differing(a, b []byte) map[byte]bool {
 	out := map[byte]bool{}
@@ -73,28 +54,6 @@ func differing(a, b []byte) map[byte]bool {
 		x, y := a[i*sha256.Size:(i+1)*sha256.Size], b[i*sha256.Size:(i+1)*sha256.Size]
 		if string(x) != string(y) {
 			out[byte(i)] = true
-		}
-	}
-	return out
-}
-
-// recordsIn returns the encoded live records of the given buckets.
-func (s *Store) recordsIn(buckets map[byte]bool, now time.Time) [][]byte {
-	if len(buckets) == 0 {
-		return nil
-	}
-	s.mu.RLock()
-	var rs []*Record
-	for id, r := range s.recs {
-		if !r.Expired(now) && buckets[s.sumLocked(id, r).bucket] {
-			rs = append(rs, r)
-		}
-	}
-	s.mu.RUnlock()
-	out := make([][]byte, 0, len(rs))
-	for _, r := range rs {
-		if b, err := r.Marshal(); err == nil {
-			out = append(out, b)
 		}
 	}
 	return out
@@ -122,26 +81,24 @@ func (s *Store) SyncWith(ctx context.Context, p peer.ID) (SyncStats, error) {
 		str.Reset()
 		return st, fmt.Errorf("anti-entropy with %s: %w", p, err)
 	}
-	s.count(func(c *Stats) { c.Syncs++ })
+	s.syncs.Add(1)
 	return st, nil
 }
 
+// handleSync answers an exchange a peer started, on a goroutine Close
+// waits for.
 func (s *Store) handleSync(str network.Stream) {
-	s.handlersMu.Lock()
-	if s.ctx.Err() != nil {
-		s.handlersMu.Unlock()
-		str.Reset()
-		return
-	}
-	s.handlers.Add(1)
-	s.handlersMu.Unlock()
-	defer s.handlers.Done()
-	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
-	defer stop()
-	defer str.Close()
-	_ = str.SetDeadline(time.Now().Add(s.cfg.SyncTimeout))
-	if _, err := s.exchange(str, false); err != nil {
-		s.log.Debug("anti-entropy from peer", "peer", str.Conn().RemotePeer(), "err", err)
+	ok := s.bg.Go(func(ctx context.Context) {
+		stop := context.AfterFunc(ctx, func() { str.Reset() })
+		defer stop()
+		defer str.Close()
+		_ = str.SetDeadline(time.Now().Add(s.cfg.SyncTimeout))
+		if _, err := s.exchange(str, false); err != nil {
+			s.log.Debug("anti-entropy from peer", "peer", str.Conn().RemotePeer(), "err", err)
+			str.Reset()
+		}
+	})
+	if !ok {
 		str.Reset()
 	}
 }
@@ -151,7 +108,7 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 	var st SyncStats
 	r := bufio.NewReaderSize(str, 64<<10)
 	w := bufio.NewWriterSize(str, 64<<10)
-	mine := s.digest(s.networkNow())
+	mine := s.local.digest(s.cfg.networkNow())
 	var theirs []byte
 	var err error
 	if initiator {
@@ -171,7 +128,7 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 	diff := differing(mine, theirs)
 	// Choose what to send before receiving, so the initiator does not send
 	// back what the responder just gave it.
-	recs := s.recordsIn(diff, s.networkNow())
+	recs := s.local.recordsIn(diff, s.cfg.networkNow())
 	send := func() error {
 		for _, b := range recs {
 			if err := writeFrame(w, b); err != nil {
@@ -206,9 +163,7 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 			return st, fmt.Errorf("send records: %w", err)
 		}
 	}
-	if st.Applied > 0 {
-		s.count(func(c *Stats) { c.AppliedSync += st.Applied })
-	}
+	s.appliedSync.Add(int64(st.Applied))
 	return st, nil
 }
 
@@ -242,7 +197,7 @@ func (s *Store) receiveInto(from peer.ID, r *bufio.Reader, sink func([]*Record) 
 		chunk = nil
 		return err
 	}
-	now := s.networkNow()
+	now := s.cfg.networkNow()
 	for n := 0; ; n++ {
 		if n > maxSyncRecords {
 			return fmt.Errorf("%w: more than %d records", ErrBadSync, maxSyncRecords)
@@ -258,10 +213,10 @@ func (s *Store) receiveInto(from peer.ID, r *bufio.Reader, sink func([]*Record) 
 		}
 		rec, err := Unmarshal(b)
 		if err != nil {
-			s.rejected(from, RejectInvalid, err)
+			s.intake.reject(from, RejectInvalid, err)
 			continue
 		}
-		if err := s.admit(rec, now); err != nil {
+		if err := s.intake.admit(rec, now); err != nil {
 			continue
 		}
 		s.clock.Observe(rec.Time)

@@ -160,16 +160,13 @@ func TestDiffering(t *testing.T) {
 	}
 }
 
-// testStore is a Store with only what the digest and record exchange need.
+// testStore is a Store with only what the digest and record exchange need:
+// a local copy in memory holding rs, their digests not cached.
 func testStore(rs ...*Record) *Store {
-	s := &Store{
-		recs:  map[string]*Record{},
-		cfg:   DefaultConfig(),
-		clock: NewClock(nil),
-		log:   slog.New(slog.DiscardHandler),
-	}
+	log := slog.New(slog.DiscardHandler)
+	s := newStore(DefaultConfig(), log, newLocal(nil, log, nil), "", NewClock(nil))
 	for _, r := range rs {
-		s.recs[r.ID()] = r
+		s.local.recs[r.ID()] = r
 	}
 	return s
 }
@@ -183,19 +180,19 @@ func TestStoreDigest(t *testing.T) {
 		r.Time.Wall = now.Add(-time.Minute).UnixNano()
 		rs = append(rs, signRecord(t, r, k))
 	}
-	empty := testStore().digest(now)
+	empty := testStore().local.digest(now)
 	if len(empty) != digestSize || !bytes.Equal(empty, make([]byte, digestSize)) {
 		t.Fatal("the digest of an empty store is not all zero")
 	}
 	full := testStore(rs...)
-	d := full.digest(now)
+	d := full.local.digest(now)
 	if len(d) != digestSize {
 		t.Fatalf("digest of %d bytes", len(d))
 	}
 	// Same records, other insertion order: same digest.
 	rev := slices.Clone(rs)
 	slices.Reverse(rev)
-	if !bytes.Equal(d, testStore(rev...).digest(now)) {
+	if !bytes.Equal(d, testStore(rev...).local.digest(now)) {
 		t.Fatal("the digest depends on the order of insertion")
 	}
 	// One record more, newer, or expired: exactly its bucket differs.
@@ -215,14 +212,14 @@ func TestStoreDigest(t *testing.T) {
 		{"newer version", testStore(append(slices.Clone(rs), newer)...), newer.ID()},
 		{"expired record", testStore(append(slices.Clone(rs), expired)...), expired.ID()},
 	} {
-		got := slices.Sorted(maps.Keys(differing(d, c.s.digest(now))))
+		got := slices.Sorted(maps.Keys(differing(d, c.s.local.digest(now))))
 		if want := []byte{bucketOf(c.id)}; !bytes.Equal(got, want) {
 			t.Fatalf("%s: buckets %v differ, want %v", c.name, got, want)
 		}
 	}
 	// The expired record counts as absent.
 	withoutExpired := testStore(slices.Delete(slices.Clone(rs), 5, 6)...)
-	if !bytes.Equal(withoutExpired.digest(now), testStore(append(slices.Clone(rs), expired)...).digest(now)) {
+	if !bytes.Equal(withoutExpired.local.digest(now), testStore(append(slices.Clone(rs), expired)...).local.digest(now)) {
 		t.Fatal("an expired record changes the digest")
 	}
 	// recordsIn gives exactly the live records of the asked buckets.
@@ -234,7 +231,7 @@ func TestStoreDigest(t *testing.T) {
 		}
 	}
 	var gotIDs []string
-	for _, b := range full.recordsIn(want, now) {
+	for _, b := range full.local.recordsIn(want, now) {
 		r, err := Unmarshal(b)
 		if err != nil {
 			t.Fatal(err)
@@ -246,10 +243,10 @@ func TestStoreDigest(t *testing.T) {
 	if !slices.Equal(gotIDs, wantIDs) {
 		t.Fatalf("recordsIn = %q, want %q", gotIDs, wantIDs)
 	}
-	if got := full.recordsIn(nil, now); got != nil {
+	if got := full.local.recordsIn(nil, now); got != nil {
 		t.Fatalf("recordsIn(nil) = %d records", len(got))
 	}
-	if got := testStore(expired).recordsIn(map[byte]bool{bucketOf(expired.ID()): true}, now); len(got) != 0 {
+	if got := testStore(expired).local.recordsIn(map[byte]bool{bucketOf(expired.ID()): true}, now); len(got) != 0 {
 		t.Fatal("recordsIn gives an expired record")
 	}
 }
