@@ -10,13 +10,6 @@ import (
 	"time"
 )
 
-type idOut struct {
-	ID          string  `json:"id"`
-	OffsetMS    float64 `json:"offset_ms"`
-	OffsetPeers int     `json:"offset_peers"`
-	Clock       string  `json:"clock"`
-}
-
 // TestE2EClockAheadRefusesWrites runs three daemons and a fourth built
 // with the clockskew tag whose clock is 10 minutes ahead: its writes are
 // refused at once with the clock error, the others measure its offset and

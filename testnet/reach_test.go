@@ -13,6 +13,9 @@ type idOut struct {
 	Addrs        []string `json:"addrs"`
 	Reachability string   `json:"reachability"`
 	PublicAddrs  []string `json:"public_addrs"`
+	OffsetMS     float64  `json:"offset_ms"`
+	OffsetPeers  int      `json:"offset_peers"`
+	Clock        string   `json:"clock"`
 }
 
 type peerOut struct {
