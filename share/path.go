@@ -2,6 +2,8 @@ package share
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -66,7 +68,7 @@ func withViaRecord(ctx context.Context, via *string) context.Context {
 func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, why string) (network.Stream, error) {
 	nw := s.h.Network()
 	if nw.Connectedness(p) != network.Connected {
-		if err := s.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+		if err := s.connect(ctx, p); err != nil {
 			return nil, err
 		}
 	}
@@ -84,6 +86,31 @@ func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, wh
 	}
 	return s.recordVia(ctx, st), nil
 }
+
+// connect connects to p at the addresses this node knows, else at those
+// the DHT knows now. The addresses a node learns of a peer in passing (a
+// provider record, a DHT answer) may be old or only the direct ones: a
+// peer behind a NAT is reachable through its relay addresses, which its
+// DHT server peers keep current.
+func (s *Service) connect(ctx context.Context, p peer.ID) error {
+	err := s.h.Connect(ctx, peer.AddrInfo{ID: p})
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	fctx, cancel := context.WithTimeout(ctx, findPeerTimeout)
+	ai, ferr := s.rt.FindPeer(fctx, p)
+	cancel()
+	if ferr != nil || len(ai.Addrs) == 0 {
+		return err
+	}
+	if err2 := s.h.Connect(ctx, ai); err2 != nil {
+		return fmt.Errorf("%w; at its addresses from the DHT: %w", err, err2)
+	}
+	return nil
+}
+
+// findPeerTimeout bounds the DHT lookup of a peer's current addresses.
+const findPeerTimeout = 10 * time.Second
 
 // waitDirect opens a stream to p on a direct connection made within
 // DirectWait.

@@ -20,10 +20,11 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Routing is what share needs of the DHT: provider records and values.
-// *dht.IpfsDHT satisfies it.
+// Routing is what share needs of the DHT: provider records, peers'
+// current addresses and values. *dht.IpfsDHT satisfies it.
 type Routing interface {
 	routing.ContentRouting
+	routing.PeerRouting
 	routing.ValueStore
 }
 
