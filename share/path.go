@@ -3,6 +3,7 @@ package share
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -117,15 +118,20 @@ const findPeerTimeout = 10 * time.Second
 func (s *Service) waitDirect(ctx context.Context, p peer.ID, pid protocol.ID, why string) (network.Stream, error) {
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.DirectWait)
 	defer cancel()
-	dialed := make(chan struct{})
-	go func() {
-		defer close(dialed)
-		_ = s.h.Connect(network.WithForceDirectDial(wctx, why), peer.AddrInfo{ID: p})
-	}()
-	defer func() {
-		cancel()
-		<-dialed
-	}()
+	// A peer that announces relay addresses is behind a NAT: only the
+	// hole punch, in step with the peer, can open its router's mapping, and
+	// a dial out of step would spoil it (see node's ranker).
+	if !slices.ContainsFunc(s.h.Peerstore().Addrs(p), isRelayAddr) {
+		dialed := make(chan struct{})
+		go func() {
+			defer close(dialed)
+			_ = s.h.Connect(network.WithForceDirectDial(wctx, why), peer.AddrInfo{ID: p})
+		}()
+		defer func() {
+			cancel()
+			<-dialed
+		}()
+	}
 	// Without leave to use a limited connection, the swarm waits for a
 	// direct one (hole punch, the dial above) until wctx ends.
 	return s.h.NewStream(wctx, p, pid)
@@ -136,4 +142,9 @@ func (s *Service) recordVia(ctx context.Context, st network.Stream) network.Stre
 		*rec, _ = ConnVia(st.Conn())
 	}
 	return st
+}
+
+func isRelayAddr(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
 }
