@@ -2,7 +2,6 @@ package share
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -88,30 +87,27 @@ func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, wh
 	return s.recordVia(ctx, st), nil
 }
 
-// connect connects to p at the addresses this node knows, else at those
-// the DHT knows now. The addresses a node learns of a peer in passing (a
-// provider record, a DHT answer) may be old or only the direct ones: a
-// peer behind a NAT is reachable through its relay addresses, which its
-// DHT server peers keep current.
+// connect connects to p. A peer behind a NAT is reached through the relay
+// addresses it announces, which its DHT server peers keep current; what
+// this node learned of p in passing (a DHT answer, a provider record) may
+// predate them and hold only p's router's mapping, a dial to which fails
+// and, out of step with p, spoils a later hole punch (see node's ranker).
+// So unless a relay address of p is known, p's current addresses are
+// looked up first; a failed lookup leaves the dial to what is known.
 func (s *Service) connect(ctx context.Context, p peer.ID) error {
-	err := s.h.Connect(ctx, peer.AddrInfo{ID: p})
-	if err == nil || ctx.Err() != nil {
-		return err
+	ai := peer.AddrInfo{ID: p}
+	if !slices.ContainsFunc(s.h.Peerstore().Addrs(p), isRelayAddr) {
+		fctx, cancel := context.WithTimeout(ctx, findPeerTimeout)
+		if found, err := s.rt.FindPeer(fctx, p); err == nil {
+			ai.Addrs = found.Addrs
+		}
+		cancel()
 	}
-	fctx, cancel := context.WithTimeout(ctx, findPeerTimeout)
-	ai, ferr := s.rt.FindPeer(fctx, p)
-	cancel()
-	if ferr != nil || len(ai.Addrs) == 0 {
-		return err
-	}
-	if err2 := s.h.Connect(ctx, ai); err2 != nil {
-		return fmt.Errorf("%w; at its addresses from the DHT: %w", err, err2)
-	}
-	return nil
+	return s.h.Connect(ctx, ai)
 }
 
 // findPeerTimeout bounds the DHT lookup of a peer's current addresses.
-const findPeerTimeout = 10 * time.Second
+const findPeerTimeout = 5 * time.Second
 
 // waitDirect opens a stream to p on a direct connection made within
 // DirectWait.
