@@ -311,3 +311,69 @@ func TestE2ENAT(t *testing.T) {
 		}
 	})
 }
+
+// TestE2ENATAdmission runs a network closed by a swarm key and tickets: a
+// public node and two members behind home NATs; and two outsiders, one on
+// the public segment with neither, one behind a third NAT with the swarm
+// key but no ticket. The members reserve slots on the public node's relay
+// and fetch each other's files; the outsiders get no slot and cannot
+// fetch a member's file, over the relay or otherwise.
+func TestE2ENATAdmission(t *testing.T) {
+	in := natInternet(t, []string{"pub", "out"}, internet.KindMasquerade, internet.KindMasquerade, internet.KindMasquerade)
+	hosts := []string{"pub", "nat1-a", "nat2-a", "out", "nat3-a"}
+	nw := natNetwork(t, in, hosts, []string{"--replicas", "1"}, nil)
+	kr := nw.RunCLI("keygen")
+	if kr.Code != 0 {
+		t.Fatalf("keygen: %s", kr.Stderr)
+	}
+	key := writeFile(t, t.TempDir(), "swarm.key", []byte(kr.Stdout))
+	ca := filepath.Join(t.TempDir(), "ca")
+	if r := nw.RunCLI("ca", "init", "--ca", ca); r.Code != 0 {
+		t.Fatalf("ca init: %s", r.Stderr)
+	}
+	nw.Setup = func(d *Daemon) {
+		h := in.Host(hosts[d.Index-1])
+		d.Prefix = h.Prefix()
+		d.Listen = []string{fmt.Sprintf("/ip4/%s/tcp/4040", h.IP), fmt.Sprintf("/ip4/%s/udp/4040/quic-v1", h.IP)}
+		switch hosts[d.Index-1] {
+		case "out": // neither key nor ticket
+		case "nat3-a": // the key, no ticket
+			d.Args = []string{"--swarm-key", key}
+		default:
+			d.Args = []string{"--swarm-key", key}
+			admTicket(t, nw, ca, d.Repo, admOfflineID(t, nw, d.Repo))
+		}
+	}
+	natUp(t, nw, len(hosts))
+	a, b, out, c := nw.Node(2), nw.Node(3), nw.Node(4), nw.Node(5)
+	waitRelayed(t, 45*time.Second, a, b)
+	cid, body := shareRandom(t, a, 64<<10)
+	if g := getChecked(t, b, cid, body); g.Provider != a.ID {
+		t.Fatalf("member's get served by %s, want nat1-a", g.Provider)
+	}
+	for _, d := range []*Daemon{out, c} {
+		dst := filepath.Join(t.TempDir(), "got")
+		if r := d.Run("get", cid, "-o", dst); r.Code == 0 {
+			t.Fatalf("outsider %s fetched a member's file", hosts[d.Index-1])
+		}
+		if _, err := os.Stat(dst); err == nil {
+			t.Fatalf("outsider %s's failed get left a file", hosts[d.Index-1])
+		}
+	}
+	// The relay gave the keyed outsider no slot, and no member is
+	// connected to either outsider.
+	var id idOut
+	if err := c.JSON(&id, "id", "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(id.PublicAddrs, " "), "/p2p-circuit") {
+		t.Fatalf("outsider behind nat3 has a relay address: %v", id.PublicAddrs)
+	}
+	for _, m := range nw.Nodes[:3] {
+		for _, o := range []*Daemon{out, c} {
+			if via, err := viaOn(m, o.ID); err != nil || via != "" {
+				t.Fatalf("%s connected to outsider %s (%q, %v)", hosts[m.Index-1], hosts[o.Index-1], via, err)
+			}
+		}
+	}
+}
