@@ -61,9 +61,9 @@ func withViaRecord(ctx context.Context, via *string) context.Context {
 
 // openStream opens a stream to p, preferring a direct connection: when p is
 // reachable only through a relay, it waits up to DirectWait for a direct
-// connection (the hole punch DCUtR starts when a relayed connection opens,
-// and a direct dial to p's known addresses, made here at the same time) and
-// then uses the relayed connection rather than fail. why names the use, as
+// connection (the hole punch DCUtR starts when a relayed connection opens;
+// a peer that announces no relay address is also dialled directly here)
+// and then uses the relayed connection rather than fail. why names the use, as
 // libp2p asks of every stream allowed on a limited (relayed) connection.
 func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, why string) (network.Stream, error) {
 	nw := s.h.Network()
