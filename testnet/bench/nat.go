@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,6 +21,7 @@ import (
 type NATResult struct {
 	DirectSecs    []float64 `json:"direct_s"`
 	DirectMedian  float64   `json:"direct_median_s"`
+	Failed        int       `json:"direct_failed"`
 	Size          int64     `json:"size"`
 	RawMBps       []float64 `json:"raw_MBps"`
 	GetMBps       []float64 `json:"get_MBps"`
@@ -78,6 +80,8 @@ func shareOn(d *testnet.Daemon, dir string, size int64) (string, error) {
 	return s.CID, nil
 }
 
+var errNoDirect = errors.New("no direct connection 2 minutes after start")
+
 // timeToDirect builds a public host and two home NATs, starts a daemon on
 // each, and returns the time from the NATed daemons' start to their direct
 // (hole-punched) connection: the one behind nat2 fetches a small file the
@@ -129,7 +133,7 @@ func timeToDirect(bin string) (float64, error) {
 	}
 	for {
 		if time.Since(start) > 2*time.Minute {
-			return 0, fmt.Errorf("no direct connection after 2 minutes")
+			return 0, errNoDirect
 		}
 		if viaOf(a, b.ID) == "direct" && viaOf(b, a.ID) == "direct" {
 			return time.Since(start).Seconds(), nil
@@ -160,6 +164,11 @@ func nat(args []string) (NATResult, error) {
 	}
 	for r := 0; r < *rounds; r++ {
 		secs, err := timeToDirect(bin)
+		if errors.Is(err, errNoDirect) {
+			fig.Failed++
+			fmt.Printf("round %d: %v\n", r+1, err)
+			continue
+		}
 		if err != nil {
 			return fig, fmt.Errorf("round %d: %w", r+1, err)
 		}
@@ -168,7 +177,7 @@ func nat(args []string) (NATResult, error) {
 	}
 	if len(fig.DirectSecs) > 0 {
 		fig.DirectMedian = median(fig.DirectSecs)
-		fmt.Printf("\nstart to hole-punched connection, %d rounds: median %.1f s\n\n", len(fig.DirectSecs), fig.DirectMedian)
+		fmt.Printf("\nstart to hole-punched connection: %d of %d rounds, median %.1f s\n\n", len(fig.DirectSecs), *rounds, fig.DirectMedian)
 	}
 	if *runs == 0 {
 		return fig, nil
