@@ -214,6 +214,20 @@ func nat(args []string) (NATResult, error) {
 		return fig, err
 	}
 	h1, h2, n1, n2 := nw.Node(2), nw.Node(3), nw.Node(4), nw.Node(5)
+	// The NATed nodes reserve relay slots once AutoNAT finds them private.
+	for _, d := range []*testnet.Daemon{n1, n2} {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+			var id struct {
+				PublicAddrs []string `json:"public_addrs"`
+			}
+			if d.JSON(&id, "id", "--json") == nil && strings.Contains(strings.Join(id.PublicAddrs, " "), "/p2p-circuit") {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fig, fmt.Errorf("node %d has no relay address a minute after start", d.Index)
+			}
+		}
+	}
 	src := filepath.Join(dir, "payload.bin")
 	if err := randomFile(src, *size); err != nil {
 		return fig, err
@@ -229,10 +243,19 @@ func nat(args []string) (NATResult, error) {
 		return fig, err
 	}
 	direct := s.CID
-	if err := n1.JSON(&s, "share", src, "--json"); err != nil {
+	// Other bytes of the same size, held by nat1-a alone.
+	src2 := filepath.Join(dir, "payload2.bin")
+	if err := randomFile(src2, *size); err != nil {
 		return fig, err
 	}
-	relayedCID := s.CID // the same bytes: the same CID, held by nat1-a too
+	want2, err := fileSHA(src2)
+	if err != nil {
+		return fig, err
+	}
+	if err := n1.JSON(&s, "share", src2, "--json"); err != nil {
+		return fig, err
+	}
+	relayedCID := s.CID
 
 	self, err := os.Executable()
 	if err != nil {
@@ -256,6 +279,10 @@ func nat(args []string) (NATResult, error) {
 
 	mb := float64(*size) / 1e6
 	timedGet := func(d *testnet.Daemon, cid, from string) (float64, string, error) {
+		want := want
+		if cid == relayedCID {
+			want = want2
+		}
 		dst := filepath.Join(dir, "get.out")
 		defer os.Remove(dst)
 		start := time.Now()
