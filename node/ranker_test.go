@@ -34,6 +34,20 @@ func TestRankerTriesRelaysLast(t *testing.T) {
 	}
 }
 
+func TestRankerLeavesNATMappingsToTheHolePunch(t *testing.T) {
+	relayed := ma.StringCast("/ip4/7.0.0.10/tcp/4040/p2p/12D3KooWBbXSuhty2HDZQJmG4897efxtWUcZJw8kfPfVb71FHJX5/p2p-circuit")
+	mapping := ma.StringCast("/ip4/7.0.0.11/tcp/4040")
+	lan := ma.StringCast("/ip4/192.168.1.10/tcp/4040")
+	got := tcpFirstRanker([]ma.Multiaddr{mapping, lan, relayed})
+	if len(got) != 2 || !got[0].Addr.Equal(lan) || got[0].Delay != 0 || !got[1].Addr.Equal(relayed) || got[1].Delay != relayFallbackDelay {
+		t.Fatalf("ranks %+v: want the LAN address at once, the relay after %s, not the public one", got, relayFallbackDelay)
+	}
+	// A hole punch's dial is direct only: the public address stays.
+	if got := tcpFirstRanker([]ma.Multiaddr{mapping}); len(got) != 1 || got[0].Delay != 0 {
+		t.Fatalf("ranks %+v: want the public address at once", got)
+	}
+}
+
 func TestNodesConnectOverTCP(t *testing.T) {
 	nodes := newTestNetwork(t, 3)
 	for _, n := range nodes {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -21,6 +22,21 @@ import (
 
 	"github.com/p2pshare/p2pshare/node/admit"
 )
+
+// Observers is how many peers (counted by IP address) must report the same
+// public address of this node before the node announces it. libp2p's
+// default of 4 suits a public network of thousands; a p2pshare network may
+// have a single public node, its bootstrap, which is then the only peer
+// that ever sees a NATed node's router. With 4, a NATed node never
+// announces its router's address, and the public node, as AutoNAT asks
+// only peers that announce a public address, finds nobody to test it: it
+// stays of unknown reachability, runs no relay, and nodes behind two NATs
+// never reach each other. An address reported wrongly costs a failed dial
+// (AutoNAT v2 tests each announced address); hole punching uses an
+// address seen once anyway.
+const Observers = 1
+
+func init() { observedaddrs.ActivationThresh = Observers }
 
 // RelayLimits bound the Circuit Relay v2 service of a publicly reachable
 // node. libp2p's defaults (2 minutes and 128 KiB per relayed connection)

@@ -2,6 +2,8 @@ package share
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -59,14 +61,14 @@ func withViaRecord(ctx context.Context, via *string) context.Context {
 
 // openStream opens a stream to p, preferring a direct connection: when p is
 // reachable only through a relay, it waits up to DirectWait for a direct
-// connection (the hole punch DCUtR starts when a relayed connection opens,
-// and a direct dial to p's known addresses, made here at the same time) and
-// then uses the relayed connection rather than fail. why names the use, as
+// connection (the hole punch DCUtR starts when a relayed connection opens;
+// a peer that announces no relay address is also dialled directly here)
+// and then uses the relayed connection rather than fail. why names the use, as
 // libp2p asks of every stream allowed on a limited (relayed) connection.
 func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, why string) (network.Stream, error) {
 	nw := s.h.Network()
 	if nw.Connectedness(p) != network.Connected {
-		if err := s.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+		if err := s.connect(ctx, p); err != nil {
 			return nil, err
 		}
 	}
@@ -85,20 +87,47 @@ func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, wh
 	return s.recordVia(ctx, st), nil
 }
 
+// connect connects to p. A peer behind a NAT is reached through the relay
+// addresses it announces, which its DHT server peers keep current; what
+// this node learned of p in passing (a DHT answer, a provider record) may
+// predate them and hold only p's router's mapping, a dial to which fails
+// and, out of step with p, spoils a later hole punch (see node's ranker).
+// So unless a relay address of p is known, p's current addresses are
+// looked up first; a failed lookup leaves the dial to what is known.
+func (s *Service) connect(ctx context.Context, p peer.ID) error {
+	ai := peer.AddrInfo{ID: p}
+	if !slices.ContainsFunc(s.h.Peerstore().Addrs(p), isRelayAddr) {
+		fctx, cancel := context.WithTimeout(ctx, findPeerTimeout)
+		if found, err := s.rt.FindPeer(fctx, p); err == nil {
+			ai.Addrs = found.Addrs
+		}
+		cancel()
+	}
+	return s.h.Connect(ctx, ai)
+}
+
+// findPeerTimeout bounds the DHT lookup of a peer's current addresses.
+const findPeerTimeout = 5 * time.Second
+
 // waitDirect opens a stream to p on a direct connection made within
 // DirectWait.
 func (s *Service) waitDirect(ctx context.Context, p peer.ID, pid protocol.ID, why string) (network.Stream, error) {
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.DirectWait)
 	defer cancel()
-	dialed := make(chan struct{})
-	go func() {
-		defer close(dialed)
-		_ = s.h.Connect(network.WithForceDirectDial(wctx, why), peer.AddrInfo{ID: p})
-	}()
-	defer func() {
-		cancel()
-		<-dialed
-	}()
+	// A peer that announces relay addresses is behind a NAT: only the
+	// hole punch, in step with the peer, can open its router's mapping, and
+	// a dial out of step would spoil it (see node's ranker).
+	if !slices.ContainsFunc(s.h.Peerstore().Addrs(p), isRelayAddr) {
+		dialed := make(chan struct{})
+		go func() {
+			defer close(dialed)
+			_ = s.h.Connect(network.WithForceDirectDial(wctx, why), peer.AddrInfo{ID: p})
+		}()
+		defer func() {
+			cancel()
+			<-dialed
+		}()
+	}
 	// Without leave to use a limited connection, the swarm waits for a
 	// direct one (hole punch, the dial above) until wctx ends.
 	return s.h.NewStream(wctx, p, pid)
@@ -109,4 +138,9 @@ func (s *Service) recordVia(ctx context.Context, st network.Stream) network.Stre
 		*rec, _ = ConnVia(st.Conn())
 	}
 	return st
+}
+
+func isRelayAddr(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
 }

@@ -22,10 +22,11 @@ import (
 	"github.com/p2pshare/p2pshare/internal/bg"
 )
 
-// Routing is what share needs of the DHT: provider records and values.
-// *dht.IpfsDHT satisfies it.
+// Routing is what share needs of the DHT: provider records, peers'
+// current addresses and values. *dht.IpfsDHT satisfies it.
 type Routing interface {
 	routing.ContentRouting
+	routing.PeerRouting
 	routing.ValueStore
 }
 

@@ -14,6 +14,7 @@
 //	go run ./testnet/bench sizes -runs 3              # get throughput against file size, 1 KiB to 256 MiB
 //	go run ./testnet/bench scrub -rates 8,64 -runs 5  # the scrub's rate, CPU, and a concurrent get's throughput
 //	go run ./testnet/bench sites -trials 20 -soak 5m  # nearest-site choices on an emulated 3-site WAN (root)
+//	go run ./testnet/bench nat -rounds 10 -size 67108864 -runs 3  # across NATs: start to hole punch, get vs raw stream and relayed vs direct at 30 ms RTT (root)
 //	go run ./testnet/bench all -out DIR [-quick]      # all of the above in one run: DIR/results.json, logs, PNG plots
 //	go run ./testnet/bench plot -out DIR              # draw DIR's plots again from DIR/results.json
 package main
@@ -39,7 +40,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn|scrub|sites [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -64,6 +65,8 @@ func main() {
 		_, err = throughput(os.Args[2:])
 	case "sizes":
 		_, err = sizes(os.Args[2:])
+	case "nat":
+		_, err = nat(os.Args[2:])
 	case "rawserve":
 		err = rawServe(os.Args[2:])
 	case "rawget":

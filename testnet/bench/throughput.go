@@ -41,9 +41,14 @@ func rawHost(listen libp2p.Option) (host.Host, error) {
 }
 
 // rawServe (a child process) serves FILE to every stream of rawProtocol
-// and prints its address; it runs until stdin closes.
+// and prints its address; it runs until stdin closes. A second argument is
+// the multiaddr to listen on (default /ip4/127.0.0.1/tcp/0).
 func rawServe(args []string) error {
-	h, err := rawHost(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	listen := "/ip4/127.0.0.1/tcp/0"
+	if len(args) > 1 {
+		listen = args[1]
+	}
+	h, err := rawHost(libp2p.ListenAddrStrings(listen))
 	if err != nil {
 		return err
 	}
