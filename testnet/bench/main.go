@@ -30,7 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/p2pshare/p2pshare/node/api"
@@ -269,11 +268,11 @@ func members(args []string) (MembersResult, error) {
 	}
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
-		if err := v.Signal(syscall.SIGSTOP); err != nil {
+		if err := v.Pause(); err != nil {
 			return res, err
 		}
 		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
-		v.Signal(syscall.SIGCONT)
+		v.Resume()
 		if err != nil {
 			return res, err
 		}
