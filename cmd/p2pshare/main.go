@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/p2pshare/p2pshare/node"
 	"github.com/p2pshare/p2pshare/node/api"
 )
 
@@ -100,6 +101,10 @@ ca init, ca admit and id --offline, which work on files alone.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	bi := readBuildInfo()
+	node.Version = bi.Version
+	root.Version = bi.Version
+	root.SetVersionTemplate(bi.String() + "\n")
 	root.PersistentFlags().String(optRepo, "", "the node's repo directory (env "+envRepo+", default ~/.p2pshare)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(
@@ -117,6 +122,7 @@ ca init, ca admit and id --offline, which work on files alone.`,
 		newLsCmd(),
 		newSearchCmd(),
 		newDashboardCmd(),
+		newVersionCmd(),
 	)
 	return root
 }
