@@ -38,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn|scrub|sites [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|repair|churn|scrub|sites|ratelimit [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -75,6 +75,8 @@ func main() {
 		_, err = scrubBench(os.Args[2:])
 	case "sites":
 		_, err = sitesBench(os.Args[2:])
+	case "ratelimit":
+		_, err = rateLimitBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
