@@ -10,7 +10,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -23,6 +22,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/p2pshare/p2pshare/internal/bg"
+	"github.com/p2pshare/p2pshare/internal/oserr"
 )
 
 // Facts returns what a heartbeat tells others about this node.
@@ -932,7 +932,7 @@ func dialTCP(ctx context.Context, d *net.Dialer, addr string) error {
 	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) }) // Close does not wait
 	defer stop()
 	var b [1]byte
-	if _, err := c.Read(b[:]); errors.Is(err, syscall.ECONNRESET) {
+	if _, err := c.Read(b[:]); oserr.ConnReset(err) {
 		return err
 	}
 	return nil
@@ -977,7 +977,7 @@ func checkTCP(ctx context.Context, addrs []ma.Multiaddr, timeout time.Duration) 
 		switch err := <-errs; {
 		case err == nil:
 			accepted++
-		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		case oserr.ConnRefused(err), oserr.ConnReset(err):
 			refused++
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -409,11 +408,11 @@ func tcpOnly(as []ma.Multiaddr) []ma.Multiaddr {
 // facts is what this node's heartbeats tell others.
 func (n *Node) facts() (int, int64) {
 	files := n.store.Count()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(n.repo.Dir, &st); err != nil {
+	free, err := freeSpace(n.repo.Dir)
+	if err != nil {
 		return files, 0
 	}
-	return files, int64(st.Bavail) * int64(st.Bsize)
+	return files, free
 }
 
 // Membership returns the node's members table.

@@ -11,8 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/p2pshare/p2pshare/internal/oserr"
 	"github.com/p2pshare/p2pshare/node/api"
 )
 
@@ -49,7 +49,7 @@ func (n *Node) placeOutput(src string, root *os.Root, dir, name string, force bo
 		return nil
 	case errors.Is(err, os.ErrExist):
 		return errExists(dst)
-	case !errors.Is(err, syscall.EXDEV):
+	case !oserr.CrossDevice(err):
 		return outputError(dst, err)
 	}
 	return n.copyOutput(src, root, dir, name, force)
@@ -105,7 +105,7 @@ func moveIn(link, rename func(o, n string) error, lstat func(string) (os.FileInf
 		return rename(old, new)
 	}
 	err := link(old, new)
-	if err == nil || errors.Is(err, os.ErrExist) || errors.Is(err, syscall.EXDEV) {
+	if err == nil || errors.Is(err, os.ErrExist) || oserr.CrossDevice(err) {
 		return err
 	}
 	if _, serr := lstat(new); serr == nil {

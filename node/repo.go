@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,7 +20,7 @@ import (
 const (
 	repoKeyFile    = "identity.key" // the node's Ed25519 private key, 0600
 	repoPeerFile   = "peer-id"      // the peer ID of that key, written at first start
-	repoLockFile   = "repo.lock"    // flock held by the running daemon
+	repoLockFile   = "repo.lock"    // locked by the running daemon (flock, LockFileEx)
 	RepoAPIFile    = "api"          // "http://HOST:PORT" of the running daemon
 	RepoTokenFile  = "api.token"    // bearer token of the running daemon's API, 0600
 	repoStoreDir   = "store"        // share's content store
@@ -57,7 +56,7 @@ func OpenRepo(dir string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repo %s: not writable: %w", abs, err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(lf); err != nil {
 		b, _ := os.ReadFile(lf.Name())
 		lf.Close()
 		pid := strings.TrimSpace(string(b))

@@ -64,6 +64,14 @@ type Config struct {
 	// a relay waits for a direct connection (hole punching) before it
 	// goes over the relay. Default 3 s; negative: use the relay at once.
 	DirectWait time.Duration
+	// MaxUploadRate caps the bytes per second this node sends of files it
+	// serves (gets and copies to other nodes), all transfers together; 0
+	// is no limit. Gossip and the DHT are not counted.
+	MaxUploadRate int64
+	// MaxDownloadRate caps the bytes per second this node receives of
+	// files it fetches (gets, replicas, repairs), all transfers together;
+	// 0 is no limit.
+	MaxDownloadRate int64
 }
 
 // DefaultConfig returns the defaults documented on Config.

@@ -3,9 +3,9 @@ package share
 import (
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/p2pshare/p2pshare/catalog"
+	"github.com/p2pshare/p2pshare/internal/oserr"
 )
 
 // Sentinel errors returned (wrapped) by this package.
@@ -32,7 +32,7 @@ var (
 // noSpace turns a local "no space left" (or quota) error on a write under
 // dir into ErrNoSpace, saying what to do; any other error is returned as is.
 func noSpace(dir string, err error) error {
-	if err == nil || errors.Is(err, ErrNoSpace) || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+	if err == nil || errors.Is(err, ErrNoSpace) || !oserr.NoSpace(err) {
 		return err
 	}
 	return fmt.Errorf("%w (%s): free space and retry", ErrNoSpace, dir)

@@ -417,7 +417,11 @@ func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want
 		if int64(len(chunk)) > remaining {
 			chunk = chunk[:remaining]
 		}
+		chunk = chunk[:piece(s.down, len(chunk))]
 		n, rerr := br.Read(chunk)
+		if err := spend(ctx, s.down, n); err != nil {
+			return got, total, err
+		}
 		if n > 0 {
 			h.Write(chunk[:n])
 			if _, werr := f.Write(chunk[:n]); werr != nil {

@@ -115,13 +115,18 @@ func (s *Service) copyOut(st network.Stream, f *os.File, c cid.Cid, off, size in
 				return sent, header, werr
 			}
 		}
-		if read > off {
+		for out := chunk[max(min(off-start, int64(len(chunk))), 0):]; len(out) > 0; {
+			p := out[:piece(s.up, len(out))]
+			if err := spend(s.ctx, s.up, len(p)); err != nil {
+				return sent, header, err
+			}
 			_ = st.SetWriteDeadline(time.Now().Add(s.cfg.StallTimeout))
-			w, werr := st.Write(chunk[max(off-start, 0):])
+			w, werr := st.Write(p)
 			sent += int64(w)
 			if werr != nil {
 				return sent, header, werr
 			}
+			out = out[w:]
 		}
 		if read == size {
 			return sent, header, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/time/rate"
 
 	"github.com/p2pshare/p2pshare/catalog"
 	"github.com/p2pshare/p2pshare/internal/bg"
@@ -62,7 +63,8 @@ type Service struct {
 	reportBusy atomic.Bool // a getter's report is being checked
 
 	stats    Stats
-	observer atomic.Value // func(what string, d time.Duration)
+	up, down *rate.Limiter // MaxUploadRate, MaxDownloadRate; nil: no limit
+	observer atomic.Value  // func(what string, d time.Duration)
 
 	servesMu    sync.Mutex // guards servesTotal and servesPer
 	servesTotal int
@@ -87,6 +89,7 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 	s := &Service{
 		h: h, rt: rt, store: store, cfg: cfg, log: log.With("component", "share"),
 		bg: g, ctx: g.Context(), kick: make(chan struct{}, 1), repKick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
+		up: newBandwidth(cfg.MaxUploadRate), down: newBandwidth(cfg.MaxDownloadRate),
 	}
 	h.SetStreamHandler(ProtocolID, s.handleGet)
 	h.SetStreamHandler(ReportProtocol, s.handleReport)

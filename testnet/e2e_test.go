@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -351,10 +350,10 @@ func TestE2EGetCutShortLeavesNothing(t *testing.T) {
 		n := partialBytes(out) + partialBytes(filepath.Join(getter.Repo, "store", "tmp"))
 		return n > 0 && n < size, fmt.Sprintf("%d bytes", n)
 	})
-	if err := server.Signal(syscall.SIGSTOP); err != nil {
+	if err := server.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	defer server.Signal(syscall.SIGCONT)
+	defer server.Resume()
 	select {
 	case r := <-done:
 		t.Fatalf("the get ended before it could be cut short (exit %d): make the file bigger", r.Code)
@@ -362,7 +361,7 @@ func TestE2EGetCutShortLeavesNothing(t *testing.T) {
 	}
 	getter.Kill()
 	<-done
-	if err := server.Signal(syscall.SIGCONT); err != nil {
+	if err := server.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {

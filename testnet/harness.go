@@ -225,7 +225,7 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 		cmd.Env = append(os.Environ(), d.Env...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !d.net.Detach, Setsid: d.net.Detach}
+	cmd.SysProcAttr = procAttr(d.net.Detach)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start node %d: %w", d.Index, err)
@@ -292,7 +292,7 @@ func (d *Daemon) Signal(sig syscall.Signal) error {
 	if d.cmd != nil {
 		return d.cmd.Process.Signal(sig)
 	}
-	return syscall.Kill(d.pid, sig)
+	return signalPID(d.pid, sig)
 }
 
 // Kill sends SIGKILL and waits for the process to go.

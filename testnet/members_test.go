@@ -3,7 +3,6 @@ package testnet
 import (
 	"context"
 	"sort"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -91,12 +90,12 @@ func TestE2EMembersSIGSTOPAndLeave(t *testing.T) {
 	nw := startNetwork(t, 4)
 	waitAllAlive(t, nw, 15*time.Second)
 	stopped := nw.Node(2)
-	if err := stopped.Signal(syscall.SIGSTOP); err != nil {
+	if err := stopped.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	d := waitAllSee(t, nw, stopped, stopped.ID, "dead", 5*time.Second)
 	t.Logf("SIGSTOP seen dead on every node after %s", d)
-	if err := stopped.Signal(syscall.SIGCONT); err != nil {
+	if err := stopped.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	waitAllSee(t, nw, stopped, stopped.ID, "alive", 10*time.Second)

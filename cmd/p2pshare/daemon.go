@@ -37,6 +37,9 @@ const (
 	optMaxPeers    = "max-peers"
 	optMaxFileSize = "max-file-size"
 	optLogLevel    = "log-level"
+	optLogFormat   = "log-format"
+	optMaxUpRate   = "max-upload-rate"
+	optMaxDownRate = "max-download-rate"
 	optLocal       = "local"
 	optReplicas    = "replicas"
 	optScrubRate   = "scrub-rate"
@@ -114,11 +117,14 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.Int(optMaxPeers, node.DefaultConfig("").MaxPeers, "connections kept open to other peers; past it the least useful are closed")
 	f.Int64(optMaxFileSize, 4<<30, "largest file in bytes this node shares, stores or fetches")
 	f.String(optLogLevel, "info", "log level: debug, info, warn or error")
+	f.String(optLogFormat, "text", "log format on stderr: text (key=value) or json (one object a line, for journald and log collectors)")
 	f.String(optAuthority, "", "the network authority's public key file: admit only peers with a ticket it signed (default REPO/authority.pub if present)")
 	f.String(optTicket, "", "this node's admission ticket (default REPO/ticket.json if present)")
 	f.StringArray(optAllow, nil, "peer ID admitted without a ticket; repeatable (also REPO/allowlist, one per line); alone, the only peers this node talks to")
 	f.Int(optReplicas, 2, "R: how many nodes keep a copy of each file this node shares (1 turns replication off)")
 	f.Float64(optScrubRate, 8, "MiB/s at which stored files are re-read and re-hashed to find bit rot (0 turns the scrub off)")
+	f.String(optMaxUpRate, "0", "most bytes per second this node sends of the files it serves, all transfers together, e.g. 10MB/s, 512KiB/s or 8Mbit (0: no limit; gossip not counted)")
+	f.String(optMaxDownRate, "0", "most bytes per second this node receives of the files it fetches (gets, replicas), all transfers together, e.g. 10MB/s (0: no limit)")
 	f.Duration(optScrubEvery, 24*time.Hour, "how long a verified file waits before the scrub verifies it again")
 	f.Bool(optNewIdentity, false, "make a new identity when REPO/identity.key is missing in a repo that has been used (tickets and allowlist entries for the old peer ID will no longer match)")
 	f.Bool(optLocal, false, "loopback only: listen on 127.0.0.1 random ports, no mDNS (tests, demos)")
@@ -150,7 +156,11 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return usageError{fmt.Sprintf("--%s %q: want debug, info, warn or error", optLogLevel, level)}
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+	format, _ := f.GetString(optLogFormat)
+	log, err := newLogger(cmd.ErrOrStderr(), format, lv)
+	if err != nil {
+		return err
+	}
 
 	cfg := node.DefaultConfig(dir)
 	if local, _ := f.GetBool(optLocal); local {
@@ -192,6 +202,15 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	}
 	if cfg.Share.MaxFileSize <= 0 {
 		return usageError{fmt.Sprintf("--%s must be positive", optMaxFileSize)}
+	}
+	for _, r := range []struct {
+		opt string
+		to  *int64
+	}{{optMaxUpRate, &cfg.Share.MaxUploadRate}, {optMaxDownRate, &cfg.Share.MaxDownloadRate}} {
+		v, _ := f.GetString(r.opt)
+		if *r.to, err = parseRate(v); err != nil {
+			return usageError{fmt.Sprintf("--%s %q: %v", r.opt, v, err)}
+		}
 	}
 	cfg.KV.MaxRecordsPerWriter, _ = f.GetInt(optMaxRecords)
 	if cfg.KV.MaxRecordsPerWriter < 1 {

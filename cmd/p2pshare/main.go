@@ -1,8 +1,9 @@
 // Command p2pshare is the command line of p2pshare: `p2pshare daemon` runs a
 // node (package node); the other commands are thin clients of the running
 // daemon's local HTTP API (package node/api, found through the repo's api
-// and api.token files), except keygen, config, ca init, ca admit and
-// id --offline, which work on files alone (ca with package node/admit).
+// and api.token files), except keygen, config, ca init, ca admit,
+// id --offline and version, which work on files alone (ca with package
+// node/admit).
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/p2pshare/p2pshare/node"
 	"github.com/p2pshare/p2pshare/node/api"
 )
 
@@ -91,7 +93,7 @@ the answer says which peer served them.
 The repo (--repo, $P2PSHARE_REPO, default ~/.p2pshare) holds the node's
 identity, its content store and the running daemon's API address; the
 other commands talk to the daemon of the repo, except keygen, config,
-ca init, ca admit and id --offline, which work on files alone.`,
+ca init, ca admit, id --offline and version, which work on files alone.`,
 		Example: `  p2pshare daemon --repo /tmp/a &
   p2pshare --repo /tmp/a share notes.txt
   p2pshare --repo /tmp/b get notes.txt -o /tmp/notes.txt`,
@@ -100,6 +102,10 @@ ca init, ca admit and id --offline, which work on files alone.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	bi := readBuildInfo()
+	node.Version = bi.Version
+	root.Version = bi.Version
+	root.SetVersionTemplate(bi.String() + "\n")
 	root.PersistentFlags().String(optRepo, "", "the node's repo directory (env "+envRepo+", default ~/.p2pshare)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(
@@ -117,6 +123,7 @@ ca init, ca admit and id --offline, which work on files alone.`,
 		newLsCmd(),
 		newSearchCmd(),
 		newDashboardCmd(),
+		newVersionCmd(),
 	)
 	return root
 }

@@ -13,8 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"unicode/utf8"
+
+	"github.com/p2pshare/p2pshare/internal/oserr"
 )
 
 // ErrNoDaemon: no daemon is running on the repo.
@@ -72,7 +73,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) && c.repo != "" {
+		if oserr.ConnRefused(err) && c.repo != "" {
 			return nil, fmt.Errorf("%w on repo %s (its api file is stale; start one with 'p2pshare daemon')", ErrNoDaemon, c.repo)
 		}
 		return nil, fmt.Errorf("reach daemon at %s: %w", c.base, err)

@@ -31,7 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/p2pshare/p2pshare/node/api"
@@ -40,7 +39,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -79,6 +78,8 @@ func main() {
 		_, err = scrubBench(os.Args[2:])
 	case "sites":
 		_, err = sitesBench(os.Args[2:])
+	case "ratelimit":
+		_, err = rateLimitBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
@@ -272,11 +273,11 @@ func members(args []string) (MembersResult, error) {
 	}
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
-		if err := v.Signal(syscall.SIGSTOP); err != nil {
+		if err := v.Pause(); err != nil {
 			return res, err
 		}
 		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
-		v.Signal(syscall.SIGCONT)
+		v.Resume()
 		if err != nil {
 			return res, err
 		}

@@ -3,12 +3,10 @@ package internet
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // StateDir holds one file per internet that is up, TAG.json, written by
@@ -74,14 +72,6 @@ func LoadState(tag string) (*State, error) {
 		return nil, fmt.Errorf("internet: state file %s: %w", statePath(tag), err)
 	}
 	return &s, nil
-}
-
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // claim takes tag for this process before any namespace is made, so that

@@ -1,3 +1,5 @@
+//go:build unix
+
 // The internet subcommand runs an emulated internet (package
 // testnet/internet) by hand, as root on Linux:
 //

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command testnet starts, drives and stops a network of real p2pshare
 // daemons on this machine, all on 127.0.0.1 with mDNS off, on the harness
 // of package testnet; 'testnet internet' builds an emulated internet of
