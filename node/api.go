@@ -30,7 +30,7 @@ func (n *Node) ID(context.Context) (api.IDInfo, error) {
 	n.mu.Unlock()
 	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u, Clock: n.clockWarning(),
 		Reachability: ReachabilityString(n.Reachability()), PublicAddrs: n.publicAddrs()}
-	if m := n.membRef.Load(); m != nil {
+	if m := n.memb; m != nil {
 		d, peers := m.ClockOffset()
 		info.OffsetPeers = peers
 		if peers > 0 {

@@ -97,7 +97,7 @@ func (n *Node) now() time.Time { return n.clock() }
 // clockOffset is how far this node's clock is ahead of the network's and
 // whether it is measured (false before any peer's clock was read).
 func (n *Node) clockOffset() (time.Duration, bool) {
-	m := n.membRef.Load()
+	m := n.memb
 	if m == nil {
 		return 0, false
 	}
@@ -123,7 +123,7 @@ func (n *Node) clockLimit() time.Duration {
 // measureClock reads the peers' clocks now if this node has live peers but
 // no measurement yet, so its first write after meeting them is judged.
 func (n *Node) measureClock() {
-	m := n.membRef.Load()
+	m := n.memb
 	if m == nil {
 		return
 	}

@@ -100,10 +100,7 @@ type Node struct {
 	kv    *kv.Store
 	gate  *admit.Gate // nil in an open network
 	clock func() time.Time
-	// membRef is memb for the DHT's validators, which run before memb is
-	// set and concurrently with New.
-	membRef atomic.Pointer[gossip.Membership]
-	reach   reachability
+	reach reachability
 	// hostRef is host for the callbacks libp2p may call before New has
 	// set host (AutoRelay's relayCandidates).
 	hostRef atomic.Value
@@ -115,8 +112,9 @@ type Node struct {
 	metrics *nodeMetrics
 
 	started   time.Time
-	bg        *bg.Group       // the node's goroutines
+	bg        *bg.Group       // the node's loops, started once every part exists
 	ctx       context.Context // bg's context
+	closers   []func() error  // of the parts built, in New's order
 	closeOnce sync.Once
 	closeErr  error
 
@@ -125,8 +123,11 @@ type Node struct {
 	onShutdown func()
 }
 
-// New opens and locks the repo, starts the host, the DHT, discovery and the
-// share service, and makes a first bounded attempt to join the bootstrap
+// New opens and locks the repo and builds the node's parts in dependency
+// order, each with everything it needs: the host (behind the admission
+// gate), the content store, GossipSub, the membership, the DHT, the
+// key-value store and the share service. Then it starts the node's loops
+// and discovery, and makes a first bounded attempt to join the bootstrap
 // peers (retried in the background until it succeeds).
 func New(cfg Config) (n *Node, err error) {
 	if err := cfg.validate(); err != nil {
@@ -140,9 +141,8 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g := bg.New()
-	ctx := g.Context()
-	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, bg: g, ctx: ctx, started: time.Now(), clock: cfg.Now}
+	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, started: time.Now(), clock: cfg.Now}
+	n.closing(repo.Close)
 	if n.clock == nil {
 		n.clock = time.Now
 	}
@@ -214,6 +214,7 @@ func New(cfg Config) (n *Node, err error) {
 		if n.gate, err = admit.New(ac); err != nil {
 			return nil, err
 		}
+		n.closing(n.gate.Close) // after the host, which calls it
 		opts = append(opts, libp2p.ConnectionGater(n.gate))
 	}
 	opts = append(opts, n.reachOptions()...)
@@ -238,15 +239,11 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
+	n.closing(n.host.Close)
 	n.hostRef.Store(n.host)
 	if err := checkBound(listen, n.host.Network().ListenAddresses()); err != nil {
 		return nil, err
 	}
-	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated)})
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to reachability: %w", err)
-	}
-	n.bg.Go(func(context.Context) { n.watchReachability(reachSub) })
 	// gh is the host every protocol of p2pshare's uses: with admission on,
 	// its streams wait until the remote peer has shown a valid ticket.
 	gh := n.host
@@ -256,6 +253,34 @@ func New(cfg Config) (n *Node, err error) {
 		}
 		gh = n.gate.Host()
 	}
+	metaMoved, err := boltcheck.Salvage(filepath.Join(repo.Path(repoStoreDir), share.MetaFile),
+		"rebuilding the list of held files from the content store ("+repo.Path(repoStoreDir)+"/blocks), which is the truth", n.log)
+	if err != nil {
+		return nil, err
+	}
+	n.store, err = share.OpenStore(repo.Path(repoStoreDir), log)
+	if err != nil {
+		return nil, err
+	}
+	n.closing(n.store.Close)
+	psCtx, psCancel := context.WithCancel(context.Background())
+	n.closing(func() error { psCancel(); return nil })
+	n.ps, err = pubsub.NewGossipSub(psCtx, gh,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMaxMessageSize(1<<20),
+		pubsub.WithGossipSubParams(gossipSubParams()),
+		pubsub.WithFloodPublish(false))
+	if err != nil {
+		return nil, fmt.Errorf("start GossipSub: %w", err)
+	}
+	gc := cfg.Gossip
+	gc.Clock = &wallClock{n.now}
+	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
+	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
+	if err != nil {
+		return nil, err
+	}
+	n.closing(n.memb.Close)
 	n.dht, err = dht.New(gh,
 		// A server while this node's reachability is public or unknown
 		// (a LAN, where AutoNAT cannot tell), a client while it is
@@ -276,35 +301,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
-	metaMoved, err := boltcheck.Salvage(filepath.Join(repo.Path(repoStoreDir), share.MetaFile),
-		"rebuilding the list of held files from the content store ("+repo.Path(repoStoreDir)+"/blocks), which is the truth", n.log)
-	if err != nil {
-		return nil, err
-	}
-	n.store, err = share.OpenStore(repo.Path(repoStoreDir), log)
-	if err != nil {
-		return nil, err
-	}
-	n.share, err = share.New(gh, n.dht, n.store, cfg.Share, log)
-	if err != nil {
-		return nil, err
-	}
-	n.ps, err = pubsub.NewGossipSub(ctx, gh,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMaxMessageSize(1<<20),
-		pubsub.WithGossipSubParams(gossipSubParams()),
-		pubsub.WithFloodPublish(false))
-	if err != nil {
-		return nil, fmt.Errorf("start GossipSub: %w", err)
-	}
-	gc := cfg.Gossip
-	gc.Clock = &wallClock{n.now}
-	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
-	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
-	if err != nil {
-		return nil, err
-	}
-	n.membRef.Store(n.memb)
+	n.closing(n.dht.Close)
 	kvc := cfg.KV
 	kvc.Check = n.checkKVRecord
 	kvc.Now = n.now
@@ -317,26 +314,36 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.share.SetDirectory(catalogDirectory{n.kv})
+	n.closing(n.kv.Close)
 	if metaMoved != "" {
 		n.restoreNames()
 	}
+	n.share, err = share.New(gh, n.dht, n.store, share.Deps{
+		Directory: catalogDirectory{n.kv},
+		Cluster:   membershipCluster{m: n.memb, n: n},
+		// The first replication check waits until this node has caught
+		// up with the catalog and heard every member (ReplicationDelay
+		// at most).
+		Ready:    []<-chan struct{}{n.kv.Synced(), n.memb.Settled()},
+		Observer: n.metrics.observeLookup,
+	}, cfg.Share, log)
+	if err != nil {
+		return nil, err
+	}
+	n.closing(n.share.Close)
 	n.metrics.register(n)
-	// The first replication check waits until this node has caught up
-	// with the catalog and heard every member (ReplicationDelay at most).
-	ready := make(chan struct{})
-	n.bg.Go(func(context.Context) {
-		for _, ch := range []<-chan struct{}{n.kv.Synced(), n.memb.Settled()} {
-			select {
-			case <-ch:
-			case <-n.ctx.Done():
-				return
-			}
-		}
-		close(ready)
-	})
-	n.share.SetReplicationReady(ready)
-	n.share.StartReplication(membershipCluster{m: n.memb, n: n})
+
+	// Every part exists: the node's loops start, and close first.
+	n.bg = bg.New()
+	n.ctx = n.bg.Context()
+	n.closing(func() error { n.bg.Close(); return nil })
+	// The reachability events are kept by the bus: a late subscriber
+	// gets the current one.
+	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated)})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to reachability: %w", err)
+	}
+	n.bg.Go(func(context.Context) { n.watchReachability(reachSub) })
 	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
 	if n.gate != nil && cfg.Admission.Authority != nil {
 		revoked, _ := n.kv.Watch(kv.NSRevoke, "") // closed by the store's Close
@@ -350,9 +357,10 @@ func New(cfg Config) (n *Node, err error) {
 		if err := n.mdns.Start(); err != nil {
 			return nil, fmt.Errorf("start mDNS: %w", err)
 		}
+		n.closing(n.mdns.Close)
 	}
 	if len(cfg.Bootstrap) > 0 {
-		jctx, jcancel := context.WithTimeout(ctx, 2*time.Second)
+		jctx, jcancel := context.WithTimeout(n.ctx, 2*time.Second)
 		if n.dialBootstrap(jctx) {
 			n.refreshDHT()
 		}
@@ -441,38 +449,22 @@ func (n *Node) SetAPIURL(u string) {
 	n.mu.Unlock()
 }
 
-// Close stops discovery, the background loops, the share service, the DHT
-// and the host, closes the store and releases the repo. Safe to call more
-// than once; later calls return the first call's error.
+// closing records how to close a part New just built: Close closes the
+// parts in exactly the reverse order, so nothing is closed while a part
+// built after it (and that may call it) still runs.
+func (n *Node) closing(f func() error) { n.closers = append(n.closers, f) }
+
+// Close stops discovery and the node's loops, then closes the share
+// service, the key-value store, the membership, GossipSub, the DHT, the
+// store, the admission gate and the host, and releases the repo: the
+// reverse of New's order. Safe to call more than once; later calls return
+// the first call's error.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
-		if n.mdns != nil {
-			errs = append(errs, n.mdns.Close())
+		for i := len(n.closers) - 1; i >= 0; i-- {
+			errs = append(errs, n.closers[i]())
 		}
-		if n.kv != nil {
-			errs = append(errs, n.kv.Close())
-		}
-		if n.memb != nil {
-			errs = append(errs, n.memb.Close())
-		}
-		n.bg.Close()
-		if n.share != nil {
-			errs = append(errs, n.share.Close())
-		}
-		if n.dht != nil {
-			errs = append(errs, n.dht.Close())
-		}
-		if n.gate != nil {
-			errs = append(errs, n.gate.Close())
-		}
-		if n.host != nil {
-			errs = append(errs, n.host.Close())
-		}
-		if n.store != nil {
-			errs = append(errs, n.store.Close())
-		}
-		errs = append(errs, n.repo.Close())
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr

@@ -31,6 +31,21 @@ func quietLogger() *slog.Logger {
 // newTestNode starts a loopback node in a temp repo, closed at cleanup.
 func newTestNode(t *testing.T, mod func(*Config), bootstrap ...peer.AddrInfo) *Node {
 	t.Helper()
+	n, err := New(testConfig(t, mod, bootstrap...))
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("close node: %v", err)
+		}
+	})
+	return n
+}
+
+// testConfig is the configuration of a loopback test node in a temp repo.
+func testConfig(t *testing.T, mod func(*Config), bootstrap ...peer.AddrInfo) Config {
+	t.Helper()
 	cfg := DefaultLocalConfig(t.TempDir())
 	cfg.Bootstrap = bootstrap
 	cfg.Logger = quietLogger()
@@ -42,16 +57,7 @@ func newTestNode(t *testing.T, mod func(*Config), bootstrap ...peer.AddrInfo) *N
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
-	return n
+	return cfg
 }
 
 func addrInfo(n *Node) peer.AddrInfo {
