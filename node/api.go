@@ -227,7 +227,7 @@ func (r *removeOnClose) Close() error {
 
 // Peers implements api.API: connected peers, lowest RTT first.
 func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
-	n.pingMissing(ctx)
+	n.peering.pingMissing(ctx)
 	var out []api.PeerInfo
 	for _, p := range n.host.Network().Peers() {
 		pi := api.PeerInfo{ID: p.String(), RTTMillis: millis(n.host.Peerstore().LatencyEWMA(p))}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -19,13 +18,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -45,19 +41,6 @@ const DHTPrefix = "/p2pshare"
 
 // dhtBucketSize is the K of p2pshare's DHT; every node must use the same.
 const dhtBucketSize = 10
-
-// mdnsService is the mDNS service name p2pshare nodes announce.
-const mdnsService = "p2pshare"
-
-// pingInterval is how often the peers table re-measures RTTs, and
-// pingBatch how many peers that already have an RTT one round re-measures:
-// every round pings the peers without one, and pingBatch others picked at
-// random, so a node with many peers sends a bounded number of pings (a
-// peer's RTT is refreshed every pingInterval·peers/pingBatch on average).
-const (
-	pingInterval = 15 * time.Second
-	pingBatch    = 8
-)
 
 // gossipSubParams are GossipSub's defaults with a smaller mesh and less
 // gossip. Every node receives each message about once per mesh peer, and
@@ -86,21 +69,21 @@ func gossipSubParams() pubsub.GossipSubParams {
 // service. Its methods are safe for concurrent use. Close stops everything
 // it started.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	repo  *Repo
-	host  host.Host
-	dht   *dht.IpfsDHT
-	store *share.Store
-	share *share.Service
-	mdns  mdns.Service
-	bw    *metrics.BandwidthCounter
-	ps    *pubsub.PubSub
-	memb  *gossip.Membership
-	kv    *kv.Store
-	gate  *admit.Gate // nil in an open network
-	clock func() time.Time
-	reach reachability
+	cfg     Config
+	log     *slog.Logger
+	repo    *Repo
+	host    host.Host
+	dht     *dht.IpfsDHT
+	store   *share.Store
+	share   *share.Service
+	peering *peering // bootstrap, rejoin, ping and mDNS
+	bw      *metrics.BandwidthCounter
+	ps      *pubsub.PubSub
+	memb    *gossip.Membership
+	kv      *kv.Store
+	gate    *admit.Gate // nil in an open network
+	clock   func() time.Time
+	reach   reachability
 	// hostRef is host for the callbacks libp2p may call before New has
 	// set host (AutoRelay's relayCandidates).
 	hostRef atomic.Value
@@ -352,23 +335,11 @@ func New(cfg Config) (n *Node, err error) {
 	for _, loop := range []func(){n.announceCatalog, func() { n.watchMembers(events) }, n.watchClock} {
 		n.bg.Go(func(context.Context) { loop() })
 	}
-	if cfg.MDNS {
-		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
-		if err := n.mdns.Start(); err != nil {
-			return nil, fmt.Errorf("start mDNS: %w", err)
-		}
-		n.closing(n.mdns.Close)
+	n.peering, err = startPeering(cfg, n.host, n.dht, n.memb, n.rtts, n.log)
+	if err != nil {
+		return nil, err
 	}
-	if len(cfg.Bootstrap) > 0 {
-		jctx, jcancel := context.WithTimeout(n.ctx, 2*time.Second)
-		if n.dialBootstrap(jctx) {
-			n.refreshDHT()
-		}
-		jcancel()
-	}
-	for _, loop := range []func(){n.bootstrapLoop, n.pingLoop, n.rejoinLoop} {
-		n.bg.Go(func(context.Context) { loop() })
-	}
+	n.closing(n.peering.Close)
 	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs(), "mdns", cfg.MDNS, "bootstrap", len(cfg.Bootstrap))
 	return n, nil
 }
@@ -454,10 +425,10 @@ func (n *Node) SetAPIURL(u string) {
 // built after it (and that may call it) still runs.
 func (n *Node) closing(f func() error) { n.closers = append(n.closers, f) }
 
-// Close stops discovery and the node's loops, then closes the share
-// service, the key-value store, the membership, GossipSub, the DHT, the
-// store, the admission gate and the host, and releases the repo: the
-// reverse of New's order. Safe to call more than once; later calls return
+// Close stops the peering (bootstrap, rejoin, ping, mDNS) and the node's
+// loops, then closes the share service, the key-value store, the DHT, the
+// membership, GossipSub, the content store, the host and the admission
+// gate, and releases the repo: the reverse of New's order. Safe to call more than once; later calls return
 // the first call's error.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
@@ -468,256 +439,4 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
-}
-
-// dialBootstrap connects to every bootstrap peer at once and reports whether
-// at least one connection succeeded.
-func (n *Node) dialBootstrap(ctx context.Context) bool {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok := false
-	for _, ai := range n.cfg.Bootstrap {
-		if ai.ID == n.host.ID() {
-			continue
-		}
-		wg.Add(1)
-		go func(ai peer.AddrInfo) {
-			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			if err := n.host.Connect(dctx, ai); err != nil {
-				// Retried with backoff while the node has no peer.
-				n.log.Warn("bootstrap dial failed", "peer", ai.ID, "addrs", ai.Addrs, "err", err)
-				return
-			}
-			mu.Lock()
-			ok = true
-			mu.Unlock()
-		}(ai)
-	}
-	wg.Wait()
-	return ok
-}
-
-// refreshDHT asks the DHT to fill its routing table now, without waiting.
-func (n *Node) refreshDHT() { _ = n.dht.RefreshRoutingTable() }
-
-// bootstrapLoop re-dials the bootstrap peers, with exponential backoff,
-// whenever the node has no peer at all. While it has peers it sleeps until
-// the last connection drops (or BootstrapBackoffMax passes), so an idle
-// node that is connected never wakes for it.
-func (n *Node) bootstrapLoop() {
-	if len(n.cfg.Bootstrap) == 0 {
-		return
-	}
-	alone := make(chan struct{}, 1)
-	nb := &network.NotifyBundle{DisconnectedF: func(nw network.Network, _ network.Conn) {
-		if len(nw.Peers()) == 0 {
-			select {
-			case alone <- struct{}{}:
-			default:
-			}
-		}
-	}}
-	n.host.Network().Notify(nb)
-	defer n.host.Network().StopNotify(nb)
-	backoff := n.cfg.BootstrapBackoff
-	t := time.NewTimer(backoff)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		case <-alone:
-			// Give the peer that just left a moment: a connection
-			// replaced by another to the same peer drops the count to 0
-			// only for an instant.
-			t.Reset(n.cfg.BootstrapBackoff)
-			continue
-		}
-		if len(n.host.Network().Peers()) > 0 {
-			backoff = n.cfg.BootstrapBackoff
-			t.Reset(n.cfg.BootstrapBackoffMax)
-			continue
-		}
-		if n.dialBootstrap(n.ctx) {
-			n.log.Info("joined through bootstrap peers")
-			n.refreshDHT()
-			backoff = n.cfg.BootstrapBackoff
-			t.Reset(n.cfg.BootstrapBackoffMax)
-			continue
-		}
-		n.log.Debug("no bootstrap peer reachable, retrying", "in", backoff)
-		t.Reset(backoff)
-		backoff = min(2*backoff, n.cfg.BootstrapBackoffMax)
-	}
-}
-
-// rejoinInterval is how often rejoinLoop re-dials the dead members and the
-// silent bootstrap peers, and rejoinDialTimeout bounds one such dial.
-const (
-	rejoinInterval    = 5 * time.Second
-	rejoinDialTimeout = 2 * time.Second
-)
-
-// rejoinLoop heals partitions. bootstrapLoop dials only a node that has no
-// peer at all, and the two sides of a partition each keep their own peers:
-// when the cut is mended nobody would dial across and the sides would stay
-// apart for good. So every rejoinInterval this node dials the dead members
-// (at the addresses their last heartbeat announced) and the bootstrap peers
-// it hears no heartbeat from, if it is not connected to them. Once one
-// connection crosses, heartbeats flow again and the other side is alive.
-func (n *Node) rejoinLoop() {
-	t := time.NewTicker(rejoinInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		n.rejoin(n.ctx)
-	}
-}
-
-// rejoin makes one round of rejoinLoop's dials, in parallel, and waits for
-// them. Dead members are dialed past the swarm's dial backoff, which the
-// failed dials of a long cut would have stretched to minutes, for as long
-// as they stay in the members table (gossip.Config.ForgetAfter). A
-// bootstrap peer that is not a dead member (it left, or this node never
-// heard of it or forgot it) keeps the backoff, so one gone for good costs a
-// dial every few minutes; one that is alive or suspect is not dialed, as
-// its heartbeats arrive: the connection manager may have trimmed the
-// connection to it, and a re-dial every round would fight that.
-func (n *Node) rejoin(ctx context.Context) {
-	targets := map[peer.ID]peer.AddrInfo{}
-	dead := map[peer.ID]bool{}
-	heard := map[peer.ID]bool{}
-	for _, m := range n.memb.Members() {
-		switch {
-		case m.Self:
-		case m.State == gossip.StateAlive || m.State == gossip.StateSuspect:
-			heard[m.ID] = true
-		case m.State == gossip.StateDead:
-			targets[m.ID] = m.AddrInfo()
-			dead[m.ID] = true
-		}
-	}
-	for _, ai := range n.cfg.Bootstrap {
-		if ai.ID != n.host.ID() && !heard[ai.ID] {
-			t := targets[ai.ID]
-			t.ID, t.Addrs = ai.ID, append(t.Addrs, ai.Addrs...)
-			targets[ai.ID] = t
-		}
-	}
-	var wg sync.WaitGroup
-	for _, ai := range targets {
-		if n.host.Network().Connectedness(ai.ID) == network.Connected {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, rejoinDialTimeout)
-			defer cancel()
-			if dead[ai.ID] {
-				dctx = network.WithForceDirectDial(dctx, "rejoin a dead member")
-			}
-			if err := n.host.Connect(dctx, ai); err != nil {
-				n.log.Debug("rejoin dial failed", "peer", ai.ID, "dead", dead[ai.ID], "err", err)
-				return
-			}
-			n.log.Info("reconnected", "peer", ai.ID, "dead_member", dead[ai.ID])
-		}()
-	}
-	wg.Wait()
-}
-
-// memberAddrInfo is p with the addresses its last heartbeat announced, if
-// it is in the members table.
-func (n *Node) memberAddrInfo(p peer.ID) peer.AddrInfo {
-	if m, ok := n.memb.Member(p); ok {
-		return m.AddrInfo()
-	}
-	return peer.AddrInfo{ID: p}
-}
-
-// pingLoop keeps the RTT samples of every connected peer fresh.
-func (n *Node) pingLoop() {
-	t := time.NewTicker(pingInterval)
-	defer t.Stop()
-	for {
-		n.pingSome(n.ctx)
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// pingSome is one round of pingLoop: the connected peers with fewer than
-// rttMinSamples RTT samples in the window, and pingBatch others at random.
-func (n *Node) pingSome(ctx context.Context) {
-	var missing, known []peer.ID
-	for _, p := range n.host.Network().Peers() {
-		if _, have := n.rtts.rtt(p); have >= rttMinSamples {
-			known = append(known, p)
-		} else {
-			missing = append(missing, p)
-		}
-	}
-	rand.Shuffle(len(known), func(i, j int) { known[i], known[j] = known[j], known[i] })
-	n.ping(ctx, append(missing, known[:min(len(known), pingBatch)]...))
-}
-
-// pingMissing measures the RTT of the connected peers without one.
-func (n *Node) pingMissing(ctx context.Context) {
-	var missing []peer.ID
-	for _, p := range n.host.Network().Peers() {
-		if n.host.Peerstore().LatencyEWMA(p) == 0 {
-			missing = append(missing, p)
-		}
-	}
-	n.ping(ctx, missing)
-}
-
-// ping measures the RTT of peers, one ping each, in parallel, within a
-// second.
-func (n *Node) ping(ctx context.Context, peers []peer.ID) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, p := range peers {
-		wg.Add(1)
-		go func(p peer.ID) {
-			defer wg.Done()
-			select {
-			case <-ping.Ping(ctx, n.host, p):
-			case <-ctx.Done():
-			}
-		}(p)
-	}
-	wg.Wait()
-}
-
-// mdnsNotifee connects to peers found by mDNS.
-type mdnsNotifee struct{ n *Node }
-
-func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	n := m.n
-	if ai.ID == n.host.ID() {
-		return
-	}
-	// mDNS calls HandlePeerFound on goroutines its Close does not wait
-	// for: the dial runs in the node's group, or not at all once Close
-	// has begun.
-	n.bg.Go(func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := n.host.Connect(ctx, ai); err == nil {
-			n.log.Debug("connected to mDNS peer", "peer", ai.ID)
-		}
-	})
 }

@@ -75,7 +75,7 @@ func newTestNetwork(t *testing.T, k int) []*Node {
 	waitFor(t, 15*time.Second, "routing tables to fill", func() bool {
 		for _, n := range nodes {
 			if n.DHT().RoutingTable().Size() < k-1 {
-				n.refreshDHT()
+				n.peering.refreshDHT()
 				return false
 			}
 		}
