@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -60,11 +59,11 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	name := req.Name
 	if r == nil {
 		if !filepath.IsAbs(req.Path) {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share: path %q is not absolute", req.Path)
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share: path %q is not absolute", req.Path)
 		}
 		f, err := os.Open(req.Path)
 		if err != nil {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, unwrapPathErr(err))
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share %s: %v", req.Path, unwrapPathErr(err))
 		}
 		defer f.Close()
 		if err := n.refuseSecret(req.Path, f); err != nil {
@@ -73,13 +72,13 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 		}
 		fi, err := f.Stat()
 		if err != nil {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, err)
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share %s: %v", req.Path, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: not a regular file", req.Path)
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share %s: not a regular file", req.Path)
 		}
 		if max := n.share.Config().MaxFileSize; fi.Size() > max {
-			return api.ShareResult{}, api.Errorf(http.StatusRequestEntityTooLarge, "share %s: %d bytes is over the limit of %d", req.Path, fi.Size(), max)
+			return api.ShareResult{}, api.Errorf(api.ErrTooLarge, "share %s: %d bytes is over the limit of %d", req.Path, fi.Size(), max)
 		}
 		if name == "" {
 			name = filepath.Base(req.Path)
@@ -124,10 +123,10 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 // placeOutput); an existing file there is replaced only with req.Force.
 func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, error) {
 	if req.Ref == "" {
-		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get: no name or CID given")
+		return api.GetResult{}, api.Errorf(api.ErrBadInput, "get: no name or CID given")
 	}
 	if !filepath.IsAbs(req.Path) {
-		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get: output path %q is not absolute", req.Path)
+		return api.GetResult{}, api.Errorf(api.ErrBadInput, "get: output path %q is not absolute", req.Path)
 	}
 	dir, file := req.Path, ""
 	if !req.Dir {
@@ -135,7 +134,7 @@ func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, erro
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get %s: output directory %s: %v", req.Ref, dir, unwrapPathErr(err))
+		return api.GetResult{}, api.Errorf(api.ErrBadInput, "get %s: output directory %s: %v", req.Ref, dir, unwrapPathErr(err))
 	}
 	defer root.Close()
 	if file != "" && !req.Force {
@@ -299,7 +298,7 @@ func (n *Node) Leave(ctx context.Context) (api.LeaveResult, error) {
 			To: m.To.String(), RTTMillis: millis(m.RTT)})
 	}
 	if err != nil {
-		return res, api.Errorf(http.StatusServiceUnavailable, "leave: %v; the node stays in the network", err)
+		return res, api.Errorf(api.ErrUnavailable, "leave: %v; the node stays in the network", err)
 	}
 	if err := n.memb.Leave(ctx); err != nil {
 		return res, err
@@ -344,39 +343,39 @@ func (n *Node) Shutdown(context.Context) error {
 	f := n.onShutdown
 	n.mu.Unlock()
 	if f == nil {
-		return api.Errorf(http.StatusNotImplemented, "shutdown: this node is not run by a daemon")
+		return api.Errorf(api.ErrNotDaemon, "shutdown: this node is not run by a daemon")
 	}
 	go f()
 	return nil
 }
 
-// apiError maps share's errors to API statuses.
+// apiError gives share's errors their API kinds.
 func apiError(err error) error {
-	status := http.StatusInternalServerError
+	var kind error
 	switch {
 	case errors.Is(err, share.ErrNoSpace):
-		status = http.StatusInsufficientStorage
+		kind = api.ErrNoSpace
 	case errors.Is(err, share.ErrBadName), errors.Is(err, share.ErrBadCID):
-		status = http.StatusBadRequest
+		kind = api.ErrBadInput
 	case errors.Is(err, share.ErrNotFound), errors.Is(err, share.ErrNoProviders):
-		status = http.StatusNotFound
+		kind = api.ErrNotFound
 	case errors.Is(err, share.ErrTooLarge):
-		status = http.StatusRequestEntityTooLarge
+		kind = api.ErrTooLarge
 	case errors.Is(err, context.Canceled):
-		status = 499
+		kind = context.Canceled
 	}
-	return &api.Error{Status: status, Message: err.Error()}
+	return &api.Error{Kind: kind, Message: err.Error()}
 }
 
 // catalogError is the API error of a catalog write that failed.
 func catalogError(what string, err error) error {
 	switch {
 	case errors.Is(err, kv.ErrClockOff):
-		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+		return api.Errorf(api.ErrClockOff, "%s: %v", what, err)
 	case errors.Is(err, kv.ErrWriterLimit):
 		return writerLimitError(what, err)
 	}
-	return api.Errorf(http.StatusInternalServerError, "%s: %v", what, err)
+	return api.Errorf(nil, "%s: %v", what, err)
 }
 
 // unwrapPathErr drops the op and path of an *os.PathError (the caller says

@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -141,7 +140,7 @@ func (n *Node) clockError(what string) error {
 	}
 	n.measureClock()
 	if err := n.kv.CheckClock(); err != nil {
-		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+		return api.Errorf(api.ErrClockOff, "%s: %v", what, err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,15 +75,6 @@ func clockNode(t *testing.T, skew time.Duration, repo string, bootstrap ...peer.
 	}, bootstrap...)
 }
 
-// apiStatus is err's HTTP status, 0 if it is not an API error.
-func apiStatus(err error) int {
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		return ae.Status
-	}
-	return 0
-}
-
 func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 	good := clockNode(t, 0, "")
 	boot := addrInfo(good)
@@ -122,11 +112,11 @@ func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 			dir = "behind"
 		}
 		_, err := n.KVPut(ctx, api.KVPutRequest{Key: "k", Value: []byte("from a wrong clock")})
-		if apiStatus(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "kv put: this node's clock is") ||
+		if !errors.Is(err, api.ErrClockOff) || !strings.Contains(err.Error(), "kv put: this node's clock is") ||
 			!strings.Contains(err.Error(), dir+" the network (limit 30s): fix the system clock (NTP) and retry") {
 			t.Fatalf("kv put on a node %s: %v, want the clock error", want[n], err)
 		}
-		if _, err := n.Share(ctx, api.ShareRequest{Name: "f", Body: strings.NewReader("x")}); apiStatus(err) != http.StatusServiceUnavailable ||
+		if _, err := n.Share(ctx, api.ShareRequest{Name: "f", Body: strings.NewReader("x")}); !errors.Is(err, api.ErrClockOff) ||
 			!strings.HasPrefix(err.Error(), "share: this node's clock is") {
 			t.Fatalf("share on a node %s: %v, want the clock error", want[n], err)
 		}
@@ -255,7 +245,7 @@ func TestWriterCapOnOwnWrites(t *testing.T) {
 		}
 	}
 	_, err := n.KVPut(ctx, api.KVPutRequest{Key: "c", Value: []byte("v")})
-	if want := "kv put: this node holds the per-writer limit of 2 records: delete some or raise --max-records-per-writer"; err == nil || err.Error() != want || apiStatus(err) != http.StatusInsufficientStorage {
+	if want := "kv put: this node holds the per-writer limit of 2 records: delete some or raise --max-records-per-writer"; err == nil || err.Error() != want || !errors.Is(err, api.ErrWriterLimit) {
 		t.Fatalf("put past the cap: %v, want %q", err, want)
 	}
 	if _, err := n.KVPut(ctx, api.KVPutRequest{Key: "a", Value: []byte("updated")}); err != nil {
@@ -285,7 +275,7 @@ func TestFirstWriteAfterMeetingPeersIsJudged(t *testing.T) {
 		return alive == 2
 	})
 	_, err := minute.KVPut(context.Background(), api.KVPutRequest{Key: "k", Value: []byte("v")})
-	if apiStatus(err) != http.StatusServiceUnavailable {
+	if !errors.Is(err, api.ErrClockOff) {
 		t.Fatalf("first write of a node 60 s ahead: %v, want the clock error", err)
 	}
 }

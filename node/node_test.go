@@ -187,7 +187,7 @@ func TestGetUnknownNameAnswersQuickly(t *testing.T) {
 	nodes := newTestNetwork(t, 3)
 	start := time.Now()
 	_, _, err := getInto(t, nodes[2], "no-such-file.txt")
-	if !isStatus(err, 404) {
+	if !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("want a 404 not found, got %v", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -195,14 +195,9 @@ func TestGetUnknownNameAnswersQuickly(t *testing.T) {
 	}
 	// A CID nobody holds: no provider.
 	_, _, err = getInto(t, nodes[2], share.ComputeCID([]byte("nobody has this")).String())
-	if !isStatus(err, 404) {
-		t.Fatalf("want a 404 for a CID nobody holds, got %v", err)
+	if !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("want not found for a CID nobody holds, got %v", err)
 	}
-}
-
-func isStatus(err error, status int) bool {
-	var ae *api.Error
-	return errors.As(err, &ae) && ae.Status == status
 }
 
 // misbehave makes n serve ProtocolID badly: serve writes the response for a

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,8 +32,8 @@ func TestGetKeepsExistingFile(t *testing.T) {
 			}
 			_, err := n.Get(context.Background(), tc.req)
 			var ae *api.Error
-			if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Message != tc.path+" exists: use --force to replace it" {
-				t.Fatalf("get onto %s = %v, want 409 %q", tc.path, err, tc.path+" exists: use --force to replace it")
+			if !errors.As(err, &ae) || ae.Kind != api.ErrExists || ae.Message != tc.path+" exists: use --force to replace it" {
+				t.Fatalf("get onto %s = %v, want %q (exists)", tc.path, err, tc.path+" exists: use --force to replace it")
 			}
 			if b, _ := os.ReadFile(tc.path); string(b) != string(old) {
 				t.Fatalf("the existing file now holds %q", b)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,10 +68,10 @@ func TestShareRefusesSecrets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := n.Share(context.Background(), api.ShareRequest{Path: tc.path})
 			var ae *api.Error
-			if !errors.As(err, &ae) || ae.Status != http.StatusForbidden ||
+			if !errors.As(err, &ae) || ae.Kind != api.ErrSecret ||
 				!strings.HasPrefix(ae.Message, tc.path+" is this node's secret ") || !strings.Contains(ae.Message, tc.what) ||
 				!strings.HasSuffix(ae.Message, ": refusing to share it") {
-				t.Fatalf("share %s = %v, want a 403 saying it is a secret %s", tc.path, err, tc.what)
+				t.Fatalf("share %s = %v, want a refusal saying it is a secret %s", tc.path, err, tc.what)
 			}
 		})
 	}

@@ -9,7 +9,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"io"
 )
 
@@ -264,19 +263,6 @@ type Stats struct {
 type HolePunches struct {
 	Tried     int64 `json:"tried"`
 	Succeeded int64 `json:"succeeded"`
-}
-
-// Error is an API error: an HTTP status and a one-line message.
-type Error struct {
-	Status  int    `json:"-"`
-	Message string `json:"error"`
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// Errorf makes an *Error.
-func Errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
 // RevokeResult is the answer of Revoke.
