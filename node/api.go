@@ -20,14 +20,10 @@ import (
 	"github.com/p2pshare/p2pshare/share"
 )
 
-var _ api.API = (*Node)(nil)
-
 // ID implements api.API.
-func (n *Node) ID(context.Context) (api.IDInfo, error) {
-	n.mu.Lock()
-	u := n.apiURL
-	n.mu.Unlock()
-	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u, Clock: n.clockWarning(),
+func (c *CoreAPI) ID(context.Context) (api.IDInfo, error) {
+	n := c.n
+	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: c.url, Clock: n.clockWarning(),
 		Reachability: ReachabilityString(n.Reachability()), PublicAddrs: n.publicAddrs()}
 	if m := n.memb; m != nil {
 		d, peers := m.ClockOffset()
@@ -49,7 +45,8 @@ func (n *Node) p2pAddrs() []string {
 }
 
 // Share implements api.API.
-func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+func (c *CoreAPI) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+	n := c.n
 	// The network would refuse the name record of a node whose clock is
 	// off: say so before storing anything.
 	if err := n.clockError("share"); err != nil {
@@ -121,7 +118,8 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 // Get implements api.API. The file is fetched into a private temp
 // directory of the store and put at its path only once it is verified (see
 // placeOutput); an existing file there is replaced only with req.Force.
-func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, error) {
+func (c *CoreAPI) Get(ctx context.Context, req api.GetRequest) (api.GetResult, error) {
+	n := c.n
 	if req.Ref == "" {
 		return api.GetResult{}, api.Errorf(api.ErrBadInput, "get: no name or CID given")
 	}
@@ -189,7 +187,8 @@ func millis(d time.Duration) float64 {
 
 // Cat implements api.API: the file is fetched and verified into a private
 // temp directory of the store, which is removed when the reader is closed.
-func (n *Node) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
+func (c *CoreAPI) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
+	n := c.n
 	tmp, err := n.store.TempDir("cat-*")
 	if err != nil {
 		return api.GetResult{}, nil, err
@@ -225,7 +224,8 @@ func (r *removeOnClose) Close() error {
 }
 
 // Peers implements api.API: connected peers, lowest RTT first.
-func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
+func (c *CoreAPI) Peers(ctx context.Context) ([]api.PeerInfo, error) {
+	n := c.n
 	n.peering.pingMissing(ctx)
 	var out []api.PeerInfo
 	for _, p := range n.host.Network().Peers() {
@@ -258,7 +258,8 @@ func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
 }
 
 // Members implements api.API.
-func (n *Node) Members(context.Context) ([]api.MemberInfo, error) {
+func (c *CoreAPI) Members(context.Context) ([]api.MemberInfo, error) {
+	n := c.n
 	ms := n.memb.Members()
 	out := make([]api.MemberInfo, 0, len(ms))
 	for _, m := range ms {
@@ -289,7 +290,8 @@ func durationMillis(d time.Duration) float64 { return float64(d.Microseconds()) 
 // copies is handed off to the closest live members (in custody for this
 // node), then goodbye on the membership topic, then the daemon stops. If a
 // hand-off fails the node stays.
-func (n *Node) Leave(ctx context.Context) (api.LeaveResult, error) {
+func (c *CoreAPI) Leave(ctx context.Context) (api.LeaveResult, error) {
+	n := c.n
 	moved, err := n.share.Relocate(ctx)
 	res := api.LeaveResult{Moved: []api.MovedFile{}}
 	names := n.namesByCID()
@@ -303,7 +305,7 @@ func (n *Node) Leave(ctx context.Context) (api.LeaveResult, error) {
 	if err := n.memb.Leave(ctx); err != nil {
 		return res, err
 	}
-	return res, n.Shutdown(ctx)
+	return res, c.Shutdown(ctx)
 }
 
 // namesByCID maps each CID of the catalog to its names.
@@ -316,7 +318,8 @@ func (n *Node) namesByCID() map[string][]string {
 }
 
 // Stats implements api.API.
-func (n *Node) Stats(context.Context) (api.Stats, error) {
+func (c *CoreAPI) Stats(context.Context) (api.Stats, error) {
+	n := c.n
 	conv := func(s metrics.Stats) api.Traffic {
 		return api.Traffic{InBytes: s.TotalIn, OutBytes: s.TotalOut, InRate: s.RateIn, OutRate: s.RateOut}
 	}
@@ -330,22 +333,12 @@ func (n *Node) Stats(context.Context) (api.Stats, error) {
 	return out, nil
 }
 
-// SetShutdown sets what Shutdown calls (the daemon's stop).
-func (n *Node) SetShutdown(f func()) {
-	n.mu.Lock()
-	n.onShutdown = f
-	n.mu.Unlock()
-}
-
 // Shutdown implements api.API.
-func (n *Node) Shutdown(context.Context) error {
-	n.mu.Lock()
-	f := n.onShutdown
-	n.mu.Unlock()
-	if f == nil {
+func (c *CoreAPI) Shutdown(context.Context) error {
+	if c.shutdown == nil {
 		return api.Errorf(api.ErrNotDaemon, "shutdown: this node is not run by a daemon")
 	}
-	go f()
+	go c.shutdown()
 	return nil
 }
 
@@ -398,4 +391,6 @@ func FormatAddrs(as []ma.Multiaddr) []string {
 }
 
 // Transfers implements api.API.
-func (n *Node) Transfers(context.Context) ([]api.Transfer, error) { return n.transfers.list(), nil }
+func (c *CoreAPI) Transfers(context.Context) ([]api.Transfer, error) {
+	return c.n.transfers.list(), nil
+}

@@ -53,9 +53,9 @@ func TestCloseBusyNodesLeavesNothingRunning(t *testing.T) {
 				default:
 				}
 				name := fmt.Sprintf("busy-%d-%d.txt", i, j)
-				_, _ = n.Share(ctx, api.ShareRequest{Name: name, Body: bytes.NewReader([]byte(name))})
-				_, _ = n.KVPut(ctx, api.KVPutRequest{Key: "busy/" + name, Value: []byte(name)})
-				if _, r, err := other.Cat(ctx, name); err == nil {
+				_, _ = n.API().Share(ctx, api.ShareRequest{Name: name, Body: bytes.NewReader([]byte(name))})
+				_, _ = n.API().KVPut(ctx, api.KVPutRequest{Key: "busy/" + name, Value: []byte(name)})
+				if _, r, err := other.API().Cat(ctx, name); err == nil {
 					r.Close()
 				}
 			}

@@ -16,7 +16,8 @@ import (
 )
 
 // KVPut implements api.API.
-func (n *Node) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, error) {
+func (c *CoreAPI) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, error) {
+	n := c.n
 	var ttl time.Duration
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
@@ -37,7 +38,8 @@ func (n *Node) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, er
 }
 
 // KVGet implements api.API.
-func (n *Node) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
+func (c *CoreAPI) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
+	n := c.n
 	r, err := n.kv.Get(ctx, kv.NSUser, key)
 	if err != nil {
 		return api.KVEntry{}, kvError("kv get", key, err)
@@ -46,7 +48,8 @@ func (n *Node) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
 }
 
 // KVDelete implements api.API.
-func (n *Node) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
+func (c *CoreAPI) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
+	n := c.n
 	n.measureClock()
 	r, err := n.kv.Delete(ctx, kv.NSUser, key)
 	if err != nil {
@@ -56,7 +59,8 @@ func (n *Node) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
 }
 
 // KVList implements api.API.
-func (n *Node) KVList(context.Context) ([]api.KVEntry, error) {
+func (c *CoreAPI) KVList(context.Context) ([]api.KVEntry, error) {
+	n := c.n
 	rs := n.kv.List(kv.NSUser, "")
 	out := make([]api.KVEntry, len(rs))
 	for i, r := range rs {
@@ -66,7 +70,8 @@ func (n *Node) KVList(context.Context) ([]api.KVEntry, error) {
 }
 
 // Catalog implements api.API.
-func (n *Node) Catalog(_ context.Context, term string) ([]api.CatalogEntry, error) {
+func (c *CoreAPI) Catalog(_ context.Context, term string) ([]api.CatalogEntry, error) {
+	n := c.n
 	es := n.kv.Catalog(term)
 	out := make([]api.CatalogEntry, len(es))
 	for i, e := range es {

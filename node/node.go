@@ -100,10 +100,6 @@ type Node struct {
 	closers   []func() error  // of the parts built, in New's order
 	closeOnce sync.Once
 	closeErr  error
-
-	mu         sync.Mutex // guards apiURL and onShutdown
-	apiURL     string
-	onShutdown func()
 }
 
 // New opens and locks the repo and builds the node's parts in dependency
@@ -412,13 +408,6 @@ func (n *Node) ShareService() *share.Service { return n.share }
 
 // Repo returns the node's repo.
 func (n *Node) Repo() *Repo { return n.repo }
-
-// SetAPIURL records where the daemon serves the API, for ID.
-func (n *Node) SetAPIURL(u string) {
-	n.mu.Lock()
-	n.apiURL = u
-	n.mu.Unlock()
-}
 
 // closing records how to close a part New just built: Close closes the
 // parts in exactly the reverse order, so nothing is closed while a part

@@ -106,7 +106,7 @@ func randomBytes(t *testing.T, n int) []byte {
 
 func shareBytes(t *testing.T, n *Node, name string, b []byte) api.ShareResult {
 	t.Helper()
-	res, err := n.Share(context.Background(), api.ShareRequest{Name: name, Body: bytes.NewReader(b)})
+	res, err := n.API().Share(context.Background(), api.ShareRequest{Name: name, Body: bytes.NewReader(b)})
 	if err != nil {
 		t.Fatalf("share %s: %v", name, err)
 	}
@@ -116,7 +116,7 @@ func shareBytes(t *testing.T, n *Node, name string, b []byte) api.ShareResult {
 func getInto(t *testing.T, n *Node, ref string) (api.GetResult, []byte, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "out")
-	res, err := n.Get(context.Background(), api.GetRequest{Ref: ref, Path: path})
+	res, err := n.API().Get(context.Background(), api.GetRequest{Ref: ref, Path: path})
 	if err != nil {
 		return res, nil, err
 	}
@@ -424,7 +424,7 @@ func TestCatStreamsVerifiedBytes(t *testing.T) {
 	nodes := newTestNetwork(t, 2)
 	data := randomBytes(t, 100_000)
 	sr := shareBytes(t, nodes[0], "cat.txt", data)
-	res, rc, err := nodes[1].Cat(context.Background(), "cat.txt")
+	res, rc, err := nodes[1].API().Cat(context.Background(), "cat.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,8 @@ func (n *Node) revocationLoop(ctx context.Context, revoked <-chan struct{}) {
 // Revoke implements api.API: the revocation, signed by the authority, is
 // applied here and spread to every node (kept in the KV store, so late
 // joiners learn it too).
-func (n *Node) Revoke(ctx context.Context, b []byte) (api.RevokeResult, error) {
+func (c *CoreAPI) Revoke(ctx context.Context, b []byte) (api.RevokeResult, error) {
+	n := c.n
 	if n.gate == nil || n.cfg.Admission.Authority == nil {
 		return api.RevokeResult{}, api.Errorf(api.ErrBadInput, "revoke: this node runs without a network authority (start it with --authority)")
 	}

@@ -66,7 +66,7 @@ func TestShareRefusesSecrets(t *testing.T) {
 		{"a copy of a swarm key", write("psk.txt", []byte("/key/swarm/psk/1.0.0/\n/base16/\n00\n")), "a swarm key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := n.Share(context.Background(), api.ShareRequest{Path: tc.path})
+			_, err := n.API().Share(context.Background(), api.ShareRequest{Path: tc.path})
 			var ae *api.Error
 			if !errors.As(err, &ae) || ae.Kind != api.ErrSecret ||
 				!strings.HasPrefix(ae.Message, tc.path+" is this node's secret ") || !strings.Contains(ae.Message, tc.what) ||
@@ -79,7 +79,7 @@ func TestShareRefusesSecrets(t *testing.T) {
 		t.Fatal("a secret reached the store")
 	}
 	ok := write("plain.txt", []byte("an ordinary file\n"))
-	if _, err := n.Share(context.Background(), api.ShareRequest{Path: ok}); err != nil {
+	if _, err := n.API().Share(context.Background(), api.ShareRequest{Path: ok}); err != nil {
 		t.Fatalf("share an ordinary file: %v", err)
 	}
 }

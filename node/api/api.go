@@ -1,5 +1,5 @@
 // Package api owns the daemon's local HTTP API: the API interface that the
-// daemon implements in process (node.Node) and that Client implements over
+// daemon implements in process (node.CoreAPI) and that Client implements over
 // HTTP, the JSON types that cross it, and the server that exposes an API on
 // loopback behind a bearer token (and the web dashboard of package
 // dashboard). Every CLI command that talks to a daemon does so through
