@@ -64,13 +64,17 @@ func addrInfo(n *Node) peer.AddrInfo {
 	return peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()}
 }
 
-// newTestNetwork starts k nodes bootstrapped to the first and waits until
-// every routing table holds every other node.
-func newTestNetwork(t *testing.T, k int) []*Node {
+// newTestNetwork starts k nodes bootstrapped to the first, each configured
+// by mod if set, and waits until every routing table holds every other node.
+func newTestNetwork(t *testing.T, k int, mod ...func(*Config)) []*Node {
 	t.Helper()
-	nodes := []*Node{newTestNode(t, nil)}
+	var m func(*Config)
+	if len(mod) > 0 {
+		m = mod[0]
+	}
+	nodes := []*Node{newTestNode(t, m)}
 	for i := 1; i < k; i++ {
-		nodes = append(nodes, newTestNode(t, nil, addrInfo(nodes[0])))
+		nodes = append(nodes, newTestNode(t, m, addrInfo(nodes[0])))
 	}
 	waitFor(t, 15*time.Second, "routing tables to fill", func() bool {
 		for _, n := range nodes {
