@@ -65,9 +65,11 @@ func gossipSubParams() pubsub.GossipSubParams {
 	return p
 }
 
-// Node is a running p2pshare node: repo, host, DHT, discovery and the share
-// service. Its methods are safe for concurrent use. Close stops everything
-// it started.
+// Node is a running p2pshare node, the composition root of its parts: it
+// builds them in dependency order (repo, host, content store, GossipSub,
+// membership, DHT, key-value store, share service, its own loops, peering),
+// runs the glue between them, and Close closes them in the reverse order.
+// Its API is CoreAPI. Its methods are safe for concurrent use.
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
