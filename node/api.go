@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,16 +20,12 @@ import (
 	"github.com/p2pshare/p2pshare/share"
 )
 
-var _ api.API = (*Node)(nil)
-
 // ID implements api.API.
-func (n *Node) ID(context.Context) (api.IDInfo, error) {
-	n.mu.Lock()
-	u := n.apiURL
-	n.mu.Unlock()
-	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u, Clock: n.clockWarning(),
+func (c *CoreAPI) ID(context.Context) (api.IDInfo, error) {
+	n := c.n
+	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: c.url, Clock: n.clockWarning(),
 		Reachability: ReachabilityString(n.Reachability()), PublicAddrs: n.publicAddrs()}
-	if m := n.membRef.Load(); m != nil {
+	if m := n.memb; m != nil {
 		d, peers := m.ClockOffset()
 		info.OffsetPeers = peers
 		if peers > 0 {
@@ -50,7 +45,8 @@ func (n *Node) p2pAddrs() []string {
 }
 
 // Share implements api.API.
-func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+func (c *CoreAPI) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult, error) {
+	n := c.n
 	// The network would refuse the name record of a node whose clock is
 	// off: say so before storing anything.
 	if err := n.clockError("share"); err != nil {
@@ -60,11 +56,11 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 	name := req.Name
 	if r == nil {
 		if !filepath.IsAbs(req.Path) {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share: path %q is not absolute", req.Path)
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share: path %q is not absolute", req.Path)
 		}
 		f, err := os.Open(req.Path)
 		if err != nil {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, unwrapPathErr(err))
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share %s: %v", req.Path, unwrapPathErr(err))
 		}
 		defer f.Close()
 		if err := n.refuseSecret(req.Path, f); err != nil {
@@ -73,13 +69,13 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 		}
 		fi, err := f.Stat()
 		if err != nil {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: %v", req.Path, err)
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share %s: %v", req.Path, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return api.ShareResult{}, api.Errorf(http.StatusBadRequest, "share %s: not a regular file", req.Path)
+			return api.ShareResult{}, api.Errorf(api.ErrBadInput, "share %s: not a regular file", req.Path)
 		}
 		if max := n.share.Config().MaxFileSize; fi.Size() > max {
-			return api.ShareResult{}, api.Errorf(http.StatusRequestEntityTooLarge, "share %s: %d bytes is over the limit of %d", req.Path, fi.Size(), max)
+			return api.ShareResult{}, api.Errorf(api.ErrTooLarge, "share %s: %d bytes is over the limit of %d", req.Path, fi.Size(), max)
 		}
 		if name == "" {
 			name = filepath.Base(req.Path)
@@ -122,12 +118,13 @@ func (n *Node) Share(ctx context.Context, req api.ShareRequest) (api.ShareResult
 // Get implements api.API. The file is fetched into a private temp
 // directory of the store and put at its path only once it is verified (see
 // placeOutput); an existing file there is replaced only with req.Force.
-func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, error) {
+func (c *CoreAPI) Get(ctx context.Context, req api.GetRequest) (api.GetResult, error) {
+	n := c.n
 	if req.Ref == "" {
-		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get: no name or CID given")
+		return api.GetResult{}, api.Errorf(api.ErrBadInput, "get: no name or CID given")
 	}
 	if !filepath.IsAbs(req.Path) {
-		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get: output path %q is not absolute", req.Path)
+		return api.GetResult{}, api.Errorf(api.ErrBadInput, "get: output path %q is not absolute", req.Path)
 	}
 	dir, file := req.Path, ""
 	if !req.Dir {
@@ -135,7 +132,7 @@ func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, erro
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return api.GetResult{}, api.Errorf(http.StatusBadRequest, "get %s: output directory %s: %v", req.Ref, dir, unwrapPathErr(err))
+		return api.GetResult{}, api.Errorf(api.ErrBadInput, "get %s: output directory %s: %v", req.Ref, dir, unwrapPathErr(err))
 	}
 	defer root.Close()
 	if file != "" && !req.Force {
@@ -190,7 +187,8 @@ func millis(d time.Duration) float64 {
 
 // Cat implements api.API: the file is fetched and verified into a private
 // temp directory of the store, which is removed when the reader is closed.
-func (n *Node) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
+func (c *CoreAPI) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
+	n := c.n
 	tmp, err := n.store.TempDir("cat-*")
 	if err != nil {
 		return api.GetResult{}, nil, err
@@ -226,8 +224,9 @@ func (r *removeOnClose) Close() error {
 }
 
 // Peers implements api.API: connected peers, lowest RTT first.
-func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
-	n.pingMissing(ctx)
+func (c *CoreAPI) Peers(ctx context.Context) ([]api.PeerInfo, error) {
+	n := c.n
+	n.peering.pingMissing(ctx)
 	var out []api.PeerInfo
 	for _, p := range n.host.Network().Peers() {
 		pi := api.PeerInfo{ID: p.String(), RTTMillis: millis(n.host.Peerstore().LatencyEWMA(p))}
@@ -259,7 +258,8 @@ func (n *Node) Peers(ctx context.Context) ([]api.PeerInfo, error) {
 }
 
 // Members implements api.API.
-func (n *Node) Members(context.Context) ([]api.MemberInfo, error) {
+func (c *CoreAPI) Members(context.Context) ([]api.MemberInfo, error) {
+	n := c.n
 	ms := n.memb.Members()
 	out := make([]api.MemberInfo, 0, len(ms))
 	for _, m := range ms {
@@ -290,7 +290,8 @@ func durationMillis(d time.Duration) float64 { return float64(d.Microseconds()) 
 // copies is handed off to the closest live members (in custody for this
 // node), then goodbye on the membership topic, then the daemon stops. If a
 // hand-off fails the node stays.
-func (n *Node) Leave(ctx context.Context) (api.LeaveResult, error) {
+func (c *CoreAPI) Leave(ctx context.Context) (api.LeaveResult, error) {
+	n := c.n
 	moved, err := n.share.Relocate(ctx)
 	res := api.LeaveResult{Moved: []api.MovedFile{}}
 	names := n.namesByCID()
@@ -299,12 +300,12 @@ func (n *Node) Leave(ctx context.Context) (api.LeaveResult, error) {
 			To: m.To.String(), RTTMillis: millis(m.RTT)})
 	}
 	if err != nil {
-		return res, api.Errorf(http.StatusServiceUnavailable, "leave: %v; the node stays in the network", err)
+		return res, api.Errorf(api.ErrUnavailable, "leave: %v; the node stays in the network", err)
 	}
 	if err := n.memb.Leave(ctx); err != nil {
 		return res, err
 	}
-	return res, n.Shutdown(ctx)
+	return res, c.Shutdown(ctx)
 }
 
 // namesByCID maps each CID of the catalog to its names.
@@ -317,7 +318,8 @@ func (n *Node) namesByCID() map[string][]string {
 }
 
 // Stats implements api.API.
-func (n *Node) Stats(context.Context) (api.Stats, error) {
+func (c *CoreAPI) Stats(context.Context) (api.Stats, error) {
+	n := c.n
 	conv := func(s metrics.Stats) api.Traffic {
 		return api.Traffic{InBytes: s.TotalIn, OutBytes: s.TotalOut, InRate: s.RateIn, OutRate: s.RateOut}
 	}
@@ -331,52 +333,42 @@ func (n *Node) Stats(context.Context) (api.Stats, error) {
 	return out, nil
 }
 
-// SetShutdown sets what Shutdown calls (the daemon's stop).
-func (n *Node) SetShutdown(f func()) {
-	n.mu.Lock()
-	n.onShutdown = f
-	n.mu.Unlock()
-}
-
 // Shutdown implements api.API.
-func (n *Node) Shutdown(context.Context) error {
-	n.mu.Lock()
-	f := n.onShutdown
-	n.mu.Unlock()
-	if f == nil {
-		return api.Errorf(http.StatusNotImplemented, "shutdown: this node is not run by a daemon")
+func (c *CoreAPI) Shutdown(context.Context) error {
+	if c.shutdown == nil {
+		return api.Errorf(api.ErrNotDaemon, "shutdown: this node is not run by a daemon")
 	}
-	go f()
+	go c.shutdown()
 	return nil
 }
 
-// apiError maps share's errors to API statuses.
+// apiError gives share's errors their API kinds.
 func apiError(err error) error {
-	status := http.StatusInternalServerError
+	var kind error
 	switch {
 	case errors.Is(err, share.ErrNoSpace):
-		status = http.StatusInsufficientStorage
+		kind = api.ErrNoSpace
 	case errors.Is(err, share.ErrBadName), errors.Is(err, share.ErrBadCID):
-		status = http.StatusBadRequest
+		kind = api.ErrBadInput
 	case errors.Is(err, share.ErrNotFound), errors.Is(err, share.ErrNoProviders):
-		status = http.StatusNotFound
+		kind = api.ErrNotFound
 	case errors.Is(err, share.ErrTooLarge):
-		status = http.StatusRequestEntityTooLarge
+		kind = api.ErrTooLarge
 	case errors.Is(err, context.Canceled):
-		status = 499
+		kind = context.Canceled
 	}
-	return &api.Error{Status: status, Message: err.Error()}
+	return &api.Error{Kind: kind, Message: err.Error()}
 }
 
 // catalogError is the API error of a catalog write that failed.
 func catalogError(what string, err error) error {
 	switch {
 	case errors.Is(err, kv.ErrClockOff):
-		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+		return api.Errorf(api.ErrClockOff, "%s: %v", what, err)
 	case errors.Is(err, kv.ErrWriterLimit):
 		return writerLimitError(what, err)
 	}
-	return api.Errorf(http.StatusInternalServerError, "%s: %v", what, err)
+	return api.Errorf(nil, "%s: %v", what, err)
 }
 
 // unwrapPathErr drops the op and path of an *os.PathError (the caller says
@@ -399,4 +391,6 @@ func FormatAddrs(as []ma.Multiaddr) []string {
 }
 
 // Transfers implements api.API.
-func (n *Node) Transfers(context.Context) ([]api.Transfer, error) { return n.transfers.list(), nil }
+func (c *CoreAPI) Transfers(context.Context) ([]api.Transfer, error) {
+	return c.n.transfers.list(), nil
+}

@@ -119,6 +119,15 @@ func (n *Node) restoreNames() {
 // KV returns the node's key-value store and catalog.
 func (n *Node) KV() *kv.Store { return n.kv }
 
+// memberAddrInfo is p with the addresses its last heartbeat announced, if
+// it is in m's members table.
+func memberAddrInfo(m *gossip.Membership, p peer.ID) peer.AddrInfo {
+	if mb, ok := m.Member(p); ok {
+		return mb.AddrInfo()
+	}
+	return peer.AddrInfo{ID: p}
+}
+
 // membershipCluster lets share's replication see who is up, and measure
 // RTTs before it ranks peers by them.
 type membershipCluster struct {
@@ -200,7 +209,7 @@ func (n *Node) syncWithReturned(p peer.ID) {
 		if n.host.Network().Connectedness(p) != network.Connected {
 			// The failed dials of a cut may have put p in the swarm's
 			// dial backoff.
-			err = n.host.Connect(network.WithForceDirectDial(ctx, "anti-entropy with a returned member"), n.memberAddrInfo(p))
+			err = n.host.Connect(network.WithForceDirectDial(ctx, "anti-entropy with a returned member"), memberAddrInfo(n.memb, p))
 		}
 		var st kv.SyncStats
 		if err == nil {

@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -97,7 +96,7 @@ func (n *Node) now() time.Time { return n.clock() }
 // clockOffset is how far this node's clock is ahead of the network's and
 // whether it is measured (false before any peer's clock was read).
 func (n *Node) clockOffset() (time.Duration, bool) {
-	m := n.membRef.Load()
+	m := n.memb
 	if m == nil {
 		return 0, false
 	}
@@ -123,7 +122,7 @@ func (n *Node) clockLimit() time.Duration {
 // measureClock reads the peers' clocks now if this node has live peers but
 // no measurement yet, so its first write after meeting them is judged.
 func (n *Node) measureClock() {
-	m := n.membRef.Load()
+	m := n.memb
 	if m == nil {
 		return
 	}
@@ -141,7 +140,7 @@ func (n *Node) clockError(what string) error {
 	}
 	n.measureClock()
 	if err := n.kv.CheckClock(); err != nil {
-		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+		return api.Errorf(api.ErrClockOff, "%s: %v", what, err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,15 +75,6 @@ func clockNode(t *testing.T, skew time.Duration, repo string, bootstrap ...peer.
 	}, bootstrap...)
 }
 
-// apiStatus is err's HTTP status, 0 if it is not an API error.
-func apiStatus(err error) int {
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		return ae.Status
-	}
-	return 0
-}
-
 func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 	good := clockNode(t, 0, "")
 	boot := addrInfo(good)
@@ -100,7 +90,7 @@ func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 	want := map[*Node]time.Duration{good: 0, good2: 0, ahead: 10 * time.Minute, behind: -10 * time.Minute, minute: time.Minute}
 	waitFor(t, 20*time.Second, "every node to measure its offset to the network", func() bool {
 		for _, n := range all {
-			id, _ := n.ID(ctx)
+			id, _ := n.API().ID(ctx)
 			d := time.Duration(id.OffsetMillis * float64(time.Millisecond))
 			if id.OffsetPeers < 4 || (d-want[n]).Abs() > 5*time.Second {
 				return false
@@ -110,7 +100,7 @@ func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 	})
 
 	// A write acknowledged by a good node.
-	acked, err := good.KVPut(ctx, api.KVPutRequest{Key: "k", Value: []byte("acknowledged")})
+	acked, err := good.API().KVPut(ctx, api.KVPutRequest{Key: "k", Value: []byte("acknowledged")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,27 +111,27 @@ func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 		if n == behind {
 			dir = "behind"
 		}
-		_, err := n.KVPut(ctx, api.KVPutRequest{Key: "k", Value: []byte("from a wrong clock")})
-		if apiStatus(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "kv put: this node's clock is") ||
+		_, err := n.API().KVPut(ctx, api.KVPutRequest{Key: "k", Value: []byte("from a wrong clock")})
+		if !errors.Is(err, api.ErrClockOff) || !strings.Contains(err.Error(), "kv put: this node's clock is") ||
 			!strings.Contains(err.Error(), dir+" the network (limit 30s): fix the system clock (NTP) and retry") {
 			t.Fatalf("kv put on a node %s: %v, want the clock error", want[n], err)
 		}
-		if _, err := n.Share(ctx, api.ShareRequest{Name: "f", Body: strings.NewReader("x")}); apiStatus(err) != http.StatusServiceUnavailable ||
+		if _, err := n.API().Share(ctx, api.ShareRequest{Name: "f", Body: strings.NewReader("x")}); !errors.Is(err, api.ErrClockOff) ||
 			!strings.HasPrefix(err.Error(), "share: this node's clock is") {
 			t.Fatalf("share on a node %s: %v, want the clock error", want[n], err)
 		}
-		if id, _ := n.ID(ctx); !strings.Contains(id.Clock, "fix the system clock") {
+		if id, _ := n.API().ID(ctx); !strings.Contains(id.Clock, "fix the system clock") {
 			t.Fatalf("id of a node %s: clock warning %q", want[n], id.Clock)
 		}
 	}
-	if _, err := minute.KVDelete(ctx, "k"); err == nil {
+	if _, err := minute.API().KVDelete(ctx, "k"); err == nil {
 		t.Fatal("kv del on a node 60 s ahead succeeded")
 	}
-	if id, _ := good.ID(ctx); id.Clock != "" {
+	if id, _ := good.API().ID(ctx); id.Clock != "" {
 		t.Fatalf("a good node warns about its clock: %q", id.Clock)
 	}
 	// Members show each one's offset as this node measures it.
-	ms, _ := good.Members(ctx)
+	ms, _ := good.API().Members(ctx)
 	for _, m := range ms {
 		for n, d := range want {
 			if m.ID == n.Host().ID().String() && (m.OffsetMillis == nil || (time.Duration(*m.OffsetMillis*float64(time.Millisecond))-d).Abs() > 5*time.Second) {
@@ -154,7 +144,7 @@ func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 	// (it judges records by the network's time), and nothing reverts it.
 	waitFor(t, 20*time.Second, "the acknowledged write on every node", func() bool {
 		for _, n := range all {
-			if e, err := n.KVGet(ctx, "k"); err != nil || e.Value != "acknowledged" {
+			if e, err := n.API().KVGet(ctx, "k"); err != nil || e.Value != "acknowledged" {
 				return false
 			}
 		}
@@ -164,7 +154,7 @@ func TestSkewedClocksRefuseWritesAtOnce(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range all {
-			e, err := n.KVGet(ctx, "k")
+			e, err := n.API().KVGet(ctx, "k")
 			if err != nil || e.Value != "acknowledged" || e.Time != acked.Time {
 				t.Fatalf("the acknowledged write reverted: %+v, %v", e, err)
 			}
@@ -250,21 +240,21 @@ func TestWriterCapOnOwnWrites(t *testing.T) {
 	n := newTestNode(t, func(c *Config) { c.KV.MaxRecordsPerWriter = 2 })
 	ctx := context.Background()
 	for _, k := range []string{"a", "b"} {
-		if _, err := n.KVPut(ctx, api.KVPutRequest{Key: k, Value: []byte("v")}); err != nil {
+		if _, err := n.API().KVPut(ctx, api.KVPutRequest{Key: k, Value: []byte("v")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := n.KVPut(ctx, api.KVPutRequest{Key: "c", Value: []byte("v")})
-	if want := "kv put: this node holds the per-writer limit of 2 records: delete some or raise --max-records-per-writer"; err == nil || err.Error() != want || apiStatus(err) != http.StatusInsufficientStorage {
+	_, err := n.API().KVPut(ctx, api.KVPutRequest{Key: "c", Value: []byte("v")})
+	if want := "kv put: this node holds the per-writer limit of 2 records: delete some or raise --max-records-per-writer"; err == nil || err.Error() != want || !errors.Is(err, api.ErrWriterLimit) {
 		t.Fatalf("put past the cap: %v, want %q", err, want)
 	}
-	if _, err := n.KVPut(ctx, api.KVPutRequest{Key: "a", Value: []byte("updated")}); err != nil {
+	if _, err := n.API().KVPut(ctx, api.KVPutRequest{Key: "a", Value: []byte("updated")}); err != nil {
 		t.Fatalf("update within the cap: %v", err)
 	}
-	if _, err := n.KVDelete(ctx, "b"); err != nil {
+	if _, err := n.API().KVDelete(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.KVPut(ctx, api.KVPutRequest{Key: "c", Value: []byte("v")}); err != nil {
+	if _, err := n.API().KVPut(ctx, api.KVPutRequest{Key: "c", Value: []byte("v")}); err != nil {
 		t.Fatalf("put after a delete: %v", err)
 	}
 }
@@ -284,8 +274,8 @@ func TestFirstWriteAfterMeetingPeersIsJudged(t *testing.T) {
 		}
 		return alive == 2
 	})
-	_, err := minute.KVPut(context.Background(), api.KVPutRequest{Key: "k", Value: []byte("v")})
-	if apiStatus(err) != http.StatusServiceUnavailable {
+	_, err := minute.API().KVPut(context.Background(), api.KVPutRequest{Key: "k", Value: []byte("v")})
+	if !errors.Is(err, api.ErrClockOff) {
 		t.Fatalf("first write of a node 60 s ahead: %v, want the clock error", err)
 	}
 }

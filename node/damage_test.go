@@ -123,7 +123,7 @@ func TestDamagedMetadataIsRebuilt(t *testing.T) {
 				}
 				for name, want := range files {
 					out := filepath.Join(t.TempDir(), name)
-					if _, err := n.Get(context.Background(), api.GetRequest{Ref: name, Path: out}); err != nil {
+					if _, err := n.API().Get(context.Background(), api.GetRequest{Ref: name, Path: out}); err != nil {
 						t.Fatalf("get %s: %v", name, err)
 					}
 					if b, _ := os.ReadFile(out); string(b) != string(want) {

@@ -6,10 +6,11 @@
 // a resource manager; the admission gate of package admit when the network
 // has an authority or an allowlist; relays and hole punching for nodes
 // behind NATs), the Kademlia DHT in server mode under the private /p2pshare
-// protocol prefix, bootstrap and mDNS discovery, the peers table with its
-// RTTs, and the node's Prometheus metrics. On them it builds GossipSub,
-// membership (package gossip), the key-value store and catalog (package
-// gossip/kv) and the share service (package share), and wires share to the
-// catalog. Node implements the api.API that the daemon serves and the CLI
-// calls.
+// protocol prefix, the peers table with its RTTs, and the node's
+// Prometheus metrics. On them it builds GossipSub, membership (package
+// gossip), the key-value store and catalog (package gossip/kv) and the
+// share service (package share), each given its collaborators when it is
+// built, then the peering part (bootstrap, rejoin, ping and mDNS); Close
+// closes them in the reverse order. CoreAPI, beside the Node, implements
+// the api.API that the daemon serves and the CLI calls.
 package node

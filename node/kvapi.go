@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -18,15 +16,16 @@ import (
 )
 
 // KVPut implements api.API.
-func (n *Node) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, error) {
+func (c *CoreAPI) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, error) {
+	n := c.n
 	var ttl time.Duration
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil {
-			return api.KVEntry{}, api.Errorf(http.StatusBadRequest, "kv put %q: bad TTL %q: want a duration such as 90s, 15m or 2h", req.Key, req.TTL)
+			return api.KVEntry{}, api.Errorf(api.ErrBadInput, "kv put %q: bad TTL %q: want a duration such as 90s, 15m or 2h", req.Key, req.TTL)
 		}
 		if d <= 0 {
-			return api.KVEntry{}, api.Errorf(http.StatusBadRequest, "kv put %q: bad TTL %q: must be positive", req.Key, req.TTL)
+			return api.KVEntry{}, api.Errorf(api.ErrBadInput, "kv put %q: bad TTL %q: must be positive", req.Key, req.TTL)
 		}
 		ttl = d
 	}
@@ -39,7 +38,8 @@ func (n *Node) KVPut(ctx context.Context, req api.KVPutRequest) (api.KVEntry, er
 }
 
 // KVGet implements api.API.
-func (n *Node) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
+func (c *CoreAPI) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
+	n := c.n
 	r, err := n.kv.Get(ctx, kv.NSUser, key)
 	if err != nil {
 		return api.KVEntry{}, kvError("kv get", key, err)
@@ -48,7 +48,8 @@ func (n *Node) KVGet(ctx context.Context, key string) (api.KVEntry, error) {
 }
 
 // KVDelete implements api.API.
-func (n *Node) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
+func (c *CoreAPI) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
+	n := c.n
 	n.measureClock()
 	r, err := n.kv.Delete(ctx, kv.NSUser, key)
 	if err != nil {
@@ -58,7 +59,8 @@ func (n *Node) KVDelete(ctx context.Context, key string) (api.KVEntry, error) {
 }
 
 // KVList implements api.API.
-func (n *Node) KVList(context.Context) ([]api.KVEntry, error) {
+func (c *CoreAPI) KVList(context.Context) ([]api.KVEntry, error) {
+	n := c.n
 	rs := n.kv.List(kv.NSUser, "")
 	out := make([]api.KVEntry, len(rs))
 	for i, r := range rs {
@@ -68,7 +70,8 @@ func (n *Node) KVList(context.Context) ([]api.KVEntry, error) {
 }
 
 // Catalog implements api.API.
-func (n *Node) Catalog(_ context.Context, term string) ([]api.CatalogEntry, error) {
+func (c *CoreAPI) Catalog(_ context.Context, term string) ([]api.CatalogEntry, error) {
+	n := c.n
 	es := n.kv.Catalog(term)
 	out := make([]api.CatalogEntry, len(es))
 	for i, e := range es {
@@ -100,26 +103,25 @@ func kvEntry(r *kv.Record) api.KVEntry {
 	return e
 }
 
-// kvError maps the store's errors to API statuses: "WHAT KEY: WHY".
+// kvError gives the store's errors their API kinds: "WHAT KEY: WHY".
 func kvError(what, key string, err error) error {
-	status := http.StatusInternalServerError
+	var kind error
 	switch {
 	case errors.Is(err, kv.ErrBadKey), errors.Is(err, kv.ErrBadTTL):
-		status = http.StatusBadRequest
+		kind = api.ErrBadInput
 	case errors.Is(err, kv.ErrBadValue):
-		status = http.StatusRequestEntityTooLarge
+		kind = api.ErrTooLarge
 	case errors.Is(err, kv.ErrNotFound):
-		status = http.StatusNotFound
-		return &api.Error{Status: status, Message: what + " " + quoteKey(key) + ": no such key"}
+		return api.Errorf(api.ErrNotFound, "%s %s: no such key", what, quoteKey(key))
 	case errors.Is(err, kv.ErrClockOff):
 		// About this node, not the key.
-		return &api.Error{Status: http.StatusServiceUnavailable, Message: what + ": " + err.Error()}
+		return api.Errorf(api.ErrClockOff, "%s: %v", what, err)
 	case errors.Is(err, kv.ErrWriterLimit):
 		return writerLimitError(what, err)
 	case errors.Is(err, context.Canceled):
-		status = 499
+		kind = context.Canceled
 	}
-	return &api.Error{Status: status, Message: what + " " + quoteKey(key) + ": " + err.Error()}
+	return api.Errorf(kind, "%s %s: %v", what, quoteKey(key), err)
 }
 
 // writerLimitError is the API error of a write past the per-writer cap,
@@ -127,10 +129,10 @@ func kvError(what, key string, err error) error {
 func writerLimitError(what string, err error) error {
 	var we *kv.WriterLimitError
 	if errors.As(err, &we) && !we.Tombstone {
-		return &api.Error{Status: http.StatusInsufficientStorage, Message: fmt.Sprintf(
-			"%s: this node holds the per-writer limit of %d records: delete some or raise --max-records-per-writer", what, we.Limit)}
+		return api.Errorf(api.ErrWriterLimit,
+			"%s: this node holds the per-writer limit of %d records: delete some or raise --max-records-per-writer", what, we.Limit)
 	}
-	return &api.Error{Status: http.StatusInsufficientStorage, Message: what + ": " + err.Error()}
+	return api.Errorf(api.ErrWriterLimit, "%s: %v", what, err)
 }
 
 // quoteKey quotes a key for a one-line message, shortening a long one.

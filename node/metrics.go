@@ -71,7 +71,12 @@ func (m *nodeMetrics) register(n *Node) {
 			Help: "How far this node's clock is ahead of the network's (the median of the measured live members'; negative: behind); 0 until measured."},
 			func() float64 { d, _ := n.clockOffset(); return d.Seconds() }),
 	)
-	n.share.SetObserver(func(what string, d time.Duration) { m.lookups.WithLabelValues(what).Observe(d.Seconds()) })
+}
+
+// observeLookup records how long a DHT lookup took (what is "name" or
+// "providers").
+func (m *nodeMetrics) observeLookup(what string, d time.Duration) {
+	m.lookups.WithLabelValues(what).Observe(d.Seconds())
 }
 
 // transfersCollector reports transfers and their bytes by direction (in:

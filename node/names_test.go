@@ -110,7 +110,7 @@ func TestOldDHTNameRecordsAreRefused(t *testing.T) {
 	waitFor(t, 15*time.Second, "routing tables to fill", func() bool {
 		for _, n := range nodes {
 			if n.DHT().RoutingTable().Size() < 1 {
-				n.refreshDHT()
+				n.peering.refreshDHT()
 				return false
 			}
 		}

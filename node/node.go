@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,13 +17,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -44,19 +40,6 @@ const DHTPrefix = "/p2pshare"
 
 // dhtBucketSize is the K of p2pshare's DHT; every node must use the same.
 const dhtBucketSize = 10
-
-// mdnsService is the mDNS service name p2pshare nodes announce.
-const mdnsService = "p2pshare"
-
-// pingInterval is how often the peers table re-measures RTTs, and
-// pingBatch how many peers that already have an RTT one round re-measures:
-// every round pings the peers without one, and pingBatch others picked at
-// random, so a node with many peers sends a bounded number of pings (a
-// peer's RTT is refreshed every pingInterval·peers/pingBatch on average).
-const (
-	pingInterval = 15 * time.Second
-	pingBatch    = 8
-)
 
 // gossipSubParams are GossipSub's defaults with a smaller mesh and less
 // gossip. Every node receives each message about once per mesh peer, and
@@ -81,27 +64,26 @@ func gossipSubParams() pubsub.GossipSubParams {
 	return p
 }
 
-// Node is a running p2pshare node: repo, host, DHT, discovery and the share
-// service. Its methods are safe for concurrent use. Close stops everything
-// it started.
+// Node is a running p2pshare node, the composition root of its parts: it
+// builds them in dependency order (repo, host, content store, GossipSub,
+// membership, DHT, key-value store, share service, its own loops, peering),
+// runs the glue between them, and Close closes them in the reverse order.
+// Its API is CoreAPI. Its methods are safe for concurrent use.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	repo  *Repo
-	host  host.Host
-	dht   *dht.IpfsDHT
-	store *share.Store
-	share *share.Service
-	mdns  mdns.Service
-	bw    *metrics.BandwidthCounter
-	ps    *pubsub.PubSub
-	memb  *gossip.Membership
-	kv    *kv.Store
-	gate  *admit.Gate // nil in an open network
-	clock func() time.Time
-	// membRef is memb for the DHT's validators, which run before memb is
-	// set and concurrently with New.
-	membRef atomic.Pointer[gossip.Membership]
+	cfg     Config
+	log     *slog.Logger
+	repo    *Repo
+	host    host.Host
+	dht     *dht.IpfsDHT
+	store   *share.Store
+	share   *share.Service
+	peering *peering // bootstrap, rejoin, ping and mDNS
+	bw      *metrics.BandwidthCounter
+	ps      *pubsub.PubSub
+	memb    *gossip.Membership
+	kv      *kv.Store
+	gate    *admit.Gate // nil in an open network
+	clock   func() time.Time
 	reach   reachability
 	// hostRef is host for the callbacks libp2p may call before New has
 	// set host (AutoRelay's relayCandidates).
@@ -114,18 +96,18 @@ type Node struct {
 	metrics *nodeMetrics
 
 	started   time.Time
-	bg        *bg.Group       // the node's goroutines
+	bg        *bg.Group       // the node's loops, started once every part exists
 	ctx       context.Context // bg's context
+	closers   []func() error  // of the parts built, in New's order
 	closeOnce sync.Once
 	closeErr  error
-
-	mu         sync.Mutex // guards apiURL and onShutdown
-	apiURL     string
-	onShutdown func()
 }
 
-// New opens and locks the repo, starts the host, the DHT, discovery and the
-// share service, and makes a first bounded attempt to join the bootstrap
+// New opens and locks the repo and builds the node's parts in dependency
+// order, each with everything it needs: the host (behind the admission
+// gate), the content store, GossipSub, the membership, the DHT, the
+// key-value store and the share service. Then it starts the node's loops
+// and discovery, and makes a first bounded attempt to join the bootstrap
 // peers (retried in the background until it succeeds).
 func New(cfg Config) (n *Node, err error) {
 	if err := cfg.validate(); err != nil {
@@ -139,9 +121,8 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g := bg.New()
-	ctx := g.Context()
-	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, bg: g, ctx: ctx, started: time.Now(), clock: cfg.Now}
+	n = &Node{cfg: cfg, log: log.With("component", "node"), repo: repo, started: time.Now(), clock: cfg.Now}
+	n.closing(repo.Close)
 	if n.clock == nil {
 		n.clock = time.Now
 	}
@@ -213,6 +194,7 @@ func New(cfg Config) (n *Node, err error) {
 		if n.gate, err = admit.New(ac); err != nil {
 			return nil, err
 		}
+		n.closing(n.gate.Close) // after the host, which calls it
 		opts = append(opts, libp2p.ConnectionGater(n.gate))
 	}
 	opts = append(opts, n.reachOptions()...)
@@ -237,15 +219,11 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
+	n.closing(n.host.Close)
 	n.hostRef.Store(n.host)
 	if err := checkBound(listen, n.host.Network().ListenAddresses()); err != nil {
 		return nil, err
 	}
-	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated)})
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to reachability: %w", err)
-	}
-	n.bg.Go(func(context.Context) { n.watchReachability(reachSub) })
 	// gh is the host every protocol of p2pshare's uses: with admission on,
 	// its streams wait until the remote peer has shown a valid ticket.
 	gh := n.host
@@ -255,6 +233,34 @@ func New(cfg Config) (n *Node, err error) {
 		}
 		gh = n.gate.Host()
 	}
+	metaMoved, err := boltcheck.Salvage(filepath.Join(repo.Path(repoStoreDir), share.MetaFile),
+		"rebuilding the list of held files from the content store ("+repo.Path(repoStoreDir)+"/blocks), which is the truth", n.log)
+	if err != nil {
+		return nil, err
+	}
+	n.store, err = share.OpenStore(repo.Path(repoStoreDir), log)
+	if err != nil {
+		return nil, err
+	}
+	n.closing(n.store.Close)
+	psCtx, psCancel := context.WithCancel(context.Background())
+	n.closing(func() error { psCancel(); return nil })
+	n.ps, err = pubsub.NewGossipSub(psCtx, gh,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMaxMessageSize(1<<20),
+		pubsub.WithGossipSubParams(gossipSubParams()),
+		pubsub.WithFloodPublish(false))
+	if err != nil {
+		return nil, fmt.Errorf("start GossipSub: %w", err)
+	}
+	gc := cfg.Gossip
+	gc.Clock = &wallClock{n.now}
+	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
+	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
+	if err != nil {
+		return nil, err
+	}
+	n.closing(n.memb.Close)
 	n.dht, err = dht.New(gh,
 		// A server while this node's reachability is public or unknown
 		// (a LAN, where AutoNAT cannot tell), a client while it is
@@ -275,35 +281,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
-	metaMoved, err := boltcheck.Salvage(filepath.Join(repo.Path(repoStoreDir), share.MetaFile),
-		"rebuilding the list of held files from the content store ("+repo.Path(repoStoreDir)+"/blocks), which is the truth", n.log)
-	if err != nil {
-		return nil, err
-	}
-	n.store, err = share.OpenStore(repo.Path(repoStoreDir), log)
-	if err != nil {
-		return nil, err
-	}
-	n.share, err = share.New(gh, n.dht, n.store, cfg.Share, log)
-	if err != nil {
-		return nil, err
-	}
-	n.ps, err = pubsub.NewGossipSub(ctx, gh,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMaxMessageSize(1<<20),
-		pubsub.WithGossipSubParams(gossipSubParams()),
-		pubsub.WithFloodPublish(false))
-	if err != nil {
-		return nil, fmt.Errorf("start GossipSub: %w", err)
-	}
-	gc := cfg.Gossip
-	gc.Clock = &wallClock{n.now}
-	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
-	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
-	if err != nil {
-		return nil, err
-	}
-	n.membRef.Store(n.memb)
+	n.closing(n.dht.Close)
 	kvc := cfg.KV
 	kvc.Check = n.checkKVRecord
 	kvc.Now = n.now
@@ -316,26 +294,36 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.share.SetDirectory(catalogDirectory{n.kv})
+	n.closing(n.kv.Close)
 	if metaMoved != "" {
 		n.restoreNames()
 	}
+	n.share, err = share.New(gh, n.dht, n.store, share.Deps{
+		Directory: catalogDirectory{n.kv},
+		Cluster:   membershipCluster{m: n.memb, n: n},
+		// The first replication check waits until this node has caught
+		// up with the catalog and heard every member (ReplicationDelay
+		// at most).
+		Ready:    []<-chan struct{}{n.kv.Synced(), n.memb.Settled()},
+		Observer: n.metrics.observeLookup,
+	}, cfg.Share, log)
+	if err != nil {
+		return nil, err
+	}
+	n.closing(n.share.Close)
 	n.metrics.register(n)
-	// The first replication check waits until this node has caught up
-	// with the catalog and heard every member (ReplicationDelay at most).
-	ready := make(chan struct{})
-	n.bg.Go(func(context.Context) {
-		for _, ch := range []<-chan struct{}{n.kv.Synced(), n.memb.Settled()} {
-			select {
-			case <-ch:
-			case <-n.ctx.Done():
-				return
-			}
-		}
-		close(ready)
-	})
-	n.share.SetReplicationReady(ready)
-	n.share.StartReplication(membershipCluster{m: n.memb, n: n})
+
+	// Every part exists: the node's loops start, and close first.
+	n.bg = bg.New()
+	n.ctx = n.bg.Context()
+	n.closing(func() error { n.bg.Close(); return nil })
+	// The reachability events are kept by the bus: a late subscriber
+	// gets the current one.
+	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated)})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to reachability: %w", err)
+	}
+	n.bg.Go(func(context.Context) { n.watchReachability(reachSub) })
 	events, _ := n.memb.Subscribe(64) // closed by the membership's Close
 	if n.gate != nil && cfg.Admission.Authority != nil {
 		revoked, _ := n.kv.Watch(kv.NSRevoke, "") // closed by the store's Close
@@ -344,22 +332,11 @@ func New(cfg Config) (n *Node, err error) {
 	for _, loop := range []func(){n.announceCatalog, func() { n.watchMembers(events) }, n.watchClock} {
 		n.bg.Go(func(context.Context) { loop() })
 	}
-	if cfg.MDNS {
-		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
-		if err := n.mdns.Start(); err != nil {
-			return nil, fmt.Errorf("start mDNS: %w", err)
-		}
+	n.peering, err = startPeering(cfg, n.host, n.dht, n.memb, n.rtts, n.log)
+	if err != nil {
+		return nil, err
 	}
-	if len(cfg.Bootstrap) > 0 {
-		jctx, jcancel := context.WithTimeout(ctx, 2*time.Second)
-		if n.dialBootstrap(jctx) {
-			n.refreshDHT()
-		}
-		jcancel()
-	}
-	for _, loop := range []func(){n.bootstrapLoop, n.pingLoop, n.rejoinLoop} {
-		n.bg.Go(func(context.Context) { loop() })
-	}
+	n.closing(n.peering.Close)
 	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs(), "mdns", cfg.MDNS, "bootstrap", len(cfg.Bootstrap))
 	return n, nil
 }
@@ -433,298 +410,23 @@ func (n *Node) ShareService() *share.Service { return n.share }
 // Repo returns the node's repo.
 func (n *Node) Repo() *Repo { return n.repo }
 
-// SetAPIURL records where the daemon serves the API, for ID.
-func (n *Node) SetAPIURL(u string) {
-	n.mu.Lock()
-	n.apiURL = u
-	n.mu.Unlock()
-}
+// closing records how to close a part New just built: Close closes the
+// parts in exactly the reverse order, so nothing is closed while a part
+// built after it (and that may call it) still runs.
+func (n *Node) closing(f func() error) { n.closers = append(n.closers, f) }
 
-// Close stops discovery, the background loops, the share service, the DHT
-// and the host, closes the store and releases the repo. Safe to call more
-// than once; later calls return the first call's error.
+// Close stops the peering (bootstrap, rejoin, ping, mDNS) and the node's
+// loops, then closes the share service, the key-value store, the DHT, the
+// membership, GossipSub, the content store, the host and the admission
+// gate, and releases the repo: the reverse of New's order. Safe to call more than once; later calls return
+// the first call's error.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
-		if n.mdns != nil {
-			errs = append(errs, n.mdns.Close())
+		for i := len(n.closers) - 1; i >= 0; i-- {
+			errs = append(errs, n.closers[i]())
 		}
-		if n.kv != nil {
-			errs = append(errs, n.kv.Close())
-		}
-		if n.memb != nil {
-			errs = append(errs, n.memb.Close())
-		}
-		n.bg.Close()
-		if n.share != nil {
-			errs = append(errs, n.share.Close())
-		}
-		if n.dht != nil {
-			errs = append(errs, n.dht.Close())
-		}
-		if n.gate != nil {
-			errs = append(errs, n.gate.Close())
-		}
-		if n.host != nil {
-			errs = append(errs, n.host.Close())
-		}
-		if n.store != nil {
-			errs = append(errs, n.store.Close())
-		}
-		errs = append(errs, n.repo.Close())
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
-}
-
-// dialBootstrap connects to every bootstrap peer at once and reports whether
-// at least one connection succeeded.
-func (n *Node) dialBootstrap(ctx context.Context) bool {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok := false
-	for _, ai := range n.cfg.Bootstrap {
-		if ai.ID == n.host.ID() {
-			continue
-		}
-		wg.Add(1)
-		go func(ai peer.AddrInfo) {
-			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			if err := n.host.Connect(dctx, ai); err != nil {
-				// Retried with backoff while the node has no peer.
-				n.log.Warn("bootstrap dial failed", "peer", ai.ID, "addrs", ai.Addrs, "err", err)
-				return
-			}
-			mu.Lock()
-			ok = true
-			mu.Unlock()
-		}(ai)
-	}
-	wg.Wait()
-	return ok
-}
-
-// refreshDHT asks the DHT to fill its routing table now, without waiting.
-func (n *Node) refreshDHT() { _ = n.dht.RefreshRoutingTable() }
-
-// bootstrapLoop re-dials the bootstrap peers, with exponential backoff,
-// whenever the node has no peer at all. While it has peers it sleeps until
-// the last connection drops (or BootstrapBackoffMax passes), so an idle
-// node that is connected never wakes for it.
-func (n *Node) bootstrapLoop() {
-	if len(n.cfg.Bootstrap) == 0 {
-		return
-	}
-	alone := make(chan struct{}, 1)
-	nb := &network.NotifyBundle{DisconnectedF: func(nw network.Network, _ network.Conn) {
-		if len(nw.Peers()) == 0 {
-			select {
-			case alone <- struct{}{}:
-			default:
-			}
-		}
-	}}
-	n.host.Network().Notify(nb)
-	defer n.host.Network().StopNotify(nb)
-	backoff := n.cfg.BootstrapBackoff
-	t := time.NewTimer(backoff)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		case <-alone:
-			// Give the peer that just left a moment: a connection
-			// replaced by another to the same peer drops the count to 0
-			// only for an instant.
-			t.Reset(n.cfg.BootstrapBackoff)
-			continue
-		}
-		if len(n.host.Network().Peers()) > 0 {
-			backoff = n.cfg.BootstrapBackoff
-			t.Reset(n.cfg.BootstrapBackoffMax)
-			continue
-		}
-		if n.dialBootstrap(n.ctx) {
-			n.log.Info("joined through bootstrap peers")
-			n.refreshDHT()
-			backoff = n.cfg.BootstrapBackoff
-			t.Reset(n.cfg.BootstrapBackoffMax)
-			continue
-		}
-		n.log.Debug("no bootstrap peer reachable, retrying", "in", backoff)
-		t.Reset(backoff)
-		backoff = min(2*backoff, n.cfg.BootstrapBackoffMax)
-	}
-}
-
-// rejoinInterval is how often rejoinLoop re-dials the dead members and the
-// silent bootstrap peers, and rejoinDialTimeout bounds one such dial.
-const (
-	rejoinInterval    = 5 * time.Second
-	rejoinDialTimeout = 2 * time.Second
-)
-
-// rejoinLoop heals partitions. bootstrapLoop dials only a node that has no
-// peer at all, and the two sides of a partition each keep their own peers:
-// when the cut is mended nobody would dial across and the sides would stay
-// apart for good. So every rejoinInterval this node dials the dead members
-// (at the addresses their last heartbeat announced) and the bootstrap peers
-// it hears no heartbeat from, if it is not connected to them. Once one
-// connection crosses, heartbeats flow again and the other side is alive.
-func (n *Node) rejoinLoop() {
-	t := time.NewTicker(rejoinInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		n.rejoin(n.ctx)
-	}
-}
-
-// rejoin makes one round of rejoinLoop's dials, in parallel, and waits for
-// them. Dead members are dialed past the swarm's dial backoff, which the
-// failed dials of a long cut would have stretched to minutes, for as long
-// as they stay in the members table (gossip.Config.ForgetAfter). A
-// bootstrap peer that is not a dead member (it left, or this node never
-// heard of it or forgot it) keeps the backoff, so one gone for good costs a
-// dial every few minutes; one that is alive or suspect is not dialed, as
-// its heartbeats arrive: the connection manager may have trimmed the
-// connection to it, and a re-dial every round would fight that.
-func (n *Node) rejoin(ctx context.Context) {
-	targets := map[peer.ID]peer.AddrInfo{}
-	dead := map[peer.ID]bool{}
-	heard := map[peer.ID]bool{}
-	for _, m := range n.memb.Members() {
-		switch {
-		case m.Self:
-		case m.State == gossip.StateAlive || m.State == gossip.StateSuspect:
-			heard[m.ID] = true
-		case m.State == gossip.StateDead:
-			targets[m.ID] = m.AddrInfo()
-			dead[m.ID] = true
-		}
-	}
-	for _, ai := range n.cfg.Bootstrap {
-		if ai.ID != n.host.ID() && !heard[ai.ID] {
-			t := targets[ai.ID]
-			t.ID, t.Addrs = ai.ID, append(t.Addrs, ai.Addrs...)
-			targets[ai.ID] = t
-		}
-	}
-	var wg sync.WaitGroup
-	for _, ai := range targets {
-		if n.host.Network().Connectedness(ai.ID) == network.Connected {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, rejoinDialTimeout)
-			defer cancel()
-			if dead[ai.ID] {
-				dctx = network.WithForceDirectDial(dctx, "rejoin a dead member")
-			}
-			if err := n.host.Connect(dctx, ai); err != nil {
-				n.log.Debug("rejoin dial failed", "peer", ai.ID, "dead", dead[ai.ID], "err", err)
-				return
-			}
-			n.log.Info("reconnected", "peer", ai.ID, "dead_member", dead[ai.ID])
-		}()
-	}
-	wg.Wait()
-}
-
-// memberAddrInfo is p with the addresses its last heartbeat announced, if
-// it is in the members table.
-func (n *Node) memberAddrInfo(p peer.ID) peer.AddrInfo {
-	if m, ok := n.memb.Member(p); ok {
-		return m.AddrInfo()
-	}
-	return peer.AddrInfo{ID: p}
-}
-
-// pingLoop keeps the RTT samples of every connected peer fresh.
-func (n *Node) pingLoop() {
-	t := time.NewTicker(pingInterval)
-	defer t.Stop()
-	for {
-		n.pingSome(n.ctx)
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// pingSome is one round of pingLoop: the connected peers with fewer than
-// rttMinSamples RTT samples in the window, and pingBatch others at random.
-func (n *Node) pingSome(ctx context.Context) {
-	var missing, known []peer.ID
-	for _, p := range n.host.Network().Peers() {
-		if _, have := n.rtts.rtt(p); have >= rttMinSamples {
-			known = append(known, p)
-		} else {
-			missing = append(missing, p)
-		}
-	}
-	rand.Shuffle(len(known), func(i, j int) { known[i], known[j] = known[j], known[i] })
-	n.ping(ctx, append(missing, known[:min(len(known), pingBatch)]...))
-}
-
-// pingMissing measures the RTT of the connected peers without one.
-func (n *Node) pingMissing(ctx context.Context) {
-	var missing []peer.ID
-	for _, p := range n.host.Network().Peers() {
-		if n.host.Peerstore().LatencyEWMA(p) == 0 {
-			missing = append(missing, p)
-		}
-	}
-	n.ping(ctx, missing)
-}
-
-// ping measures the RTT of peers, one ping each, in parallel, within a
-// second.
-func (n *Node) ping(ctx context.Context, peers []peer.ID) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, p := range peers {
-		wg.Add(1)
-		go func(p peer.ID) {
-			defer wg.Done()
-			select {
-			case <-ping.Ping(ctx, n.host, p):
-			case <-ctx.Done():
-			}
-		}(p)
-	}
-	wg.Wait()
-}
-
-// mdnsNotifee connects to peers found by mDNS.
-type mdnsNotifee struct{ n *Node }
-
-func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	n := m.n
-	if ai.ID == n.host.ID() {
-		return
-	}
-	// mDNS calls HandlePeerFound on goroutines its Close does not wait
-	// for: the dial runs in the node's group, or not at all once Close
-	// has begun.
-	n.bg.Go(func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := n.host.Connect(ctx, ai); err == nil {
-			n.log.Debug("connected to mDNS peer", "peer", ai.ID)
-		}
-	})
 }

@@ -31,18 +31,7 @@ func quietLogger() *slog.Logger {
 // newTestNode starts a loopback node in a temp repo, closed at cleanup.
 func newTestNode(t *testing.T, mod func(*Config), bootstrap ...peer.AddrInfo) *Node {
 	t.Helper()
-	cfg := DefaultLocalConfig(t.TempDir())
-	cfg.Bootstrap = bootstrap
-	cfg.Logger = quietLogger()
-	cfg.Share.StallTimeout = 500 * time.Millisecond
-	cfg.Share.LookupTimeout = 3 * time.Second
-	// These tests pin which provider serves a get; replication (tested end
-	// to end in testnet/) would add holders they do not expect.
-	cfg.Share.Replicas = 1
-	if mod != nil {
-		mod(&cfg)
-	}
-	n, err := New(cfg)
+	n, err := New(testConfig(t, mod, bootstrap...))
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
@@ -54,22 +43,43 @@ func newTestNode(t *testing.T, mod func(*Config), bootstrap ...peer.AddrInfo) *N
 	return n
 }
 
+// testConfig is the configuration of a loopback test node in a temp repo.
+func testConfig(t *testing.T, mod func(*Config), bootstrap ...peer.AddrInfo) Config {
+	t.Helper()
+	cfg := DefaultLocalConfig(t.TempDir())
+	cfg.Bootstrap = bootstrap
+	cfg.Logger = quietLogger()
+	cfg.Share.StallTimeout = 500 * time.Millisecond
+	cfg.Share.LookupTimeout = 3 * time.Second
+	// These tests pin which provider serves a get; replication (tested end
+	// to end in testnet/) would add holders they do not expect.
+	cfg.Share.Replicas = 1
+	if mod != nil {
+		mod(&cfg)
+	}
+	return cfg
+}
+
 func addrInfo(n *Node) peer.AddrInfo {
 	return peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()}
 }
 
-// newTestNetwork starts k nodes bootstrapped to the first and waits until
-// every routing table holds every other node.
-func newTestNetwork(t *testing.T, k int) []*Node {
+// newTestNetwork starts k nodes bootstrapped to the first, each configured
+// by mod if set, and waits until every routing table holds every other node.
+func newTestNetwork(t *testing.T, k int, mod ...func(*Config)) []*Node {
 	t.Helper()
-	nodes := []*Node{newTestNode(t, nil)}
+	var m func(*Config)
+	if len(mod) > 0 {
+		m = mod[0]
+	}
+	nodes := []*Node{newTestNode(t, m)}
 	for i := 1; i < k; i++ {
-		nodes = append(nodes, newTestNode(t, nil, addrInfo(nodes[0])))
+		nodes = append(nodes, newTestNode(t, m, addrInfo(nodes[0])))
 	}
 	waitFor(t, 15*time.Second, "routing tables to fill", func() bool {
 		for _, n := range nodes {
 			if n.DHT().RoutingTable().Size() < k-1 {
-				n.refreshDHT()
+				n.peering.refreshDHT()
 				return false
 			}
 		}
@@ -100,7 +110,7 @@ func randomBytes(t *testing.T, n int) []byte {
 
 func shareBytes(t *testing.T, n *Node, name string, b []byte) api.ShareResult {
 	t.Helper()
-	res, err := n.Share(context.Background(), api.ShareRequest{Name: name, Body: bytes.NewReader(b)})
+	res, err := n.API().Share(context.Background(), api.ShareRequest{Name: name, Body: bytes.NewReader(b)})
 	if err != nil {
 		t.Fatalf("share %s: %v", name, err)
 	}
@@ -110,7 +120,7 @@ func shareBytes(t *testing.T, n *Node, name string, b []byte) api.ShareResult {
 func getInto(t *testing.T, n *Node, ref string) (api.GetResult, []byte, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "out")
-	res, err := n.Get(context.Background(), api.GetRequest{Ref: ref, Path: path})
+	res, err := n.API().Get(context.Background(), api.GetRequest{Ref: ref, Path: path})
 	if err != nil {
 		return res, nil, err
 	}
@@ -181,7 +191,7 @@ func TestGetUnknownNameAnswersQuickly(t *testing.T) {
 	nodes := newTestNetwork(t, 3)
 	start := time.Now()
 	_, _, err := getInto(t, nodes[2], "no-such-file.txt")
-	if !isStatus(err, 404) {
+	if !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("want a 404 not found, got %v", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -189,14 +199,9 @@ func TestGetUnknownNameAnswersQuickly(t *testing.T) {
 	}
 	// A CID nobody holds: no provider.
 	_, _, err = getInto(t, nodes[2], share.ComputeCID([]byte("nobody has this")).String())
-	if !isStatus(err, 404) {
-		t.Fatalf("want a 404 for a CID nobody holds, got %v", err)
+	if !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("want not found for a CID nobody holds, got %v", err)
 	}
-}
-
-func isStatus(err error, status int) bool {
-	var ae *api.Error
-	return errors.As(err, &ae) && ae.Status == status
 }
 
 // misbehave makes n serve ProtocolID badly: serve writes the response for a
@@ -423,7 +428,7 @@ func TestCatStreamsVerifiedBytes(t *testing.T) {
 	nodes := newTestNetwork(t, 2)
 	data := randomBytes(t, 100_000)
 	sr := shareBytes(t, nodes[0], "cat.txt", data)
-	res, rc, err := nodes[1].Cat(context.Background(), "cat.txt")
+	res, rc, err := nodes[1].API().Cat(context.Background(), "cat.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +32,7 @@ const (
 
 // errExists: the output path exists and the get was not told to replace it.
 func errExists(path string) error {
-	return api.Errorf(http.StatusConflict, "%s exists: use --force to replace it", path)
+	return api.Errorf(api.ErrExists, "%s exists: use --force to replace it", path)
 }
 
 // placeOutput puts the verified file src (inside the repo) at dir/name.
@@ -115,7 +114,7 @@ func moveIn(link, rename func(o, n string) error, lstat func(string) (os.FileInf
 }
 
 func outputError(dst string, err error) error {
-	return api.Errorf(http.StatusInternalServerError, "get: write %s: %v", dst, unwrapPathErr(err))
+	return api.Errorf(nil, "get: write %s: %v", dst, unwrapPathErr(err))
 }
 
 // recordPartial writes the path of a temp file about to be created in a

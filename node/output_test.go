@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,16 +30,16 @@ func TestGetKeepsExistingFile(t *testing.T) {
 			if err := os.WriteFile(tc.path, old, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := n.Get(context.Background(), tc.req)
+			_, err := n.API().Get(context.Background(), tc.req)
 			var ae *api.Error
-			if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Message != tc.path+" exists: use --force to replace it" {
-				t.Fatalf("get onto %s = %v, want 409 %q", tc.path, err, tc.path+" exists: use --force to replace it")
+			if !errors.As(err, &ae) || ae.Kind != api.ErrExists || ae.Message != tc.path+" exists: use --force to replace it" {
+				t.Fatalf("get onto %s = %v, want %q (exists)", tc.path, err, tc.path+" exists: use --force to replace it")
 			}
 			if b, _ := os.ReadFile(tc.path); string(b) != string(old) {
 				t.Fatalf("the existing file now holds %q", b)
 			}
 			tc.req.Force = true
-			if _, err := n.Get(context.Background(), tc.req); err != nil {
+			if _, err := n.API().Get(context.Background(), tc.req); err != nil {
 				t.Fatalf("get --force: %v", err)
 			}
 			if b, _ := os.ReadFile(tc.path); string(b) != "the new bytes\n" {

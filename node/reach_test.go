@@ -64,7 +64,7 @@ func connectThroughRelay(t *testing.T, from, r, p *Node) {
 
 func peerInfo(t *testing.T, n *Node, p peer.ID) (via, relay string) {
 	t.Helper()
-	ps, err := n.Peers(context.Background())
+	ps, err := n.API().Peers(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,17 +82,17 @@ func TestPrivateNodeIsReachedThroughRelay(t *testing.T) {
 	p := newTestNode(t, privateBehind(r), addrInfo(r))
 	c := newTestNode(t, func(c *Config) { c.Share.DirectWait = time.Second })
 
-	id, err := p.ID(context.Background())
+	id, err := p.API().ID(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if id.Reachability != "private" {
 		t.Errorf("private node: reachability %q, want private", id.Reachability)
 	}
-	if rid, _ := r.ID(context.Background()); rid.Reachability != "public" {
+	if rid, _ := r.API().ID(context.Background()); rid.Reachability != "public" {
 		t.Errorf("relay: reachability %q, want public", rid.Reachability)
 	}
-	if cid, _ := c.ID(context.Background()); cid.Reachability != "unknown" {
+	if cid, _ := c.API().ID(context.Background()); cid.Reachability != "unknown" {
 		t.Errorf("loopback node: reachability %q, want unknown", cid.Reachability)
 	}
 
@@ -104,7 +104,7 @@ func TestPrivateNodeIsReachedThroughRelay(t *testing.T) {
 	if !serves(r) || !serves(c) {
 		t.Errorf("DHT server mode: public node %v, loopback node %v; want both true", serves(r), serves(c))
 	}
-	st, err := r.Stats(context.Background())
+	st, err := r.API().Stats(context.Background())
 	if err != nil || st.Reachability != "public" {
 		t.Errorf("stats: reachability %q (%v), want public", st.Reachability, err)
 	}
@@ -322,7 +322,7 @@ func TestAnnounceReplacesFoundAddrs(t *testing.T) {
 	if len(got) != 1 || !got[0].Equal(a) {
 		t.Fatalf("announced %v, want exactly %s", got, a)
 	}
-	id, _ := n.ID(context.Background())
+	id, _ := n.API().ID(context.Background())
 	if len(id.Addrs) != 1 || !strings.HasPrefix(id.Addrs[0], a.String()+"/p2p/") {
 		t.Errorf("id addrs %v, want %s/p2p/ID", id.Addrs, a)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node/admit"
@@ -66,19 +65,20 @@ func (n *Node) revocationLoop(ctx context.Context, revoked <-chan struct{}) {
 // Revoke implements api.API: the revocation, signed by the authority, is
 // applied here and spread to every node (kept in the KV store, so late
 // joiners learn it too).
-func (n *Node) Revoke(ctx context.Context, b []byte) (api.RevokeResult, error) {
+func (c *CoreAPI) Revoke(ctx context.Context, b []byte) (api.RevokeResult, error) {
+	n := c.n
 	if n.gate == nil || n.cfg.Admission.Authority == nil {
-		return api.RevokeResult{}, api.Errorf(http.StatusBadRequest, "revoke: this node runs without a network authority (start it with --authority)")
+		return api.RevokeResult{}, api.Errorf(api.ErrBadInput, "revoke: this node runs without a network authority (start it with --authority)")
 	}
 	rev, err := admit.DecodeRevocation(b)
 	if err == nil {
 		err = admit.VerifyRevocation(n.cfg.Admission.Authority, rev)
 	}
 	if err != nil {
-		return api.RevokeResult{}, api.Errorf(http.StatusBadRequest, "revoke: %v", err)
+		return api.RevokeResult{}, api.Errorf(api.ErrBadInput, "revoke: %v", err)
 	}
 	if _, err := n.kv.Put(ctx, kv.NSRevoke, rev.Peer.String(), b, 0); err != nil {
-		return api.RevokeResult{}, api.Errorf(http.StatusInternalServerError, "revoke %s: %v", rev.Peer, err)
+		return api.RevokeResult{}, api.Errorf(nil, "revoke %s: %v", rev.Peer, err)
 	}
 	if err := n.gate.Revoke(rev); err != nil {
 		return api.RevokeResult{}, err

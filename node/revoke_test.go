@@ -46,7 +46,7 @@ func TestRevocationSpreadsAndDisconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n1.Revoke(context.Background(), admit.Encode(rev)); err != nil {
+	if _, err := n1.API().Revoke(context.Background(), admit.Encode(rev)); err != nil {
 		t.Fatal(err)
 	}
 	revoked := time.Now()

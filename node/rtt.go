@@ -168,7 +168,7 @@ func (n *Node) measure(ctx context.Context, peers []peer.ID) {
 			// its heartbeats announce: the peerstore may not know them
 			// yet (a node that just joined).
 			if n.host.Network().Connectedness(p) != network.Connected {
-				if err := n.host.Connect(ctx, n.memberAddrInfo(p)); err != nil {
+				if err := n.host.Connect(ctx, memberAddrInfo(n.memb, p)); err != nil {
 					n.log.Debug("measure RTT: dial failed", "peer", p, "err", err)
 					return
 				}

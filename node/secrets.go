@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"encoding/base64"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +40,7 @@ func (n *Node) refuseSecret(path string, f *os.File) error {
 		return nil // the caller's own Stat reports it
 	}
 	refuse := func(what string) error {
-		return api.Errorf(http.StatusForbidden, "%s is this node's secret (%s): refusing to share it", path, what)
+		return api.Errorf(api.ErrSecret, "%s is this node's secret (%s): refusing to share it", path, what)
 	}
 	for p, what := range n.secretFiles() {
 		if si, err := os.Stat(p); err == nil && os.SameFile(fi, si) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,12 +66,12 @@ func TestShareRefusesSecrets(t *testing.T) {
 		{"a copy of a swarm key", write("psk.txt", []byte("/key/swarm/psk/1.0.0/\n/base16/\n00\n")), "a swarm key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := n.Share(context.Background(), api.ShareRequest{Path: tc.path})
+			_, err := n.API().Share(context.Background(), api.ShareRequest{Path: tc.path})
 			var ae *api.Error
-			if !errors.As(err, &ae) || ae.Status != http.StatusForbidden ||
+			if !errors.As(err, &ae) || ae.Kind != api.ErrSecret ||
 				!strings.HasPrefix(ae.Message, tc.path+" is this node's secret ") || !strings.Contains(ae.Message, tc.what) ||
 				!strings.HasSuffix(ae.Message, ": refusing to share it") {
-				t.Fatalf("share %s = %v, want a 403 saying it is a secret %s", tc.path, err, tc.what)
+				t.Fatalf("share %s = %v, want a refusal saying it is a secret %s", tc.path, err, tc.what)
 			}
 		})
 	}
@@ -80,7 +79,7 @@ func TestShareRefusesSecrets(t *testing.T) {
 		t.Fatal("a secret reached the store")
 	}
 	ok := write("plain.txt", []byte("an ordinary file\n"))
-	if _, err := n.Share(context.Background(), api.ShareRequest{Path: ok}); err != nil {
+	if _, err := n.API().Share(context.Background(), api.ShareRequest{Path: ok}); err != nil {
 		t.Fatalf("share an ordinary file: %v", err)
 	}
 }

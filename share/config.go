@@ -48,7 +48,7 @@ type Config struct {
 	ReplicateTimeout time.Duration
 	// ReplicationDelay is how long after start the first check waits, so
 	// the node has heard the members and caught up with the catalog; at
-	// most, when the node says sooner that it has (SetReplicationReady).
+	// most, when the node says sooner that it has (Deps.Ready).
 	// Default 5 s.
 	ReplicationDelay time.Duration
 	// ScrubRate is the byte rate, per second, at which the background

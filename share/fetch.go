@@ -185,8 +185,8 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 		for _, p := range prefer {
 			add(p)
 		}
-		if d := s.directory(); d != nil {
-			cl := s.clusterView()
+		if d := s.dir; d != nil {
+			cl := s.cluster
 			for _, h := range s.holdings(d, c) {
 				if cl == nil || !cl.Down(h.Peer) {
 					add(h.Peer)
@@ -209,7 +209,7 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 		s.observe("providers", lookupStart)
 	}
 	cands = make([]candidate, len(ids))
-	if cl := s.clusterView(); cl != nil {
+	if cl := s.cluster; cl != nil {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PingTimeout)
 		cl.Measure(pctx, ids)
 		cancel()

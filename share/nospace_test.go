@@ -78,13 +78,12 @@ func TestReplicaOntoAFullDiskIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(h, routinghelpers.Null{}, st, Config{ReplicationDelay: time.Hour, ReplicationInterval: time.Hour}, nil)
+	deps := Deps{Directory: newMemDirectory(h.ID()), Cluster: &varCluster{}}
+	s, err := New(h, routinghelpers.Null{}, st, deps, Config{ReplicationDelay: time.Hour, ReplicationInterval: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close(); st.Close(); h.Close() })
-	s.SetDirectory(newMemDirectory(h.ID()))
-	s.StartReplication(&varCluster{})
 	a.h.Peerstore().AddAddrs(h.ID(), h.Addrs(), time.Hour)
 
 	_, err = a.s.pushTo(context.Background(), h.ID(), c, size, "")

@@ -84,27 +84,6 @@ type Moved struct {
 	RTT  time.Duration
 }
 
-// StartReplication makes the service keep R copies of what it holds, using
-// c for who is up. It checks ReplicationDelay after start, then on every
-// KickReplication and every ReplicationInterval.
-func (s *Service) StartReplication(c Cluster) {
-	s.dirMu.Lock()
-	s.cluster = c
-	s.dirMu.Unlock()
-	s.h.SetStreamHandler(ReplicateProtocol, s.handleReplicate)
-	s.bg.Go(func(context.Context) { s.replicationLoop() })
-}
-
-// SetReplicationReady gives the channel that closes once this node has
-// heard the members and caught up with the catalog: the first replication
-// check then runs at once, instead of ReplicationDelay after start. Call
-// it before StartReplication.
-func (s *Service) SetReplicationReady(ready <-chan struct{}) {
-	s.dirMu.Lock()
-	s.repReady = ready
-	s.dirMu.Unlock()
-}
-
 // KickReplication asks for a replication check now (membership changed).
 func (s *Service) KickReplication() {
 	select {
@@ -113,27 +92,15 @@ func (s *Service) KickReplication() {
 	}
 }
 
-func (s *Service) clusterView() Cluster {
-	s.dirMu.RLock()
-	defer s.dirMu.RUnlock()
-	return s.cluster
-}
-
+// replicationLoop keeps R copies of what the service holds: it checks
+// ReplicationDelay after start (or once Deps.Ready closes), then on every
+// KickReplication and every ReplicationInterval.
 func (s *Service) replicationLoop() {
 	// A node that just started has not yet heard every member nor caught
 	// up with the catalog: a check now would see too few holders and copy
 	// files that have enough. A kick meanwhile (a holder died) waits too.
-	s.dirMu.RLock()
-	ready := s.repReady
-	s.dirMu.RUnlock()
-	delay := time.NewTimer(s.cfg.ReplicationDelay)
-	select {
-	case <-s.ctx.Done():
-		delay.Stop()
+	if !s.waitReady() {
 		return
-	case <-delay.C:
-	case <-ready:
-		delay.Stop()
 	}
 	s.checkReplicas(s.ctx)
 	t := time.NewTicker(s.cfg.ReplicationInterval)
@@ -149,10 +116,35 @@ func (s *Service) replicationLoop() {
 	}
 }
 
+// waitReady waits until every channel of Deps.Ready has closed, or
+// ReplicationDelay has passed; false if the service closed meanwhile.
+func (s *Service) waitReady() bool {
+	delay := time.NewTimer(s.cfg.ReplicationDelay)
+	defer delay.Stop()
+	for _, ready := range s.repReady {
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-delay.C:
+			return true
+		case <-ready:
+		}
+	}
+	if len(s.repReady) > 0 {
+		return true
+	}
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-delay.C:
+		return true
+	}
+}
+
 // liveSet returns the live members by ID.
 func (s *Service) liveSet() map[peer.ID]Peer {
 	out := map[peer.ID]Peer{}
-	if c := s.clusterView(); c != nil {
+	if c := s.cluster; c != nil {
 		for _, p := range c.Live() {
 			out[p.ID] = p
 		}
@@ -163,7 +155,7 @@ func (s *Service) liveSet() map[peer.ID]Peer {
 // measuredLiveSet is liveSet for a choice by RTT: the live members are
 // measured first, so none is ranked on too few samples.
 func (s *Service) measuredLiveSet(ctx context.Context) map[peer.ID]Peer {
-	c := s.clusterView()
+	c := s.cluster
 	if c == nil {
 		return map[peer.ID]Peer{}
 	}
@@ -212,8 +204,8 @@ func (s *Service) candidates(live map[peer.ID]Peer, holdings []catalog.Holder, s
 // exactly one of its live holders, the one with the lowest peer ID, so
 // every node agrees who repairs.
 func (s *Service) checkReplicas(ctx context.Context) {
-	d := s.directory()
-	if d == nil || s.clusterView() == nil {
+	d := s.dir
+	if d == nil || s.cluster == nil {
 		return
 	}
 	live := s.liveSet()
@@ -286,7 +278,7 @@ func (s *Service) giveBack(ctx context.Context, held Held, owner peer.ID) {
 		s.log.Warn("rejoin: give back failed", "cid", held.CID, "owner", owner, "err", err)
 		return
 	}
-	d := s.directory()
+	d := s.dir
 	live := s.liveSet()
 	without := map[peer.ID]bool{owner: true} // it holds the file now
 	for _, h := range s.holdings(d, held.CID) {
@@ -317,8 +309,8 @@ func (s *Service) giveBack(ctx context.Context, held Held, owner peer.ID) {
 // until R peers (this one included) hold it. It returns the other live
 // holders: those it copied to, and those that held a copy already.
 func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer, error) {
-	d := s.directory()
-	if d == nil || s.clusterView() == nil || s.cfg.Replicas <= 1 {
+	d := s.dir
+	if d == nil || s.cluster == nil || s.cfg.Replicas <= 1 {
 		return nil, nil
 	}
 	live := s.measuredLiveSet(ctx)
@@ -362,8 +354,8 @@ func (s *Service) Replicate(ctx context.Context, c cid.Cid, size int64) ([]Peer,
 // members that do not hold it, kept there in custody for this node. It
 // returns what moved where; on an error, what moved so far.
 func (s *Service) Relocate(ctx context.Context) ([]Moved, error) {
-	d := s.directory()
-	if d == nil || s.clusterView() == nil {
+	d := s.dir
+	if d == nil || s.cluster == nil {
 		return nil, nil
 	}
 	live := s.measuredLiveSet(ctx)
@@ -511,7 +503,7 @@ func (s *Service) handleReplicate(st network.Stream) {
 		// holds the copy, and a DHT provide can wait out dials to dead peers.
 		s.bg.Go(func(context.Context) { s.provideLater(c) })
 	}
-	if d := s.directory(); d != nil {
+	if d := s.dir; d != nil {
 		custody := req.CustodyFor
 		if had {
 			// A file held already keeps the holding it had: a leaver whose

@@ -154,15 +154,15 @@ func startRepNodes(t *testing.T, n int) []repNode {
 	return startRepNodesWith(t, n, nil)
 }
 
-// startRepNodesWith is startRepNodes with before, if set, called on each
-// service before its replication starts.
-func startRepNodesWith(t *testing.T, n int, before func(i int, s *Service)) []repNode {
+// startRepNodesWith is startRepNodes with deps, if set, called on each
+// service's collaborators before it is built.
+func startRepNodesWith(t *testing.T, n int, deps func(i int, d *Deps)) []repNode {
 	t.Helper()
-	return startRepNodesCfg(t, n, Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour}, before)
+	return startRepNodesCfg(t, n, Config{Replicas: 2, ReplicationDelay: time.Hour, ReplicationInterval: time.Hour}, deps)
 }
 
 // startRepNodesCfg is startRepNodesWith with the services' configuration.
-func startRepNodesCfg(t *testing.T, n int, cfg Config, before func(i int, s *Service)) []repNode {
+func startRepNodesCfg(t *testing.T, n int, cfg Config, deps func(i int, d *Deps)) []repNode {
 	t.Helper()
 	nodes := make([]repNode, n)
 	for i := range nodes {
@@ -170,31 +170,30 @@ func startRepNodesCfg(t *testing.T, n int, cfg Config, before func(i int, s *Ser
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := OpenStore(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(h, routinghelpers.Null{}, st, cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close(); st.Close(); h.Close() })
-		nodes[i] = repNode{h: h, s: s, dir: newMemDirectory(h.ID())}
-		s.SetDirectory(nodes[i].dir)
+		t.Cleanup(func() { h.Close() })
+		nodes[i] = repNode{h: h, dir: newMemDirectory(h.ID()), cluster: &varCluster{}}
 	}
 	for i := range nodes {
 		a := &nodes[i]
-		a.cluster = &varCluster{}
 		for j, b := range nodes {
 			if i != j {
 				a.h.Peerstore().AddAddrs(b.h.ID(), b.h.Addrs(), time.Hour)
 				a.cluster.peers = append(a.cluster.peers, Peer{ID: b.h.ID(), RTT: time.Duration(j+1) * time.Millisecond})
 			}
 		}
-		if before != nil {
-			before(i, a.s)
+		st, err := OpenStore(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		a.s.StartReplication(a.cluster)
+		d := Deps{Directory: a.dir, Cluster: a.cluster}
+		if deps != nil {
+			deps(i, &d)
+		}
+		a.s, err = New(a.h, routinghelpers.Null{}, st, d, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.s.Close(); st.Close() })
 	}
 	return nodes
 }
@@ -311,14 +310,14 @@ func candIDs(cs []candidate) []string {
 	return out
 }
 
-// A node that says it has caught up (SetReplicationReady) runs its first
+// A node that says it has caught up (Deps.Ready) runs its first
 // replication check then, not ReplicationDelay (an hour here) after start:
 // a file with one holder is copied at once, and not before.
 func TestReplicationReadyEndsTheDelay(t *testing.T) {
 	ready := make(chan struct{})
-	nodes := startRepNodesWith(t, 2, func(i int, s *Service) {
+	nodes := startRepNodesWith(t, 2, func(i int, d *Deps) {
 		if i == 0 {
-			s.SetReplicationReady(ready)
+			d.Ready = []<-chan struct{}{ready}
 		}
 	})
 	a, b := nodes[0], nodes[1]

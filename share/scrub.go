@@ -159,7 +159,7 @@ func (s *Service) quarantine(c cid.Cid, why string) {
 	if !ok {
 		return
 	}
-	d := s.directory()
+	d := s.dir
 	var custody peer.ID
 	if d != nil {
 		for _, h := range d.Holdings(c) {
@@ -201,7 +201,7 @@ func (s *Service) restore(c cid.Cid, size int64, custody peer.ID, quarantined st
 			return
 		}
 	}
-	if d := s.directory(); d != nil {
+	if d := s.dir; d != nil {
 		if err := d.Hold(ctx, c, custody); err != nil {
 			s.log.Warn("record holding of a restored copy", "cid", c, "err", err)
 		}

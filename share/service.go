@@ -48,10 +48,9 @@ type Service struct {
 	kick      chan struct{}
 	pending   atomic.Bool // records wait for a peer to be announced to
 
-	dirMu    sync.RWMutex // guards dir, cluster and repReady
-	dir      Directory
-	cluster  Cluster
-	repReady <-chan struct{}
+	dir      Directory // nil: no catalog (names neither shared nor resolved)
+	cluster  Cluster   // nil: no replication
+	repReady []<-chan struct{}
 	repKick  chan struct{}
 
 	copies recentCopies // copies made that the catalog may not list yet
@@ -63,18 +62,38 @@ type Service struct {
 	reportBusy atomic.Bool // a getter's report is being checked
 
 	stats    Stats
-	up, down *rate.Limiter // MaxUploadRate, MaxDownloadRate; nil: no limit
-	observer atomic.Value  // func(what string, d time.Duration)
+	up, down *rate.Limiter                      // MaxUploadRate, MaxDownloadRate; nil: no limit
+	observer func(what string, d time.Duration) // nil: not told
 
 	servesMu    sync.Mutex // guards servesTotal and servesPer
 	servesTotal int
 	servesPer   map[peer.ID]int
 }
 
-// New starts a Service on h: it registers the transfer protocol and starts
-// the reprovider, which provides every held CID and republishes this node's
-// names as soon as a peer is connected and then every ReprovideInterval.
-func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*Service, error) {
+// Deps are a Service's collaborators, all given to New: the service never
+// runs without them, and none changes while it runs.
+type Deps struct {
+	// Directory is the network's catalog. Without one, Share fails,
+	// names do not resolve and nothing is recorded as held.
+	Directory Directory
+	// Cluster is who is up. With one (and a Directory), the service
+	// keeps Replicas copies of what it holds and serves ReplicateProtocol.
+	Cluster Cluster
+	// Ready, if set, are channels that have all closed once this node has
+	// heard the members and caught up with the catalog: the first
+	// replication check then runs at once, instead of ReplicationDelay
+	// after start.
+	Ready []<-chan struct{}
+	// Observer, if set, is told how long each DHT lookup took (what is
+	// "name" or "providers").
+	Observer func(what string, d time.Duration)
+}
+
+// New starts a Service on h with its collaborators: it registers the
+// transfer protocol and starts the reprovider, which provides every held
+// CID and republishes this node's names as soon as a peer is connected and
+// then every ReprovideInterval, and, with a Cluster, replication.
+func New(h host.Host, rt Routing, store *Store, deps Deps, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -90,6 +109,7 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 		h: h, rt: rt, store: store, cfg: cfg, log: log.With("component", "share"),
 		bg: g, ctx: g.Context(), kick: make(chan struct{}, 1), repKick: make(chan struct{}, 1), servesPer: map[peer.ID]int{},
 		up: newBandwidth(cfg.MaxUploadRate), down: newBandwidth(cfg.MaxDownloadRate),
+		dir: deps.Directory, cluster: deps.Cluster, repReady: deps.Ready, observer: deps.Observer,
 	}
 	h.SetStreamHandler(ProtocolID, s.handleGet)
 	h.SetStreamHandler(ReportProtocol, s.handleReport)
@@ -98,6 +118,10 @@ func New(h host.Host, rt Routing, store *Store, cfg Config, log *slog.Logger) (*
 	s.bg.Go(func(context.Context) { s.reprovideLoop() })
 	if cfg.ScrubRate > 0 {
 		s.bg.Go(func(context.Context) { s.scrubLoop() })
+	}
+	if s.cluster != nil {
+		h.SetStreamHandler(ReplicateProtocol, s.handleReplicate)
+		s.bg.Go(func(context.Context) { s.replicationLoop() })
 	}
 	return s, nil
 }
@@ -129,19 +153,6 @@ type Directory interface {
 	Unhold(ctx context.Context, c cid.Cid) error
 }
 
-// SetDirectory makes the service resolve names and find holders in d first.
-func (s *Service) SetDirectory(d Directory) {
-	s.dirMu.Lock()
-	s.dir = d
-	s.dirMu.Unlock()
-}
-
-func (s *Service) directory() Directory {
-	s.dirMu.RLock()
-	defer s.dirMu.RUnlock()
-	return s.dir
-}
-
 // Stats counts what the service did since start (for metrics).
 type Stats struct {
 	ServedOK, ServedFailed, ServedBytes atomic.Int64
@@ -156,13 +167,9 @@ type Stats struct {
 // Stats returns the service's counters.
 func (s *Service) Stats() *Stats { return &s.stats }
 
-// SetObserver sets a function told how long each DHT lookup took (what is
-// "name" or "providers").
-func (s *Service) SetObserver(f func(what string, d time.Duration)) { s.observer.Store(f) }
-
 func (s *Service) observe(what string, start time.Time) {
-	if f, ok := s.observer.Load().(func(string, time.Duration)); ok && f != nil {
-		f(what, time.Since(start))
+	if s.observer != nil {
+		s.observer(what, time.Since(start))
 	}
 }
 
@@ -206,7 +213,7 @@ func (s *Service) Share(ctx context.Context, r io.Reader, name string) (ShareRes
 	if err := catalog.ValidateName(name); err != nil {
 		return ShareResult{}, err
 	}
-	d := s.directory()
+	d := s.dir
 	if d == nil {
 		return ShareResult{}, fmt.Errorf("share %q: no catalog to record the name in", name)
 	}
@@ -289,7 +296,7 @@ func (s *Service) Resolve(ctx context.Context, ref string) (Resolved, error) {
 	// live member's catalog before it returns. A name the catalog does not
 	// know is looked up in the copy of its record in the DHT, which every
 	// share waits for.
-	d := s.directory()
+	d := s.dir
 	if d == nil {
 		return Resolved{}, fmt.Errorf("no file named %q: %w (no catalog)", ref, ErrNotFound)
 	}
@@ -371,7 +378,7 @@ func (s *Service) reprovide(ctx context.Context) {
 		cancel()
 	}
 	names, namesFailed := 0, 0
-	if d := s.directory(); d != nil {
+	if d := s.dir; d != nil {
 		names, namesFailed = d.RepublishNames(ctx)
 	}
 	if ctx.Err() != nil {

@@ -614,8 +614,9 @@ func (s *badSuite) call(t *testing.T, d *Daemon, method, path, token string, bod
 	return apiAnswer{resp.StatusCode, resp.Header.Get("Content-Type"), b}
 }
 
-// checkAPIError asserts a JSON {"error": "..."} answer with the status,
-// whose one-line message says want.
+// checkAPIError asserts a JSON {"error": "...", "kind": "..."} answer with
+// the status, whose one-line message says want (only a 5xx may lack a
+// kind).
 func checkAPIError(t *testing.T, a apiAnswer, code int, want string) {
 	t.Helper()
 	if a.code != code {
@@ -629,8 +630,13 @@ func checkAPIError(t *testing.T, a apiAnswer, code int, want string) {
 		t.Fatalf("answer is not JSON: %v: %q", err, a.body)
 	}
 	msg, ok := m["error"].(string)
-	if !ok || len(m) != 1 || msg == "" {
-		t.Fatalf(`want {"error": "..."}, got %s`, a.body)
+	fields := 1
+	if _, has := m["kind"]; has {
+		fields = 2
+	}
+	kind, _ := m["kind"].(string)
+	if !ok || len(m) != fields || msg == "" || (code < 500 && kind == "") {
+		t.Fatalf(`want {"error": "...", "kind": "..."}, got %s`, a.body)
 	}
 	if strings.Contains(msg, "\n") || !strings.Contains(msg, want) {
 		t.Fatalf("error %q does not say %q (in one line)", msg, want)

@@ -247,26 +247,25 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	}
 	defer n.Close()
 	apiURL := "http://" + ln.Addr().String()
-	n.SetAPIURL(apiURL)
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
-	n.SetShutdown(shutdown)
+	core := node.NewCoreAPI(n, node.CoreOptions{URL: apiURL, Shutdown: shutdown})
 
 	token, err := n.Repo().WriteAPI(apiURL)
 	if err != nil {
 		return fail("daemon", err)
 	}
-	apiSrv := api.NewServer(n, token, log)
+	apiSrv := api.NewServer(core, token, log)
 	apiSrv.HandleMetrics(n.MetricsHandler())
 	apiSrv.HandleProfiling()
 	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	id, _ := n.ID(ctx)
+	id, _ := core.ID(ctx)
 	fmt.Fprintf(cmd.OutOrStdout(), "p2pshare daemon ready: peer %s api %s addrs %s\n", id.ID, apiURL, strings.Join(id.Addrs, ","))
 
 	select {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,8 +106,7 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			res, err := c.Get(cmd.Context(), req)
 			results[i].Ref = req.Ref
 			if err != nil {
-				var ae *api.Error
-				conflict[i] = errors.As(err, &ae) && ae.Status == http.StatusConflict
+				conflict[i] = errors.Is(err, api.ErrExists)
 				results[i].Error = err.Error()
 				return
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,8 +83,7 @@ FILE '-' reads standard input (then --name is required).`,
 }
 
 func printShare(cmd *cobra.Command, file string, res api.ShareResult, err error) error {
-	var ae *api.Error
-	if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+	if errors.Is(err, api.ErrSecret) {
 		return fail("share", err) // the daemon's refusal names the file
 	}
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package api owns the daemon's local HTTP API: the API interface that the
-// daemon implements in process (node.Node) and that Client implements over
+// daemon implements in process (node.CoreAPI) and that Client implements over
 // HTTP, the JSON types that cross it, and the server that exposes an API on
 // loopback behind a bearer token (and the web dashboard of package
 // dashboard). Every CLI command that talks to a daemon does so through
@@ -9,7 +9,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"io"
 )
 
@@ -264,19 +263,6 @@ type Stats struct {
 type HolePunches struct {
 	Tried     int64 `json:"tried"`
 	Succeeded int64 `json:"succeeded"`
-}
-
-// Error is an API error: an HTTP status and a one-line message.
-type Error struct {
-	Status  int    `json:"-"`
-	Message string `json:"error"`
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// Errorf makes an *Error.
-func Errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
 // RevokeResult is the answer of Revoke.

@@ -80,13 +80,16 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
-		var ae Error
+		var body errorBody
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxJSONBody))
-		if json.Unmarshal(b, &ae) != nil || ae.Message == "" {
-			ae.Message = strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &body) != nil || body.Error == "" {
+			body.Error = strings.TrimSpace(string(b))
 		}
-		ae.Status = resp.StatusCode
-		return nil, &ae
+		kind := kindByName(body.Kind)
+		if kind == nil {
+			kind = kindOfStatus(resp.StatusCode)
+		}
+		return nil, &Error{Kind: kind, Message: body.Error}
 	}
 	return resp, nil
 }
@@ -151,10 +154,10 @@ func (c *Client) Get(ctx context.Context, req GetRequest) (GetResult, error) {
 // they would reach the daemon as another name or another path.
 func checkUTF8(name, path string) error {
 	if !utf8.ValidString(name) {
-		return Errorf(http.StatusBadRequest, "invalid name %q: not valid UTF-8", name)
+		return Errorf(ErrBadInput, "invalid name %q: not valid UTF-8", name)
 	}
 	if !utf8.ValidString(path) {
-		return Errorf(http.StatusBadRequest, "path %q: not valid UTF-8 (the API carries paths as JSON text)", path)
+		return Errorf(ErrBadInput, "path %q: not valid UTF-8 (the API carries paths as JSON text)", path)
 	}
 	return nil
 }

@@ -97,22 +97,22 @@ func (s *Server) handleUnknown(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(allow) == 0 {
-		writeError(w, Errorf(http.StatusNotFound, "no such endpoint: %s %s (the API is under %s)", r.Method, r.URL.Path, PathPrefix))
+		writeError(w, Errorf(ErrNotFound, "no such endpoint: %s %s (the API is under %s)", r.Method, r.URL.Path, PathPrefix))
 		return
 	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
-	writeError(w, Errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s (use %s)", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+	writeStatus(w, http.StatusMethodNotAllowed, Errorf(ErrBadInput, "method %s not allowed on %s (use %s)", r.Method, r.URL.Path, strings.Join(allow, " or ")))
 }
 
 // ServeHTTP checks the host, origin and token, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !loopbackHost(r.Host) {
-		writeError(w, Errorf(http.StatusForbidden, "host %q is not a loopback address", r.Host))
+		writeError(w, Errorf(ErrForbidden, "host %q is not a loopback address", r.Host))
 		return
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
-			writeError(w, Errorf(http.StatusForbidden, "cross-origin request from %q refused", o))
+			writeError(w, Errorf(ErrForbidden, "cross-origin request from %q refused", o))
 			return
 		}
 	}
@@ -122,7 +122,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	auth := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
-		writeError(w, Errorf(http.StatusUnauthorized, "missing or wrong API token (see the repo's %s file)", "api.token"))
+		writeError(w, Errorf(ErrUnauthorized, "missing or wrong API token (see the repo's %s file)", "api.token"))
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -184,14 +184,14 @@ func (s *Server) handleShare(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if req.Path == "" {
-			writeError(w, Errorf(http.StatusBadRequest, "share: no path given"))
+			writeError(w, Errorf(ErrBadInput, "share: no path given"))
 			return
 		}
 	} else {
 		req.Name = r.URL.Query().Get("name")
 		req.ID = r.URL.Query().Get("id")
 		if req.Name == "" {
-			writeError(w, Errorf(http.StatusBadRequest, "share: an upload needs ?name=NAME"))
+			writeError(w, Errorf(ErrBadInput, "share: an upload needs ?name=NAME"))
 			return
 		}
 		req.Body = r.Body
@@ -212,7 +212,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
 	ref := r.URL.Query().Get("ref")
 	if ref == "" {
-		writeError(w, Errorf(http.StatusBadRequest, "cat: no ref given (?ref=NAME or CID)"))
+		writeError(w, Errorf(ErrBadInput, "cat: no ref given (?ref=NAME or CID)"))
 		return
 	}
 	res, body, err := s.api.Cat(r.Context(), ref)
@@ -267,7 +267,7 @@ const MaxKVBody = 1 << 20
 // kvKey returns the request's ?key=, answering an error when there is none.
 func kvKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if !r.URL.Query().Has("key") {
-		writeError(w, Errorf(http.StatusBadRequest, "kv: no key given (?key=KEY; to list keys, GET %skv/ls)", PathPrefix))
+		writeError(w, Errorf(ErrBadInput, "kv: no key given (?key=KEY; to list keys, GET %skv/ls)", PathPrefix))
 		return "", false
 	}
 	return r.URL.Query().Get("key"), true
@@ -289,11 +289,11 @@ func (s *Server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := io.ReadAll(io.LimitReader(r.Body, MaxKVBody+1))
 	if err != nil {
-		writeError(w, Errorf(http.StatusBadRequest, "kv put: read value: %v", err))
+		writeError(w, Errorf(ErrBadInput, "kv put: read value: %v", err))
 		return
 	}
 	if len(v) > MaxKVBody {
-		writeError(w, Errorf(http.StatusRequestEntityTooLarge, "kv put: value over %d bytes", MaxKVBody))
+		writeError(w, Errorf(ErrTooLarge, "kv put: value over %d bytes", MaxKVBody))
 		return
 	}
 	res, err := s.api.KVPut(r.Context(), KVPutRequest{Key: key, Value: v, TTL: r.URL.Query().Get("ttl")})
@@ -328,7 +328,7 @@ func (s *Server) handleTransfers(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, MaxJSONBody))
 	if err != nil {
-		writeError(w, Errorf(http.StatusBadRequest, "revoke: read body: %v", err))
+		writeError(w, Errorf(ErrBadInput, "revoke: read body: %v", err))
 		return
 	}
 	res, err := s.api.Revoke(r.Context(), b)
@@ -365,41 +365,77 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	b, err := io.ReadAll(io.LimitReader(r.Body, MaxJSONBody+1))
 	switch {
 	case err != nil:
-		writeError(w, Errorf(http.StatusBadRequest, "bad request body: %v", err))
+		writeError(w, Errorf(ErrBadInput, "bad request body: %v", err))
 		return false
 	case len(b) > MaxJSONBody:
-		writeError(w, Errorf(http.StatusBadRequest, "bad request body: over the limit of %d bytes", MaxJSONBody))
+		writeError(w, Errorf(ErrBadInput, "bad request body: over the limit of %d bytes", MaxJSONBody))
 		return false
 	case !utf8.Valid(b):
-		writeError(w, Errorf(http.StatusBadRequest, "bad request body: not valid UTF-8"))
+		writeError(w, Errorf(ErrBadInput, "bad request body: not valid UTF-8"))
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, Errorf(http.StatusBadRequest, "bad request body: %v", err))
+		writeError(w, Errorf(ErrBadInput, "bad request body: %v", err))
 		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		writeError(w, Errorf(http.StatusBadRequest, "bad request body: more after the JSON object"))
+		writeError(w, Errorf(ErrBadInput, "bad request body: more after the JSON object"))
 		return false
 	}
 	return true
 }
 
-// writeError answers err as JSON; an *Error keeps its status, anything else
-// is a 500.
-func writeError(w http.ResponseWriter, err error) {
-	var ae *Error
-	if !errors.As(err, &ae) {
-		status := http.StatusInternalServerError
-		if errors.Is(err, context.Canceled) {
-			status = 499
+// statuses maps the kinds of API errors to HTTP statuses; Client maps a
+// status back to the first kind with it when an answer names no kind.
+// An error of no kind is a 500.
+var statuses = []struct {
+	kind   error
+	status int
+}{
+	{ErrBadInput, http.StatusBadRequest},
+	{ErrUnauthorized, http.StatusUnauthorized},
+	{ErrForbidden, http.StatusForbidden},
+	{ErrSecret, http.StatusForbidden},
+	{ErrNotFound, http.StatusNotFound},
+	{ErrExists, http.StatusConflict},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge},
+	{context.Canceled, 499}, // the client went away (nginx's code)
+	{ErrNotDaemon, http.StatusNotImplemented},
+	{ErrUnavailable, http.StatusServiceUnavailable},
+	{ErrClockOff, http.StatusServiceUnavailable},
+	{ErrNoSpace, http.StatusInsufficientStorage},
+	{ErrWriterLimit, http.StatusInsufficientStorage},
+}
+
+// statusOf is the HTTP status that answers err.
+func statusOf(err error) int {
+	for _, s := range statuses {
+		if errors.Is(err, s.kind) {
+			return s.status
 		}
-		ae = &Error{Status: status, Message: err.Error()}
 	}
+	return http.StatusInternalServerError
+}
+
+// kindOfStatus is the first kind answered with status, nil if none is.
+func kindOfStatus(status int) error {
+	for _, s := range statuses {
+		if s.status == status {
+			return s.kind
+		}
+	}
+	return nil
+}
+
+// writeError answers err as JSON, with the status of its kind.
+func writeError(w http.ResponseWriter, err error) { writeStatus(w, statusOf(err), err) }
+
+// writeStatus answers err as JSON with status.
+func writeStatus(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(ae.Status)
-	_ = json.NewEncoder(w).Encode(ae)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kindName(err)})
 }

@@ -16,7 +16,7 @@ type stubAPI struct{ API }
 
 func (stubAPI) Get(_ context.Context, req GetRequest) (GetResult, error) {
 	if req.Ref == "" {
-		return GetResult{}, Errorf(http.StatusBadRequest, "no ref")
+		return GetResult{}, Errorf(ErrBadInput, "no ref")
 	}
 	return GetResult{Name: req.Ref}, nil
 }
@@ -26,7 +26,7 @@ func (stubAPI) KVPut(_ context.Context, req KVPutRequest) (KVEntry, error) {
 }
 
 func (stubAPI) Revoke(context.Context, []byte) (RevokeResult, error) {
-	return RevokeResult{}, Errorf(http.StatusBadRequest, "no authority")
+	return RevokeResult{}, Errorf(ErrBadInput, "no authority")
 }
 
 // FuzzServerRequestBodies: whatever body, path query or method arrives,
@@ -76,9 +76,9 @@ func FuzzServerRequestBodies(f *testing.F) {
 			t.Fatalf("no token: status %d, want 401", w.Code)
 		}
 		if w.Code >= 400 && w.Code != http.StatusNotFound && w.Code != http.StatusMethodNotAllowed && w.Code != http.StatusMovedPermanently {
-			var e Error
-			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Message == "" {
-				t.Fatalf("status %d with a body that is not an error object: %q", w.Code, w.Body.String())
+			var e errorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error == "" || (w.Code < 500 && kindByName(e.Kind) == nil) {
+				t.Fatalf("status %d with a body that is not an error object of a kind: %q", w.Code, w.Body.String())
 			}
 		}
 	})
