@@ -99,6 +99,7 @@ type Node struct {
 	memb  *gossip.Membership
 	kv    *kv.Store
 	gate  *admit.Gate // nil in an open network
+	punch *punchGate  // the host's connection gater, in front of gate
 	clock func() time.Time
 	// membRef is memb for the DHT's validators, which run before memb is
 	// set and concurrently with New.
@@ -214,15 +215,19 @@ func New(cfg Config) (n *Node, err error) {
 		if n.gate, err = admit.New(ac); err != nil {
 			return nil, err
 		}
-		opts = append(opts, libp2p.ConnectionGater(n.gate))
 	}
-	opts = append(opts, n.reachOptions()...)
 	mem, err := pstoremem.NewPeerstore()
 	if err != nil {
 		return nil, fmt.Errorf("peerstore: %w", err)
 	}
 	n.rtts = newRTTFilter(time.Now, rttWindow, rttKeep)
 	opts = append(opts, libp2p.Peerstore(&rttPeerstore{certifiedPeerstore: mem, f: n.rtts}))
+	n.punch = newPunchGate(mem.Addrs)
+	if n.gate != nil {
+		n.punch.next = n.gate
+	}
+	opts = append(opts, libp2p.ConnectionGater(n.punch))
+	opts = append(opts, n.reachOptions()...)
 	n.host, err = libp2p.New(append(opts,
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen...),
