@@ -29,7 +29,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/p2pshare/p2pshare/gossip"
@@ -182,7 +181,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	listen := cfg.ListenAddrs
 	n.bw = metrics.NewBandwidthCounter()
-	opts := []libp2p.Option{libp2p.Transport(tcp.NewTCPTransport), libp2p.BandwidthReporter(n.bw)}
+	opts := []libp2p.Option{libp2p.Transport(tcpTransportFor(n.listenAddrs, n.observer)), libp2p.BandwidthReporter(n.bw)}
 	if cfg.SwarmKey != nil {
 		listen = tcpOnly(listen)
 		if len(listen) == 0 {
