@@ -71,14 +71,14 @@ type portDialer struct {
 }
 
 // DialContext implements tcp.ContextDialer.
-func (d *portDialer) DialContext(ctx context.Context, network_, address string) (net.Conn, error) {
+func (d *portDialer) DialContext(ctx context.Context, netw, address string) (net.Conn, error) {
 	var plain net.Dialer
-	laddr := d.localAddr(ctx, network_)
+	laddr := d.localAddr(ctx, netw)
 	if laddr == nil {
-		return plain.DialContext(ctx, network_, address)
+		return plain.DialContext(ctx, netw, address)
 	}
 	reuse := net.Dialer{LocalAddr: laddr, Control: reuseport.Control}
-	c, err := reuse.DialContext(ctx, network_, address)
+	c, err := reuse.DialContext(ctx, netw, address)
 	if err == nil || ctx.Err() != nil {
 		return c, err
 	}
@@ -87,11 +87,11 @@ func (d *portDialer) DialContext(ctx context.Context, network_, address string) 
 	}
 	// The 4-tuple is taken (a connection on it lingers): as libp2p does,
 	// dial again from a random port.
-	return plain.DialContext(ctx, network_, address)
+	return plain.DialContext(ctx, netw, address)
 }
 
 // localAddr is the listen address to dial from, or nil for a random port.
-func (d *portDialer) localAddr(ctx context.Context, network_ string) *net.TCPAddr {
+func (d *portDialer) localAddr(ctx context.Context, netw string) *net.TCPAddr {
 	punch, _, _ := network.GetSimultaneousConnect(ctx)
 	p, _ := ctx.Value(dialPeerKey{}).(peer.ID)
 	if !punch && (p == "" || !d.observers(p)) {
@@ -103,7 +103,7 @@ func (d *portDialer) localAddr(ctx context.Context, network_ string) *net.TCPAdd
 			continue
 		}
 		ta, ok := na.(*net.TCPAddr)
-		if !ok || ta.Port == 0 || ta.IP.IsLoopback() || (ta.IP.To4() != nil) != (network_ == "tcp4") {
+		if !ok || ta.Port == 0 || ta.IP.IsLoopback() || (ta.IP.To4() != nil) != (netw == "tcp4") {
 			continue
 		}
 		return ta
