@@ -24,7 +24,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/p2pshare/p2pshare/gossip"
@@ -83,6 +82,7 @@ type Node struct {
 	memb    *gossip.Membership
 	kv      *kv.Store
 	gate    *admit.Gate // nil in an open network
+	punch   *punchGate  // the host's connection gater, in front of gate
 	clock   func() time.Time
 	reach   reachability
 	// hostRef is host for the callbacks libp2p may call before New has
@@ -161,7 +161,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	listen := cfg.ListenAddrs
 	n.bw = metrics.NewBandwidthCounter()
-	opts := []libp2p.Option{libp2p.Transport(tcp.NewTCPTransport), libp2p.BandwidthReporter(n.bw)}
+	opts := []libp2p.Option{libp2p.Transport(tcpTransportFor(n.listenAddrs, n.observer)), libp2p.BandwidthReporter(n.bw)}
 	if cfg.SwarmKey != nil {
 		listen = tcpOnly(listen)
 		if len(listen) == 0 {
@@ -195,15 +195,19 @@ func New(cfg Config) (n *Node, err error) {
 			return nil, err
 		}
 		n.closing(n.gate.Close) // after the host, which calls it
-		opts = append(opts, libp2p.ConnectionGater(n.gate))
 	}
-	opts = append(opts, n.reachOptions()...)
 	mem, err := pstoremem.NewPeerstore()
 	if err != nil {
 		return nil, fmt.Errorf("peerstore: %w", err)
 	}
 	n.rtts = newRTTFilter(time.Now, rttWindow, rttKeep)
 	opts = append(opts, libp2p.Peerstore(&rttPeerstore{certifiedPeerstore: mem, f: n.rtts}))
+	n.punch = newPunchGate(mem.Addrs)
+	if n.gate != nil {
+		n.punch.next = n.gate
+	}
+	opts = append(opts, libp2p.ConnectionGater(n.punch))
+	opts = append(opts, n.reachOptions()...)
 	n.host, err = libp2p.New(append(opts,
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen...),

@@ -95,7 +95,8 @@ func (n *Node) reachOptions() []libp2p.Option {
 		libp2p.EnableRelayService(relayOpts...),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableHolePunching(holepunch.WithMetricsAndEventTracer(
-			holepunch.NewMetricsTracer(holepunch.WithRegisterer(n.metrics.reg)), n.metrics.holePunch)),
+			holepunch.NewMetricsTracer(holepunch.WithRegisterer(n.metrics.reg)),
+			holePunchTracers{n.metrics.holePunch, n.punch})),
 	}
 	relays := cfg.Relays
 	if len(relays) == 0 {

@@ -268,6 +268,7 @@ func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candi
 		defer wg.Done()
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PingTimeout)
 		defer cancel()
+		s.lookUpAddrs(pctx, p)
 		select {
 		case r := <-ping.Ping(pctx, s.h, p):
 			if r.Error == nil {

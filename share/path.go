@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -95,15 +96,23 @@ func (s *Service) openStream(ctx context.Context, p peer.ID, pid protocol.ID, wh
 // So unless a relay address of p is known, p's current addresses are
 // looked up first; a failed lookup leaves the dial to what is known.
 func (s *Service) connect(ctx context.Context, p peer.ID) error {
-	ai := peer.AddrInfo{ID: p}
-	if !slices.ContainsFunc(s.h.Peerstore().Addrs(p), isRelayAddr) {
-		fctx, cancel := context.WithTimeout(ctx, findPeerTimeout)
-		if found, err := s.rt.FindPeer(fctx, p); err == nil {
-			ai.Addrs = found.Addrs
-		}
-		cancel()
+	s.lookUpAddrs(ctx, p)
+	return s.h.Connect(ctx, peer.AddrInfo{ID: p})
+}
+
+// lookUpAddrs adds p's current addresses to the peerstore, unless this
+// node is connected to p or knows a relay address of p (see connect).
+// Whatever dials p next (a ping, a stream) then knows whether p is behind
+// a NAT, and leaves p's router mapping to the hole punch.
+func (s *Service) lookUpAddrs(ctx context.Context, p peer.ID) {
+	if s.h.Network().Connectedness(p) == network.Connected || slices.ContainsFunc(s.h.Peerstore().Addrs(p), isRelayAddr) {
+		return
 	}
-	return s.h.Connect(ctx, ai)
+	fctx, cancel := context.WithTimeout(ctx, findPeerTimeout)
+	defer cancel()
+	if found, err := s.rt.FindPeer(fctx, p); err == nil {
+		s.h.Peerstore().AddAddrs(p, found.Addrs, peerstore.TempAddrTTL)
+	}
 }
 
 // findPeerTimeout bounds the DHT lookup of a peer's current addresses.
