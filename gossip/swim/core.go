@@ -167,7 +167,6 @@ type suspicion struct {
 	start    time.Time
 	deadline time.Time
 	accusers []ID // distinct, the first is who raised it
-	mine     bool // this node is one of them
 }
 
 // probe is one of this node's probes of a member.
@@ -220,7 +219,8 @@ type Core struct {
 }
 
 // New returns a core for cfg.Self. base, when not nil, is the table it
-// starts from (shared, never modified). Call Start next.
+// starts from (shared, never modified). Call Start next, and Announce
+// and Join when this node is new to the network.
 func New(cfg Config, tr Transport, base *Table) *Core {
 	cfg = cfg.withDefaults()
 	if base == nil {
@@ -231,14 +231,18 @@ func New(cfg Config, tr Transport, base *Table) *Core {
 	return c
 }
 
-// Start announces this node (an Alive at its incarnation) and starts the
-// probe and heartbeat timers, at a random phase.
+// Start starts the probe and heartbeat timers, at a random phase.
 func (c *Core) Start() {
 	now := c.cfg.Clock.Now()
 	c.nextProbe = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.cfg.ProbePeriod))))
 	c.nextHeartbeat = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.heartbeatPeriod()))))
-	c.tr.Publish(&Message{Kind: KindAlive, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
 	c.wanted = c.Next()
+}
+
+// Announce publishes this node's incarnation (an Alive): a joiner's or a
+// restarted node's first message.
+func (c *Core) Announce() {
+	c.tr.Publish(&Message{Kind: KindAlive, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
 }
 
 // Join asks seed for its table (anti-entropy), sending this node's.
@@ -435,7 +439,7 @@ func (c *Core) Tick() {
 	for _, id := range slices.Clone(c.suspects) {
 		o := c.over[id]
 		if !now.Before(o.susp.deadline) {
-			mine := o.susp.mine
+			mine := o.susp.accusers[0] == c.cfg.Self
 			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", now)
 			if mine {
 				c.tr.Publish(&Message{Kind: KindDead, From: c.cfg.Self, Target: id, Inc: o.Inc})
@@ -700,9 +704,6 @@ func (c *Core) confirm(id, by ID, now time.Time) {
 		return
 	}
 	s.accusers = append(s.accusers, by)
-	if by == c.cfg.Self {
-		s.mine = true
-	}
 	s.deadline = s.start.Add(c.SuspicionTimeout(len(s.accusers) - 1))
 }
 

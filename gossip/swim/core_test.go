@@ -249,7 +249,7 @@ func TestSuspicionTimeout(t *testing.T) {
 		t.Fatalf("n5 is %s at the deadline", f.state(t, "n5").State)
 	}
 	if d := f.tr.take(KindDead); len(d) != 1 || d[0].m.Target != "n5" {
-		t.Fatalf("dead published %+v, want one by the accuser", d)
+		t.Fatalf("dead published %+v, want one by the first accuser", d)
 	}
 }
 
@@ -370,6 +370,10 @@ func TestJoinByAntiEntropy(t *testing.T) {
 	tr := &recorder{}
 	j := New(Config{Self: "joiner", Inc: 1, Clock: clock}, tr, nil)
 	j.Start()
+	j.Announce()
+	if a := tr.take(KindAlive); len(a) != 1 || a[0].to != "" || a[0].m.Target != "joiner" {
+		t.Fatalf("announcement %+v", a)
+	}
 	j.Join("n0")
 	req := tr.take(KindSyncReq)
 	if len(req) != 1 || req[0].to != "n0" {

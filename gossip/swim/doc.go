@@ -37,8 +37,8 @@
 // max(min, max - (max-min)·log(C+1)/log(K+1)), min = SuspicionMin·log10 N
 // and max = SuspicionMaxMult·min: a suspicion nobody confirms waits long
 // enough for a refutation, one that every watcher confirms ends fast.
-// When it ends the member is dead on that node; the accusers publish a
-// Dead message for nodes that missed the suspicions.
+// When it ends the member is dead on that node; the first accuser
+// publishes a Dead message for nodes that missed the suspicions.
 //
 // Local health (Lifeguard's LHM). A node whose own timers fire late
 // (LateSlack), whose ping-req helpers do not even answer with a Nack, or

@@ -8,7 +8,7 @@
 // each transmission lost with probability Loss. Direct messages (ping,
 // ack, nack, ping-req, table exchange) go straight to their member.
 // Published messages are flooded the way GossipSub does within its
-// mesh: every member has about D mesh peers, forwards a message the
+// mesh: every member has D mesh peers, forwards a message the
 // first time it sees it to all of them but the one it came from, and
 // drops duplicates, so a message reaches everyone in O(log N) hops and
 // each member receives it about D times. Bytes are the core's encoding
@@ -64,7 +64,7 @@ func DefaultParams(n int) Params {
 		N: n, Seed: 1, D: 6, Loss: 0.01,
 		LatencyMin: 2 * time.Millisecond, LatencyMax: 80 * time.Millisecond,
 		Silent: 10, Joins: 10, Stalls: max(1, n/100), StallFor: time.Second,
-		Warmup: 5 * time.Second, Spread: 10 * time.Second, Tail: 20 * time.Second,
+		Warmup: 20 * time.Second, Spread: 10 * time.Second, Tail: 20 * time.Second,
 		DirectOverhead: 60, PublishOverhead: 180,
 	}
 }
@@ -109,8 +109,8 @@ type Report struct {
 	DeadFirst, DeadAll Dist
 	// FalseDead: declarations of dead (one per observer and member) of a
 	// member that was neither silent nor cut off; FalseDeadMembers: how
-	// many members those were. FalseSuspicions: suspicions raised of
-	// such members (refuted unless they became false deaths).
+	// many members those were. FalseSuspicions: how many such members
+	// were suspected somewhere (refuted unless they became false deaths).
 	FalseDead, FalseDeadMembers, FalseSuspicions int
 	// CutDead: declarations of dead across a partition.
 	CutDead int
@@ -120,7 +120,10 @@ type Report struct {
 	// sent and received, median and maximum over the members.
 	MsgsOut, BytesOut, BytesIn float64
 	BytesOutMax, BytesInMax    float64
-	Events                     int // events processed
+	// The same over the warm-up, when no member fails, joins or stalls:
+	// an idle network's cost.
+	IdleMsgsOut, IdleBytesOut, IdleBytesIn float64
+	Events                                 int // events processed
 }
 
 func (r *Report) String() string {
@@ -128,11 +131,13 @@ func (r *Report) String() string {
 silent member dead on the first member: %s
 silent member dead on every member:     %s
 join known on every member:             %s
-false positives: %d declarations of dead about %d members (%d suspicions raised, refuted); across the partition: %d
-per member per second: %.1f messages out, %.0f B out, %.0f B in (median); busiest %.0f B out, %.0f B in`,
+false positives: %d declarations of dead about %d members (%d members suspected and not dead); across the partition: %d
+per member per second, idle (warm-up): %.1f messages out, %.0f B out, %.0f B in (median)
+per member per second, whole run:      %.1f messages out, %.0f B out, %.0f B in (median); busiest %.0f B out, %.0f B in`,
 		r.N, r.D, 100*r.Loss, r.Seed, r.Virtual, r.Events,
 		r.DeadFirst, r.DeadAll, r.JoinAll,
-		r.FalseDead, r.FalseDeadMembers, r.FalseSuspicions, r.CutDead,
+		r.FalseDead, r.FalseDeadMembers, r.FalseSuspicions-r.FalseDeadMembers, r.CutDead,
+		r.IdleMsgsOut, r.IdleBytesOut, r.IdleBytesIn,
 		r.MsgsOut, r.BytesOut, r.BytesIn, r.BytesOutMax, r.BytesInMax)
 }
 
@@ -180,17 +185,17 @@ type node struct {
 
 // Sim is one simulation.
 type Sim struct {
-	p       Params
-	rng     *rand.Rand
-	now     int64
-	epoch   time.Time
-	seq     uint64
-	q       []event
-	nodes   []*node
-	index   map[swim.ID]int32
-	pubs    []*pub
-	events  int
-	partEnd int64
+	p                  Params
+	rng                *rand.Rand
+	now                int64
+	epoch              time.Time
+	seq                uint64
+	q                  []event
+	nodes              []*node
+	index              map[swim.ID]int32
+	pubs               []*pub
+	events             int
+	partStart, partEnd int64
 
 	silentAt  map[int32]int64
 	deadFirst map[int32]int64
@@ -200,6 +205,8 @@ type Sim struct {
 	joinCount map[int32]int
 	joinAll   map[int32]int64
 	falseDead map[int32]bool
+	falseSusp map[int32]bool
+	idle      [][3]int // per member at the end of the warm-up: messages out, bytes out, bytes in
 	rep       Report
 }
 
@@ -264,7 +271,7 @@ func (s *Sim) forward(pi, i, from int32) {
 }
 
 func (s *Sim) lost(i, j int32) bool {
-	if s.now < s.partEnd && s.nodes[i].cut != s.nodes[j].cut {
+	if s.now >= s.partStart && s.now < s.partEnd && s.nodes[i].cut != s.nodes[j].cut {
 		return true
 	}
 	return s.rng.Float64() < s.p.Loss
@@ -371,7 +378,7 @@ func (s *Sim) observe(i int32, e swim.Event) {
 		s.falseDead[j] = true
 	case swim.StateSuspect:
 		if _, ok := s.silentAt[j]; !ok {
-			s.rep.FalseSuspicions++
+			s.falseSusp[j] = true
 		}
 	case swim.StateAlive:
 		if _, ok := s.joinAt[j]; ok && e.New && observer {
@@ -385,7 +392,7 @@ func (s *Sim) observe(i int32, e swim.Event) {
 func Run(p Params) *Report {
 	s := &Sim{p: p, rng: rand.New(rand.NewPCG(p.Seed, 0x5eed)), epoch: time.Unix(0, 0), index: map[swim.ID]int32{},
 		silentAt: map[int32]int64{}, deadFirst: map[int32]int64{}, deadCount: map[int32]int{}, deadAll: map[int32]int64{},
-		joinAt: map[int32]int64{}, joinCount: map[int32]int{}, joinAll: map[int32]int64{}, falseDead: map[int32]bool{}}
+		joinAt: map[int32]int64{}, joinCount: map[int32]int{}, joinAll: map[int32]int64{}, falseDead: map[int32]bool{}, falseSusp: map[int32]bool{}}
 	total := p.N + p.Joins
 	var entries []swim.Entry
 	for i := range total {
@@ -408,7 +415,7 @@ func Run(p Params) *Report {
 		for i := range int(p.PartitionFrac * float64(p.N)) {
 			s.nodes[i].cut = true
 		}
-		s.partEnd = int64(p.Warmup + p.PartitionFor)
+		s.partStart, s.partEnd = int64(p.Warmup), int64(p.Warmup+p.PartitionFor)
 	}
 	at := func() int64 { return int64(p.Warmup) + s.rng.Int64N(int64(p.Spread)) }
 	perm := s.rng.Perm(p.N)
@@ -423,18 +430,30 @@ func Run(p Params) *Report {
 	}
 	end := int64(p.Warmup + p.Spread + p.Tail)
 	for len(s.q) > 0 && s.q[0].at <= end {
+		if s.idle == nil && s.q[0].at >= int64(p.Warmup) {
+			for _, n := range s.nodes {
+				s.idle = append(s.idle, [3]int{n.msgsOut, n.bytesOut, n.bytesIn})
+			}
+		}
 		s.step(s.pop())
 	}
 	s.now = end
 	return s.report()
 }
 
-// mesh links the first n members at random, each to about D others.
+// mesh links the first n members at random, each to D others (a random
+// D-regular graph, as GossipSub keeps each mesh at D peers; a pairing
+// that would repeat a link or loop is dropped, so a few have D-1).
 func (s *Sim) mesh(n int) {
+	stubs := make([]int32, 0, n*s.p.D)
 	for i := range n {
-		for len(s.nodes[i].mesh) < s.p.D/2+s.p.D%2 {
-			s.link(int32(i), int32(s.rng.IntN(n)))
+		for range s.p.D {
+			stubs = append(stubs, int32(i))
 		}
+	}
+	s.rng.Shuffle(len(stubs), func(i, j int) { stubs[i], stubs[j] = stubs[j], stubs[i] })
+	for k := 0; k+1 < len(stubs); k += 2 {
+		s.link(stubs[k], stubs[k+1])
 	}
 }
 
@@ -498,7 +517,7 @@ func (s *Sim) step(e event) {
 // and asks a random member for its table.
 func (s *Sim) join(i int32) {
 	n := s.nodes[i]
-	for len(n.mesh) < s.p.D/2+s.p.D%2 {
+	for len(n.mesh) < s.p.D {
 		if j := int32(s.rng.IntN(s.p.N)); s.nodes[j].up {
 			s.link(i, j)
 		}
@@ -554,7 +573,7 @@ func (s *Sim) report() *Report {
 	r.DeadFirst = collect(s.deadFirst, s.silentAt)
 	r.DeadAll = collect(s.deadAll, s.silentAt)
 	r.JoinAll = collect(s.joinAll, s.joinAt)
-	r.FalseDeadMembers = len(s.falseDead)
+	r.FalseDeadMembers, r.FalseSuspicions = len(s.falseDead), len(s.falseSusp)
 	var out, in, msgs []float64
 	for _, n := range s.nodes[:s.p.N] {
 		if n.silent {
@@ -571,5 +590,17 @@ func (s *Sim) report() *Report {
 	r.BytesOut, r.BytesOutMax = med(out)
 	r.BytesIn, r.BytesInMax = med(in)
 	r.MsgsOut, _ = med(msgs)
+	if s.idle != nil {
+		w := s.p.Warmup.Seconds()
+		var im, io, ii []float64
+		for _, c := range s.idle[:s.p.N] {
+			im = append(im, float64(c[0])/w)
+			io = append(io, float64(c[1])/w)
+			ii = append(ii, float64(c[2])/w)
+		}
+		r.IdleMsgsOut, _ = med(im)
+		r.IdleBytesOut, _ = med(io)
+		r.IdleBytesIn, _ = med(ii)
+	}
 	return r
 }

@@ -10,7 +10,7 @@ import (
 func TestDeterministic(t *testing.T) {
 	p := DefaultParams(200)
 	p.Silent, p.Joins, p.Stalls = 3, 2, 2
-	p.Spread, p.Tail = 5*time.Second, 12*time.Second
+	p.Warmup, p.Spread, p.Tail = 5*time.Second, 5*time.Second, 12*time.Second
 	a, b := Run(p), Run(p)
 	if a.String() != b.String() {
 		t.Fatalf("same seed, different reports:\n%s\n---\n%s", a, b)
