@@ -117,11 +117,21 @@ func plotSim(reps []*membersim.Report, path string) error {
 		{func(r *membersim.Report) float64 { return r.BytesOut }, 0, nil, "sent, median member"},
 		{func(r *membersim.Report) float64 { return r.BytesIn }, 1, nil, "received, median member"},
 		{func(r *membersim.Report) float64 { return r.BytesOutMax }, 0, dash, "sent, busiest member"},
+		{func(r *membersim.Report) float64 { return r.IdleBytesOut }, 2, nil, "sent, median member, idle (no failure, join or stall)"},
 	} {
 		if err := addLine(bot, line(l.f), l.color, l.dashes, l.name); err != nil {
 			return err
 		}
 	}
+	ymax := func(f func(*membersim.Report) float64) float64 {
+		m := 0.0
+		for _, r := range reps {
+			m = math.Max(m, f(r))
+		}
+		return m * 1.45 // room for the legend
+	}
+	top.Y.Max = ymax(func(r *membersim.Report) float64 { return r.DeadAll.P99 })
+	bot.Y.Max = ymax(func(r *membersim.Report) float64 { return r.BytesOutMax })
 	img := vgimg.New(9*vg.Inch, 10*vg.Inch)
 	plots := [][]*plot.Plot{{top}, {bot}}
 	cs := plot.Align(plots, draw.Tiles{Rows: 2, Cols: 1, PadY: 8 * vg.Millimeter, PadX: 4 * vg.Millimeter}, draw.New(img))
