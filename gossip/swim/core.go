@@ -103,9 +103,14 @@ type Config struct {
 	// many recent changes, each repeated in that many heartbeats.
 	// Defaults 8 and 3.
 	NewsPerHeartbeat, NewsRepeat int
-	Clock                        Clock
-	Rand                         *rand.Rand // default seeded from Self
-	OnEvent                      func(Event)
+	// DeadProbeFor: for this long after a member is declared dead, this
+	// node pings one such member every ProbePeriod, so a member cut off
+	// by a partition, or wrongly declared dead, hears of it and refutes
+	// once it can be reached. Default 30 s.
+	DeadProbeFor time.Duration
+	Clock        Clock
+	Rand         *rand.Rand // default seeded from Self
+	OnEvent      func(Event)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -116,7 +121,7 @@ func DefaultConfig() Config {
 		SuspicionMin: 500 * time.Millisecond, SuspicionMaxMult: 6,
 		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
 		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
-		NewsPerHeartbeat: 8, NewsRepeat: 3,
+		NewsPerHeartbeat: 8, NewsRepeat: 3, DeadProbeFor: 30 * time.Second,
 	}
 }
 
@@ -144,6 +149,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.SuspicionMin, d.SuspicionMin)
 	setDur(&c.LateSlack, d.LateSlack)
 	setDur(&c.HeartbeatMin, d.HeartbeatMin)
+	setDur(&c.DeadProbeFor, d.DeadProbeFor)
 	if c.SuspicionMaxMult == 0 {
 		c.SuspicionMaxMult = d.SuspicionMaxMult
 	}
@@ -188,6 +194,11 @@ type relay struct {
 	deadline  time.Time
 }
 
+type deadAt struct {
+	id ID
+	at time.Time
+}
+
 type news struct {
 	Entry
 	left int // heartbeats still to carry it
@@ -213,6 +224,8 @@ type Core struct {
 	probes []*probe
 	relays []*relay
 	news   []news
+	// recentDead: members declared dead in the last DeadProbeFor, with when.
+	recentDead []deadAt
 
 	nextProbe, nextHeartbeat time.Time
 	wanted                   time.Time // the Next this core asked for
@@ -450,6 +463,7 @@ func (c *Core) Tick() {
 		for _, id := range c.Watched() {
 			c.startProbe(id, now)
 		}
+		c.pingDead(now)
 		c.nextProbe = c.nextProbe.Add(c.cfg.ProbePeriod)
 		if !c.nextProbe.After(now) {
 			c.nextProbe = now.Add(c.cfg.ProbePeriod)
@@ -468,6 +482,20 @@ func (c *Core) startProbe(id ID, now time.Time) {
 	c.seq++
 	c.probes = append(c.probes, &probe{target: id, seq: c.seq, deadline: now.Add(c.stretch(c.cfg.ProbeTimeout))})
 	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Seq: c.seq, Inc: c.inc})
+}
+
+// pingDead pings one member declared dead lately, at random: if it
+// answers, Receive tells it it was declared dead, and it refutes.
+func (c *Core) pingDead(now time.Time) {
+	c.recentDead = slices.DeleteFunc(c.recentDead, func(d deadAt) bool {
+		e, _ := c.get(d.id)
+		return e.State != StateDead || now.Sub(d.at) > c.cfg.DeadProbeFor
+	})
+	if len(c.recentDead) == 0 {
+		return
+	}
+	id := c.recentDead[c.cfg.Rand.IntN(len(c.recentDead))].id
+	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Inc: c.inc})
 }
 
 // pingReq moves an unanswered probe to its indirect round.
@@ -562,9 +590,15 @@ func (c *Core) Receive(from ID, m *Message) {
 		return
 	}
 	self := c.cfg.Self
-	if e, ok := c.get(from); ok && e.State == StateDead && from != self && m.Kind != KindAlive && m.Kind != KindLeave {
-		// A member this node declared dead speaks: tell it, so it refutes.
-		c.tr.Send(from, &Message{Kind: KindDead, From: self, Target: from, Inc: e.Inc})
+	if e, ok := c.get(from); ok && (e.State == StateSuspect || e.State == StateDead) && from != self && m.Kind != KindAlive && m.Kind != KindLeave {
+		// A member this node suspects or declared dead speaks: tell it,
+		// so it refutes (it may never have heard the suspicion: a
+		// partition, a lost message).
+		k := KindDead
+		if e.State == StateSuspect {
+			k = KindSuspect
+		}
+		c.tr.Send(from, &Message{Kind: k, From: self, Target: from, Inc: e.Inc})
 	}
 	switch m.Kind {
 	case KindPing:
@@ -690,6 +724,9 @@ func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
 	}
 	if e.State != StateAlive || isNew {
 		c.addNews(e)
+	}
+	if e.State == StateDead {
+		c.recentDead = append(c.recentDead, deadAt{e.ID, now})
 	}
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(Event{ID: e.ID, State: e.State, Inc: e.Inc, New: isNew, At: now})

@@ -421,14 +421,55 @@ func TestHeartbeatNews(t *testing.T) {
 	}
 }
 
-// TestDeadMemberSpeaks: a member declared dead that is heard again is
-// told, so it can refute (a healed partition).
+// TestDeadMemberSpeaks: a member declared dead or suspected that is heard
+// again is told, so it can refute (a healed partition).
 func TestDeadMemberSpeaks(t *testing.T) {
 	f := newFixture(t, 5, nil)
 	f.c.Receive("n2", &Message{Kind: KindDead, From: "n2", Target: "n4", Inc: 1})
 	f.c.Receive("n4", &Message{Kind: KindPing, From: "n4", Target: "n0", Seq: 9})
 	if d := f.tr.take(KindDead); len(d) != 1 || d[0].to != "n4" {
 		t.Fatalf("dead notices %+v", d)
+	}
+	f.c.Receive("n2", &Message{Kind: KindSuspect, From: "n2", Target: "n3", Inc: 1})
+	f.c.Receive("n3", &Message{Kind: KindAck, From: "n3", Target: "n3", Seq: 99, Inc: 1})
+	if d := f.tr.take(KindSuspect); len(d) != 1 || d[0].to != "n3" {
+		t.Fatalf("suspicion notices %+v", d)
+	}
+}
+
+// TestPingDead: a member declared dead lately is pinged once a period;
+// when it answers it is told, so it refutes; after DeadProbeFor it is
+// left alone.
+func TestPingDead(t *testing.T) {
+	f := newFixture(t, 8, nil)
+	var far ID
+	for _, id := range f.ids[1:] {
+		if !slices.Contains(f.c.Watched(), id) {
+			far = id
+		}
+	}
+	f.c.Receive("n2", &Message{Kind: KindDead, From: "n2", Target: far, Inc: 1})
+	f.clock.set(f.c.nextProbe)
+	f.c.Tick()
+	var ping *Message
+	for _, s := range f.tr.take(KindPing) {
+		if s.to == far {
+			ping = s.m
+		}
+	}
+	if ping == nil {
+		t.Fatalf("no ping to the dead member %s", far)
+	}
+	f.c.Receive(far, &Message{Kind: KindAck, From: far, Target: far, Seq: ping.Seq, Inc: 1})
+	if d := f.tr.take(KindDead); len(d) != 1 || d[0].to != far {
+		t.Fatalf("dead notices %+v, want one to %s", d, far)
+	}
+	f.clock.advance(31 * time.Second)
+	f.c.Tick()
+	for _, s := range f.tr.take(KindPing) {
+		if s.to == far {
+			t.Fatalf("pinged %s 31 s after its death", far)
+		}
 	}
 }
 

@@ -53,6 +53,11 @@
 // reset) probes it at once, EvidenceRefused (a re-dial was refused)
 // suspects it at once, as a failed probe would.
 //
+// Healing. For DeadProbeFor after a member is declared dead, each node
+// pings one such member per period. A member that answers (a healed
+// partition, a wrong verdict) is told it was declared dead, as is any
+// member suspected or declared dead that is heard from, and refutes.
+//
 // Dissemination. Suspect, Alive, Dead and Leave messages are published
 // to all (GossipSub) when they happen. Heartbeats are rare, every
 // max(HeartbeatMin, N/HeartbeatRate), so the whole network sends

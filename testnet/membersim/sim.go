@@ -114,6 +114,10 @@ type Report struct {
 	FalseDead, FalseDeadMembers, FalseSuspicions int
 	// CutDead: declarations of dead across a partition.
 	CutDead int
+	// WrongAtEnd of CheckedAtEnd: at the end, (observer, member) pairs in
+	// which the observer sees a member that is up as dead or left, over
+	// up to 200 observers spread over the members.
+	WrongAtEnd, CheckedAtEnd int
 	// JoinAll: from a joiner's start to alive on every member.
 	JoinAll Dist
 	// Per member per second, over the whole run: messages and bytes
@@ -132,11 +136,13 @@ silent member dead on the first member: %s
 silent member dead on every member:     %s
 join known on every member:             %s
 false positives: %d declarations of dead about %d members (%d members suspected and not dead); across the partition: %d
+at the end, %d of %d views of a member that is up say dead
 per member per second, idle (warm-up): %.1f messages out, %.0f B out, %.0f B in (median)
 per member per second, whole run:      %.1f messages out, %.0f B out, %.0f B in (median); busiest %.0f B out, %.0f B in`,
 		r.N, r.D, 100*r.Loss, r.Seed, r.Virtual, r.Events,
 		r.DeadFirst, r.DeadAll, r.JoinAll,
 		r.FalseDead, r.FalseDeadMembers, r.FalseSuspicions-r.FalseDeadMembers, r.CutDead,
+		r.WrongAtEnd, r.CheckedAtEnd,
 		r.IdleMsgsOut, r.IdleBytesOut, r.IdleBytesIn,
 		r.MsgsOut, r.BytesOut, r.BytesIn, r.BytesOutMax, r.BytesInMax)
 }
@@ -574,6 +580,20 @@ func (s *Sim) report() *Report {
 	r.DeadAll = collect(s.deadAll, s.silentAt)
 	r.JoinAll = collect(s.joinAll, s.joinAt)
 	r.FalseDeadMembers, r.FalseSuspicions = len(s.falseDead), len(s.falseSusp)
+	step := max(1, s.p.N/200)
+	for i := 0; i < s.p.N; i += step {
+		if !s.nodes[i].up {
+			continue
+		}
+		for _, n := range s.nodes {
+			if n.up && n != s.nodes[i] {
+				r.CheckedAtEnd++
+				if m, _ := s.nodes[i].core.Member(n.id); m.State == swim.StateDead || m.State == swim.StateLeft {
+					r.WrongAtEnd++
+				}
+			}
+		}
+	}
 	var out, in, msgs []float64
 	for _, n := range s.nodes[:s.p.N] {
 		if n.silent {
