@@ -573,7 +573,7 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 	if !ok || !live(e.State) || id == c.cfg.Self || c.left {
 		return
 	}
-	defer func() { c.wanted = minTime(c.wanted, c.Next()) }()
+	defer func() { c.wanted = c.Next() }()
 	switch ev {
 	case EvidenceReset:
 		c.startProbe(id, c.cfg.Clock.Now())
@@ -585,7 +585,7 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 // Receive handles a message from a member.
 func (c *Core) Receive(from ID, m *Message) {
 	now := c.cfg.Clock.Now()
-	defer func() { c.wanted = minTime(c.wanted, c.Next()) }()
+	defer func() { c.wanted = c.Next() }()
 	if c.left {
 		return
 	}
@@ -642,6 +642,9 @@ func (c *Core) Receive(from ID, m *Message) {
 		}
 		c.apply(Entry{ID: m.Target, State: st, Inc: m.Inc}, from, now)
 	case KindAlive:
+		if m.Target != from {
+			return // only a member raises its own incarnation
+		}
 		c.apply(Entry{ID: m.Target, State: StateAlive, Inc: m.Inc}, "", now)
 	case KindLeave:
 		c.apply(Entry{ID: from, State: StateLeft, Inc: m.Inc}, "", now)

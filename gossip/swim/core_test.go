@@ -80,8 +80,12 @@ func (f *fixture) state(t *testing.T, id ID) Member {
 // state against every other, at lower, equal and higher incarnations.
 func TestTransitions(t *testing.T) {
 	msg := func(k Kind, inc uint64) *Message {
+		if k == KindAlive {
+			return &Message{Kind: k, From: "n1", Target: "n1", Inc: inc}
+		}
 		return &Message{Kind: k, From: "n2", Target: "n1", Inc: inc}
 	}
+	forged := &Message{Kind: KindAlive, From: "n2", Target: "n1", Inc: 5}
 	leave := &Message{Kind: KindLeave, From: "n1", Target: "n1", Inc: 1}
 	cases := []struct {
 		name  string
@@ -107,6 +111,7 @@ func TestTransitions(t *testing.T) {
 		{"left is final for its incarnation: dead", []*Message{leave}, msg(KindDead, 1), StateLeft, 1},
 		{"left is final for its incarnation: suspect", []*Message{leave}, msg(KindSuspect, 1), StateLeft, 1},
 		{"left, rejoins with a new incarnation", []*Message{leave}, msg(KindAlive, 2), StateAlive, 2},
+		{"suspect, an Alive about it from another member is no refutation", []*Message{msg(KindSuspect, 1)}, forged, StateSuspect, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
