@@ -80,6 +80,8 @@ func main() {
 		_, err = sitesBench(os.Args[2:])
 	case "ratelimit":
 		_, err = rateLimitBench(os.Args[2:])
+	case "sim":
+		_, err = simBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

@@ -1,0 +1,768 @@
+package swim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+)
+
+// State is what a core believes of a member.
+type State uint8
+
+// Member states.
+const (
+	StateAlive   State = iota // answers, or announced itself at its incarnation
+	StateSuspect              // a watcher could not reach it, directly or through others
+	StateDead                 // suspected until the suspicion timed out
+	StateLeft                 // said goodbye: final for that incarnation
+)
+
+func (s State) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateSuspect:
+		return "suspect"
+	case StateDead:
+		return "dead"
+	case StateLeft:
+		return "left"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// Evidence is what the network layer saw of a member outside the probes.
+type Evidence int
+
+// Evidence kinds.
+const (
+	// EvidenceReset: this node's last connection to the member was reset
+	// or closed. The member is probed at once, out of turn.
+	EvidenceReset Evidence = iota + 1
+	// EvidenceRefused: a re-dial of the member's addresses was refused
+	// (no process listens there). This node suspects it at once, as after
+	// a failed probe.
+	EvidenceRefused
+)
+
+// Clock is the time source of a core.
+type Clock interface{ Now() time.Time }
+
+// Transport carries a core's messages. Send and Publish must not call
+// back into the core.
+type Transport interface {
+	// Send sends m to one member (Ping, Ack, Nack, PingReq, table
+	// exchange, and a Dead notice to a member declared dead).
+	Send(to ID, m *Message)
+	// Publish sends m to every member (the membership topic).
+	Publish(m *Message)
+}
+
+// Event is one change of the table.
+type Event struct {
+	ID    ID
+	State State
+	Inc   uint64
+	New   bool // first heard of
+	At    time.Time
+}
+
+// Config tunes a core. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	Self ID
+	Inc  uint64 // this node's incarnation at start
+	// Watchers is k: each member is watched (pinged every ProbePeriod) by
+	// the k members before it on the ring. Default 3.
+	Watchers int
+	// Helpers is how many members a failed ping is retried through
+	// (ping-req). Default 3.
+	Helpers         int
+	ProbePeriod     time.Duration // default 1 s
+	ProbeTimeout    time.Duration // direct ping, and a helper's relayed ping; default 400 ms
+	IndirectTimeout time.Duration // ping-req round; default 800 ms
+	// SuspicionMin is the shortest suspicion timeout per decade of members
+	// (times log10 N, at least 1); SuspicionMaxMult times that is the
+	// longest, for a suspicion nobody confirms. Defaults 500 ms and 6.
+	SuspicionMin     time.Duration
+	SuspicionMaxMult float64
+	// MaxLHM caps the local health multiplier; from AccuseLimit on, a
+	// node does not accuse. Defaults 8 and 4.
+	MaxLHM, AccuseLimit int
+	// LateSlack: a timer that fires later than this is a sign this node
+	// is overloaded. Default 200 ms.
+	LateSlack time.Duration
+	// HeartbeatRate is the network's heartbeats per second: each node
+	// heartbeats every max(HeartbeatMin, N/HeartbeatRate). Defaults 0.5/s
+	// and 10 s.
+	HeartbeatRate float64
+	HeartbeatMin  time.Duration
+	// NewsPerHeartbeat and NewsRepeat: a heartbeat carries up to that
+	// many recent changes, each repeated in that many heartbeats.
+	// Defaults 8 and 3.
+	NewsPerHeartbeat, NewsRepeat int
+	// DeadProbeFor: for this long after a member is declared dead, this
+	// node pings one such member every ProbePeriod, so a member cut off
+	// by a partition, or wrongly declared dead, hears of it and refutes
+	// once it can be reached. Default 30 s.
+	DeadProbeFor time.Duration
+	Clock        Clock
+	Rand         *rand.Rand // default seeded from Self
+	OnEvent      func(Event)
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Watchers: 3, Helpers: 3,
+		ProbePeriod: time.Second, ProbeTimeout: 400 * time.Millisecond, IndirectTimeout: 800 * time.Millisecond,
+		SuspicionMin: 500 * time.Millisecond, SuspicionMaxMult: 6,
+		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
+		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
+		NewsPerHeartbeat: 8, NewsRepeat: 3, DeadProbeFor: 30 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setDur := func(v *time.Duration, dv time.Duration) {
+		if *v == 0 {
+			*v = dv
+		}
+	}
+	setInt := func(v *int, dv int) {
+		if *v == 0 {
+			*v = dv
+		}
+	}
+	setInt(&c.Watchers, d.Watchers)
+	setInt(&c.Helpers, d.Helpers)
+	setInt(&c.MaxLHM, d.MaxLHM)
+	setInt(&c.AccuseLimit, d.AccuseLimit)
+	setInt(&c.NewsPerHeartbeat, d.NewsPerHeartbeat)
+	setInt(&c.NewsRepeat, d.NewsRepeat)
+	setDur(&c.ProbePeriod, d.ProbePeriod)
+	setDur(&c.ProbeTimeout, d.ProbeTimeout)
+	setDur(&c.IndirectTimeout, d.IndirectTimeout)
+	setDur(&c.SuspicionMin, d.SuspicionMin)
+	setDur(&c.LateSlack, d.LateSlack)
+	setDur(&c.HeartbeatMin, d.HeartbeatMin)
+	setDur(&c.DeadProbeFor, d.DeadProbeFor)
+	if c.SuspicionMaxMult == 0 {
+		c.SuspicionMaxMult = d.SuspicionMaxMult
+	}
+	if c.HeartbeatRate == 0 {
+		c.HeartbeatRate = d.HeartbeatRate
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(ringKey(c.Self), 1))
+	}
+	return c
+}
+
+// member is a core's view of a member that differs from its base table.
+type member struct {
+	Entry
+	susp *suspicion
+}
+
+// suspicion is a running suspicion of a member at its incarnation.
+type suspicion struct {
+	start    time.Time
+	deadline time.Time
+	accusers []ID // distinct, the first is who raised it
+}
+
+// probe is one of this node's probes of a member.
+type probe struct {
+	target   ID
+	seq      uint64
+	deadline time.Time
+	indirect bool // in the ping-req round
+	helpers  int
+	nacks    int
+	late     bool // a timer of this node fired late meanwhile: no conclusion
+}
+
+// relay is a ping this node sends for another member's ping-req.
+type relay struct {
+	requester ID
+	reqSeq    uint64
+	seq       uint64
+	deadline  time.Time
+}
+
+type deadAt struct {
+	id ID
+	at time.Time
+}
+
+type news struct {
+	Entry
+	left int // heartbeats still to carry it
+}
+
+// Core is one node's members table and failure detector: a state machine
+// driven by Receive, Evidence and Tick, which the caller serializes (a
+// Core is not safe for concurrent use). It never blocks and holds no
+// goroutine.
+type Core struct {
+	cfg      Config
+	tr       Transport
+	base     *Table
+	over     map[ID]*member
+	extra    extraRing
+	suspects []ID // members with a running suspicion, in the order raised
+
+	inc  uint64
+	left bool
+	lhm  int
+	seq  uint64
+
+	probes []*probe
+	relays []*relay
+	news   []news
+	// recentDead: members declared dead in the last DeadProbeFor, with when.
+	recentDead []deadAt
+
+	nextProbe, nextHeartbeat time.Time
+	wanted                   time.Time // the Next this core asked for
+}
+
+// New returns a core for cfg.Self. base, when not nil, is the table it
+// starts from (shared, never modified). Call Start next, and Announce
+// and Join when this node is new to the network.
+func New(cfg Config, tr Transport, base *Table) *Core {
+	cfg = cfg.withDefaults()
+	if base == nil {
+		base = NewTable(nil)
+	}
+	c := &Core{cfg: cfg, tr: tr, base: base, over: map[ID]*member{}, inc: cfg.Inc}
+	c.put(Entry{ID: cfg.Self, State: StateAlive, Inc: cfg.Inc})
+	return c
+}
+
+// Start starts the probe and heartbeat timers, at a random phase.
+func (c *Core) Start() {
+	now := c.cfg.Clock.Now()
+	c.nextProbe = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.cfg.ProbePeriod))))
+	c.nextHeartbeat = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.heartbeatPeriod()))))
+	c.wanted = c.Next()
+}
+
+// Announce publishes this node's incarnation (an Alive): a joiner's or a
+// restarted node's first message.
+func (c *Core) Announce() {
+	c.tr.Publish(&Message{Kind: KindAlive, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
+}
+
+// Join asks seed for its table (anti-entropy), sending this node's.
+func (c *Core) Join(seed ID) {
+	c.tr.Send(seed, &Message{Kind: KindSyncReq, From: c.cfg.Self, News: c.Entries()})
+}
+
+// Leave announces that this node leaves for good and stops its probes.
+func (c *Core) Leave() {
+	c.left = true
+	c.apply(Entry{ID: c.cfg.Self, State: StateLeft, Inc: c.inc}, "", c.cfg.Clock.Now())
+	c.tr.Publish(&Message{Kind: KindLeave, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
+}
+
+// Inc is this node's incarnation.
+func (c *Core) Inc() uint64 { return c.inc }
+
+// LHM is the local health multiplier: 0 when healthy; timeouts are
+// stretched by 1+LHM.
+func (c *Core) LHM() int { return c.lhm }
+
+// Member is a core's view of one member.
+type Member struct {
+	Entry
+	Accusers int       // distinct accusers of a running suspicion
+	Deadline time.Time // when a running suspicion ends
+}
+
+// Member returns this core's view of id.
+func (c *Core) Member(id ID) (Member, bool) {
+	e, ok := c.get(id)
+	if !ok {
+		return Member{}, false
+	}
+	m := Member{Entry: e}
+	if o := c.over[id]; o != nil && o.susp != nil {
+		m.Accusers, m.Deadline = len(o.susp.accusers), o.susp.deadline
+	}
+	return m, true
+}
+
+// Entries returns the whole table in ring order.
+func (c *Core) Entries() []Entry {
+	out := make([]Entry, 0, c.size())
+	for _, e := range c.base.entries {
+		if o := c.over[e.ID]; o != nil {
+			e = o.Entry
+		}
+		out = append(out, e)
+	}
+	for _, id := range c.extra.ids {
+		out = append(out, c.over[id].Entry)
+	}
+	sortRing(out)
+	return out
+}
+
+func (c *Core) size() int { return c.base.Len() + len(c.extra.ids) }
+
+func (c *Core) get(id ID) (Entry, bool) {
+	if o := c.over[id]; o != nil {
+		return o.Entry, true
+	}
+	if i, ok := c.base.index[id]; ok {
+		return c.base.entries[i], true
+	}
+	return Entry{}, false
+}
+
+func (c *Core) put(e Entry) *member {
+	o := c.over[e.ID]
+	if o == nil {
+		o = &member{}
+		c.over[e.ID] = o
+		if _, ok := c.base.index[e.ID]; !ok {
+			c.extra.insert(e.ID)
+		}
+	}
+	o.Entry = e
+	return o
+}
+
+func live(s State) bool { return s == StateAlive || s == StateSuspect }
+
+// Watched returns the members this node watches: its Watchers live
+// successors on the ring.
+func (c *Core) Watched() []ID {
+	k := c.cfg.Watchers
+	bi := sort.Search(len(c.base.entries), func(i int) bool { return !ringLess(c.base.entries[i].ID, c.cfg.Self) })
+	ei := sort.Search(len(c.extra.ids), func(i int) bool { return !ringLess(c.extra.ids[i], c.cfg.Self) })
+	var out []ID
+	nb, ne := len(c.base.entries), len(c.extra.ids)
+	for step := 0; step < nb+ne && len(out) < k; step++ {
+		// The next of the base and the extra entries, cyclically: an
+		// entry's place is (laps, ring order).
+		var id ID
+		switch {
+		case ne == 0 || nb > 0 && bi/nb < ei/ne:
+			id, bi = c.base.entries[bi%nb].ID, bi+1
+		case nb == 0 || ei/ne < bi/nb || !ringLess(c.base.entries[bi%nb].ID, c.extra.ids[ei%ne]):
+			id, ei = c.extra.ids[ei%ne], ei+1
+		default:
+			id, bi = c.base.entries[bi%nb].ID, bi+1
+		}
+		if id == c.cfg.Self || slices.Contains(out, id) {
+			continue
+		}
+		if e, _ := c.get(id); live(e.State) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (c *Core) stretch(d time.Duration) time.Duration { return d * time.Duration(1+c.lhm) }
+
+func (c *Core) raiseLHM() { c.lhm = min(c.lhm+1, c.cfg.MaxLHM) }
+
+func (c *Core) healthy() bool { return c.lhm < c.cfg.AccuseLimit }
+
+func (c *Core) heartbeatPeriod() time.Duration {
+	p := time.Duration(float64(c.size()) / c.cfg.HeartbeatRate * float64(time.Second))
+	return max(c.cfg.HeartbeatMin, p)
+}
+
+// SuspicionTimeout is Lifeguard's timeout of a suspicion with the given
+// number of independent confirmations (accusers after the first): from
+// max = SuspicionMaxMult·min down to min = SuspicionMin·log10 N as
+// confirmations reach Watchers-1, on a log scale, stretched by 1+LHM.
+func (c *Core) SuspicionTimeout(confirmations int) time.Duration {
+	lo := float64(c.cfg.SuspicionMin) * max(1, math.Log10(float64(c.size())))
+	hi := lo * c.cfg.SuspicionMaxMult
+	k := float64(max(1, c.cfg.Watchers-1))
+	t := hi - (hi-lo)*math.Log(float64(confirmations)+1)/math.Log(k+1)
+	return c.stretch(time.Duration(max(lo, t)))
+}
+
+// Next returns when Tick must next be called.
+func (c *Core) Next() time.Time {
+	if c.left {
+		return time.Time{}
+	}
+	t := minTime(c.nextProbe, c.nextHeartbeat)
+	for _, p := range c.probes {
+		t = minTime(t, p.deadline)
+	}
+	for _, r := range c.relays {
+		t = minTime(t, r.deadline)
+	}
+	for _, id := range c.suspects {
+		t = minTime(t, c.over[id].susp.deadline)
+	}
+	return t
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// Tick runs the timers that are due.
+func (c *Core) Tick() {
+	now := c.cfg.Clock.Now()
+	defer func() { c.wanted = c.Next() }()
+	if c.left {
+		return
+	}
+	if !c.wanted.IsZero() && now.Sub(c.wanted) > c.cfg.LateSlack {
+		// This node's timers fire late: it is overloaded, and a probe it
+		// timed out may have been answered while it was not looking.
+		c.raiseLHM()
+		for _, p := range c.probes {
+			p.late = true
+		}
+	}
+	for _, r := range slices.Clone(c.relays) {
+		if !now.Before(r.deadline) {
+			c.relays = slices.DeleteFunc(c.relays, func(x *relay) bool { return x == r })
+			c.tr.Send(r.requester, &Message{Kind: KindNack, From: c.cfg.Self, Seq: r.reqSeq})
+		}
+	}
+	for _, p := range slices.Clone(c.probes) {
+		if now.Before(p.deadline) {
+			continue
+		}
+		if !p.indirect {
+			c.pingReq(p, now)
+		} else {
+			c.conclude(p)
+		}
+	}
+	for _, id := range slices.Clone(c.suspects) {
+		o := c.over[id]
+		if !now.Before(o.susp.deadline) {
+			mine := o.susp.accusers[0] == c.cfg.Self
+			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", now)
+			if mine {
+				c.tr.Publish(&Message{Kind: KindDead, From: c.cfg.Self, Target: id, Inc: o.Inc})
+			}
+		}
+	}
+	if !now.Before(c.nextProbe) {
+		for _, id := range c.Watched() {
+			c.startProbe(id, now)
+		}
+		c.pingDead(now)
+		c.nextProbe = c.nextProbe.Add(c.cfg.ProbePeriod)
+		if !c.nextProbe.After(now) {
+			c.nextProbe = now.Add(c.cfg.ProbePeriod)
+		}
+	}
+	if !now.Before(c.nextHeartbeat) {
+		c.heartbeat()
+		c.nextHeartbeat = now.Add(c.heartbeatPeriod())
+	}
+}
+
+func (c *Core) startProbe(id ID, now time.Time) {
+	if slices.ContainsFunc(c.probes, func(p *probe) bool { return p.target == id }) {
+		return
+	}
+	c.seq++
+	c.probes = append(c.probes, &probe{target: id, seq: c.seq, deadline: now.Add(c.stretch(c.cfg.ProbeTimeout))})
+	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Seq: c.seq, Inc: c.inc})
+}
+
+// pingDead pings one member declared dead lately, at random: if it
+// answers, Receive tells it it was declared dead, and it refutes.
+func (c *Core) pingDead(now time.Time) {
+	c.recentDead = slices.DeleteFunc(c.recentDead, func(d deadAt) bool {
+		e, _ := c.get(d.id)
+		return e.State != StateDead || now.Sub(d.at) > c.cfg.DeadProbeFor
+	})
+	if len(c.recentDead) == 0 {
+		return
+	}
+	id := c.recentDead[c.cfg.Rand.IntN(len(c.recentDead))].id
+	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Inc: c.inc})
+}
+
+// pingReq moves an unanswered probe to its indirect round.
+func (c *Core) pingReq(p *probe, now time.Time) {
+	p.indirect = true
+	p.deadline = now.Add(c.stretch(c.cfg.IndirectTimeout))
+	n := c.size()
+	tried := map[ID]bool{c.cfg.Self: true, p.target: true}
+	for range 8 * c.cfg.Helpers {
+		if p.helpers == c.cfg.Helpers || n == 0 {
+			break
+		}
+		id := c.at(c.cfg.Rand.IntN(n))
+		if tried[id] {
+			continue
+		}
+		tried[id] = true
+		if e, _ := c.get(id); e.State != StateAlive {
+			continue
+		}
+		p.helpers++
+		c.tr.Send(id, &Message{Kind: KindPingReq, From: c.cfg.Self, Target: p.target, Seq: p.seq})
+	}
+	if p.helpers == 0 {
+		c.conclude(p)
+	}
+}
+
+// at returns the i-th ID of the table (base, then extra).
+func (c *Core) at(i int) ID {
+	if i < c.base.Len() {
+		return c.base.entries[i].ID
+	}
+	return c.extra.ids[i-c.base.Len()]
+}
+
+// conclude ends a probe that nobody answered. The target is suspected
+// only if this node is healthy and the evidence is about the target, not
+// this node: its timers were on time and at least one helper said it
+// could not reach the target either (a nack). A helper silent even of a
+// nack points at this node's own network: the local health multiplier
+// rises instead (Lifeguard).
+func (c *Core) conclude(p *probe) {
+	c.probes = slices.DeleteFunc(c.probes, func(x *probe) bool { return x == p })
+	if p.late {
+		return
+	}
+	if p.nacks < p.helpers {
+		c.raiseLHM()
+	}
+	if p.helpers > 0 && p.nacks == 0 {
+		return
+	}
+	c.accuse(p.target)
+}
+
+// accuse suspects id, if this node is healthy, and publishes it.
+func (c *Core) accuse(id ID) {
+	e, ok := c.get(id)
+	if !ok || !live(e.State) || !c.healthy() || c.left {
+		return
+	}
+	if o := c.over[id]; o != nil && o.susp != nil && slices.Contains(o.susp.accusers, c.cfg.Self) {
+		return
+	}
+	c.apply(Entry{ID: id, State: StateSuspect, Inc: e.Inc}, c.cfg.Self, c.cfg.Clock.Now())
+	c.tr.Publish(&Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc})
+}
+
+// Evidence feeds what the network layer saw of id. It may only hasten
+// a suspicion: it starts a probe or an accusation now, and changes no
+// running timer.
+func (c *Core) Evidence(id ID, ev Evidence) {
+	e, ok := c.get(id)
+	if !ok || !live(e.State) || id == c.cfg.Self || c.left {
+		return
+	}
+	defer func() { c.wanted = c.Next() }()
+	switch ev {
+	case EvidenceReset:
+		c.startProbe(id, c.cfg.Clock.Now())
+	case EvidenceRefused:
+		c.accuse(id)
+	}
+}
+
+// Receive handles a message from a member.
+func (c *Core) Receive(from ID, m *Message) {
+	now := c.cfg.Clock.Now()
+	defer func() { c.wanted = c.Next() }()
+	if c.left {
+		return
+	}
+	self := c.cfg.Self
+	if e, ok := c.get(from); ok && (e.State == StateSuspect || e.State == StateDead) && from != self && m.Kind != KindAlive && m.Kind != KindLeave {
+		// A member this node suspects or declared dead speaks: tell it,
+		// so it refutes (it may never have heard the suspicion: a
+		// partition, a lost message).
+		k := KindDead
+		if e.State == StateSuspect {
+			k = KindSuspect
+		}
+		c.tr.Send(from, &Message{Kind: k, From: self, Target: from, Inc: e.Inc})
+	}
+	switch m.Kind {
+	case KindPing:
+		c.tr.Send(from, &Message{Kind: KindAck, From: self, Target: self, Seq: m.Seq, Inc: c.inc})
+	case KindAck:
+		if i := slices.IndexFunc(c.probes, func(p *probe) bool { return p.seq == m.Seq }); i >= 0 {
+			c.probes = slices.Delete(c.probes, i, i+1)
+			c.lhm = max(0, c.lhm-1)
+			return
+		}
+		if i := slices.IndexFunc(c.relays, func(r *relay) bool { return r.seq == m.Seq }); i >= 0 {
+			r := c.relays[i]
+			c.relays = slices.Delete(c.relays, i, i+1)
+			c.tr.Send(r.requester, &Message{Kind: KindAck, From: self, Target: m.From, Seq: r.reqSeq, Inc: m.Inc})
+		}
+		if m.From == m.Target {
+			c.apply(Entry{ID: m.From, State: StateAlive, Inc: m.Inc}, "", now)
+		}
+	case KindNack:
+		if i := slices.IndexFunc(c.probes, func(p *probe) bool { return p.seq == m.Seq && p.indirect }); i >= 0 {
+			p := c.probes[i]
+			p.nacks++
+			if p.nacks == p.helpers {
+				c.conclude(p)
+			}
+		}
+	case KindPingReq:
+		c.seq++
+		c.relays = append(c.relays, &relay{requester: from, reqSeq: m.Seq, seq: c.seq, deadline: now.Add(c.stretch(c.cfg.ProbeTimeout))})
+		c.tr.Send(m.Target, &Message{Kind: KindPing, From: self, Target: m.Target, Seq: c.seq, Inc: c.inc})
+	case KindSuspect, KindDead:
+		if m.Target == self {
+			if m.Inc >= c.inc {
+				c.refute(m.Inc)
+			}
+			return
+		}
+		st := StateSuspect
+		if m.Kind == KindDead {
+			st = StateDead
+		}
+		c.apply(Entry{ID: m.Target, State: st, Inc: m.Inc}, from, now)
+	case KindAlive:
+		if m.Target != from {
+			return // only a member raises its own incarnation
+		}
+		c.apply(Entry{ID: m.Target, State: StateAlive, Inc: m.Inc}, "", now)
+	case KindLeave:
+		c.apply(Entry{ID: from, State: StateLeft, Inc: m.Inc}, "", now)
+	case KindHeartbeat:
+		c.apply(Entry{ID: from, State: StateAlive, Inc: m.Inc}, "", now)
+		c.merge(m.News, now)
+	case KindSyncReq:
+		c.merge(m.News, now)
+		c.tr.Send(from, &Message{Kind: KindSyncResp, From: self, News: c.Entries()})
+	case KindSyncResp:
+		c.merge(m.News, now)
+	}
+}
+
+// merge applies a table exchange's or a heartbeat's entries. A suspicion
+// there has no accuser to count: it is taken only as news of the
+// incarnation.
+func (c *Core) merge(es []Entry, now time.Time) {
+	for _, e := range es {
+		if e.ID == c.cfg.Self {
+			if (e.State == StateDead || e.State == StateSuspect) && e.Inc >= c.inc {
+				c.refute(e.Inc)
+			}
+			continue
+		}
+		if e.State == StateSuspect {
+			e.State = StateAlive
+		}
+		c.apply(e, "", now)
+	}
+}
+
+// refute answers a suspicion or death of this node at incarnation inc
+// with a higher incarnation. Being suspected is also a hint that this
+// node is slow: the local health multiplier rises (Lifeguard).
+func (c *Core) refute(inc uint64) {
+	c.inc = inc + 1
+	c.raiseLHM()
+	c.put(Entry{ID: c.cfg.Self, State: StateAlive, Inc: c.inc})
+	c.tr.Publish(&Message{Kind: KindAlive, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
+}
+
+// apply merges one fact about a member, by SWIM's precedence: a higher
+// incarnation wins; at the same incarnation left > dead > suspect >
+// alive, and left is final. by is the accuser of a suspicion.
+func (c *Core) apply(e Entry, by ID, now time.Time) {
+	cur, known := c.get(e.ID)
+	if e.ID == c.cfg.Self && e.State != StateLeft {
+		return
+	}
+	if known {
+		switch {
+		case e.Inc < cur.Inc:
+			return
+		case e.Inc == cur.Inc && e.State < cur.State:
+			return
+		case e.Inc == cur.Inc && e.State == cur.State:
+			if e.State == StateSuspect && by != "" {
+				c.confirm(e.ID, by, now)
+			}
+			return
+		}
+	}
+	c.setState(e, by, now, !known)
+}
+
+func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
+	o := c.put(e)
+	if o.susp != nil {
+		o.susp = nil
+		c.suspects = slices.DeleteFunc(c.suspects, func(id ID) bool { return id == e.ID })
+	}
+	if e.State == StateSuspect {
+		o.susp = &suspicion{start: now}
+		c.suspects = append(c.suspects, e.ID)
+		if by == "" {
+			by = "?"
+		}
+		c.confirm(e.ID, by, now)
+	}
+	if e.State != StateAlive || isNew {
+		c.addNews(e)
+	}
+	if e.State == StateDead {
+		c.recentDead = append(c.recentDead, deadAt{e.ID, now})
+	}
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(Event{ID: e.ID, State: e.State, Inc: e.Inc, New: isNew, At: now})
+	}
+}
+
+// confirm counts by as an accuser of id's running suspicion and moves its
+// deadline by Lifeguard's formula.
+func (c *Core) confirm(id, by ID, now time.Time) {
+	s := c.over[id].susp
+	if slices.Contains(s.accusers, by) {
+		return
+	}
+	s.accusers = append(s.accusers, by)
+	s.deadline = s.start.Add(c.SuspicionTimeout(len(s.accusers) - 1))
+}
+
+func (c *Core) addNews(e Entry) {
+	c.news = slices.DeleteFunc(c.news, func(n news) bool { return n.ID == e.ID })
+	c.news = append(c.news, news{Entry: e, left: c.cfg.NewsRepeat})
+	if len(c.news) > 4*c.cfg.NewsPerHeartbeat {
+		c.news = c.news[len(c.news)-4*c.cfg.NewsPerHeartbeat:]
+	}
+}
+
+// heartbeat publishes this node's incarnation with the newest changes it
+// knows.
+func (c *Core) heartbeat() {
+	m := &Message{Kind: KindHeartbeat, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc}
+	for i := len(c.news) - 1; i >= 0 && len(m.News) < c.cfg.NewsPerHeartbeat; i-- {
+		m.News = append(m.News, c.news[i].Entry)
+		c.news[i].left--
+	}
+	c.news = slices.DeleteFunc(c.news, func(n news) bool { return n.left <= 0 })
+	c.tr.Publish(m)
+}

@@ -1,0 +1,517 @@
+package swim
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time                  { return c.t }
+func (c *fakeClock) advance(d time.Duration)         { c.t = c.t.Add(d) }
+func (c *fakeClock) set(t time.Time)                 { c.t = t }
+func (c *fakeClock) since(t time.Time) time.Duration { return c.t.Sub(t) }
+
+type sent struct {
+	to ID // "" when published
+	m  *Message
+}
+
+type recorder struct{ out []sent }
+
+func (r *recorder) Send(to ID, m *Message) { r.out = append(r.out, sent{to, m}) }
+func (r *recorder) Publish(m *Message)     { r.out = append(r.out, sent{"", m}) }
+
+// take returns and forgets the recorded messages of kind k.
+func (r *recorder) take(k Kind) []sent {
+	var got, rest []sent
+	for _, s := range r.out {
+		if s.m.Kind == k {
+			got = append(got, s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	r.out = rest
+	return got
+}
+
+type fixture struct {
+	c     *Core
+	clock *fakeClock
+	tr    *recorder
+	ids   []ID
+}
+
+// newFixture returns a started core for "n0" in a table of n alive
+// members n0..n(n-1) at incarnation 1, with nothing recorded yet.
+func newFixture(t *testing.T, n int, tweak func(*Config)) *fixture {
+	t.Helper()
+	var es []Entry
+	var ids []ID
+	for i := range n {
+		id := ID(fmt.Sprintf("n%d", i))
+		ids = append(ids, id)
+		es = append(es, Entry{ID: id, State: StateAlive, Inc: 1})
+	}
+	f := &fixture{clock: &fakeClock{t: time.Unix(1000, 0)}, tr: &recorder{}, ids: ids}
+	cfg := Config{Self: "n0", Inc: 1, Clock: f.clock}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	f.c = New(cfg, f.tr, NewTable(es))
+	f.c.Start()
+	f.tr.out = nil
+	return f
+}
+
+func (f *fixture) state(t *testing.T, id ID) Member {
+	t.Helper()
+	m, ok := f.c.Member(id)
+	if !ok {
+		t.Fatalf("%s not in the table", id)
+	}
+	return m
+}
+
+// TestTransitions covers the precedence of facts about a member: every
+// state against every other, at lower, equal and higher incarnations.
+func TestTransitions(t *testing.T) {
+	msg := func(k Kind, inc uint64) *Message {
+		if k == KindAlive {
+			return &Message{Kind: k, From: "n1", Target: "n1", Inc: inc}
+		}
+		return &Message{Kind: k, From: "n2", Target: "n1", Inc: inc}
+	}
+	forged := &Message{Kind: KindAlive, From: "n2", Target: "n1", Inc: 5}
+	leave := &Message{Kind: KindLeave, From: "n1", Target: "n1", Inc: 1}
+	cases := []struct {
+		name  string
+		setup []*Message
+		fact  *Message
+		want  State
+		inc   uint64
+	}{
+		{"alive, suspected", nil, msg(KindSuspect, 1), StateSuspect, 1},
+		{"alive, stale suspicion", nil, msg(KindSuspect, 0), StateAlive, 1},
+		{"alive, newer suspicion", nil, msg(KindSuspect, 2), StateSuspect, 2},
+		{"alive, declared dead", nil, msg(KindDead, 1), StateDead, 1},
+		{"alive, leaves", nil, leave, StateLeft, 1},
+		{"alive, newer alive", nil, msg(KindAlive, 3), StateAlive, 3},
+		{"suspect, same-incarnation alive is no refutation", []*Message{msg(KindSuspect, 1)}, msg(KindAlive, 1), StateSuspect, 1},
+		{"suspect, refuted", []*Message{msg(KindSuspect, 1)}, msg(KindAlive, 2), StateAlive, 2},
+		{"suspect, dead", []*Message{msg(KindSuspect, 1)}, msg(KindDead, 1), StateDead, 1},
+		{"suspect, leaves", []*Message{msg(KindSuspect, 1)}, leave, StateLeft, 1},
+		{"dead, same-incarnation alive", []*Message{msg(KindDead, 1)}, msg(KindAlive, 1), StateDead, 1},
+		{"dead, same-incarnation suspicion", []*Message{msg(KindDead, 1)}, msg(KindSuspect, 1), StateDead, 1},
+		{"dead, rejoins", []*Message{msg(KindDead, 1)}, msg(KindAlive, 2), StateAlive, 2},
+		{"left is final for its incarnation: alive", []*Message{leave}, msg(KindAlive, 1), StateLeft, 1},
+		{"left is final for its incarnation: dead", []*Message{leave}, msg(KindDead, 1), StateLeft, 1},
+		{"left is final for its incarnation: suspect", []*Message{leave}, msg(KindSuspect, 1), StateLeft, 1},
+		{"left, rejoins with a new incarnation", []*Message{leave}, msg(KindAlive, 2), StateAlive, 2},
+		{"suspect, an Alive about it from another member is no refutation", []*Message{msg(KindSuspect, 1)}, forged, StateSuspect, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 5, nil)
+			for _, m := range tc.setup {
+				f.c.Receive(m.From, m)
+			}
+			f.c.Receive(tc.fact.From, tc.fact)
+			if got := f.state(t, "n1"); got.State != tc.want || got.Inc != tc.inc {
+				t.Fatalf("n1 is %s@%d, want %s@%d", got.State, got.Inc, tc.want, tc.inc)
+			}
+		})
+	}
+}
+
+func TestJoinedByAlive(t *testing.T) {
+	f := newFixture(t, 3, nil)
+	var evs []Event
+	f.c.cfg.OnEvent = func(e Event) { evs = append(evs, e) }
+	f.c.Receive("x", &Message{Kind: KindAlive, From: "x", Target: "x", Inc: 7})
+	if m := f.state(t, "x"); m.State != StateAlive || m.Inc != 7 {
+		t.Fatalf("joiner is %s@%d", m.State, m.Inc)
+	}
+	if len(evs) != 1 || !evs[0].New {
+		t.Fatalf("events %+v, want one new member", evs)
+	}
+}
+
+// TestProbes covers a watcher's probe of a member: answered directly,
+// answered through a helper, unanswered with helpers' nacks (a
+// suspicion), unanswered and the helpers silent too (this node doubts
+// itself), and with late timers (an overloaded accuser).
+func TestProbes(t *testing.T) {
+	cases := []struct {
+		name        string
+		directLost  bool // the direct ping is lost, the target is up
+		silent      bool // the target is down
+		helpersNack bool
+		lateBy      time.Duration // the tick that ends the direct ping is this late
+		lhm         int           // local health before the round
+		wantSuspect bool
+		wantLHM     int
+	}{
+		{name: "direct ack", wantLHM: 0},
+		{name: "direct ack lowers LHM", lhm: 2, wantLHM: 1},
+		{name: "direct ack, helpers never asked", wantLHM: 0},
+		{name: "ack through a helper", directLost: true, helpersNack: true, wantLHM: 0},
+		{name: "silent, helpers nack: suspicion", silent: true, helpersNack: true, wantSuspect: true},
+		{name: "silent, helpers silent too: no accusation, LHM up", silent: true, wantLHM: 1},
+		{name: "overloaded accuser: late timers, no accusation", silent: true, helpersNack: true, lateBy: time.Second, wantLHM: 1},
+		{name: "overloaded accuser: LHM at the limit, no accusation", silent: true, helpersNack: true, lhm: 4, wantLHM: 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 8, func(c *Config) { c.Watchers = 1 })
+			f.c.lhm = tc.lhm
+			target := f.c.Watched()[0]
+			f.c.nextHeartbeat = f.clock.t.Add(time.Hour)
+			f.c.wanted = f.c.Next()
+			f.clock.set(f.c.nextProbe)
+			f.c.Tick()
+			f.c.nextProbe = f.clock.t.Add(time.Hour) // one round only
+			f.c.wanted = f.c.Next()
+			pings := f.tr.out
+			if len(pings) != 1 || pings[0].to != target {
+				t.Fatalf("pings %+v, want one to %s", pings, target)
+			}
+			silent := func(id ID) bool { return id == target && (tc.silent || tc.directLost && len(pings) > 0) }
+			for _, s := range f.tr.take(KindPing) {
+				if !silent(s.to) {
+					f.c.Receive(s.to, &Message{Kind: KindAck, From: s.to, Target: s.to, Seq: s.m.Seq, Inc: 1})
+				}
+			}
+			pings = nil
+			f.clock.advance(f.c.cfg.ProbeTimeout*time.Duration(1+f.c.LHM()) + tc.lateBy)
+			f.c.Tick()
+			reqs := f.tr.take(KindPingReq)
+			for _, s := range reqs {
+				if s.m.Target != target {
+					t.Fatalf("ping-req about %s, want %s", s.m.Target, target)
+				}
+				switch {
+				case !tc.silent:
+					f.c.Receive(s.to, &Message{Kind: KindAck, From: s.to, Target: target, Seq: s.m.Seq, Inc: 1})
+				case tc.helpersNack:
+					f.c.Receive(s.to, &Message{Kind: KindNack, From: s.to, Seq: s.m.Seq})
+				}
+			}
+			f.clock.advance(f.c.cfg.IndirectTimeout * time.Duration(1+f.c.LHM()))
+			f.c.Tick()
+			sus := f.tr.take(KindSuspect)
+			if got := len(sus) > 0; got != tc.wantSuspect {
+				t.Fatalf("suspicion published: %v, want %v", got, tc.wantSuspect)
+			}
+			if tc.wantSuspect {
+				if sus[0].to != "" || sus[0].m.Target != target || f.state(t, target).State != StateSuspect {
+					t.Fatalf("suspicion %+v, target %s", sus[0].m, f.state(t, target).State)
+				}
+			}
+			if f.c.LHM() != tc.wantLHM {
+				t.Fatalf("LHM %d, want %d", f.c.LHM(), tc.wantLHM)
+			}
+			if !tc.directLost && !tc.silent && len(reqs) != 0 {
+				t.Fatalf("%d ping-reqs after a direct ack", len(reqs))
+			}
+		})
+	}
+}
+
+// TestSuspicionTimeout: the timeout shrinks with independent
+// confirmations, by Lifeguard's log formula, and a suspicion ends in
+// dead at its deadline; the accuser publishes it.
+func TestSuspicionTimeout(t *testing.T) {
+	f := newFixture(t, 100, nil) // log10 N = 2: min 1 s, max 6 s
+	want := []time.Duration{6 * time.Second, 2845 * time.Millisecond, time.Second, time.Second}
+	for c, w := range want {
+		if got := f.c.SuspicionTimeout(c); (got - w).Abs() > 10*time.Millisecond {
+			t.Errorf("timeout with %d confirmations %s, want %s", c, got, w)
+		}
+	}
+	start := f.clock.t
+	f.c.Evidence("n5", EvidenceRefused) // this node accuses
+	if m := f.state(t, "n5"); m.Accusers != 1 || !m.Deadline.Equal(start.Add(6*time.Second)) {
+		t.Fatalf("after one accuser: %+v", m)
+	}
+	f.clock.advance(500 * time.Millisecond)
+	f.c.Receive("n7", &Message{Kind: KindSuspect, From: "n7", Target: "n5", Inc: 1})
+	f.c.Receive("n7", &Message{Kind: KindSuspect, From: "n7", Target: "n5", Inc: 1}) // not independent
+	if m := f.state(t, "n5"); m.Accusers != 2 || (m.Deadline.Sub(start)-2845*time.Millisecond).Abs() > 10*time.Millisecond {
+		t.Fatalf("after a confirmation: %d accusers, deadline +%s", m.Accusers, m.Deadline.Sub(start))
+	}
+	f.c.Receive("n8", &Message{Kind: KindSuspect, From: "n8", Target: "n5", Inc: 1})
+	if m := f.state(t, "n5"); !m.Deadline.Equal(start.Add(time.Second)) {
+		t.Fatalf("after two confirmations: deadline +%s, want +1s", m.Deadline.Sub(start))
+	}
+	f.tr.out = nil
+	f.clock.set(start.Add(time.Second))
+	f.c.Tick()
+	if f.state(t, "n5").State != StateDead {
+		t.Fatalf("n5 is %s at the deadline", f.state(t, "n5").State)
+	}
+	if d := f.tr.take(KindDead); len(d) != 1 || d[0].m.Target != "n5" {
+		t.Fatalf("dead published %+v, want one by the first accuser", d)
+	}
+}
+
+// TestRefutedSuspicion: a suspected node refutes with a higher
+// incarnation (and doubts itself: LHM up), and the refutation clears the
+// suspicion on the accuser, whose timer then never fires.
+func TestRefutedSuspicion(t *testing.T) {
+	accuser := newFixture(t, 5, nil)
+	suspect := newFixture(t, 5, func(c *Config) { c.Self = "n3" })
+	accuser.c.Evidence("n3", EvidenceRefused)
+	sus := accuser.tr.take(KindSuspect)
+	if len(sus) != 1 {
+		t.Fatalf("%d suspicions", len(sus))
+	}
+	suspect.c.Receive("n0", sus[0].m)
+	alive := suspect.tr.take(KindAlive)
+	if len(alive) != 1 || alive[0].m.Inc != 2 || suspect.c.Inc() != 2 || suspect.c.LHM() != 1 {
+		t.Fatalf("refutation %+v, inc %d, LHM %d", alive, suspect.c.Inc(), suspect.c.LHM())
+	}
+	accuser.c.Receive("n3", alive[0].m)
+	if m := accuser.state(t, "n3"); m.State != StateAlive || m.Inc != 2 || m.Accusers != 0 {
+		t.Fatalf("after the refutation n3 is %+v", m)
+	}
+	accuser.clock.advance(time.Minute)
+	accuser.c.Tick()
+	if m := accuser.state(t, "n3"); m.State != StateAlive {
+		t.Fatalf("refuted suspicion fired: n3 %s", m.State)
+	}
+	// A stale suspicion (the old incarnation) is not refuted again.
+	suspect.c.Receive("n0", sus[0].m)
+	if len(suspect.tr.take(KindAlive)) != 0 {
+		t.Fatal("refuted a stale suspicion")
+	}
+	// Declared dead, a node refutes too.
+	suspect.c.Receive("n0", &Message{Kind: KindDead, From: "n0", Target: "n3", Inc: 2})
+	if suspect.c.Inc() != 3 {
+		t.Fatalf("after its death notice the incarnation is %d", suspect.c.Inc())
+	}
+}
+
+// TestEvidence: a reset connection probes the member at once, a refused
+// re-dial accuses it at once, and neither delays a running suspicion.
+func TestEvidence(t *testing.T) {
+	cases := []struct {
+		name     string
+		ev       Evidence
+		lhm      int
+		wantKind Kind
+	}{
+		{"reset: an out-of-turn ping", EvidenceReset, 0, KindPing},
+		{"refused: an accusation", EvidenceRefused, 0, KindSuspect},
+		{"refused, overloaded: no accusation", EvidenceRefused, 4, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 8, nil)
+			f.c.lhm = tc.lhm
+			var far ID
+			for _, id := range f.ids[1:] {
+				if !slices.Contains(f.c.Watched(), id) {
+					far = id
+				}
+			}
+			f.c.Evidence(far, tc.ev)
+			if len(f.tr.out) == 0 && tc.wantKind == 0 {
+				return
+			}
+			if len(f.tr.out) != 1 || f.tr.out[0].m.Kind != tc.wantKind || f.tr.out[0].m.Target != far {
+				t.Fatalf("sent %+v, want one %s about %s", f.tr.out, tc.wantKind, far)
+			}
+		})
+	}
+	f := newFixture(t, 8, nil)
+	f.c.Receive("n2", &Message{Kind: KindSuspect, From: "n2", Target: "n5", Inc: 1})
+	before := f.state(t, "n5").Deadline
+	f.clock.advance(100 * time.Millisecond)
+	f.c.Evidence("n5", EvidenceReset)
+	f.c.Evidence("n5", EvidenceRefused)
+	if after := f.state(t, "n5").Deadline; after.After(before) {
+		t.Fatalf("evidence moved the deadline from %s to %s", before, after)
+	}
+}
+
+// TestWatchers: a node watches its k live successors on the ring, a
+// joiner included, a dead member skipped.
+func TestWatchers(t *testing.T) {
+	f := newFixture(t, 10, nil)
+	all := append([]Entry(nil), f.c.Entries()...)
+	i := slices.IndexFunc(all, func(e Entry) bool { return e.ID == "n0" })
+	next := func(j int) ID { return all[(i+j)%len(all)].ID }
+	if got, want := f.c.Watched(), []ID{next(1), next(2), next(3)}; !slices.Equal(got, want) {
+		t.Fatalf("watched %v, want %v", got, want)
+	}
+	f.c.Receive("n9", &Message{Kind: KindDead, From: "n9", Target: next(1), Inc: 1})
+	if got, want := f.c.Watched(), []ID{next(2), next(3), next(4)}; !slices.Equal(got, want) {
+		t.Fatalf("watched %v after a death, want %v", got, want)
+	}
+	// Find a joiner that lands right after n0.
+	var j ID
+	for x := 0; ; x++ {
+		j = ID(fmt.Sprintf("j%d", x))
+		if ringLess("n0", j) && ringLess(j, next(2)) && (ringKey(j) > ringKey("n0")) {
+			break
+		}
+	}
+	f.c.Receive(j, &Message{Kind: KindAlive, From: j, Target: j, Inc: 1})
+	if got, want := f.c.Watched(), []ID{j, next(2), next(3)}; !slices.Equal(got, want) {
+		t.Fatalf("watched %v after a join, want %v", got, want)
+	}
+}
+
+// TestJoinByAntiEntropy: a joiner with an empty table catches up from one
+// member's table, and the member learns of the joiner.
+func TestJoinByAntiEntropy(t *testing.T) {
+	seed := newFixture(t, 50, nil)
+	seed.c.Receive("n9", &Message{Kind: KindLeave, From: "n9", Target: "n9", Inc: 1})
+	clock := &fakeClock{t: seed.clock.t}
+	tr := &recorder{}
+	j := New(Config{Self: "joiner", Inc: 1, Clock: clock}, tr, nil)
+	j.Start()
+	j.Announce()
+	if a := tr.take(KindAlive); len(a) != 1 || a[0].to != "" || a[0].m.Target != "joiner" {
+		t.Fatalf("announcement %+v", a)
+	}
+	j.Join("n0")
+	req := tr.take(KindSyncReq)
+	if len(req) != 1 || req[0].to != "n0" {
+		t.Fatalf("sync request %+v", req)
+	}
+	seed.c.Receive("joiner", req[0].m)
+	resp := seed.tr.take(KindSyncResp)
+	if len(resp) != 1 {
+		t.Fatalf("%d sync responses", len(resp))
+	}
+	j.Receive("n0", resp[0].m)
+	if n := len(j.Entries()); n != 51 {
+		t.Fatalf("joiner knows %d members, want 51", n)
+	}
+	if m, _ := j.Member("n9"); m.State != StateLeft {
+		t.Fatalf("joiner sees n9 %s, want left", m.State)
+	}
+	if m, ok := seed.c.Member("joiner"); !ok || m.State != StateAlive {
+		t.Fatal("seed did not learn of the joiner")
+	}
+}
+
+// TestHeartbeatNews: a rare heartbeat carries the sender's incarnation
+// and the changes it knows to a node that missed them.
+func TestHeartbeatNews(t *testing.T) {
+	a := newFixture(t, 20, nil)
+	b := newFixture(t, 20, func(c *Config) { c.Self = "n1" })
+	a.c.Receive("n2", &Message{Kind: KindDead, From: "n2", Target: "n7", Inc: 1})
+	a.c.Receive("x", &Message{Kind: KindAlive, From: "x", Target: "x", Inc: 4})
+	a.clock.set(a.c.nextHeartbeat)
+	a.c.Tick()
+	hb := a.tr.take(KindHeartbeat)
+	if len(hb) != 1 || hb[0].to != "" {
+		t.Fatalf("heartbeats %+v", hb)
+	}
+	if p := a.c.heartbeatPeriod(); p != 42*time.Second {
+		t.Fatalf("heartbeat period %s at N = 21, want N/HeartbeatRate = 42s", p)
+	}
+	b.c.Receive("n0", hb[0].m)
+	if m, _ := b.c.Member("n7"); m.State != StateDead {
+		t.Fatalf("n7 is %s after the news", m.State)
+	}
+	if m, ok := b.c.Member("x"); !ok || m.Inc != 4 {
+		t.Fatal("joiner x not learned from the news")
+	}
+}
+
+// TestDeadMemberSpeaks: a member declared dead or suspected that is heard
+// again is told, so it can refute (a healed partition).
+func TestDeadMemberSpeaks(t *testing.T) {
+	f := newFixture(t, 5, nil)
+	f.c.Receive("n2", &Message{Kind: KindDead, From: "n2", Target: "n4", Inc: 1})
+	f.c.Receive("n4", &Message{Kind: KindPing, From: "n4", Target: "n0", Seq: 9})
+	if d := f.tr.take(KindDead); len(d) != 1 || d[0].to != "n4" {
+		t.Fatalf("dead notices %+v", d)
+	}
+	f.c.Receive("n2", &Message{Kind: KindSuspect, From: "n2", Target: "n3", Inc: 1})
+	f.c.Receive("n3", &Message{Kind: KindAck, From: "n3", Target: "n3", Seq: 99, Inc: 1})
+	if d := f.tr.take(KindSuspect); len(d) != 1 || d[0].to != "n3" {
+		t.Fatalf("suspicion notices %+v", d)
+	}
+}
+
+// TestPingDead: a member declared dead lately is pinged once a period;
+// when it answers it is told, so it refutes; after DeadProbeFor it is
+// left alone.
+func TestPingDead(t *testing.T) {
+	f := newFixture(t, 8, nil)
+	var far ID
+	for _, id := range f.ids[1:] {
+		if !slices.Contains(f.c.Watched(), id) {
+			far = id
+		}
+	}
+	f.c.Receive("n2", &Message{Kind: KindDead, From: "n2", Target: far, Inc: 1})
+	f.clock.set(f.c.nextProbe)
+	f.c.Tick()
+	var ping *Message
+	for _, s := range f.tr.take(KindPing) {
+		if s.to == far {
+			ping = s.m
+		}
+	}
+	if ping == nil {
+		t.Fatalf("no ping to the dead member %s", far)
+	}
+	f.c.Receive(far, &Message{Kind: KindAck, From: far, Target: far, Seq: ping.Seq, Inc: 1})
+	if d := f.tr.take(KindDead); len(d) != 1 || d[0].to != far {
+		t.Fatalf("dead notices %+v, want one to %s", d, far)
+	}
+	f.clock.advance(31 * time.Second)
+	f.c.Tick()
+	for _, s := range f.tr.take(KindPing) {
+		if s.to == far {
+			t.Fatalf("pinged %s 31 s after its death", far)
+		}
+	}
+}
+
+// TestLeave: a leaving node announces it, stops probing, and its
+// departure is final for its incarnation elsewhere (TestTransitions).
+func TestLeave(t *testing.T) {
+	f := newFixture(t, 5, nil)
+	f.c.Leave()
+	if l := f.tr.take(KindLeave); len(l) != 1 || l[0].m.Inc != 1 {
+		t.Fatalf("leave %+v", l)
+	}
+	if !f.c.Next().IsZero() {
+		t.Fatal("a node that left still wants ticks")
+	}
+	f.clock.advance(time.Minute)
+	f.c.Tick()
+	if len(f.tr.out) != 0 {
+		t.Fatalf("sent %+v after leaving", f.tr.out)
+	}
+}
+
+func TestMessageEncoding(t *testing.T) {
+	m := &Message{Kind: KindSyncResp, From: "a", Target: "b", Inc: 3, Seq: 9, News: []Entry{{ID: "c", State: StateLeft, Inc: 2}}}
+	b, err := m.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != m.Size() {
+		t.Fatalf("encoded %d bytes, Size %d", len(b), m.Size())
+	}
+	got, err := Decode(b)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(m) {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	for i := range b {
+		if _, err := Decode(b[:i]); err == nil {
+			t.Fatalf("a message cut at %d bytes decoded", i)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+// Package swim is p2pshare's members table and failure detector as a pure
+// state machine: SWIM with Lifeguard's extensions, with an injected clock
+// and transport and no libp2p inside. The node's adapter feeds it the
+// messages of the membership topic and of the ping protocol, the network
+// layer's evidence, and timer ticks; the simulator in testnet/cmd/membersim
+// runs the same core for thousands of members in virtual time.
+//
+// Members and states. Each member is alive, suspect, dead or left, at an
+// incarnation that only its owner raises. A higher incarnation wins; at
+// the same incarnation left > dead > suspect > alive. A member that hears
+// itself suspected or declared dead refutes with a higher incarnation
+// (an Alive message); left is final for its incarnation.
+//
+// Watchers. Each member is watched by the Watchers (k = 3) members before
+// it on a ring of the live members ordered by a hash of their IDs; every
+// node computes the ring from its own table and pings its k successors
+// every ProbePeriod. SWIM's other choice, one random target per period,
+// finds a silent member after a geometric number of periods (a long
+// tail: the p99 is several times the median) and makes every node dial
+// members it is not connected to. On the ring every member is pinged k
+// times per period by the same few nodes, so detection is bounded (the
+// first ping after the silence comes within a period, from whichever
+// watcher's phase is next) and the node's adapter can keep protected
+// connections to exactly its k successors: an idle node's cost is O(k)
+// whatever N. Views of the ring differ a little during churn; a member
+// then has a watcher more or less for a moment, never none for long.
+//
+// Probes. A ping unanswered within ProbeTimeout is retried through Helpers
+// random members (ping-req), each of which pings the target and answers
+// with an Ack, or a Nack when the target did not answer it either. When
+// the round ends unanswered, with at least one Nack, the watcher suspects
+// the target and publishes a Suspect message.
+//
+// Suspicion timeout (Lifeguard). Each node starts a timer when it first
+// hears a suspicion, and counts distinct accusers. With C confirmations
+// (accusers after the first) and K = k-1 expected, the timeout is
+// max(min, max - (max-min)·log(C+1)/log(K+1)), min = SuspicionMin·log10 N
+// and max = SuspicionMaxMult·min: a suspicion nobody confirms waits long
+// enough for a refutation, one that every watcher confirms ends fast.
+// When it ends the member is dead on that node; the first accuser
+// publishes a Dead message for nodes that missed the suspicions.
+//
+// Local health (Lifeguard's LHM). A node whose own timers fire late
+// (LateSlack), whose ping-req helpers do not even answer with a Nack, or
+// which hears itself suspected, raises its local health multiplier (to
+// MaxLHM); each answered probe lowers it. Its probe and suspicion
+// timeouts are stretched by 1+LHM, a probe timed out by a late timer
+// concludes nothing, and from AccuseLimit on it accuses nobody: an
+// overloaded node doubts itself before others.
+//
+// Evidence. The network layer's fast paths are inputs that can only
+// hasten a suspicion: EvidenceReset (the last connection to a member was
+// reset) probes it at once, EvidenceRefused (a re-dial was refused)
+// suspects it at once, as a failed probe would.
+//
+// Healing. For DeadProbeFor after a member is declared dead, each node
+// pings one such member per period. A member that answers (a healed
+// partition, a wrong verdict) is told it was declared dead, as is any
+// member suspected or declared dead that is heard from, and refutes.
+//
+// Dissemination. Suspect, Alive, Dead and Leave messages are published
+// to all (GossipSub) when they happen. Heartbeats are rare, every
+// max(HeartbeatMin, N/HeartbeatRate), so the whole network sends
+// HeartbeatRate of them a second; each carries the sender's incarnation
+// and the latest changes it knows, for nodes that missed a message. A
+// joiner announces itself with an Alive and catches up on the table by
+// anti-entropy: a full table exchange with one member (Join).
+package swim
