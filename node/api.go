@@ -30,6 +30,7 @@ func (n *Node) ID(context.Context) (api.IDInfo, error) {
 	n.mu.Unlock()
 	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: u, Clock: n.clockWarning(),
 		Reachability: ReachabilityString(n.Reachability()), PublicAddrs: n.publicAddrs()}
+	info.UID, info.Machine = os.Getuid(), api.Machine()
 	if m := n.membRef.Load(); m != nil {
 		d, peers := m.ClockOffset()
 		info.OffsetPeers = peers
@@ -171,7 +172,7 @@ func (n *Node) Get(ctx context.Context, req api.GetRequest) (api.GetResult, erro
 func toAPIResult(res share.GetResult) api.GetResult {
 	out := api.GetResult{
 		Name: res.Name, CID: res.CID.String(), Size: res.Size, Provider: res.Provider.String(),
-		RTTMillis: millis(res.RTT), Millis: millis(res.Elapsed), Via: res.Via,
+		RTTMillis: millis(res.RTT), Millis: millis(res.Elapsed), Via: res.Via, ResumedFrom: res.ResumedFrom,
 	}
 	if len(res.Attempts) > 1 {
 		for _, a := range res.Attempts {

@@ -62,6 +62,7 @@ type Service struct {
 	backoff    pushBackoff // failed copies to other nodes, by file and target
 	reportBusy atomic.Bool // a getter's report is being checked
 
+	partials lazyPartials // interrupted gets, kept to resume
 	stats    Stats
 	up, down *rate.Limiter // MaxUploadRate, MaxDownloadRate; nil: no limit
 	observer atomic.Value  // func(what string, d time.Duration)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,11 @@ import (
 const (
 	optOutput = "output"
 	optForce  = "force"
+	// optStream and optViaDaemon force how get writes its output (for
+	// tests and benchmarks): streamed through the command, or written by
+	// the daemon.
+	optStream    = "stream"
+	optViaDaemon = "via-daemon"
 	// maxParallelGets bounds the gets one command runs at once.
 	maxParallelGets = 8
 )
@@ -59,6 +65,11 @@ output directory, so an interrupted get leaves nothing there.`,
 	}
 	cmd.Flags().StringP(optOutput, "o", "", "output file (one NAME) or directory (several)")
 	cmd.Flags().Bool(optForce, false, "replace an existing output file")
+	cmd.Flags().Bool(optStream, false, "always stream the bytes through the command")
+	cmd.Flags().Bool(optViaDaemon, false, "always let the daemon write the output file")
+	_ = cmd.Flags().MarkHidden(optStream)
+	_ = cmd.Flags().MarkHidden(optViaDaemon)
+	cmd.MarkFlagsMutuallyExclusive(optStream, optViaDaemon)
 	addJSONFlag(cmd)
 	return cmd
 }
@@ -89,6 +100,7 @@ func runGet(cmd *cobra.Command, refs []string) error {
 	if err != nil {
 		return err
 	}
+	how := pickGetPath(cmd, c, reqs)
 	results := make([]getOutcome, len(reqs))
 	conflict := make([]bool, len(reqs))
 	var wg sync.WaitGroup
@@ -99,16 +111,23 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if len(reqs) == 1 && showProgress(cmd) {
+			if len(reqs) == 1 && showProgress(cmd) && how == pathDaemon {
 				req.ID = transferID()
 				stop := watchTransfer(cmd.Context(), c, req.ID, req.Ref, cmd.ErrOrStderr())
 				defer stop()
 			}
-			res, err := c.Get(cmd.Context(), req)
+			var res api.GetResult
+			var err error
+			if how == pathDaemon {
+				res, err = c.Get(cmd.Context(), req)
+			} else {
+				res, err = streamGet(cmd.Context(), c, req)
+			}
 			results[i].Ref = req.Ref
 			if err != nil {
 				var ae *api.Error
-				conflict[i] = errors.As(err, &ae) && ae.Status == http.StatusConflict
+				var ee errExists
+				conflict[i] = errors.As(err, &ae) && ae.Status == http.StatusConflict || errors.As(err, &ee)
 				results[i].Error = err.Error()
 				return
 			}
@@ -155,6 +174,30 @@ func runGet(cmd *cobra.Command, refs []string) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "p2pshare: %v\n", e)
 	}
 	return fail("", fmt.Errorf("%w (and %d more failed)", errs[len(errs)-1], len(errs)-1))
+}
+
+// pickGetPath applies --stream, --via-daemon or chooseGetPath to the
+// output directory of reqs.
+func pickGetPath(cmd *cobra.Command, c *api.Client, reqs []api.GetRequest) getPath {
+	if f, _ := cmd.Flags().GetBool(optStream); f {
+		return pathStream
+	}
+	if f, _ := cmd.Flags().GetBool(optViaDaemon); f {
+		return pathDaemon
+	}
+	dir := reqs[0].Path
+	if !reqs[0].Dir {
+		dir = filepath.Dir(dir)
+	}
+	repo, err := repoDir(cmd)
+	if err != nil {
+		return pathStream
+	}
+	ctx, cancel := quickCtx(cmd)
+	defer cancel()
+	how, why := chooseGetPath(ctx, c, repo, dir)
+	slog.Debug("get: output path chosen", "daemon_writes", how == pathDaemon, "why", why)
+	return how
 }
 
 // getRequests turns the refs and -o into API requests with absolute paths.
