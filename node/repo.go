@@ -157,17 +157,25 @@ func (r *Repo) used() (bool, string) {
 }
 
 // WriteAPI records the running daemon's API address and a fresh bearer
-// token, returning the token.
+// token, returning the token. Both are readable by the owner alone, or
+// also by the repo directory's group when the directory is set-group-ID
+// and group-readable (chmod 2750 REPO, an explicit choice): that is how
+// other users are given the use of a daemon run as a service (add them
+// to the repo's group).
 func (r *Repo) WriteAPI(url string) (string, error) {
 	tb := make([]byte, 32)
 	if _, err := rand.Read(tb); err != nil {
 		return "", err
 	}
 	token := hex.EncodeToString(tb)
-	if err := writeFileAtomic(r.Path(RepoTokenFile), []byte(token+"\n"), 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if fi, err := os.Stat(r.Dir); err == nil && fi.Mode()&os.ModeSetgid != 0 && fi.Mode().Perm()&0o050 == 0o050 {
+		mode = 0o640
+	}
+	if err := writeFileAtomic(r.Path(RepoTokenFile), []byte(token+"\n"), mode); err != nil {
 		return "", fmt.Errorf("write api token: %w", err)
 	}
-	if err := writeFileAtomic(r.Path(RepoAPIFile), []byte(url+"\n"), 0o600); err != nil {
+	if err := writeFileAtomic(r.Path(RepoAPIFile), []byte(url+"\n"), mode); err != nil {
 		return "", fmt.Errorf("write api address: %w", err)
 	}
 	return token, nil
