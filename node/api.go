@@ -189,41 +189,9 @@ func millis(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
 }
 
-// Cat implements api.API: the file is fetched and verified into a private
-// temp directory of the store, which is removed when the reader is closed.
+// Cat implements api.API: see streamCat.
 func (n *Node) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
-	tmp, err := n.store.TempDir("cat-*")
-	if err != nil {
-		return api.GetResult{}, nil, err
-	}
-	root, err := os.OpenRoot(tmp)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return api.GetResult{}, nil, err
-	}
-	defer root.Close()
-	res, err := n.share.Get(ctx, ref, root, "content", nil)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return api.GetResult{}, nil, apiError(err)
-	}
-	f, err := os.Open(filepath.Join(tmp, res.Path))
-	if err != nil {
-		os.RemoveAll(tmp)
-		return api.GetResult{}, nil, err
-	}
-	return toAPIResult(res), &removeOnClose{File: f, dir: tmp}, nil
-}
-
-type removeOnClose struct {
-	*os.File
-	dir string
-}
-
-func (r *removeOnClose) Close() error {
-	err := r.File.Close()
-	os.RemoveAll(r.dir)
-	return err
+	return n.streamCat(ctx, ref)
 }
 
 // Peers implements api.API: connected peers, lowest RTT first.

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -87,6 +88,7 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 		}
 	}()
 	out := GetResult{Name: res.Name, CID: res.CID, Path: filename}
+	observeFile(ctx, filepath.Join(dir.Name(), tmpName))
 	local := false
 	if size, ok := s.store.Has(res.CID); ok {
 		err := s.copyLocal(ctx, res.CID, f)

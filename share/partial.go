@@ -28,7 +28,7 @@ const (
 	DefaultPartialTTL = 24 * time.Hour
 	// checkpointBytes and checkpointEvery: a transfer records its verified
 	// offset after this many bytes or this long, whichever comes first.
-	checkpointBytes = 8 << 20
+	checkpointBytes = 64 << 20
 	checkpointEvery = time.Second
 )
 
@@ -357,10 +357,9 @@ func (p *Partial) Suspend() {
 // Finish closes the partial of a complete, verified get and moves its data
 // to path (a rename: path must be on the store's filesystem).
 // On error the partial stays open, for the caller to copy and Discard.
+// The file is not synced: its bytes are verified, and it is a temp file
+// that its user places (and syncs if it must).
 func (p *Partial) Finish(path string) error {
-	if err := p.f.Sync(); err != nil {
-		return err
-	}
 	if err := os.Rename(p.ps.dataPath(p.key), path); err != nil {
 		return err
 	}

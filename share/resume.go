@@ -63,6 +63,7 @@ func (s *Service) fetchResumable(ctx context.Context, c cid.Cid, size int64, f *
 		s.log.Info("resuming get", "cid", c, "offset", p.Start)
 	}
 	out.ResumedFrom = p.Start
+	observeFile(ctx, ps.dataPath(p.key))
 	track := func(done, total int64, from peer.ID) {
 		p.Progress(done)
 		if progress != nil {

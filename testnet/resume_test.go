@@ -41,9 +41,9 @@ func TestE2EGetResumesAfterKill9(t *testing.T) {
 	done := make(chan Result, 1)
 	go func() { done <- getter.Run("get", "big.bin", "-o", target, "--stream") }()
 	partial := filepath.Join(getter.Repo, "store", "partial")
-	waitFor(t, 30*time.Second, "16 MiB of the file in the getter's partial store", func() (bool, string) {
+	waitFor(t, 30*time.Second, "24 MiB of the file in the getter's partial store", func() (bool, string) {
 		n := partialBytes(partial)
-		return n >= 16<<20 && n < size, fmt.Sprintf("%d bytes", n)
+		return n >= 24<<20 && n < size, fmt.Sprintf("%d bytes", n)
 	})
 	getter.Kill()
 	if r := <-done; r.Code == 0 {
@@ -67,8 +67,8 @@ func TestE2EGetResumesAfterKill9(t *testing.T) {
 	if m == nil {
 		t.Fatalf("the getter's log does not say it resumed:\n%s", getter.LogTail(20))
 	}
-	if off, _ := strconv.ParseInt(string(m[1]), 10, 64); off < 8<<20 || off >= size {
-		t.Fatalf("resumed at offset %d, want a checkpoint past 8 MiB", off)
+	if off, _ := strconv.ParseInt(string(m[1]), 10, 64); off <= 0 || off >= size {
+		t.Fatalf("resumed at offset %d, want a checkpoint inside the file", off)
 	}
 	if n := partialBytes(partial); n != 0 {
 		t.Fatalf("the partial store keeps %d bytes after the get completed", n)

@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -107,8 +109,7 @@ func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetR
 		return api.GetResult{}, fmt.Errorf("the daemon named no valid CID (%q): %w", res.CID, err)
 	}
 	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), body, buf)
+	n, err := hashCopy(tmp, h, body)
 	if err != nil {
 		return api.GetResult{}, fmt.Errorf("receive: %w", unwrapPath(err))
 	}
@@ -138,6 +139,36 @@ func randomHex() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// hashCopy copies r to w and into h, hashing each chunk while it is
+// written.
+func hashCopy(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
+	bufs := [2][]byte{make([]byte, 1<<20), make([]byte, 1<<20)}
+	var total int64
+	var wg sync.WaitGroup
+	for i := 0; ; i++ {
+		buf := bufs[i%2]
+		n, rerr := io.ReadFull(r, buf)
+		wg.Wait() // the hash of the previous chunk
+		if n > 0 {
+			chunk := buf[:n]
+			wg.Go(func() { h.Write(chunk) })
+			if _, err := w.Write(chunk); err != nil {
+				wg.Wait()
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			wg.Wait()
+			return total, nil
+		}
+		if rerr != nil {
+			wg.Wait()
+			return total, rerr
+		}
+	}
 }
 
 // place moves tmp to out: a rename with force, else a link that fails if
