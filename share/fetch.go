@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -64,8 +65,8 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 		return GetResult{}, err
 	}
 	if filename == "" {
-		filename = res.Name
-		if filename == "" {
+		filename = path.Base(res.Name) // a name in a folder: its file name
+		if res.Name == "" {
 			filename = res.CID.String()
 		}
 	}

@@ -30,7 +30,7 @@ const (
 
 func newGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "get NAME|CID...",
+		Use:   "get NAME|CID...|DIR/",
 		Short: "Fetch files by name or CID from the peers that hold them",
 		Long: `get resolves each NAME (in the catalog, else in its record's copy in the
 DHT) or takes each CID, finds the peers that hold it (the live holders in
@@ -46,6 +46,10 @@ in); the default is NAME in the current directory. With several, they are
 fetched in parallel, each from its own provider, into the directory -o
 (default the current directory), and --json prints a list.
 
+DIR/ (a name ending in '/') gets every name shared under that folder (see
+'share DIR'), in parallel, into the same tree under -o (default the
+current directory): photos/ gets photos/a.jpg as ./photos/a.jpg.
+
 An existing file is never overwritten unless --force is given; then it is
 replaced in one step (readers see the old file or the new one, never a
 mix). A transfer in progress is kept in the daemon's repo, not in the
@@ -54,7 +58,8 @@ output directory, so an interrupted get leaves nothing there.`,
   p2pshare get notes.txt -o /tmp/copy.txt --json
   p2pshare get bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
   p2pshare get a.txt b.txt c.txt -o downloads/
-  p2pshare get notes.txt -o notes.txt --force`,
+  p2pshare get notes.txt -o notes.txt --force
+  p2pshare get photos/ -o ~/Pictures`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{"get takes one or more NAME or CID arguments"}
@@ -84,8 +89,21 @@ type getOutcome struct {
 func runGet(cmd *cobra.Command, refs []string) error {
 	out, _ := cmd.Flags().GetString(optOutput)
 	force, _ := cmd.Flags().GetBool(optForce)
-	reqs, err := getRequests(refs, out)
-	if err != nil {
+	folder := len(refs) == 1 && isFolderRef(refs[0])
+	var reqs []api.GetRequest
+	var c *api.Client
+	var err error
+	if folder {
+		if c, err = client(cmd); err != nil {
+			return err
+		}
+		ctx, cancel := quickCtx(cmd)
+		reqs, err = folderRequests(ctx, c, refs[0], out, force)
+		cancel()
+		if err != nil {
+			return fail("get "+refs[0], err)
+		}
+	} else if reqs, err = getRequests(refs, out); err != nil {
 		return err
 	}
 	for i := range reqs {
@@ -96,9 +114,10 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			}
 		}
 	}
-	c, err := client(cmd)
-	if err != nil {
-		return err
+	if c == nil {
+		if c, err = client(cmd); err != nil {
+			return err
+		}
 	}
 	how := pickGetPath(cmd, c, reqs)
 	results := make([]getOutcome, len(reqs))
@@ -148,7 +167,7 @@ func runGet(cmd *cobra.Command, refs []string) error {
 		}
 	}
 	if jsonFlag(cmd) {
-		if len(refs) == 1 {
+		if len(refs) == 1 && !folder {
 			if len(errs) == 0 {
 				if err := printJSON(w, results[0].GetResult); err != nil {
 					return err
