@@ -141,11 +141,15 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
+// writebackEvery is how often hashCopy starts the writeback of what it
+// wrote.
+const writebackEvery = 16 << 20
+
 // hashCopy copies r to w and into h, hashing each chunk while it is
-// written.
-func hashCopy(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
+// written, and starts writing the file to disk as it goes.
+func hashCopy(w *os.File, h hash.Hash, r io.Reader) (int64, error) {
 	bufs := [2][]byte{make([]byte, 1<<20), make([]byte, 1<<20)}
-	var total int64
+	var total, flushed int64
 	var wg sync.WaitGroup
 	for i := 0; ; i++ {
 		buf := bufs[i%2]
@@ -159,6 +163,10 @@ func hashCopy(w io.Writer, h hash.Hash, r io.Reader) (int64, error) {
 				return total, err
 			}
 			total += int64(n)
+			if total-flushed >= writebackEvery {
+				startWriteback(w, flushed, total-flushed)
+				flushed = total
+			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			wg.Wait()
