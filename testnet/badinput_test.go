@@ -557,6 +557,7 @@ func (s *badSuite) daemonFlagCases() []badCase {
 		d("allow garbage", 1, "not a peer ID", "--allow", "garbage"),
 		d("log level loud", 2, "--log-level", "--log-level", "loud"),
 		d("log format xml", 2, "--log-format \"xml\": want text or json", "--log-format", "xml"),
+		d("negative resume bound", 2, "--max-resume-bytes -1: want 0 (keep none)", "--max-resume-bytes", "-1"),
 		d("upload rate without a unit we know", 2, "--max-upload-rate \"10XB/s\": want a number and a unit", "--max-upload-rate", "10XB/s"),
 		d("upload rate mb, bits or bytes", 2, "--max-upload-rate \"10mb\"", "--max-upload-rate", "10mb"),
 		d("download rate negative", 2, "--max-download-rate \"-1MB/s\"", "--max-download-rate", "-1MB/s"),
