@@ -8,7 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// MaxNameLen is the longest name in bytes (a file name on most systems).
+// MaxNameLen is the longest name in bytes (a file name on most systems),
+// a name in a folder ("DIR/sub/file") included.
 const MaxNameLen = 255
 
 // ErrBadName: a name that cannot be used (empty, '.', '..', a path
@@ -16,11 +17,33 @@ const MaxNameLen = 255
 var ErrBadName = errors.New("invalid name")
 
 // ValidateName checks that name can name a file everywhere and reads as
-// what it is: non-empty, at most MaxNameLen bytes of valid UTF-8, not "."
-// or "..", free of path separators, and free of runes that are invisible
-// or display as something else (see badRune). The error names the first
-// offending rune as U+XXXX.
+// what it is. A name is one file name, or the names of a file in a folder
+// joined by '/' ("photos/2024/beach.jpg", at most MaxNameLen bytes), each
+// component checked alike (see validateComponent); an empty component (a
+// leading, trailing or double '/') is refused.
 func ValidateName(name string) error {
+	if !strings.Contains(name, "/") {
+		return validateComponent(name)
+	}
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadName, len(name), MaxNameLen)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" {
+			return fmt.Errorf("%w %q: an empty path component (a leading, trailing or double '/')", ErrBadName, name)
+		}
+		if err := validateComponent(part); err != nil {
+			return fmt.Errorf("%w (in %q)", err, name)
+		}
+	}
+	return nil
+}
+
+// validateComponent checks one file name: non-empty, at most MaxNameLen
+// bytes of valid UTF-8, not "." or "..", free of path separators, and free
+// of runes that are invisible or display as something else (see badRune).
+// The error names the first offending rune as U+XXXX.
+func validateComponent(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("%w: empty", ErrBadName)

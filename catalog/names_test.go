@@ -29,7 +29,17 @@ func TestValidateName(t *testing.T) {
 		{"", false},
 		{".", false},
 		{"..", false},
-		{"a/b", false},
+		{"a/b", true},
+		{"photos/2024/beach.jpg", true},
+		{strings.Repeat("x", 127) + "/" + strings.Repeat("y", 127), true},
+		{strings.Repeat("x", 128) + "/" + strings.Repeat("y", 127), false},
+		{"a//b", false},
+		{"a/./b", false},
+		{"a/../b", false},
+		{"../etc/passwd", false},
+		{"a/\u202Eb", false},
+		{"a/" + strings.Repeat("x", MaxNameLen+1), false},
+		{strings.Repeat("d/", MaxNameLen/2+1) + "f", false},
 		{"/", false},
 		{"/abs", false},
 		{"dir/", false},
@@ -155,8 +165,13 @@ func FuzzValidateName(f *testing.F) {
 			t.Fatalf("accepted a %d-byte name", len(name))
 		case !utf8.ValidString(name):
 			t.Fatalf("accepted invalid UTF-8 %q", name)
-		case strings.ContainsAny(name, "/\\\x00"):
-			t.Fatalf("accepted %q, which holds a separator or NUL", name)
+		case strings.ContainsAny(name, "\\\x00"):
+			t.Fatalf("accepted %q, which holds a backslash or NUL", name)
+		}
+		for _, part := range strings.Split(name, "/") {
+			if part == "" || part == "." || part == ".." || len(part) > MaxNameLen {
+				t.Fatalf("accepted %q, which holds the component %q", name, part)
+			}
 		}
 		for _, r := range name {
 			switch {

@@ -25,6 +25,7 @@ func (c *CoreAPI) ID(context.Context) (api.IDInfo, error) {
 	n := c.n
 	info := api.IDInfo{ID: n.host.ID().String(), Addrs: n.p2pAddrs(), API: c.url, Clock: n.clockWarning(),
 		Reachability: ReachabilityString(n.Reachability()), PublicAddrs: n.publicAddrs()}
+	info.UID, info.Machine = os.Getuid(), api.Machine()
 	if m := n.memb; m != nil {
 		d, peers := m.ClockOffset()
 		info.OffsetPeers = peers
@@ -168,7 +169,7 @@ func (c *CoreAPI) Get(ctx context.Context, req api.GetRequest) (api.GetResult, e
 func toAPIResult(res share.GetResult) api.GetResult {
 	out := api.GetResult{
 		Name: res.Name, CID: res.CID.String(), Size: res.Size, Provider: res.Provider.String(),
-		RTTMillis: millis(res.RTT), Millis: millis(res.Elapsed), Via: res.Via,
+		RTTMillis: millis(res.RTT), Millis: millis(res.Elapsed), Via: res.Via, ResumedFrom: res.ResumedFrom,
 	}
 	if len(res.Attempts) > 1 {
 		for _, a := range res.Attempts {
@@ -185,42 +186,9 @@ func millis(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
 }
 
-// Cat implements api.API: the file is fetched and verified into a private
-// temp directory of the store, which is removed when the reader is closed.
+// Cat implements api.API: see streamCat.
 func (c *CoreAPI) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
-	n := c.n
-	tmp, err := n.store.TempDir("cat-*")
-	if err != nil {
-		return api.GetResult{}, nil, err
-	}
-	root, err := os.OpenRoot(tmp)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return api.GetResult{}, nil, err
-	}
-	defer root.Close()
-	res, err := n.share.Get(ctx, ref, root, "content", nil)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return api.GetResult{}, nil, apiError(err)
-	}
-	f, err := os.Open(filepath.Join(tmp, res.Path))
-	if err != nil {
-		os.RemoveAll(tmp)
-		return api.GetResult{}, nil, err
-	}
-	return toAPIResult(res), &removeOnClose{File: f, dir: tmp}, nil
-}
-
-type removeOnClose struct {
-	*os.File
-	dir string
-}
-
-func (r *removeOnClose) Close() error {
-	err := r.File.Close()
-	os.RemoveAll(r.dir)
-	return err
+	return c.n.streamCat(ctx, ref)
 }
 
 // Peers implements api.API: connected peers, lowest RTT first.

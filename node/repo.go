@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/p2pshare/p2pshare/internal/atomicfile"
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -156,17 +157,25 @@ func (r *Repo) used() (bool, string) {
 }
 
 // WriteAPI records the running daemon's API address and a fresh bearer
-// token, returning the token.
+// token, returning the token. Both are readable by the owner alone, or
+// also by the repo directory's group when the directory is set-group-ID
+// and group-readable (chmod 2750 REPO, an explicit choice): that is how
+// other users are given the use of a daemon run as a service (add them
+// to the repo's group).
 func (r *Repo) WriteAPI(url string) (string, error) {
 	tb := make([]byte, 32)
 	if _, err := rand.Read(tb); err != nil {
 		return "", err
 	}
 	token := hex.EncodeToString(tb)
-	if err := writeFileAtomic(r.Path(RepoTokenFile), []byte(token+"\n"), 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if fi, err := os.Stat(r.Dir); err == nil && fi.Mode()&os.ModeSetgid != 0 && fi.Mode().Perm()&0o050 == 0o050 {
+		mode = 0o640
+	}
+	if err := writeFileAtomic(r.Path(RepoTokenFile), []byte(token+"\n"), mode); err != nil {
 		return "", fmt.Errorf("write api token: %w", err)
 	}
-	if err := writeFileAtomic(r.Path(RepoAPIFile), []byte(url+"\n"), 0o600); err != nil {
+	if err := writeFileAtomic(r.Path(RepoAPIFile), []byte(url+"\n"), mode); err != nil {
 		return "", fmt.Errorf("write api address: %w", err)
 	}
 	return token, nil
@@ -187,27 +196,7 @@ func (r *Repo) Close() error {
 
 // writeFileAtomic writes b to path through a temp file, fsync and rename.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(path, b, mode)
 }
 
 // ReadAPI returns the API address and token of the daemon running on the

@@ -8,6 +8,10 @@ import (
 // Config tunes the share service. DefaultConfig gives the defaults; every
 // zero field of a Config passed to New is replaced by its default.
 type Config struct {
+	// MaxPartialBytes bounds the bytes kept for resuming interrupted gets
+	// (in the store's partial directory); 0 means DefaultMaxPartialBytes,
+	// negative keeps none (an interrupted get starts again from zero).
+	MaxPartialBytes int64
 	// MaxFileSize is the largest file that can be shared, stored or
 	// fetched, in bytes. Default 4 GiB.
 	MaxFileSize int64

@@ -10,6 +10,8 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -33,6 +35,9 @@ type GetResult struct {
 	Path     string        // file name inside the target directory
 	Attempts []Attempt     // every provider tried, in order
 	Elapsed  time.Duration
+	// ResumedFrom is the offset an interrupted earlier get of the file
+	// had reached and this one continued from (0: from the start).
+	ResumedFrom int64
 }
 
 // Attempt records one provider tried during a get.
@@ -60,8 +65,8 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 		return GetResult{}, err
 	}
 	if filename == "" {
-		filename = res.Name
-		if filename == "" {
+		filename = path.Base(res.Name) // a name in a folder: its file name
+		if res.Name == "" {
 			filename = res.CID.String()
 		}
 	}
@@ -84,6 +89,7 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 		}
 	}()
 	out := GetResult{Name: res.Name, CID: res.CID, Path: filename}
+	observeFile(ctx, filepath.Join(dir.Name(), tmpName))
 	local := false
 	if size, ok := s.store.Has(res.CID); ok {
 		err := s.copyLocal(ctx, res.CID, f)
@@ -103,7 +109,7 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 		}
 	}
 	if !local {
-		if err := s.fetch(ctx, res.CID, res.Size, f, dir.Name(), &out, progress); err != nil {
+		if err := s.fetchResumable(ctx, res.CID, res.Size, f, dir, tmpName, &out, progress); err != nil {
 			return out, fmt.Errorf("get %s: %w", ref, err)
 		}
 	}
@@ -290,13 +296,17 @@ func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candi
 // turn, alone, from zero. A local write that finds the disk full (under
 // where) ends the fetch with ErrNoSpace.
 func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, where string, out *GetResult, progress Progress, prefer ...peer.ID) error {
+	return s.fetchAt(ctx, c, size, f, newHasher(), 0, where, out, progress, prefer...)
+}
+
+// fetchAt is fetch continuing a transfer: f holds off bytes already,
+// hashed into h.
+func (s *Service) fetchAt(ctx context.Context, c cid.Cid, size int64, f *os.File, h hash.Hash, off int64, where string, out *GetResult, progress Progress, prefer ...peer.ID) error {
 	queue, searched := s.providers(ctx, c, nil, false, prefer...)
 	var via string
 	ctx = withViaRecord(ctx, &via)
 	tried := map[peer.ID]bool{}
 	retried := map[peer.ID]bool{}
-	h := newHasher()
-	var off int64
 	var lastErr error
 	var contributors []peer.ID // whose bytes are in f since the last reset
 	for {

@@ -61,6 +61,7 @@ type Service struct {
 	backoff    pushBackoff // failed copies to other nodes, by file and target
 	reportBusy atomic.Bool // a getter's report is being checked
 
+	partials lazyPartials // interrupted gets, kept to resume
 	stats    Stats
 	up, down *rate.Limiter                      // MaxUploadRate, MaxDownloadRate; nil: no limit
 	observer func(what string, d time.Duration) // nil: not told

@@ -51,6 +51,7 @@ func TestE2EBadInputSuite(t *testing.T) {
 	cases = append(cases, s.daemonFlagCases()...)
 	cases = append(cases, s.apiCases()...)
 	cases = append(cases, s.wireCases()...)
+	cases = append(cases, s.folderCases()...)
 
 	perGroup := map[string]int{}
 	groupTime := map[string]time.Duration{}
@@ -345,8 +346,9 @@ func (s *badSuite) cliCases() []badCase {
 		cli("get without NAME", 2, "usage", "get"),
 		cli("share file over --max-file-size", 1, "over the limit", "share", big),
 		cli("share name traversal", 1, "invalid name", "share", small, "--name", "../x"),
-		cli("share name deep traversal", 1, "path separator", "share", small, "--name", "../../etc/passwd"),
-		cli("share name with slash", 1, "path separator", "share", small, "--name", "a/b"),
+		cli("share name deep traversal", 1, "not a file name", "share", small, "--name", "../../etc/passwd"),
+		cli("share name with an empty component", 1, "empty path component", "share", small, "--name", "a//b"),
+		cli("share name with a leading slash", 1, "empty path component", "share", small, "--name", "/etc/passwd"),
 		cli("share name with backslash", 1, "path separator", "share", small, "--name", `a\b`),
 		cli("share name dotdot", 1, "not a file name", "share", small, "--name", ".."),
 		cli("share name dot", 1, "not a file name", "share", small, "--name", "."),
@@ -372,11 +374,12 @@ func (s *badSuite) cliCases() []badCase {
 		cli("share a file of the repo", 1, "is this node's secret (a file of its repo", "share", filepath.Join(s.n1.Repo, "peer-id")),
 		cli("share a swarm key", 1, "is this node's secret (a swarm key)", "share", s.pskFile),
 		cli("share missing file", 1, "no such file", "share", filepath.Join(s.dir, "nope.txt")),
-		cli("share directory", 1, "is a directory", "share", s.dir),
+		cli("share directory with --name", 2, "takes no --name", "share", s.dir, "--name", "x"),
 		cli("share device", 1, "not a regular file", "share", os.DevNull),
 		cli("share stdin without name", 2, "needs --name", "share", "-"),
 		cli("share two files", 2, "takes one FILE", "share", small, small),
-		cli("get name with slash", 1, "path separator", "get", "a/b"),
+		cli("get name with an empty component", 1, "empty path component", "get", "a//b"),
+		cli("get name with a backslash", 1, "path separator", "get", `a\b`),
 		cli("get name traversal", 1, "invalid name", "get", "../../etc/passwd"),
 		cli("get name control char", 1, "control character", "get", "a\x02b"),
 		cli("get name invalid UTF-8", 1, "not valid UTF-8", "get", "bad\xffname"),
@@ -554,6 +557,7 @@ func (s *badSuite) daemonFlagCases() []badCase {
 		d("allow garbage", 1, "not a peer ID", "--allow", "garbage"),
 		d("log level loud", 2, "--log-level", "--log-level", "loud"),
 		d("log format xml", 2, "--log-format \"xml\": want text or json", "--log-format", "xml"),
+		d("negative resume bound", 2, "--max-resume-bytes -1: want 0 (keep none)", "--max-resume-bytes", "-1"),
 		d("upload rate without a unit we know", 2, "--max-upload-rate \"10XB/s\": want a number and a unit", "--max-upload-rate", "10XB/s"),
 		d("upload rate mb, bits or bytes", 2, "--max-upload-rate \"10mb\"", "--max-upload-rate", "10mb"),
 		d("download rate negative", 2, "--max-download-rate \"-1MB/s\"", "--max-download-rate", "-1MB/s"),
@@ -683,7 +687,7 @@ func (s *badSuite) apiCases() []badCase {
 		api("share directory", "POST", "/api/v1/share", "", `{"path":"`+s.dir+`"}`, jsonCT, 400, "not a regular file"),
 		api("share bad name", "POST", "/api/v1/share", "", `{"path":"`+src+`","name":"../x"}`, jsonCT, 400, "invalid name"),
 		api("upload without name", "POST", "/api/v1/share", "", "bytes", nil, 400, "?name=NAME"),
-		api("upload bad name", "POST", "/api/v1/share?name=a%2Fb", "", "bytes", nil, 400, "path separator"),
+		api("upload bad name", "POST", "/api/v1/share?name=a%2F%2Fb", "", "bytes", nil, 400, "empty path component"),
 		api("upload too large", "POST", "/api/v1/share?name=big.txt", "", strings.Repeat("b", badMaxFileSize+1), nil, 413, "limit"),
 		api("kv put without key", "PUT", "/api/v1/kv", "", "v", nil, 400, "no key given"),
 		api("kv put empty key", "PUT", "/api/v1/kv?key=", "", "v", nil, 400, "empty"),
@@ -1254,4 +1258,87 @@ func garbleFile(p string, off, n int64) error {
 	}
 	_, err = f.WriteAt(junk, off)
 	return err
+}
+
+// folderCases are the bad inputs of folders: share DIR, get DIR/, ls DIR/.
+func (s *badSuite) folderCases() []badCase {
+	album := filepath.Join(s.t.TempDir(), "album")
+	if err := os.MkdirAll(filepath.Join(album, "sub"), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	writeFile(s.t, album, "a.txt", []byte("in the album\n"))
+	writeFile(s.t, filepath.Join(album, "sub"), "b.txt", []byte("deeper\n"))
+	writeFile(s.t, album, "bad\x01name.txt", []byte("a name with a control character\n"))
+	if err := os.Symlink(filepath.Join(s.n1.Repo, "identity.key"), filepath.Join(album, "key.jpg")); err != nil {
+		s.t.Fatal(err)
+	}
+	run := func(args ...string) Result { return s.n1.Run(args...) }
+	// Shared once here: part of what the network holds from now on, so
+	// every case must leave it intact.
+	if r := run("share", album); r.Code != 1 {
+		s.t.Fatalf("share %s: exit %d\n%s%s", album, r.Code, r.Stdout, r.Stderr)
+	}
+	for name, b := range map[string]string{"album/a.txt": "in the album\n", "album/sub/b.txt": "deeper\n"} {
+		s.files[name] = []byte(b)
+		s.cids[name] = share.ComputeCID([]byte(b)).String()
+	}
+	return []badCase{
+		{"folder", "share a folder holding a symlink outside and a bad name", func(t *testing.T) {
+			r := run("share", album)
+			if r.Code != 1 || !strings.Contains(r.Stdout, "2 shared, 2 skipped under album/") {
+				t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+			}
+			for _, want := range []string{"key.jpg: a symlink to", "outside", "control character", "p2pshare: share " + album + ": 2 of 4 files skipped"} {
+				if !strings.Contains(r.Stderr, want) {
+					t.Fatalf("stderr does not say %q:\n%s", want, r.Stderr)
+				}
+			}
+			var es []struct {
+				Name string `json:"name"`
+			}
+			if err := s.n1.JSON(&es, "ls", "album/", "--json"); err != nil {
+				t.Fatal(err)
+			}
+			if len(es) != 2 || es[0].Name != "album/a.txt" || es[1].Name != "album/sub/b.txt" {
+				t.Fatalf("ls album/: %+v, want album/a.txt and album/sub/b.txt alone", es)
+			}
+		}},
+		{"folder", "get a folder where a name exists as a file", func(t *testing.T) {
+			out := t.TempDir()
+			writeFile(t, out, "album", []byte("keep me\n"))
+			checkOneLineError(t, run("get", "album/", "-o", out), 1, "exists as a file where a directory must be")
+			if b, _ := os.ReadFile(filepath.Join(out, "album")); string(b) != "keep me\n" {
+				t.Fatal("the file in the way was changed")
+			}
+		}},
+		{"folder", "get a folder where a file would go onto a directory", func(t *testing.T) {
+			out := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(out, "album", "a.txt"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			checkOneLineError(t, run("get", "album/", "-o", out), 1, "is a directory where a file must go")
+		}},
+		{"folder", "get a folder onto existing files", func(t *testing.T) {
+			out := t.TempDir()
+			writeFile(t, filepath.Join(out), "x", nil)
+			os.MkdirAll(filepath.Join(out, "album"), 0o755)
+			writeFile(t, filepath.Join(out, "album"), "a.txt", []byte("mine\n"))
+			checkOneLineError(t, run("get", "album/", "-o", out), 1, "exists: use --force")
+			if b, _ := os.ReadFile(filepath.Join(out, "album", "a.txt")); string(b) != "mine\n" {
+				t.Fatal("the existing file was changed")
+			}
+			if _, err := os.Stat(filepath.Join(out, "album", "sub", "b.txt")); err == nil {
+				t.Fatal("the refused get fetched the other names")
+			}
+		}},
+		{"folder", "get into a path that cannot be written", func(t *testing.T) {
+			checkOneLineError(t, run("get", "precious.txt", "-o", "/proc/precious.txt", "--stream"), 1, "/proc")
+		}},
+		{"folder", "get an unknown folder", func(t *testing.T) {
+			checkOneLineError(t, run("get", "no-such-album/", "-o", t.TempDir()), 1, "no shared name under no-such-album/")
+		}},
+		{"folder", "ls a name that is not a folder", func(t *testing.T) {
+			checkOneLineError(t, run("ls", "album"), 2, "one folder DIR/")
+		}},
+	}
 }

@@ -347,7 +347,7 @@ func TestE2EGetCutShortLeavesNothing(t *testing.T) {
 	// directory or the getter's repo), then freeze the server so the
 	// transfer cannot end before the kill.
 	waitFor(t, 30*time.Second, "part of the file to arrive", func() (bool, string) {
-		n := partialBytes(out) + partialBytes(filepath.Join(getter.Repo, "store", "tmp"))
+		n := partialBytes(out) + partialBytes(filepath.Join(getter.Repo, "store", "tmp")) + partialBytes(filepath.Join(getter.Repo, "store", "partial"))
 		return n > 0 && n < size, fmt.Sprintf("%d bytes", n)
 	})
 	if err := server.Pause(); err != nil {

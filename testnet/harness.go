@@ -102,7 +102,10 @@ type Daemon struct {
 	// see BuildTagged); the CLI run against it stays the network's.
 	Bin string
 	// Env is added to the daemon process's environment.
-	Env  []string
+	Env []string
+	// Attr, if set, adjusts the daemon process's attributes (say, the user
+	// it runs as) before it starts.
+	Attr func(*syscall.SysProcAttr)
 	pid  int // of the process, also when started by another (see Load)
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -226,6 +229,9 @@ func (d *Daemon) Start(ctx context.Context, bootstrap ...string) error {
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr(d.net.Detach)
+	if d.Attr != nil {
+		d.Attr(cmd.SysProcAttr)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start node %d: %w", d.Index, err)

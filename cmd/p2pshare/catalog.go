@@ -13,16 +13,26 @@ import (
 
 func newLsCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "ls",
+		Use:   "ls [DIR/]",
 		Short: "List every name shared in the network",
 		Long: `ls prints the network's catalog, which every node keeps a copy of: each
 shared name with its CID, size, publisher, time and the peers that hold it.
-It answers at once from this node's copy.`,
+It answers at once from this node's copy. With DIR/ it lists the names
+under that folder (see 'share DIR').`,
 		Example: `  p2pshare ls
+  p2pshare ls photos/
   p2pshare ls --json | jq -r '.[].name'`,
-		Args: exactArgs(0, "no arguments"),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 || len(args) == 1 && !isFolderRef(args[0]) {
+				return usageError{"ls takes no argument, or one folder DIR/ (ending in '/')"}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCatalog(cmd, "ls", "")
+			if len(args) == 1 {
+				return runCatalog(cmd, "ls "+args[0], "", args[0])
+			}
+			return runCatalog(cmd, "ls", "", "")
 		},
 	}
 	addJSONFlag(cmd)
@@ -42,15 +52,20 @@ this node's copy of the catalog.`,
 			if args[0] == "" {
 				return usageError{"search needs a non-empty TERM (use 'p2pshare ls' to list everything)"}
 			}
-			return runCatalog(cmd, "search", args[0])
+			return runCatalog(cmd, "search", args[0], "")
 		},
 	}
 	addJSONFlag(cmd)
 	return cmd
 }
 
-func runCatalog(cmd *cobra.Command, what, term string) error {
+// runCatalog prints the catalog's entries whose name holds term, or
+// (prefix set) that are under the folder prefix.
+func runCatalog(cmd *cobra.Command, what, term, prefix string) error {
 	es, err := quickCall(cmd, what, func(c *api.Client, ctx context.Context) ([]api.CatalogEntry, error) {
+		if prefix != "" {
+			return folderNames(ctx, c, prefix)
+		}
 		return c.Catalog(ctx, term)
 	})
 	if err != nil {
@@ -64,9 +79,12 @@ func runCatalog(cmd *cobra.Command, what, term string) error {
 		return printJSON(out, es)
 	}
 	if len(es) == 0 {
-		if term != "" {
+		switch {
+		case prefix != "":
+			fmt.Fprintf(cmd.ErrOrStderr(), "no shared name under %s\n", prefix)
+		case term != "":
 			fmt.Fprintf(cmd.ErrOrStderr(), "no shared name contains %q\n", term)
-		} else {
+		default:
 			fmt.Fprintln(cmd.ErrOrStderr(), "the catalog is empty: nothing is shared yet")
 		}
 		return nil

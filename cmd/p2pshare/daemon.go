@@ -36,6 +36,7 @@ const (
 	optSwarmKey    = "swarm-key"
 	optMaxPeers    = "max-peers"
 	optMaxFileSize = "max-file-size"
+	optMaxResume   = "max-resume-bytes"
 	optLogLevel    = "log-level"
 	optLogFormat   = "log-format"
 	optMaxUpRate   = "max-upload-rate"
@@ -116,6 +117,7 @@ daemon small; set GOGC in its environment to choose another value.`,
 	f.String(optSwarmKey, "", "swarm key file: talk only to nodes with the same key (TCP only; default REPO/swarm.key if present)")
 	f.Int(optMaxPeers, node.DefaultConfig("").MaxPeers, "connections kept open to other peers; past it the least useful are closed")
 	f.Int64(optMaxFileSize, 4<<30, "largest file in bytes this node shares, stores or fetches")
+	f.Int64(optMaxResume, share.DefaultMaxPartialBytes, "bytes kept in REPO/store/partial so interrupted gets resume (oldest dropped first, and any untouched for 24 h); 0 keeps none")
 	f.String(optLogLevel, "info", "log level: debug, info, warn or error")
 	f.String(optLogFormat, "text", "log format on stderr: text (key=value) or json (one object a line, for journald and log collectors)")
 	f.String(optAuthority, "", "the network authority's public key file: admit only peers with a ticket it signed (default REPO/authority.pub if present)")
@@ -185,6 +187,14 @@ func runDaemon(cmd *cobra.Command, _ []string) error {
 	cfg.NewIdentity, _ = f.GetBool(optNewIdentity)
 	cfg.MaxPeers, _ = f.GetInt(optMaxPeers)
 	cfg.Share.MaxFileSize, _ = f.GetInt64(optMaxFileSize)
+	switch maxResume, _ := f.GetInt64(optMaxResume); {
+	case maxResume < 0:
+		return usageError{fmt.Sprintf("--%s %d: want 0 (keep none) or a number of bytes", optMaxResume, maxResume)}
+	case maxResume == 0:
+		cfg.Share.MaxPartialBytes = -1
+	default:
+		cfg.Share.MaxPartialBytes = maxResume
+	}
 	cfg.Share.Replicas, _ = f.GetInt(optReplicas)
 	if cfg.Share.Replicas < 1 || cfg.Share.Replicas > 16 {
 		return usageError{fmt.Sprintf("--%s %d: want 1 to 16", optReplicas, cfg.Share.Replicas)}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +18,18 @@ import (
 const (
 	optOutput = "output"
 	optForce  = "force"
+	// optStream and optViaDaemon force how get writes its output (for
+	// tests and benchmarks): streamed through the command, or written by
+	// the daemon.
+	optStream    = "stream"
+	optViaDaemon = "via-daemon"
 	// maxParallelGets bounds the gets one command runs at once.
 	maxParallelGets = 8
 )
 
 func newGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "get NAME|CID...",
+		Use:   "get NAME|CID...|DIR/",
 		Short: "Fetch files by name or CID from the peers that hold them",
 		Long: `get resolves each NAME (in the catalog, else in its record's copy in the
 DHT) or takes each CID, finds the peers that hold it (the live holders in
@@ -39,6 +45,10 @@ in); the default is NAME in the current directory. With several, they are
 fetched in parallel, each from its own provider, into the directory -o
 (default the current directory), and --json prints a list.
 
+DIR/ (a name ending in '/') gets every name shared under that folder (see
+'share DIR'), in parallel, into the same tree under -o (default the
+current directory): photos/ gets photos/a.jpg as ./photos/a.jpg.
+
 An existing file is never overwritten unless --force is given; then it is
 replaced in one step (readers see the old file or the new one, never a
 mix). A transfer in progress is kept in the daemon's repo, not in the
@@ -47,7 +57,8 @@ output directory, so an interrupted get leaves nothing there.`,
   p2pshare get notes.txt -o /tmp/copy.txt --json
   p2pshare get bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku
   p2pshare get a.txt b.txt c.txt -o downloads/
-  p2pshare get notes.txt -o notes.txt --force`,
+  p2pshare get notes.txt -o notes.txt --force
+  p2pshare get photos/ -o ~/Pictures`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{"get takes one or more NAME or CID arguments"}
@@ -58,6 +69,11 @@ output directory, so an interrupted get leaves nothing there.`,
 	}
 	cmd.Flags().StringP(optOutput, "o", "", "output file (one NAME) or directory (several)")
 	cmd.Flags().Bool(optForce, false, "replace an existing output file")
+	cmd.Flags().Bool(optStream, false, "always stream the bytes through the command")
+	cmd.Flags().Bool(optViaDaemon, false, "always let the daemon write the output file")
+	_ = cmd.Flags().MarkHidden(optStream)
+	_ = cmd.Flags().MarkHidden(optViaDaemon)
+	cmd.MarkFlagsMutuallyExclusive(optStream, optViaDaemon)
 	addJSONFlag(cmd)
 	return cmd
 }
@@ -72,8 +88,21 @@ type getOutcome struct {
 func runGet(cmd *cobra.Command, refs []string) error {
 	out, _ := cmd.Flags().GetString(optOutput)
 	force, _ := cmd.Flags().GetBool(optForce)
-	reqs, err := getRequests(refs, out)
-	if err != nil {
+	folder := len(refs) == 1 && isFolderRef(refs[0])
+	var reqs []api.GetRequest
+	var c *api.Client
+	var err error
+	if folder {
+		if c, err = client(cmd); err != nil {
+			return err
+		}
+		ctx, cancel := quickCtx(cmd)
+		reqs, err = folderRequests(ctx, c, refs[0], out, force)
+		cancel()
+		if err != nil {
+			return fail("get "+refs[0], err)
+		}
+	} else if reqs, err = getRequests(refs, out); err != nil {
 		return err
 	}
 	for i := range reqs {
@@ -84,10 +113,12 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			}
 		}
 	}
-	c, err := client(cmd)
-	if err != nil {
-		return err
+	if c == nil {
+		if c, err = client(cmd); err != nil {
+			return err
+		}
 	}
+	how := pickGetPath(cmd, c, reqs)
 	results := make([]getOutcome, len(reqs))
 	conflict := make([]bool, len(reqs))
 	var wg sync.WaitGroup
@@ -98,15 +129,22 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if len(reqs) == 1 && showProgress(cmd) {
+			if len(reqs) == 1 && showProgress(cmd) && how == pathDaemon {
 				req.ID = transferID()
 				stop := watchTransfer(cmd.Context(), c, req.ID, req.Ref, cmd.ErrOrStderr())
 				defer stop()
 			}
-			res, err := c.Get(cmd.Context(), req)
+			var res api.GetResult
+			var err error
+			if how == pathDaemon {
+				res, err = c.Get(cmd.Context(), req)
+			} else {
+				res, err = streamGet(cmd.Context(), c, req)
+			}
 			results[i].Ref = req.Ref
 			if err != nil {
-				conflict[i] = errors.Is(err, api.ErrExists)
+				var ee errExists
+				conflict[i] = errors.Is(err, api.ErrExists) || errors.As(err, &ee)
 				results[i].Error = err.Error()
 				return
 			}
@@ -127,7 +165,7 @@ func runGet(cmd *cobra.Command, refs []string) error {
 		}
 	}
 	if jsonFlag(cmd) {
-		if len(refs) == 1 {
+		if len(refs) == 1 && !folder {
 			if len(errs) == 0 {
 				if err := printJSON(w, results[0].GetResult); err != nil {
 					return err
@@ -153,6 +191,30 @@ func runGet(cmd *cobra.Command, refs []string) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "p2pshare: %v\n", e)
 	}
 	return fail("", fmt.Errorf("%w (and %d more failed)", errs[len(errs)-1], len(errs)-1))
+}
+
+// pickGetPath applies --stream, --via-daemon or chooseGetPath to the
+// output directory of reqs.
+func pickGetPath(cmd *cobra.Command, c *api.Client, reqs []api.GetRequest) getPath {
+	if f, _ := cmd.Flags().GetBool(optStream); f {
+		return pathStream
+	}
+	if f, _ := cmd.Flags().GetBool(optViaDaemon); f {
+		return pathDaemon
+	}
+	dir := reqs[0].Path
+	if !reqs[0].Dir {
+		dir = filepath.Dir(dir)
+	}
+	repo, err := repoDir(cmd)
+	if err != nil {
+		return pathStream
+	}
+	ctx, cancel := quickCtx(cmd)
+	defer cancel()
+	how, why := chooseGetPath(ctx, c, repo, dir)
+	slog.Debug("get: output path chosen", "daemon_writes", how == pathDaemon, "why", why)
+	return how
 }
 
 // getRequests turns the refs and -o into API requests with absolute paths.

@@ -16,7 +16,7 @@ const optName = "name"
 
 func newShareCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "share FILE",
+		Use:   "share FILE|DIR",
 		Short: "Share a file with the network under a name",
 		Long: `share copies FILE into the node's store (hashing it on the way), writes the
 name's record in the network's catalog (name -> CID, size, signed by this
@@ -24,10 +24,17 @@ node), which reaches every node by gossip, puts a copy of that record in the
 DHT and announces this node as a provider. It returns once both are in the
 DHT, so the name can be fetched from any node the moment share prints it.
 The name defaults to FILE's base name; a later share of the same name wins.
-FILE '-' reads standard input (then --name is required).`,
+FILE '-' reads standard input (then --name is required).
+
+A directory DIR shares every regular file under it, each under its own
+name DIR/relative/path (DIR's base name first), with the same checks on
+every component of the name. A symlink is followed only to a file inside
+DIR; others, and names that fail the checks, are reported and skipped
+while the rest are shared; the summary counts both.`,
 		Example: `  p2pshare share notes.txt
   p2pshare share ./build/report-v2.txt --name report.txt
-  echo hello | p2pshare share - --name hello.txt --json`,
+  echo hello | p2pshare share - --name hello.txt --json
+  p2pshare share ~/photos`,
 		Args: exactArgs(1, "one FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
@@ -55,7 +62,10 @@ FILE '-' reads standard input (then --name is required).`,
 					return fail("share "+file, err)
 				}
 				if fi.IsDir() {
-					return fail("share "+file, errors.New("is a directory (share takes one file)"))
+					if name != "" {
+						return usageError{"share DIR takes no --name: its files are shared as DIR/relative/path"}
+					}
+					return shareFolder(cmd, file)
 				}
 				if !fi.Mode().IsRegular() {
 					return fail("share "+file, errors.New("not a regular file"))

@@ -126,6 +126,11 @@ type IDInfo struct {
 	// public addresses (observed by peers, mapped, announced) and its
 	// relay addresses; each with /p2p/ID.
 	PublicAddrs []string `json:"public_addrs"`
+	// UID is the user the daemon runs as (-1 where there are no uids);
+	// Machine names the running system (host name and boot ID): a command
+	// whose own uid and machine match may let the daemon write its output.
+	UID     int    `json:"uid"`
+	Machine string `json:"machine,omitempty"`
 }
 
 // ShareRequest asks to share a file. Exactly one of Path and Body is set.
@@ -202,6 +207,9 @@ type GetResult struct {
 	// Via is how the connection that served the bytes ran: direct or
 	// relayed; empty when this node held the file.
 	Via string `json:"via,omitempty"`
+	// ResumedFrom is the offset this get continued from, kept by an
+	// interrupted earlier get of the same file; absent when it started at 0.
+	ResumedFrom int64 `json:"resumed_from,omitempty"`
 }
 
 // Attempt is one provider tried by a get.

@@ -12,6 +12,7 @@
 //	go run ./testnet/bench repair -n 10 -rounds 10 -size 1048576  # back to R=2 after a holder's kill -9
 //	go run ./testnet/bench churn -n 20 -duration 2m   # get availability while nodes are killed and restarted
 //	go run ./testnet/bench sizes -runs 3              # get throughput against file size, 1 KiB to 256 MiB
+//	go run ./testnet/bench getpath -size 268435456 -runs 5  # get written by the daemon vs streamed to the command
 //	go run ./testnet/bench scrub -rates 8,64 -runs 5  # the scrub's rate, CPU, and a concurrent get's throughput
 //	go run ./testnet/bench sites -trials 20 -soak 5m  # nearest-site choices on an emulated 3-site WAN (root)
 //	go run ./testnet/bench nat -rounds 10 -size 67108864 -runs 3  # across NATs: start to hole punch, get vs raw stream and relayed vs direct at 30 ms RTT (root)
@@ -40,7 +41,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit|sim [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit|sim|getpath [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -83,6 +84,8 @@ func main() {
 		_, err = rateLimitBench(os.Args[2:])
 	case "sim":
 		_, err = simBench(os.Args[2:])
+	case "getpath":
+		_, err = getPathBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
