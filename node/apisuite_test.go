@@ -137,7 +137,8 @@ var apiSuite = []struct {
 			{"the node's identity key", api.ShareRequest{Path: e.na.Repo().Path(repoKeyFile)}, api.ErrSecret},
 			{"a file over the limit", api.ShareRequest{Path: big}, api.ErrTooLarge},
 			{"a body over the limit", api.ShareRequest{Name: "big.bin", Body: bytes.NewReader(make([]byte, suiteMaxFile+1))}, api.ErrTooLarge},
-			{"a name with a slash", api.ShareRequest{Name: "a/b.txt", Body: strings.NewReader("x")}, api.ErrBadInput},
+			{"a name with an empty path component", api.ShareRequest{Name: "a//b.txt", Body: strings.NewReader("x")}, api.ErrBadInput},
+			{"a name climbing out of its folder", api.ShareRequest{Name: "a/../b.txt", Body: strings.NewReader("x")}, api.ErrBadInput},
 			{"an empty name", api.ShareRequest{Name: "", Body: strings.NewReader("x")}, api.ErrBadInput},
 		} {
 			_, err := e.a.Share(ctx, tc.req)
