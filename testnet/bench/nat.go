@@ -339,7 +339,7 @@ func nat(args []string) (NATResult, error) {
 	}
 	for r := 0; r < *runs; r++ {
 		dst := filepath.Join(dir, "raw.out")
-		o, err := exec.Command(h2Host.Prefix()[0], append(h2Host.Prefix()[1:], self, "rawget", addr, dst)...).Output()
+		o, err := exec.Command(h2Host.Prefix()[0], append(h2Host.Prefix()[1:], self, "rawget", addr, dst, "warm")...).Output()
 		if err != nil {
 			return fig, fmt.Errorf("raw get: %w", err)
 		}
