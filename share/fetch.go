@@ -64,6 +64,7 @@ func (s *Service) Get(ctx context.Context, ref string, dir *os.Root, filename st
 	if err != nil {
 		return GetResult{}, err
 	}
+	s.log.Debug("get: resolved", "ref", ref, "cid", res.CID, "took", time.Since(start))
 	if filename == "" {
 		filename = path.Base(res.Name) // a name in a folder: its file name
 		if res.Name == "" {
@@ -302,7 +303,9 @@ func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, 
 // fetchAt is fetch continuing a transfer: f holds off bytes already,
 // hashed into h.
 func (s *Service) fetchAt(ctx context.Context, c cid.Cid, size int64, f *os.File, h hash.Hash, off int64, where string, out *GetResult, progress Progress, prefer ...peer.ID) error {
+	rankStart := time.Now()
 	queue, searched := s.providers(ctx, c, nil, false, prefer...)
+	s.log.Debug("get: providers ranked", "cid", c, "candidates", len(queue), "dht", searched, "took", time.Since(rankStart))
 	var via string
 	ctx = withViaRecord(ctx, &via)
 	tried := map[peer.ID]bool{}
@@ -379,6 +382,7 @@ var errFinal = errors.New("provider refused")
 func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want int64, f *os.File, h hash.Hash, progress Progress) (int64, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	openStart := time.Now()
 	st, err := s.openStream(ctx, p, ProtocolID, "get")
 	if err != nil {
 		return 0, 0, fmt.Errorf("open stream: %w", err)
@@ -396,11 +400,13 @@ func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want
 		return 0, 0, fmt.Errorf("send request: %w", err)
 	}
 	_ = st.CloseWrite()
+	opened := time.Now()
 	br := bufio.NewReaderSize(st, 4096)
 	hdr, err := ReadResponseHeader(br)
 	if err != nil {
 		return 0, 0, err
 	}
+	answered := time.Now()
 	if hdr.Status != StatusOK {
 		err := fmt.Errorf("%w: %s: %s", errFinal, hdr.Status, hdr.Message)
 		if hdr.Status == StatusBusy {
@@ -456,6 +462,7 @@ func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want
 	}
 	ok = true
 	_ = st.Close()
+	s.log.Debug("get: transferred", "peer", p, "cid", c, "bytes", got, "open", opened.Sub(openStart), "first_byte", answered.Sub(opened), "transfer", time.Since(answered))
 	return got, total, nil
 }
 

@@ -48,6 +48,9 @@ type PartialStore struct {
 
 	mu   sync.Mutex
 	busy map[string]bool // CIDs with a Partial open
+
+	// syncFile flushes a data file to disk (f.Sync; tests replace it).
+	syncFile func(*os.File) error
 }
 
 // partialState is the content of a CID.state file.
@@ -301,6 +304,10 @@ type Partial struct {
 	off   int64     // bytes verified at open
 	saved int64     // offset of the last checkpoint
 	last  time.Time // of the last checkpoint
+	// flushing is closed when the checkpoint in the background (started
+	// by Progress) is recorded; nil when none is under way. Only the
+	// fetch's goroutine touches it.
+	flushing chan struct{}
 	// Start is the offset the get continues from (0 for a new one).
 	Start int64
 	// Tampered is set when kept bytes failed verification and were dropped.
@@ -314,35 +321,87 @@ func (p *Partial) File() *os.File { return p.f }
 func (p *Partial) Hash() hash.Hash { return p.h }
 
 // Progress is called after each write with the bytes in the file and the
-// hash; it records a checkpoint when one is due.
+// hash; it starts a checkpoint when one is due. The checkpoint's fsync
+// runs in the background while the transfer goes on (an fsync of a second
+// of bytes inline would stall the reads, and the sender with them): the
+// offset and hash state are taken here, and recorded once the sync, which
+// covers at least those bytes, is done. One checkpoint at a time.
 func (p *Partial) Progress(done int64) {
-	if done-p.saved >= checkpointBytes || p.ps.now().Sub(p.last) >= checkpointEvery {
-		if err := p.Checkpoint(); err != nil {
+	if done-p.saved < checkpointBytes && p.ps.now().Sub(p.last) < checkpointEvery {
+		return
+	}
+	if p.flushing != nil {
+		select {
+		case <-p.flushing:
+			p.flushing = nil
+		default:
+			return // the last one is still syncing
+		}
+	}
+	st, err := p.state()
+	if err != nil {
+		p.ps.log.Warn("partial get: checkpoint failed", "cid", p.key, "err", err)
+		return
+	}
+	p.saved, p.last = st.Offset, p.ps.now()
+	flushed := make(chan struct{})
+	p.flushing = flushed
+	go func() {
+		defer close(flushed)
+		if err := p.record(st); err != nil {
 			p.ps.log.Warn("partial get: checkpoint failed", "cid", p.key, "err", err)
 		}
+	}()
+}
+
+// wait waits for the checkpoint under way in the background, if any.
+func (p *Partial) wait() {
+	if p.flushing != nil {
+		<-p.flushing
+		p.flushing = nil
 	}
 }
 
 // Checkpoint syncs the data written so far and then records its offset and
-// hash state, so a crash after it loses nothing before that offset.
+// hash, so a crash after it loses nothing before that offset.
 func (p *Partial) Checkpoint() error {
-	off, err := p.f.Seek(0, io.SeekCurrent)
+	p.wait()
+	st, err := p.state()
 	if err != nil {
 		return err
+	}
+	if err := p.record(st); err != nil {
+		return err
+	}
+	p.saved, p.last = st.Offset, p.ps.now()
+	return nil
+}
+
+// state is the checkpoint of the bytes written so far.
+func (p *Partial) state() (partialState, error) {
+	off, err := p.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return partialState{}, err
 	}
 	hs, err := p.h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
+		return partialState{}, err
+	}
+	return partialState{Offset: off, Size: p.size, Hash: hs, Time: p.ps.now().Unix()}, nil
+}
+
+// record syncs the data file, which holds at least st's bytes, and then
+// writes st.
+func (p *Partial) record(st partialState) error {
+	sync := p.ps.syncFile
+	if sync == nil {
+		sync = (*os.File).Sync
+	}
+	if err := sync(p.f); err != nil {
 		return err
 	}
-	if err := p.f.Sync(); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(partialState{Offset: off, Size: p.size, Hash: hs, Time: p.ps.now().Unix()})
-	if err := atomicfile.WriteFile(p.ps.statePath(p.key), b, 0o600); err != nil {
-		return err
-	}
-	p.saved, p.last = off, p.ps.now()
-	return nil
+	b, _ := json.Marshal(st)
+	return atomicfile.WriteFile(p.ps.statePath(p.key), b, 0o600)
 }
 
 // Suspend records a last checkpoint and closes the partial, kept for the
@@ -360,6 +419,7 @@ func (p *Partial) Suspend() {
 // The file is not synced: its bytes are verified, and it is a temp file
 // that its user places (and syncs if it must).
 func (p *Partial) Finish(path string) error {
+	p.wait()
 	if err := os.Rename(p.ps.dataPath(p.key), path); err != nil {
 		return err
 	}
@@ -370,6 +430,7 @@ func (p *Partial) Finish(path string) error {
 
 // Discard removes the partial.
 func (p *Partial) Discard() {
+	p.wait()
 	p.f.Close()
 	p.ps.mu.Lock()
 	p.ps.remove(p.key)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -142,5 +144,72 @@ func TestPartialBoundAndStale(t *testing.T) {
 	ps.Clean()
 	if n := ps.Size(); n != 0 {
 		t.Fatalf("%d stale bytes kept", n)
+	}
+}
+
+// A checkpoint's fsync does not hold up the transfer: Progress returns
+// while the sync is under way, starts no second one meanwhile, and the
+// offset is recorded only once its bytes are synced.
+func TestPartialCheckpointSyncsInTheBackground(t *testing.T) {
+	clk := &fakeClock{time.Unix(1e9, 0)}
+	ps := openPartials(t, 1<<20, clk)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	var syncs atomic.Int32
+	started := make(chan struct{}, 4)
+	ps.syncFile = func(f *os.File) error {
+		syncs.Add(1)
+		started <- struct{}{}
+		<-release
+		return f.Sync()
+	}
+	content := bytes.Repeat([]byte("0123456789"), 1000)
+	c := ComputeCID(content)
+	p, err := ps.Begin(c, int64(len(content)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress := func(done int64) {
+		t.Helper()
+		returned := make(chan struct{})
+		go func() { p.Progress(done); close(returned) }()
+		select {
+		case <-returned:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Progress waited for the checkpoint's fsync")
+		}
+	}
+	writePartial(t, p, content[:4000])
+	clk.t = clk.t.Add(checkpointEvery)
+	progress(4000)
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no checkpoint started")
+	}
+	if _, ok := ps.readState(c.String()); ok {
+		t.Fatal("a checkpoint was recorded before its bytes were synced")
+	}
+	writePartial(t, p, content[4000:5000])
+	clk.t = clk.t.Add(checkpointEvery)
+	progress(5000)
+	unblock()
+	p.wait()
+	if n := syncs.Load(); n != 1 {
+		t.Fatalf("%d syncs started, want 1 (one checkpoint at a time)", n)
+	}
+	if st, ok := ps.readState(c.String()); !ok || st.Offset != 4000 {
+		t.Fatalf("recorded %+v (%v), want offset 4000", st, ok)
+	}
+	p.Suspend()
+	p, err = ps.Begin(c, int64(len(content)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Discard()
+	if p.Start != 5000 || p.Tampered {
+		t.Fatalf("resumed at %d (tampered %v), want 5000", p.Start, p.Tampered)
 	}
 }

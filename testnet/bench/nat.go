@@ -33,9 +33,9 @@ type NATResult struct {
 
 // natDaemons starts a daemon on each of hosts in in (the first is the
 // others' bootstrap), listening on port 4040, with --replicas 1.
-func natDaemons(ctx context.Context, in *internet.Internet, bin, dir string, hosts []string) (*testnet.Network, error) {
+func natDaemons(ctx context.Context, in *internet.Internet, bin, dir string, hosts []string, args ...string) (*testnet.Network, error) {
 	nw := testnet.New(bin, dir)
-	nw.Args = []string{"--replicas", "1"}
+	nw.Args = append([]string{"--replicas", "1"}, args...)
 	nw.Setup = func(d *testnet.Daemon) {
 		h := in.Host(hosts[d.Index-1])
 		d.Prefix = h.Prefix()
@@ -45,6 +45,23 @@ func natDaemons(ctx context.Context, in *internet.Internet, bin, dir string, hos
 		return nil, err
 	}
 	return nw, nw.Up(ctx, len(hosts))
+}
+
+// keepLogs copies the logs of nw's daemons into dir, named by host.
+func keepLogs(nw *testnet.Network, dir string, hosts []string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "keep logs: %v\n", err)
+		return
+	}
+	for i, h := range hosts {
+		b, err := os.ReadFile(nw.Node(i + 1).Log)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, h+".log"), b, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "keep logs: %v\n", err)
+		}
+	}
 }
 
 // viaOf returns how d's connections to id run: "direct" if any is.
@@ -156,6 +173,7 @@ func nat(args []string) (NATResult, error) {
 	rounds := fs.Int("rounds", 10, "fresh internets timed from start to a direct connection")
 	size := fs.Int64("size", 64<<20, "file size in bytes")
 	runs := fs.Int("runs", 3, "transfers of each kind (interleaved)")
+	logs := fs.String("logs", "", "run the throughput daemons at debug level and keep their logs in this directory")
 	fs.Parse(args)
 	fig := NATResult{Size: *size}
 	bin, err := benchBinary()
@@ -206,9 +224,16 @@ func nat(args []string) (NATResult, error) {
 	}
 	defer os.RemoveAll(dir)
 	hosts := []string{"pub", "h1", "h2", "nat1-a", "nat2-a"}
-	nw, err := natDaemons(ctx, in, bin, filepath.Join(dir, "net"), hosts)
+	var debug []string
+	if *logs != "" {
+		debug = []string{"--log-level", "debug"}
+	}
+	nw, err := natDaemons(ctx, in, bin, filepath.Join(dir, "net"), hosts, debug...)
 	if nw != nil {
 		defer nw.Down()
+		if *logs != "" {
+			defer keepLogs(nw, *logs, hosts)
+		}
 	}
 	if err != nil {
 		return fig, err
@@ -287,13 +312,15 @@ func nat(args []string) (NATResult, error) {
 		defer os.Remove(dst)
 		start := time.Now()
 		var g struct {
-			Via      string `json:"via"`
-			Provider string `json:"provider"`
+			Via      string  `json:"via"`
+			Provider string  `json:"provider"`
+			Millis   float64 `json:"elapsed_ms"`
 		}
 		if err := d.JSON(&g, "get", cid, "-o", dst, "--json", "--force"); err != nil {
 			return 0, "", err
 		}
 		secs := time.Since(start).Seconds()
+		fmt.Printf("  get on node %d: %.0f ms, of which %.0f ms in the daemon's get\n", d.Index, secs*1000, g.Millis)
 		if sum, err := fileSHA(dst); err != nil || sum != want {
 			return 0, "", fmt.Errorf("get: hash %s (%v), want %s", sum, err, want)
 		}
@@ -312,7 +339,7 @@ func nat(args []string) (NATResult, error) {
 	}
 	for r := 0; r < *runs; r++ {
 		dst := filepath.Join(dir, "raw.out")
-		o, err := exec.Command(h2Host.Prefix()[0], append(h2Host.Prefix()[1:], self, "rawget", addr, dst)...).Output()
+		o, err := exec.Command(h2Host.Prefix()[0], append(h2Host.Prefix()[1:], self, "rawget", addr, dst, "warm")...).Output()
 		if err != nil {
 			return fig, fmt.Errorf("raw get: %w", err)
 		}
