@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -287,19 +286,11 @@ func nat(args []string) (NATResult, error) {
 		return fig, err
 	}
 	h1Host := in.Host("h1")
-	srv := exec.Command(h1Host.Prefix()[0], append(h1Host.Prefix()[1:], self, "rawserve", src, fmt.Sprintf("/ip4/%s/tcp/4050", h1Host.IP))...)
-	stdin, _ := srv.StdinPipe()
-	out, _ := srv.StdoutPipe()
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
+	addr, stopRaw, err := startRawServer(h1Host.Prefix(), src, fmt.Sprintf("/ip4/%s/tcp/4050", h1Host.IP))
+	if err != nil {
 		return fig, err
 	}
-	defer func() { stdin.Close(); srv.Wait() }()
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return fig, fmt.Errorf("raw server: %w", err)
-	}
-	addr = strings.TrimSpace(addr)
+	defer stopRaw()
 	h2Host := in.Host("h2")
 
 	mb := float64(*size) / 1e6

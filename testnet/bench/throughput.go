@@ -166,19 +166,11 @@ func throughput(args []string) (ThroughputResult, error) {
 	if err != nil {
 		return fig, err
 	}
-	srv := exec.Command(self, "rawserve", src)
-	stdin, _ := srv.StdinPipe()
-	out, _ := srv.StdoutPipe()
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
+	addr, stopRaw, err := startRawServer(nil, src)
+	if err != nil {
 		return fig, err
 	}
-	defer func() { stdin.Close(); srv.Wait() }()
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return fig, fmt.Errorf("raw server: %w", err)
-	}
-	addr = strings.TrimSpace(addr)
+	defer stopRaw()
 
 	var raws, gets, cliGets []float64
 	mb := float64(*size) / 1e6
@@ -261,4 +253,30 @@ func fileSHA(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// startRawServer starts this program's rawserve (the raw libp2p stream the
+// get is compared with) serving src, run under prefix (say ip netns exec
+// NS) and with its listen address when given, and returns the address it
+// printed and a function that stops it.
+func startRawServer(prefix []string, src string, listen ...string) (addr string, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	argv := append(append(append([]string{}, prefix...), self, "rawserve", src), listen...)
+	srv := exec.Command(argv[0], argv[1:]...)
+	stdin, _ := srv.StdinPipe()
+	out, _ := srv.StdoutPipe()
+	srv.Stderr = os.Stderr
+	if err := srv.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() { stdin.Close(); srv.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("raw server: %w", err)
+	}
+	return strings.TrimSpace(line), stop, nil
 }
