@@ -85,12 +85,14 @@ func (s *Service) handleGet(st network.Stream) {
 // one chunk). The write deadline is renewed on every chunk so a reader that
 // stops reading cannot hold the slot for ever.
 func (s *Service) copyOut(st network.Stream, f *os.File, c cid.Cid, off, size int64) (sent int64, header bool, err error) {
-	bufp := getCopyBuf()
-	defer putCopyBuf(bufp)
-	buf := *bufp
-	h := newHasher()
+	bufA, bufB := getCopyBuf(), getCopyBuf()
+	defer putCopyBuf(bufA)
+	defer putCopyBuf(bufB)
+	h := newOverlapHasher(*bufA, *bufB)
+	defer h.stop()
 	var read int64
 	for {
+		buf := h.next()
 		chunk := buf[:min(int64(len(buf)), size-read)]
 		if len(chunk) > 0 {
 			if _, rerr := io.ReadFull(f, chunk); rerr != nil {
@@ -99,12 +101,13 @@ func (s *Service) copyOut(st network.Stream, f *os.File, c cid.Cid, off, size in
 				}
 				return sent, header, rerr
 			}
-			h.Write(chunk)
 		}
+		h.add(chunk)
 		start := read
 		read += int64(len(chunk))
 		if read == size {
-			if got := cidFromDigest(h.Sum(nil)); !got.Equals(c) {
+			// The last chunk goes out only once the whole file hashed to c.
+			if got := cidFromDigest(h.sum()); !got.Equals(c) {
 				return sent, header, fmt.Errorf("%w (hashes to %s)", ErrHashMismatch, got)
 			}
 		}
