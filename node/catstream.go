@@ -81,10 +81,11 @@ type follower struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	f        *os.File // the file being written, opened for reading
-	off      int64    // bytes returned
-	done     int64    // bytes written, per progress
-	total    int64    // file size, -1 until known
+	f        *os.File   // the file being written, opened for reading
+	old      []*os.File // files f replaced, closed only by Close: a read may still use one
+	off      int64      // bytes returned
+	done     int64      // bytes written, per progress
+	total    int64      // file size, -1 until known
 	from     peer.ID
 	cid      string
 	name     string
@@ -107,7 +108,7 @@ func (fl *follower) observe(path string) {
 		fl.broken = errCatRestarted
 	}
 	if fl.f != nil {
-		fl.f.Close()
+		fl.old = append(fl.old, fl.f)
 	}
 	fl.f, fl.done = f, 0
 	if err != nil {
@@ -135,12 +136,12 @@ func (fl *follower) finish(res share.GetResult, err error) {
 	fl.finished, fl.res, fl.err = true, res, err
 	if err == nil {
 		fl.total, fl.done = res.Size, res.Size
-		if fl.f == nil || fl.off == 0 {
-			// Read the verified file where the get put it.
+		if fl.f == nil {
+			// Nothing followed the transfer (a local copy, say): read the
+			// verified file where the get put it. A file followed holds
+			// the verified bytes already (the get moves it into place),
+			// and a read may be using it now.
 			if f, oerr := os.Open(filepath.Join(fl.tmp, res.Path)); oerr == nil {
-				if fl.f != nil {
-					fl.f.Close()
-				}
 				fl.f = f
 			}
 		}
@@ -181,13 +182,20 @@ func (fl *follower) next() (f *os.File, off, n int64, err error) {
 // catBatch is the least a cat in progress sends at once.
 const catBatch = 4 << 20
 
-// advance records n more bytes returned from f.
+// advance records n more bytes returned from f. Bytes returned from a
+// file the transfer has since replaced (it started again) cannot be
+// continued from the new one: the reader ends with errCatRestarted.
 func (fl *follower) advance(f *os.File, n int64) {
 	fl.mu.Lock()
-	if fl.f == f && !fl.closed {
+	defer fl.mu.Unlock()
+	switch {
+	case fl.closed || n == 0:
+	case fl.f == f:
 		fl.off += n
+	default:
+		fl.broken = errCatRestarted
+		fl.cond.Broadcast()
 	}
-	fl.mu.Unlock()
 }
 
 // Read returns the bytes written so far, the last one only once the get
@@ -254,6 +262,9 @@ func (fl *follower) closeLocked() {
 	fl.cancel()
 	if fl.f != nil {
 		fl.f.Close()
+	}
+	for _, f := range fl.old {
+		f.Close()
 	}
 	fl.cond.Broadcast()
 	go func() {

@@ -107,3 +107,27 @@ func TestCatEndsWithTheGetsError(t *testing.T) {
 		t.Fatalf("a failed get: %v", err)
 	}
 }
+
+// A get that ends while a read of the file is under way (a small file:
+// the whole of it but the last byte) does not close the file under the
+// read: the read completes, and the reader goes on to the last byte.
+func TestCatFinishDuringARead(t *testing.T) {
+	fl, f := newTestFollower(t)
+	data := []byte("a small file, fetched in one chunk")
+	f.Write(data)
+	fl.progress(int64(len(data)), int64(len(data)), "")
+	rf, off, n, err := fl.next() // what a Read holds while it reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.finish(share.GetResult{Size: int64(len(data)), Path: "content"}, nil)
+	b := make([]byte, n)
+	if _, err := rf.ReadAt(b, off); err != nil {
+		t.Fatalf("the read under way: %v", err)
+	}
+	fl.advance(rf, n)
+	rest, err := io.ReadAll(fl)
+	if got := append(b, rest...); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %q (%v), want %q", got, err, data)
+	}
+}
