@@ -71,7 +71,9 @@ func sniffKey(b []byte) string {
 	switch {
 	case bytes.HasPrefix(t, []byte("/key/swarm/")):
 		return "a swarm key"
-	case isPrivateKey(t):
+	case isPrivateKey(b) || isPrivateKey(t):
+		// b as it is first: a binary key may begin or end with a byte
+		// that TrimSpace takes for white space.
 		return "a private key"
 	}
 	if raw, err := base64.StdEncoding.DecodeString(string(t)); err == nil && isPrivateKey(raw) {

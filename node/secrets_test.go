@@ -83,3 +83,26 @@ func TestShareRefusesSecrets(t *testing.T) {
 		t.Fatalf("share an ordinary file: %v", err)
 	}
 }
+
+// A binary private key whose last byte happens to be one TrimSpace takes
+// for white space is still a private key.
+func TestSniffKeyEndingInWhiteSpace(t *testing.T) {
+	for tries := 0; tries < 10000; tries++ {
+		k, _, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := crypto.MarshalPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := b[len(b)-1]; last != ' ' && last != '\n' && last != '\t' && last != '\r' && last != '\v' && last != '\f' {
+			continue
+		}
+		if got := sniffKey(b); got != "a private key" {
+			t.Fatalf("a key ending in %#x: %q, want a private key", b[len(b)-1], got)
+		}
+		return
+	}
+	t.Fatal("no key ending in white space in 10,000 tries")
+}
