@@ -62,7 +62,7 @@ type SitesResult struct {
 	// SuspicionLines counts the log lines, over every daemon, of a member
 	// turning suspect or dead, a probe left unanswered or a suspicion
 	// refuted.
-	SuspicionLines int
+	SuspicionLines []string
 	// RTTs is the range of rtt_ms the members tables showed at the end,
 	// by pair of sites ("site1-site2"), and "same site".
 	RTTs map[string][2]float64
@@ -330,22 +330,22 @@ func waitMembers(ctx context.Context, nw *Network, observer *Daemon, limit time.
 // dead, a probe unanswered and a suspicion refuted.
 var suspicionMarks = []string{`msg="member suspect"`, `msg="member dead"`, `msg="member did not answer a probe"`, `msg="refuting suspicion"`}
 
-// countSuspicions counts the lines of every daemon's log holding a
-// suspicion mark.
-func countSuspicions(nw *Network) int {
-	n := 0
+// countSuspicions returns the lines of every daemon's log holding a
+// suspicion mark, each prefixed with the daemon's index.
+func countSuspicions(nw *Network) []string {
+	var lines []string
 	for _, d := range nw.Nodes {
 		b, _ := os.ReadFile(d.Log)
 		for _, line := range strings.Split(string(b), "\n") {
 			for _, m := range suspicionMarks {
 				if strings.Contains(line, m) {
-					n++
+					lines = append(lines, fmt.Sprintf("node %d: %s", d.Index, line))
 					break
 				}
 			}
 		}
 	}
-	return n
+	return lines
 }
 
 // memberRTTs returns the range of rtt_ms the running nodes' members

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,8 +56,8 @@ func TestE2ESitesNearest(t *testing.T) {
 	if len(res.NotAlive) > 0 {
 		t.Errorf("live nodes not seen alive: %v", res.NotAlive)
 	}
-	if res.SuspicionLines > 0 {
-		t.Errorf("%d suspicion log lines, want none", res.SuspicionLines)
+	if n := len(res.SuspicionLines); n > 0 {
+		t.Errorf("%d suspicion log lines, want none:\n%s", n, strings.Join(res.SuspicionLines, "\n"))
 	}
 }
 

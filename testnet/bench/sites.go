@@ -58,7 +58,7 @@ func sitesBench(args []string) (testnet.SitesResult, error) {
 		r := res.RTTs[p]
 		fmt.Printf("  rtt_ms %s: %.1f-%.1f (links: %.0f ms)\n", p, r[0], r[1], testnet.SitesPathRTT[p])
 	}
-	fmt.Printf("  live nodes seen not alive: %d; suspicion log lines: %d (all nodes, whole run)\n", len(res.NotAlive), res.SuspicionLines)
+	fmt.Printf("  live nodes seen not alive: %d; suspicion log lines: %d (all nodes, whole run)\n", len(res.NotAlive), len(res.SuspicionLines))
 	for _, s := range res.NotAlive {
 		fmt.Println("   ", s)
 	}
