@@ -14,8 +14,8 @@ import (
 
 // SitesTopology is the network RunSites runs on: three sites of three
 // hosts with one-way delays of 15 ms (sites 1-2), 22 ms (1-3) and 30 ms
-// (2-3) between them, and 1 % loss on every uplink.
-func SitesTopology() internet.Topology { return internet.Sites(3, 0.01) }
+// (2-3) between them, and the given loss (0.01 is 1 %) on every uplink.
+func SitesTopology(loss float64) internet.Topology { return internet.Sites(3, loss) }
 
 // SitesPathRTT is the RTT of the paths between the sites of
 // SitesTopology, by pair as SitesResult.RTTs names them.

@@ -21,7 +21,7 @@ import (
 const rttSlack = 8
 
 func TestE2ESitesNearest(t *testing.T) {
-	in := internet.New(t, SitesTopology())
+	in := internet.New(t, SitesTopology(0.01))
 	trials := envCount(t, "P2PSHARE_SITES_TRIALS", 5, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -14,7 +14,7 @@
 //	go run ./testnet/bench sizes -runs 3              # get throughput against file size, 1 KiB to 256 MiB
 //	go run ./testnet/bench getpath -size 268435456 -runs 5  # get written by the daemon vs streamed to the command
 //	go run ./testnet/bench scrub -rates 8,64 -runs 5  # the scrub's rate, CPU, and a concurrent get's throughput
-//	go run ./testnet/bench sites -trials 20 -soak 5m  # nearest-site choices on an emulated 3-site WAN (root)
+//	go run ./testnet/bench sites -trials 20 -soak 5m [-loss 5]  # nearest-site choices on an emulated 3-site WAN, and suspicions under loss (root)
 //	go run ./testnet/bench nat -rounds 10 -size 67108864 -runs 3  # across NATs: start to hole punch, get vs raw stream and relayed vs direct at 30 ms RTT (root)
 //	go run ./testnet/bench sim -n 100,1000,10000 -seed 1 -out DIR  # the membership core simulated at N members, with a plot
 //	go run ./testnet/bench all -out DIR [-quick]      # all of the above in one run: DIR/results.json, logs, PNG plots

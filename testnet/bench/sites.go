@@ -20,14 +20,18 @@ func sitesBench(args []string) (testnet.SitesResult, error) {
 	fs := flag.NewFlagSet("sites", flag.ExitOnError)
 	trials := fs.Int("trials", 20, "trials of each choice")
 	soak := fs.Duration("soak", 5*time.Minute, "how long to watch for suspicions after the trials")
+	loss := fs.Float64("loss", 1, "packet loss on every uplink, in percent")
 	fs.Parse(args)
+	if *loss < 0 || *loss >= 100 {
+		return testnet.SitesResult{}, fmt.Errorf("-loss %g: want a percentage from 0 to below 100", *loss)
+	}
 	bin, err := benchBinary()
 	if err != nil {
 		return testnet.SitesResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *soak+time.Duration(*trials)*time.Minute+5*time.Minute)
 	defer cancel()
-	in, err := internet.Build(ctx, testnet.SitesTopology())
+	in, err := internet.Build(ctx, testnet.SitesTopology(*loss/100))
 	if err != nil {
 		return testnet.SitesResult{}, fmt.Errorf("emulated internet: %w", err)
 	}
@@ -45,7 +49,7 @@ func sitesBench(args []string) (testnet.SitesResult, error) {
 	if err != nil {
 		return res, err
 	}
-	fmt.Printf("three sites, one-way 15/22/30 ms, 1 %% loss, %d trials of each choice, %s soak:\n", *trials, *soak)
+	fmt.Printf("three sites, one-way 15/22/30 ms, %g %% loss, %d trials of each choice, %s soak:\n", *loss, *trials, *soak)
 	for _, c := range res.Choices {
 		fmt.Printf("  %s: nearest chosen %d of %d\n", c.Kind, c.Nearest, c.Trials)
 	}
