@@ -207,18 +207,6 @@ func waitAll(nw *testnet.Network, skip *testnet.Daemon, id, want string, limit t
 	}
 	wg.Wait()
 	close(errs)
-	if d := time.Since(start); d > limit/3 && want == "dead" {
-		fmt.Printf("  slow round: %s\n", d)
-		for _, n := range nw.Nodes {
-			if n != skip && n.Running() {
-				for _, l := range strings.Split(membershipLog(n), "\n") {
-					if strings.Contains(l, id[len(id)-8:]) || strings.Contains(l, "stall") {
-						fmt.Printf("  node %d: %s\n", n.Index, l)
-					}
-				}
-			}
-		}
-	}
 	return time.Since(start), <-errs
 }
 
@@ -242,7 +230,19 @@ type MembersResult struct {
 	KillP99Ms    float64   `json:"kill_p99_ms"`
 	StopMedianMs float64   `json:"sigstop_median_ms"`
 	StopP99Ms    float64   `json:"sigstop_p99_ms"`
+	// BackMs is how long after SIGCONT every node saw the stopped node
+	// alive again.
+	BackMs       []float64 `json:"sigcont_ms"`
+	BackMedianMs float64   `json:"sigcont_median_ms"`
+	BackP99Ms    float64   `json:"sigcont_p99_ms"`
 }
+
+// deadMsgs and backMsgs are the log messages of a member declared dead
+// and of one seen alive again.
+var (
+	deadMsgs = []string{"member dead"}
+	backMsgs = []string{"member alive-again", "member rejoined"}
+)
 
 func members(args []string) (MembersResult, error) {
 	fs := flag.NewFlagSet("members", flag.ExitOnError)
@@ -255,11 +255,13 @@ func members(args []string) (MembersResult, error) {
 		return res, err
 	}
 	defer cleanup()
-	var kills, stops []time.Duration
+	var kills, stops, backs []time.Duration
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
+		w := watchLogs(nw)
+		at := time.Now()
 		v.Kill()
-		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
+		d, err := w.wait(v, v.ID, deadMsgs, at, 30*time.Second)
 		if err != nil {
 			return res, err
 		}
@@ -279,23 +281,34 @@ func members(args []string) (MembersResult, error) {
 	}
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
+		w := watchLogs(nw)
+		at := time.Now()
 		if err := v.Pause(); err != nil {
 			return res, err
 		}
-		d, err := waitAll(nw, v, v.ID, "dead", 30*time.Second)
+		d, err := w.wait(v, v.ID, deadMsgs, at, 30*time.Second)
+		if err != nil {
+			v.Resume()
+			return res, err
+		}
+		w = watchLogs(nw)
+		at = time.Now()
 		v.Resume()
+		b, err := w.wait(v, v.ID, backMsgs, at, 30*time.Second)
 		if err != nil {
 			return res, err
 		}
 		stops = append(stops, d)
-		fmt.Printf("SIGSTOP node %d: dead everywhere after %s\n", v.Index, d.Round(time.Millisecond))
+		backs = append(backs, b)
+		fmt.Printf("SIGSTOP node %d: dead everywhere after %s, alive everywhere %s after SIGCONT\n", v.Index, d.Round(time.Millisecond), b.Round(time.Millisecond))
 		if err := waitAllAlive(nw); err != nil {
 			return res, err
 		}
 	}
-	fmt.Printf("\nN=%d  kill -9: median %s p99 %s (n=%d)   SIGSTOP: median %s p99 %s (n=%d)\n",
-		*n, pct(kills, 50), pct(kills, 99), len(kills), pct(stops, 50), pct(stops, 99), len(stops))
-	res.KillMs, res.StopMs = msList(kills), msList(stops)
+	fmt.Printf("\nN=%d  kill -9: median %s p99 %s (n=%d)   SIGSTOP: median %s p99 %s (n=%d)   SIGCONT to alive: median %s p99 %s\n",
+		*n, pct(kills, 50), pct(kills, 99), len(kills), pct(stops, 50), pct(stops, 99), len(stops), pct(backs, 50), pct(backs, 99))
+	res.KillMs, res.StopMs, res.BackMs = msList(kills), msList(stops), msList(backs)
+	res.BackMedianMs, res.BackP99Ms = ms(pct(backs, 50)), ms(pct(backs, 99))
 	res.KillMedianMs, res.KillP99Ms = ms(pct(kills, 50)), ms(pct(kills, 99))
 	res.StopMedianMs, res.StopP99Ms = ms(pct(stops, 50)), ms(pct(stops, 99))
 	return res, nil
