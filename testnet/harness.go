@@ -40,16 +40,17 @@ const ClockSkewTag = "clockskew"
 // name and returns its path.
 func BuildTagged(dir, name string, tags ...string) (string, error) {
 	bin := filepath.Join(dir, name)
-	return bin, goBuild(SourceRoot(), bin, tags...)
+	var flags []string
+	if len(tags) > 0 {
+		flags = []string{"-tags", strings.Join(tags, ",")}
+	}
+	return bin, goBuild(SourceRoot(), bin, flags...)
 }
 
 // goBuild compiles ./cmd/p2pshare of the source tree at root into bin,
-// with build tags.
-func goBuild(root, bin string, tags ...string) error {
-	args := []string{"build", "-o", bin}
-	if len(tags) > 0 {
-		args = append(args, "-tags", strings.Join(tags, ","))
-	}
+// with more go build flags.
+func goBuild(root, bin string, flags ...string) error {
+	args := append([]string{"build", "-o", bin}, flags...)
 	cmd := exec.Command("go", append(args, "./cmd/p2pshare")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -100,8 +101,10 @@ func BuildRevision(dir, rev string) (string, error) {
 	if xerr != nil {
 		return "", fmt.Errorf("export %s: %w", rev, xerr)
 	}
+	// The export is no checkout: Go must not stamp the revision of a
+	// repository it may lie in (dir under a work tree).
 	bin := filepath.Join(dir, "p2pshare-"+rev)
-	return bin, goBuild(src, bin)
+	return bin, goBuild(src, bin, "-buildvcs=false")
 }
 
 // untar writes the directories, files and symlinks of the tar stream r

@@ -46,6 +46,13 @@ func previousReleaseBin(t *testing.T) string {
 	return prevBuild.bin
 }
 
+func TestBuildRevisionMissing(t *testing.T) {
+	_, err := BuildRevision(t.TempDir(), strings.Repeat("0", 40))
+	if !errors.Is(err, ErrNoRevision) {
+		t.Fatalf("BuildRevision of a commit that is not there = %v, want ErrNoRevision", err)
+	}
+}
+
 // upgradeFile is a file shared during the upgrade test.
 type upgradeFile struct {
 	name   string
@@ -381,8 +388,9 @@ func (u *upgradeNet) list(d *Daemon) (map[string]catalogEntryOut, error) {
 
 // check fetches every file on a current and a previous node that do not
 // hold it (where there are such), verifying the bytes, the CID and that
-// the provider is a holder (the sharer alone for a solo file); then that
-// no node reports a running member dead or gone.
+// the provider is a holder (the sharer alone for a solo file), and with
+// both releases running, that each served the other at least once; then
+// that no node reports a running member dead or gone.
 func (u *upgradeNet) check(step string) {
 	t := u.t
 	t.Helper()
@@ -390,6 +398,11 @@ func (u *upgradeNet) check(step string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	releases := map[string]bool{}
+	for _, d := range u.nw.Nodes {
+		releases[u.release(d)] = true
+	}
+	served := map[string]bool{} // releases that served a get to the other
 	for _, f := range u.files {
 		getters := map[string]*Daemon{} // one getter per release
 		for _, d := range u.nw.Nodes {
@@ -398,8 +411,14 @@ func (u *upgradeNet) check(step string) {
 			}
 		}
 		for _, d := range getters {
-			u.get(step, d, f)
+			prov := u.get(step, d, f)
+			if r := u.release(prov); r != u.release(d) {
+				served[r] = true
+			}
 		}
+	}
+	if len(releases) > 1 && len(served) != len(releases) {
+		t.Fatalf("%s: with nodes of %d releases, gets were served across releases only by %v", step, len(releases), served)
 	}
 	for _, d := range u.nw.Nodes {
 		var ms []memberOut
