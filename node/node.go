@@ -135,6 +135,9 @@ func New(cfg Config) (n *Node, err error) {
 			_ = created.Close()
 		}
 	}()
+	if repo.Upgraded != 0 {
+		n.log.Info("repo upgraded in place", "repo", repo.Dir, "from_version", repo.Upgraded, "to_version", RepoVersion)
+	}
 	key, err := repo.LoadIdentity(cfg.NewIdentity)
 	if err != nil {
 		return nil, err

@@ -19,16 +19,36 @@ import (
 
 // Files inside a repo.
 const (
-	repoKeyFile    = "identity.key" // the node's Ed25519 private key, 0600
-	repoPeerFile   = "peer-id"      // the peer ID of that key, written at first start
-	repoLockFile   = "repo.lock"    // locked by the running daemon (flock, LockFileEx)
-	RepoAPIFile    = "api"          // "http://HOST:PORT" of the running daemon
-	RepoTokenFile  = "api.token"    // bearer token of the running daemon's API, 0600
-	repoStoreDir   = "store"        // share's content store
-	repoDHTDir     = "dht"          // reserved for the DHT's datastore
-	repoKVFile     = "kv.db"        // the key-value store and catalog (bbolt)
-	repoPartialDir = "partial"      // records of temp files of gets in users' directories
+	repoKeyFile     = "identity.key" // the node's Ed25519 private key, 0600
+	repoPeerFile    = "peer-id"      // the peer ID of that key, written at first start
+	repoLockFile    = "repo.lock"    // locked by the running daemon (flock, LockFileEx)
+	RepoAPIFile     = "api"          // "http://HOST:PORT" of the running daemon
+	RepoTokenFile   = "api.token"    // bearer token of the running daemon's API, 0600
+	repoStoreDir    = "store"        // share's content store
+	repoDHTDir      = "dht"          // reserved for the DHT's datastore
+	repoKVFile      = "kv.db"        // the key-value store and catalog (bbolt)
+	repoPartialDir  = "partial"      // records of temp files of gets in users' directories
+	repoVersionFile = "version"      // the repo's layout version (RepoVersion), a decimal line
 )
+
+// RepoVersion is the layout version of the repos this p2pshare reads and
+// writes, recorded in REPO/version. A release that changes the layout so
+// that an earlier one could not read it raises it, and adds to
+// repoMigrations the step that brings a repo of the layout before up to
+// it. A repo of a later version is refused: its layout is unknown here.
+const RepoVersion = 2
+
+// repoMigrations[v-1] brings a repo of layout v to v+1 in place. OpenRepo
+// writes v+1 to REPO/version after each step, so a crash in between
+// redoes only that step, which must therefore be safe to run again.
+var repoMigrations = []func(dir string) error{
+	// 1 to 2. Version 1 is the layout of the releases that recorded no
+	// version. Version 2 adds peer-id, incarnation, partial/,
+	// store/quarantine/ and a verified time to the store's held entries;
+	// each is created when missing, or read alike without it: nothing
+	// moves.
+	nil,
+}
 
 // ErrRepoLocked: another daemon holds the repo.
 var ErrRepoLocked = errors.New("repo is in use by another daemon")
@@ -36,8 +56,11 @@ var ErrRepoLocked = errors.New("repo is in use by another daemon")
 // Repo is an opened and locked node directory. Only one process holds a
 // repo at a time; Close releases it.
 type Repo struct {
-	Dir  string
-	lock *os.File
+	Dir string
+	// Upgraded is the layout version the repo had when OpenRepo brought
+	// it up to RepoVersion; 0 if it was there already, or new.
+	Upgraded int
+	lock     *os.File
 }
 
 // OpenRepo creates dir if needed (mode 0700), checks that it is writable and
@@ -68,7 +91,55 @@ func OpenRepo(dir string) (*Repo, error) {
 	}
 	_ = lf.Truncate(0)
 	_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &Repo{Dir: abs, lock: lf}, nil
+	r := &Repo{Dir: abs, lock: lf}
+	if err := r.upgradeLayout(RepoVersion, repoMigrations); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open repo %s: %w", abs, err)
+	}
+	return r, nil
+}
+
+// upgradeLayout reads the repo's layout version and brings an older one
+// up to version target with steps (see repoMigrations), recording each
+// step in REPO/version; a new repo gets target at once. A later version
+// than target is an error.
+func (r *Repo) upgradeLayout(target int, steps []func(dir string) error) error {
+	p := r.Path(repoVersionFile)
+	b, err := os.ReadFile(p)
+	v := 1
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if used, _ := r.used(); !used {
+			v = target
+			if err := writeSynced(p, []byte(strconv.Itoa(v)+"\n")); err != nil {
+				return fmt.Errorf("record the repo version: %w", err)
+			}
+		}
+	case err != nil:
+		return fmt.Errorf("read the repo version: %w", err)
+	default:
+		v, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || v < 1 {
+			return fmt.Errorf("%s holds %q, not a repo version: restore it from a backup (this p2pshare writes version %d)", p, strings.TrimSpace(string(b)), target)
+		}
+	}
+	if v > target {
+		return fmt.Errorf("repo version %d is newer than this p2pshare (version %d): upgrade p2pshare", v, target)
+	}
+	if v < target {
+		r.Upgraded = v
+	}
+	for ; v < target; v++ {
+		if step := steps[v-1]; step != nil {
+			if err := step(r.Dir); err != nil {
+				return fmt.Errorf("upgrade the repo from version %d to %d: %w", v, v+1, err)
+			}
+		}
+		if err := writeSynced(p, []byte(strconv.Itoa(v+1)+"\n")); err != nil {
+			return fmt.Errorf("upgrade the repo from version %d to %d: record the version: %w", v, v+1, err)
+		}
+	}
+	return nil
 }
 
 // Path returns the path of name inside the repo.

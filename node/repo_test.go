@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -337,5 +338,151 @@ func TestIdentityFreshRepoRecordsPeerID(t *testing.T) {
 	id, _ := peer.IDFromPrivateKey(k)
 	if got, _ := os.ReadFile(filepath.Join(dir, repoPeerFile)); strings.TrimSpace(string(got)) != id.String() {
 		t.Fatalf("%s = %q, want %s", repoPeerFile, got, id)
+	}
+}
+
+// versionIn returns what REPO/version of dir holds.
+func versionIn(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, repoVersionFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestRepoVersionOfNewRepo(t *testing.T) {
+	dir := t.TempDir()
+	r := openTestRepo(t, dir)
+	if r.Upgraded != 0 {
+		t.Fatalf("a new repo was upgraded from version %d", r.Upgraded)
+	}
+	if got, want := versionIn(t, dir), strconv.Itoa(RepoVersion)+"\n"; got != want {
+		t.Fatalf("%s = %q, want %q", repoVersionFile, got, want)
+	}
+}
+
+// A repo of the releases that recorded no version is brought to
+// RepoVersion in place: its key and files stay as they were.
+func TestRepoVersionUpgradesUnversionedRepo(t *testing.T) {
+	dir := t.TempDir()
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := crypto.MarshalPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		repoKeyFile:                string(kb),
+		repoKVFile:                 "the catalog and KV entries",
+		"store/blocks/bafkreiheld": "a held file",
+		"swarm.key":                "the private network's key",
+	}
+	for name, b := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := openTestRepo(t, dir)
+	if r.Upgraded != 1 {
+		t.Fatalf("Upgraded = %d, want 1 (no version recorded)", r.Upgraded)
+	}
+	if got, want := versionIn(t, dir), strconv.Itoa(RepoVersion)+"\n"; got != want {
+		t.Fatalf("%s = %q, want %q", repoVersionFile, got, want)
+	}
+	for name, want := range files {
+		if got, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name))); err != nil || string(got) != want {
+			t.Fatalf("%s changed in the upgrade: %q, %v", name, got, err)
+		}
+	}
+	k2, err := r.Identity()
+	if err != nil || !k2.Equals(k) {
+		t.Fatalf("Identity after the upgrade: %v (same key: %v)", err, err == nil && k2.Equals(k))
+	}
+	r.Close()
+	if r := openTestRepo(t, dir); r.Upgraded != 0 {
+		t.Fatalf("an upgraded repo was upgraded again from version %d", r.Upgraded)
+	}
+}
+
+func TestRepoVersionNewerRefused(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, repoVersionFile)
+	newer := strconv.Itoa(RepoVersion+1) + "\n"
+	if err := os.WriteFile(p, []byte(newer), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenRepo(dir)
+	want := "repo version " + strconv.Itoa(RepoVersion+1) + " is newer than this p2pshare (version " + strconv.Itoa(RepoVersion) + "): upgrade p2pshare"
+	if err == nil || !strings.HasSuffix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("OpenRepo of a newer repo = %v, want one line ending %q", err, want)
+	}
+	if got := versionIn(t, dir); got != newer {
+		t.Fatalf("a refused repo's version became %q", got)
+	}
+	// The refusal released the lock.
+	if err := os.WriteFile(p, []byte(strconv.Itoa(RepoVersion)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openTestRepo(t, dir)
+}
+
+func TestRepoVersionDamaged(t *testing.T) {
+	for _, content := range []string{"", "two\n", "0\n", "-1\n", "2.0\n"} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, repoVersionFile)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenRepo(dir)
+		if err == nil || !strings.Contains(err.Error(), p+" holds") || !strings.Contains(err.Error(), "not a repo version") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("OpenRepo with version %q = %v, want one line saying %s is not a repo version", content, err, p)
+		}
+		if got := versionIn(t, dir); got != content {
+			t.Fatalf("a damaged version %q became %q", content, got)
+		}
+	}
+}
+
+// Each step of an upgrade is recorded as it ends: a step that fails is
+// run again at the next open, and only it.
+func TestRepoVersionStepsResumeAfterFailure(t *testing.T) {
+	dir := t.TempDir()
+	r := openTestRepo(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, repoVersionFile), []byte("1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ran []int
+	fail := true
+	steps := []func(string) error{
+		func(string) error { ran = append(ran, 1); return nil },
+		func(string) error {
+			ran = append(ran, 2)
+			if fail {
+				return errors.New("disk full")
+			}
+			return nil
+		},
+		nil, // a version whose files are created when missing
+	}
+	err := r.upgradeLayout(4, steps)
+	if err == nil || !strings.Contains(err.Error(), "upgrade the repo from version 2 to 3: disk full") {
+		t.Fatalf("upgradeLayout = %v, want the failed step named", err)
+	}
+	if got := versionIn(t, dir); got != "2\n" {
+		t.Fatalf("after a failed second step the version is %q, want 2", got)
+	}
+	fail = false
+	if err := r.upgradeLayout(4, steps); err != nil {
+		t.Fatal(err)
+	}
+	if got := versionIn(t, dir); got != "4\n" || r.Upgraded != 2 || !slices.Equal(ran, []int{1, 2, 2}) {
+		t.Fatalf("version %q, upgraded from %d, steps run %v; want 4, from 2, [1 2 2]", got, r.Upgraded, ran)
 	}
 }

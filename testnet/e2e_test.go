@@ -15,23 +15,25 @@ import (
 	"time"
 )
 
-// bin is the p2pshare binary built once for the package's tests.
-var bin string
+// bin is the p2pshare binary built once for the package's tests, in
+// binDir, where other builds (another release's) go too.
+var bin, binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "p2pshare-e2e-bin-")
+	var err error
+	binDir, err = os.MkdirTemp("", "p2pshare-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin, err = Build(dir)
+	bin, err = Build(binDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
+		os.RemoveAll(binDir)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(binDir)
 	os.Exit(code)
 }
 

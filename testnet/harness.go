@@ -11,11 +11,13 @@
 package testnet
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,17 +40,117 @@ const ClockSkewTag = "clockskew"
 // name and returns its path.
 func BuildTagged(dir, name string, tags ...string) (string, error) {
 	bin := filepath.Join(dir, name)
-	args := []string{"build", "-o", bin}
+	var flags []string
 	if len(tags) > 0 {
-		args = append(args, "-tags", strings.Join(tags, ","))
+		flags = []string{"-tags", strings.Join(tags, ",")}
 	}
+	return bin, goBuild(SourceRoot(), bin, flags...)
+}
+
+// goBuild compiles ./cmd/p2pshare of the source tree at root into bin,
+// with more go build flags.
+func goBuild(root, bin string, flags ...string) error {
+	args := append([]string{"build", "-o", bin}, flags...)
 	cmd := exec.Command("go", append(args, "./cmd/p2pshare")...)
-	cmd.Dir = SourceRoot()
+	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build p2pshare: %v\n%s", err, out)
+		return fmt.Errorf("build p2pshare in %s: %v\n%s", root, err, out)
 	}
-	return bin, nil
+	return nil
+}
+
+// ErrNoRevision: the revision BuildRevision was asked for is not in the
+// source tree's git history (a shallow clone, or no git at all).
+var ErrNoRevision = errors.New("revision not available")
+
+// BuildRevision compiles the p2pshare binary of git revision rev of the
+// source tree (an earlier release, say) into dir and returns its path. The
+// revision's files are exported with git archive into dir, so neither the
+// work tree nor the repository's list of worktrees changes.
+func BuildRevision(dir, rev string) (string, error) {
+	root := SourceRoot()
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return "", fmt.Errorf("%w: no git to export %s with: %v", ErrNoRevision, rev, err)
+	}
+	if out, err := exec.Command(git, "-C", root, "cat-file", "-e", rev+"^{commit}").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%w: %s is not in the history of %s (a shallow clone?): %s", ErrNoRevision, rev, root, strings.TrimSpace(string(out)))
+	}
+	src := filepath.Join(dir, "src-"+rev)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.Command(git, "-C", root, "archive", "--format=tar", rev)
+	var stderr bytes.Buffer
+	archive.Stderr = &stderr
+	out, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := archive.Start(); err != nil {
+		return "", fmt.Errorf("git archive %s: %w", rev, err)
+	}
+	xerr := untar(out, src)
+	if xerr != nil {
+		_, _ = io.Copy(io.Discard, out)
+	}
+	if err := archive.Wait(); err != nil {
+		return "", fmt.Errorf("git archive %s: %v: %s", rev, err, strings.TrimSpace(stderr.String()))
+	}
+	if xerr != nil {
+		return "", fmt.Errorf("export %s: %w", rev, xerr)
+	}
+	// The export is no checkout: Go must not stamp the revision of a
+	// repository it may lie in (dir under a work tree).
+	bin := filepath.Join(dir, "p2pshare-"+rev)
+	return bin, goBuild(src, bin, "-buildvcs=false")
+}
+
+// untar writes the directories, files and symlinks of the tar stream r
+// under dst.
+func untar(r io.Reader, dst string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dst, filepath.FromSlash(h.Name))
+		if !strings.HasPrefix(p, dst+string(filepath.Separator)) {
+			return fmt.Errorf("archive entry %q lies outside %s", h.Name, dst)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o755)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			err = writeFrom(p, tr, h.FileInfo().Mode().Perm())
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// writeFrom creates path with mode and copies r into it.
+func writeFrom(path string, r io.Reader, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // SourceRoot is the root of the p2pshare source tree this package was
@@ -99,8 +201,12 @@ type Daemon struct {
 	// TCP and QUIC, port 0) of the first start.
 	Listen []string
 	// Bin, if set, is the binary the daemon process runs (a test build,
-	// see BuildTagged); the CLI run against it stays the network's.
+	// see BuildTagged); the CLI run against it stays the network's unless
+	// CLI is set.
 	Bin string
+	// CLI, if set, is the binary every CLI run against this daemon uses
+	// (another release's, say, whose daemon Bin runs).
+	CLI string
 	// Env is added to the daemon process's environment.
 	Env []string
 	// Attr, if set, adjusts the daemon process's attributes (say, the user
@@ -347,7 +453,11 @@ func (d *Daemon) TCPAddr() string {
 
 // Run runs the CLI against this daemon's repo.
 func (d *Daemon) Run(args ...string) Result {
-	return d.net.runCLI(d.Prefix, append([]string{"--repo", d.Repo}, args...)...)
+	bin := d.net.Bin
+	if d.CLI != "" {
+		bin = d.CLI
+	}
+	return d.net.runCLI(d.Prefix, bin, append([]string{"--repo", d.Repo}, args...)...)
 }
 
 // command is bin with args, behind prefix if there is one.
@@ -360,16 +470,16 @@ func command(ctx context.Context, prefix []string, bin string, args []string) *e
 
 // RunCLI runs the binary with args, in the network's directory, with a
 // deadline of a minute (or CLITimeout).
-func (nw *Network) RunCLI(args ...string) Result { return nw.runCLI(nil, args...) }
+func (nw *Network) RunCLI(args ...string) Result { return nw.runCLI(nil, nw.Bin, args...) }
 
-func (nw *Network) runCLI(prefix []string, args ...string) Result {
+func (nw *Network) runCLI(prefix []string, bin string, args ...string) Result {
 	timeout := nw.CLITimeout
 	if timeout == 0 {
 		timeout = time.Minute
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := command(ctx, prefix, nw.Bin, args)
+	cmd := command(ctx, prefix, bin, args)
 	cmd.Dir = nw.Dir
 	cmd.Env = append(os.Environ(), "P2PSHARE_REPO=")
 	var out, errb bytes.Buffer

@@ -31,6 +31,7 @@ type daemonState struct {
 	Args   []string `json:"args,omitempty"`
 	Listen []string `json:"listen,omitempty"`
 	Bin    string   `json:"bin,omitempty"`
+	CLI    string   `json:"cli,omitempty"`
 	Env    []string `json:"env,omitempty"`
 }
 
@@ -41,7 +42,7 @@ func (nw *Network) Save() error {
 	s := state{Bin: nw.Bin, Args: nw.Args, Nodes: []daemonState{}}
 	for _, d := range nw.Nodes {
 		ds := daemonState{Index: d.Index, ID: d.ID, Addrs: d.Addrs, Prefix: d.Prefix,
-			Args: d.Args, Listen: d.Listen, Bin: d.Bin, Env: d.Env}
+			Args: d.Args, Listen: d.Listen, Bin: d.Bin, CLI: d.CLI, Env: d.Env}
 		if d.Running() {
 			ds.PID = d.pid
 		}
@@ -83,7 +84,7 @@ func Load(dir string) (*Network, error) {
 			return nil, fmt.Errorf("state file %s: node %d listed as node %d", filepath.Join(dir, StateFile), i+1, ds.Index)
 		}
 		d := &Daemon{net: nw, Index: ds.Index, ID: ds.ID, Addrs: ds.Addrs, Prefix: ds.Prefix,
-			Args: ds.Args, Listen: ds.Listen, Bin: ds.Bin, Env: ds.Env, pid: ds.PID}
+			Args: ds.Args, Listen: ds.Listen, Bin: ds.Bin, CLI: ds.CLI, Env: ds.Env, pid: ds.PID}
 		d.Repo = filepath.Join(dir, fmt.Sprintf("node%d", d.Index))
 		d.Log = filepath.Join(dir, fmt.Sprintf("node%d.log", d.Index))
 		nw.Nodes = append(nw.Nodes, d)
