@@ -3,6 +3,8 @@ package gossip
 import (
 	"fmt"
 	"time"
+
+	"github.com/p2pshare/p2pshare/gossip/coord"
 )
 
 // Config tunes membership. DefaultConfig gives the defaults; zero fields of
@@ -76,6 +78,10 @@ type Config struct {
 	// in its repo). When nil, the incarnation starts at Clock's time in
 	// nanoseconds, which a clock set back makes older than the last one.
 	Incarnations Incarnations
+	// Coordinates, when set, gives this node's network coordinate for
+	// each heartbeat to carry; members keep the last one they heard
+	// (Member.Coord). When nil, heartbeats carry none.
+	Coordinates Coordinates
 }
 
 // Clock is a wall clock.
@@ -97,6 +103,22 @@ func (c Config) now() time.Time {
 		return time.Now()
 	}
 	return c.Clock.Now()
+}
+
+// Coordinates gives a node's network coordinate.
+type Coordinates interface {
+	// Coordinate returns the node's current coordinate, nil if it has
+	// none. Membership calls it for every heartbeat, without locks held;
+	// it must not block.
+	Coordinate() *coord.Coordinate
+}
+
+// coordinate is this node's coordinate for its next heartbeat, if any.
+func (c Config) coordinate() *coord.Coordinate {
+	if c.Coordinates == nil {
+		return nil
+	}
+	return c.Coordinates.Coordinate()
 }
 
 // DefaultConfig returns the defaults documented on Config.
