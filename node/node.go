@@ -92,7 +92,10 @@ type Node struct {
 	transfers transfers // shares and gets in progress
 	// rtts holds the RTT samples behind the host peerstore's latency
 	// (see rttPeerstore).
-	rtts    *rttFilter
+	rtts *rttFilter
+	// near keeps the node's network coordinate and ranks members by RTT
+	// (see nearness).
+	near    *nearness
 	metrics *nodeMetrics
 
 	started   time.Time
@@ -201,7 +204,10 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("peerstore: %w", err)
 	}
 	n.rtts = newRTTFilter(time.Now, rttWindow, rttKeep)
-	opts = append(opts, libp2p.Peerstore(&rttPeerstore{certifiedPeerstore: mem, f: n.rtts}))
+	if n.near, err = newNearness(n.rtts, n.log); err != nil {
+		return nil, err
+	}
+	opts = append(opts, libp2p.Peerstore(&rttPeerstore{certifiedPeerstore: mem, f: n.rtts, near: n.near}))
 	n.punch = newPunchGate(mem.Addrs)
 	if n.gate != nil {
 		n.punch.next = n.gate
@@ -260,10 +266,12 @@ func New(cfg Config) (n *Node, err error) {
 	gc := cfg.Gossip
 	gc.Clock = &wallClock{n.now}
 	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
+	gc.Coordinates = n.near
 	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
 	if err != nil {
 		return nil, err
 	}
+	n.near.memb.Store(n.memb)
 	n.closing(n.memb.Close)
 	n.dht, err = dht.New(gh,
 		// A server while this node's reachability is public or unknown
