@@ -52,10 +52,12 @@ const dhtBucketSize = 10
 // link. Dout, the quota of outbound connections in the mesh (a defence
 // against eclipse attacks by peers that dial in), is 0: GossipSub requires
 // it below D/2. Flood publishing (sending one's own messages to every peer
-// in the topic, not only the mesh) is off for the same reason.
+// in the topic, not only the mesh) is off for the same reason. Dscore is
+// 2: a mesh pruned back to D keeps its 2 best-scoring peers, the nearest
+// (see peerScore), and 1 at random.
 func gossipSubParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
-	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 3, 2, 4, 1, 0
+	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 3, 2, 4, 2, 0
 	p.Dlazy = 2
 	// IHAVE to Dlazy peers only, not a quarter of all peers: at 100 peers
 	// the default factor sends 24 IHAVEs per topic per heartbeat.
@@ -259,6 +261,7 @@ func New(cfg Config) (n *Node, err error) {
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(1<<20),
 		pubsub.WithGossipSubParams(gossipSubParams()),
+		pubsub.WithPeerScore(peerScore(func(p peer.ID) time.Duration { rtt, _ := n.rtts.rtt(p); return rtt })),
 		pubsub.WithFloodPublish(false))
 	if err != nil {
 		return nil, fmt.Errorf("start GossipSub: %w", err)
