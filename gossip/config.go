@@ -24,7 +24,8 @@ import (
 // silent. Punctual members are never probed: their heartbeats already say
 // they are alive, so an idle network sends no probes.
 //
-// Traffic: each node publishes one heartbeat (about 400 bytes) every
+// Traffic: each node publishes one heartbeat (about 400 bytes, and some
+// 110 more with a network coordinate) every
 // Heartbeat; GossipSub sends it to its mesh degree D (3 in p2pshare's
 // node) peers, and each node forwards it once, so a node sends and
 // receives about D·N heartbeats per period, O(N) bytes per second per
