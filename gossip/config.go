@@ -3,6 +3,8 @@ package gossip
 import (
 	"fmt"
 	"time"
+
+	"github.com/p2pshare/p2pshare/gossip/coord"
 )
 
 // Config tunes membership. DefaultConfig gives the defaults; zero fields of
@@ -22,7 +24,8 @@ import (
 // silent. Punctual members are never probed: their heartbeats already say
 // they are alive, so an idle network sends no probes.
 //
-// Traffic: each node publishes one heartbeat (about 400 bytes) every
+// Traffic: each node publishes one heartbeat (about 400 bytes, and some
+// 110 more with a network coordinate) every
 // Heartbeat; GossipSub sends it to its mesh degree D (3 in p2pshare's
 // node) peers, and each node forwards it once, so a node sends and
 // receives about D·N heartbeats per period, O(N) bytes per second per
@@ -76,6 +79,10 @@ type Config struct {
 	// in its repo). When nil, the incarnation starts at Clock's time in
 	// nanoseconds, which a clock set back makes older than the last one.
 	Incarnations Incarnations
+	// Coordinates, when set, gives this node's network coordinate for
+	// each heartbeat to carry; members keep the last one they heard
+	// (Member.Coord). When nil, heartbeats carry none.
+	Coordinates Coordinates
 }
 
 // Clock is a wall clock.
@@ -97,6 +104,22 @@ func (c Config) now() time.Time {
 		return time.Now()
 	}
 	return c.Clock.Now()
+}
+
+// Coordinates gives a node's network coordinate.
+type Coordinates interface {
+	// Coordinate returns the node's current coordinate, nil if it has
+	// none. Membership calls it for every heartbeat, without locks held;
+	// it must not block.
+	Coordinate() *coord.Coordinate
+}
+
+// coordinate is this node's coordinate for its next heartbeat, if any.
+func (c Config) coordinate() *coord.Coordinate {
+	if c.Coordinates == nil {
+		return nil
+	}
+	return c.Coordinates.Coordinate()
 }
 
 // DefaultConfig returns the defaults documented on Config.

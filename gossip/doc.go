@@ -4,7 +4,10 @@
 // (alive, suspect, dead, left) and its stream of membership events; the
 // probes of late members (libp2p pings); and the clock protocol
 // (/p2pshare/clock/1), by which a node estimates the offset of its
-// members' clocks to its own.
+// members' clocks to its own. Heartbeats also carry the sender's network
+// coordinate (package gossip/coord, Config.Coordinates), which the table
+// keeps with each member so the node can estimate the RTT to members it
+// never measured.
 //
 // Failure detection combines three signals. Heartbeats: a member silent
 // for TFail is suspect, for 2·TFail dead, TFail stretched to at least 3 of
@@ -23,6 +26,7 @@
 //
 // gossip depends on libp2p's core interfaces, its swarm (to clear a dial
 // backoff) and ping protocol, go-libp2p-pubsub, go-multiaddr and the
-// project's goroutine group (package internal/bg); it imports no other
-// p2pshare package. The node package gives it a host and a PubSub.
+// project's goroutine group (package internal/bg) and its own
+// sub-package coord; it imports no other p2pshare package. The node
+// package gives it a host and a PubSub.
 package gossip

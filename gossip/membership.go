@@ -343,7 +343,7 @@ func (m *Membership) onHeartbeatLocked(mm *Message, now time.Time) {
 	if m.firstHeard.IsZero() {
 		m.firstHeard = now
 	}
-	mem.Addrs, mem.Files, mem.FreeBytes = mm.Addrs, mm.Files, mm.FreeBytes
+	mem.Addrs, mem.Files, mem.FreeBytes, mem.Coord = mm.Addrs, mm.Files, mm.FreeBytes, mm.Coord
 	mem.accusers = nil
 	switch {
 	case isNew:
@@ -558,13 +558,13 @@ func (m *Membership) publishHeartbeat() time.Duration {
 		return 0
 	}
 	files, free := m.facts()
-	addrs := m.h.Addrs()
+	addrs, coordinate := m.h.Addrs(), m.cfg.coordinate()
 	m.mu.Lock()
 	if m.left || m.closed {
 		m.mu.Unlock()
 		return 0
 	}
-	msg := Message{Kind: KindHeartbeat, PeriodMillis: m.cfg.period(m.liveLocked()).Milliseconds(), Files: files, FreeBytes: free}
+	msg := Message{Kind: KindHeartbeat, PeriodMillis: m.cfg.period(m.liveLocked()).Milliseconds(), Files: files, FreeBytes: free, Coord: coordinate}
 	for i, a := range addrs {
 		if i == maxAddrs {
 			break

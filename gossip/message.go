@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/gossip/coord"
 )
 
 // MembersTopic is the GossipSub topic of membership messages.
@@ -43,6 +45,10 @@ type Message struct {
 	Addrs        []string `json:"addrs,omitempty"`
 	Files        int      `json:"files,omitempty"`
 	FreeBytes    int64    `json:"free_bytes,omitempty"`
+	// Coord is the sender's network coordinate (see package coord), if
+	// it has one. Omitted when nil, so that nodes that know no
+	// coordinates read the heartbeat as before.
+	Coord *coord.Coordinate `json:"coord,omitempty"`
 	// Suspicion: the member suspected, and its newest (Inc, Seq) the
 	// sender had seen: a heartbeat newer than that refutes it.
 	About    peer.ID `json:"about,omitempty"`
@@ -73,6 +79,12 @@ func decodeMessage(b []byte) (*Message, error) {
 		if len(m.Addrs) > maxAddrs {
 			return nil, fmt.Errorf("%w: %d addresses", ErrBadMessage, len(m.Addrs))
 		}
+		// A coordinate out of bounds (a hostile or broken sender, or
+		// one of another release) is dropped, not the heartbeat: the
+		// sender is alive whatever its coordinate says.
+		if m.Coord != nil && m.Coord.Validate() != nil {
+			m.Coord = nil
+		}
 	case KindLeave:
 	case KindSuspect:
 		if err := m.About.Validate(); err != nil {
@@ -83,6 +95,9 @@ func decodeMessage(b []byte) (*Message, error) {
 		}
 	default:
 		return nil, fmt.Errorf("%w: unknown kind %q", ErrBadMessage, m.Kind)
+	}
+	if m.Kind != KindHeartbeat {
+		m.Coord = nil
 	}
 	return &m, nil
 }

@@ -6,9 +6,12 @@ import (
 )
 
 // FuzzDecodeMessage: no input panics the membership decoder; an accepted
-// message is one of the known kinds, re-encodes and decodes to itself.
+// message is one of the known kinds, carries a coordinate only if valid,
+// re-encodes and decodes to itself.
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"kind":"heartbeat","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","inc":1,"seq":2,"period_ms":500,"addrs":["/ip4/127.0.0.1/tcp/1"]}`))
+	f.Add([]byte(`{"kind":"heartbeat","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","inc":1,"seq":2,"period_ms":500,"coord":{"vec":[1.5,-2,0.25],"err":0.2,"adj":-0.1,"height":0.3}}`))
+	f.Add([]byte(`{"kind":"heartbeat","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","inc":1,"seq":2,"period_ms":500,"coord":{"vec":[1e308],"err":1e308,"adj":0,"height":-1}}`))
 	f.Add([]byte(`{"kind":"leave","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","inc":1,"seq":3}`))
 	f.Add([]byte(`{"kind":"suspect","peer":"12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC","about":"12D3KooWJJrF4KysDh63j7QTVU6Gm874ArKs1ZjXr5hLdRQP56cb","about_inc":5}`))
 	f.Add([]byte(`{"kind":"heartbeat","peer":"x","period_ms":-1}`))
@@ -32,8 +35,13 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decode of an accepted message: %v", err)
 		}
-		if m2.Kind != m.Kind || m2.Peer != m.Peer || m2.Inc != m.Inc || m2.Seq != m.Seq || m2.About != m.About {
+		if m2.Kind != m.Kind || m2.Peer != m.Peer || m2.Inc != m.Inc || m2.Seq != m.Seq || m2.About != m.About || (m2.Coord == nil) != (m.Coord == nil) {
 			t.Fatalf("round trip changed the message: %+v -> %+v", m, m2)
+		}
+		if m.Coord != nil {
+			if err := m.Coord.Validate(); err != nil {
+				t.Fatalf("accepted an invalid coordinate: %v", err)
+			}
 		}
 	})
 }

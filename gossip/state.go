@@ -6,6 +6,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/gossip/coord"
 )
 
 // State is what this node believes of a member.
@@ -84,6 +86,10 @@ type Member struct {
 	Files     int
 	FreeBytes int64
 	RTT       time.Duration // from the peerstore, 0 if unknown
+	// Coord is the network coordinate of the member's last heartbeat,
+	// nil if it carried none (or an invalid one). It is shared between
+	// copies of the table: never modify it.
+	Coord *coord.Coordinate
 	// Offset is how far the member's clock is ahead of this node's
 	// (negative: behind), when OffsetKnown (see Offsets); 0 for this node.
 	Offset      time.Duration

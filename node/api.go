@@ -231,12 +231,17 @@ func (c *CoreAPI) Members(context.Context) ([]api.MemberInfo, error) {
 	ms := n.memb.Members()
 	out := make([]api.MemberInfo, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, api.MemberInfo{
+		mi := api.MemberInfo{
 			ID: m.ID.String(), State: m.State.String(), LastSeen: m.LastSeen.UTC().Format(time.RFC3339Nano),
 			Since: m.Since.UTC().Format(time.RFC3339Nano), Incarnation: m.Inc, RTTMillis: millis(m.RTT),
 			Files: m.Files, FreeBytes: m.FreeBytes, Addrs: m.Addrs, Self: m.Self,
 			OffsetMillis: offsetMillis(m),
-		})
+		}
+		if est, ok := n.near.estimate(m.Coord); ok && !m.Self {
+			v := durationMillis(est)
+			mi.RTTEstMillis = &v
+		}
+		out = append(out, mi)
 	}
 	return out, nil
 }

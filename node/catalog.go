@@ -129,7 +129,7 @@ func memberAddrInfo(m *gossip.Membership, p peer.ID) peer.AddrInfo {
 }
 
 // membershipCluster lets share's replication see who is up, and measure
-// RTTs before it ranks peers by them.
+// RTTs before it ranks peers by them (or estimate them: see nearness).
 type membershipCluster struct {
 	m *gossip.Membership
 	n *Node
@@ -139,13 +139,18 @@ func (c membershipCluster) Live() []share.Peer {
 	var out []share.Peer
 	for _, m := range c.m.Members() {
 		if !m.Self && (m.State == gossip.StateAlive || m.State == gossip.StateSuspect) {
-			out = append(out, share.Peer{ID: m.ID, RTT: m.RTT, Free: m.FreeBytes})
+			out = append(out, share.Peer{ID: m.ID, RTT: c.n.near.rankRTT(m.ID, m.Coord), Free: m.FreeBytes})
 		}
 	}
 	return out
 }
 
 func (c membershipCluster) Measure(ctx context.Context, ps []peer.ID) { c.n.measure(ctx, ps) }
+
+func (c membershipCluster) RTT(p peer.ID) time.Duration {
+	m, _ := c.m.Member(p) // a peer that is no member has no coordinate
+	return c.n.near.rankRTT(p, m.Coord)
+}
 
 func (c membershipCluster) Down(p peer.ID) bool {
 	m, ok := c.m.Member(p)

@@ -52,10 +52,12 @@ const dhtBucketSize = 10
 // link. Dout, the quota of outbound connections in the mesh (a defence
 // against eclipse attacks by peers that dial in), is 0: GossipSub requires
 // it below D/2. Flood publishing (sending one's own messages to every peer
-// in the topic, not only the mesh) is off for the same reason.
+// in the topic, not only the mesh) is off for the same reason. Dscore is
+// 2: a mesh pruned back to D keeps its 2 best-scoring peers, the nearest
+// (see peerScore), and 1 at random.
 func gossipSubParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
-	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 3, 2, 4, 1, 0
+	p.D, p.Dlo, p.Dhi, p.Dscore, p.Dout = 3, 2, 4, 2, 0
 	p.Dlazy = 2
 	// IHAVE to Dlazy peers only, not a quarter of all peers: at 100 peers
 	// the default factor sends 24 IHAVEs per topic per heartbeat.
@@ -92,7 +94,10 @@ type Node struct {
 	transfers transfers // shares and gets in progress
 	// rtts holds the RTT samples behind the host peerstore's latency
 	// (see rttPeerstore).
-	rtts    *rttFilter
+	rtts *rttFilter
+	// near keeps the node's network coordinate and ranks members by RTT
+	// (see nearness).
+	near    *nearness
 	metrics *nodeMetrics
 
 	started   time.Time
@@ -204,7 +209,10 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("peerstore: %w", err)
 	}
 	n.rtts = newRTTFilter(time.Now, rttWindow, rttKeep)
-	opts = append(opts, libp2p.Peerstore(&rttPeerstore{certifiedPeerstore: mem, f: n.rtts}))
+	if n.near, err = newNearness(n.rtts, n.log); err != nil {
+		return nil, err
+	}
+	opts = append(opts, libp2p.Peerstore(&rttPeerstore{certifiedPeerstore: mem, f: n.rtts, near: n.near}))
 	n.punch = newPunchGate(mem.Addrs)
 	if n.gate != nil {
 		n.punch.next = n.gate
@@ -256,6 +264,7 @@ func New(cfg Config) (n *Node, err error) {
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(1<<20),
 		pubsub.WithGossipSubParams(gossipSubParams()),
+		pubsub.WithPeerScore(peerScore(func(p peer.ID) time.Duration { rtt, _ := n.rtts.rtt(p); return rtt })),
 		pubsub.WithFloodPublish(false))
 	if err != nil {
 		return nil, fmt.Errorf("start GossipSub: %w", err)
@@ -263,10 +272,12 @@ func New(cfg Config) (n *Node, err error) {
 	gc := cfg.Gossip
 	gc.Clock = &wallClock{n.now}
 	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
+	gc.Coordinates = n.near
 	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
 	if err != nil {
 		return nil, err
 	}
+	n.near.memb.Store(n.memb)
 	n.closing(n.memb.Close)
 	n.dht, err = dht.New(gh,
 		// A server while this node's reachability is public or unknown

@@ -115,10 +115,12 @@ func (f *rttFilter) forget(p peer.ID) {
 // by an rttFilter: libp2p's ping records every RTT it measures in the
 // peerstore (the node's own pings, membership's probes, share's pings of
 // providers), and every reader of LatencyEWMA (share, gossip, the DHT,
-// the API) gets the windowed minimum instead of a moving average.
+// the API) gets the windowed minimum instead of a moving average. Each
+// sample also moves the node's network coordinate (near, when set).
 type rttPeerstore struct {
 	certifiedPeerstore
-	f *rttFilter
+	f    *rttFilter
+	near *nearness
 }
 
 // certifiedPeerstore is what libp2p's in-memory peerstore implements:
@@ -130,10 +132,13 @@ type certifiedPeerstore interface {
 }
 
 // RecordLatency records a sample in the filter and in the wrapped
-// peerstore.
+// peerstore, and gives it to the network coordinate.
 func (ps *rttPeerstore) RecordLatency(p peer.ID, rtt time.Duration) {
 	ps.f.record(p, rtt)
 	ps.certifiedPeerstore.RecordLatency(p, rtt)
+	if ps.near != nil && rtt > 0 {
+		ps.near.sample(p, rtt)
+	}
 }
 
 // LatencyEWMA returns the windowed minimum RTT of p, 0 if unmeasured.
@@ -145,13 +150,18 @@ func (ps *rttPeerstore) LatencyEWMA(p peer.ID) time.Duration {
 // RemovePeer drops p's samples with the rest of what is stored of it.
 func (ps *rttPeerstore) RemovePeer(p peer.ID) {
 	ps.f.forget(p)
+	if ps.near != nil {
+		ps.near.forget(p)
+	}
 	ps.certifiedPeerstore.RemovePeer(p)
 }
 
-// measure makes sure each of peers has rttMinSamples samples in the
-// window before a choice ranks them: it pings those with fewer (dialling
-// them first if need be), in parallel, until they have them or
-// measureTimeout passes.
+// measure makes sure each of peers can be ranked by RTT before a choice
+// ranks them: it pings those with fewer than rttMinSamples samples in the
+// window, in parallel, until they have them or measureTimeout passes. A
+// member it is not connected to and whose RTT the network coordinates
+// estimate (see nearness) is ranked by the estimate, not dialled; others
+// are dialled first.
 func (n *Node) measure(ctx context.Context, peers []peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, measureTimeout)
 	defer cancel()
@@ -160,6 +170,13 @@ func (n *Node) measure(ctx context.Context, peers []peer.ID) {
 		_, have := n.rtts.rtt(p)
 		if p == n.host.ID() || have >= rttMinSamples {
 			continue
+		}
+		if n.host.Network().Connectedness(p) != network.Connected {
+			if m, ok := n.memb.Member(p); ok {
+				if _, ok := n.near.estimate(m.Coord); ok {
+					continue
+				}
+			}
 		}
 		wg.Add(1)
 		go func(p peer.ID, need int) {

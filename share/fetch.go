@@ -261,12 +261,19 @@ func (s *Service) providers(ctx context.Context, c cid.Cid, skip map[peer.ID]boo
 // unknownRTT sorts a provider whose RTT could not be measured last.
 const unknownRTT = time.Hour
 
-// measureRTT sets dst.rtt from the peerstore's latency (measured enough by
-// the Cluster, when there is one), or starts a ping (tracked by wg) that
-// sets it when it answers.
+// measureRTT sets dst.rtt from the Cluster's RTT (measured enough, or
+// estimated, by the Cluster), or without one from the peerstore's
+// latency, or starts a ping (tracked by wg) that sets it when it answers.
 func (s *Service) measureRTT(ctx context.Context, wg *sync.WaitGroup, dst *candidate) {
 	p := dst.id
-	if l := s.h.Peerstore().LatencyEWMA(p); l > 0 {
+	l := time.Duration(0)
+	if c := s.cluster; c != nil {
+		l = c.RTT(p)
+	}
+	if l <= 0 {
+		l = s.h.Peerstore().LatencyEWMA(p)
+	}
+	if l > 0 {
 		dst.rtt = l
 		return
 	}

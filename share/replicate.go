@@ -55,10 +55,15 @@ type Cluster interface {
 	// Down reports whether p is known to be dead or gone (a peer not yet
 	// heard of is not down).
 	Down(p peer.ID) bool
-	// Measure makes sure each of ps has enough recent RTT samples to be
-	// ranked by RTT, measuring those that have not, within a bounded time
-	// and ctx. The RTTs then show in Live and in the host's peerstore.
+	// Measure makes sure each of ps can be ranked by RTT: it measures
+	// those without enough recent RTT samples, within a bounded time and
+	// ctx, unless it can estimate their RTT without them. The RTTs then
+	// show in Live and RTT.
 	Measure(ctx context.Context, ps []peer.ID)
+	// RTT is the RTT a choice ranks p by: measured, or for a member the
+	// node has not measured lately, estimated (from network
+	// coordinates); 0 when unknown.
+	RTT(p peer.ID) time.Duration
 }
 
 // ReplicateRequest is the request of ReplicateProtocol.

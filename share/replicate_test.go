@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	routinghelpers "github.com/libp2p/go-libp2p-routing-helpers"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/p2pshare/p2pshare/catalog"
@@ -123,6 +124,7 @@ type repNode struct {
 type varCluster struct {
 	mu    sync.Mutex
 	peers []Peer
+	est   map[peer.ID]time.Duration // what RTT answers; none: 0
 }
 
 func (c *varCluster) Live() []Peer {
@@ -134,6 +136,13 @@ func (c *varCluster) Live() []Peer {
 func (c *varCluster) Down(peer.ID) bool { return false }
 
 func (c *varCluster) Measure(context.Context, []peer.ID) {}
+
+// RTT is the RTT est gives p, 0 if none (share then asks the peerstore).
+func (c *varCluster) RTT(p peer.ID) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.est[p]
+}
 
 // setRTT sets the RTT of member p.
 func (c *varCluster) setRTT(p peer.ID, rtt time.Duration) {
@@ -299,6 +308,32 @@ func TestProvidersPutThePreferredPeerFirst(t *testing.T) {
 	// Without a preference, the lowest RTT comes first.
 	if cands, _ := a.s.providers(context.Background(), c, nil, false); len(cands) != 2 || cands[0].id != other.h.ID() {
 		t.Fatalf("providers without a preference = %v, want %s first", candIDs(cands), other.h.ID())
+	}
+}
+
+// Providers are ranked by the RTT the Cluster gives (an estimate from
+// network coordinates, for a member the node has not measured), before
+// the peerstore's latency, and none is pinged.
+func TestProvidersRankByTheClustersRTT(t *testing.T) {
+	nodes := startRepNodes(t, 3)
+	a, near, far := nodes[0], nodes[1], nodes[2]
+	sum := sha256.Sum256([]byte("a file held near and far"))
+	c := cidFromDigest(sum[:])
+	a.dir.mu.Lock()
+	a.dir.hs[c] = []catalog.Holder{{Peer: far.h.ID()}, {Peer: near.h.ID()}}
+	a.dir.mu.Unlock()
+	a.h.Peerstore().RecordLatency(far.h.ID(), time.Microsecond) // long ago, say
+	a.cluster.mu.Lock()
+	a.cluster.est = map[peer.ID]time.Duration{near.h.ID(): 5 * time.Millisecond, far.h.ID(): 80 * time.Millisecond}
+	a.cluster.mu.Unlock()
+	cands, _ := a.s.providers(context.Background(), c, nil, false)
+	if len(cands) != 2 || cands[0].id != near.h.ID() || cands[0].rtt != 5*time.Millisecond || cands[1].rtt != 80*time.Millisecond {
+		t.Fatalf("providers = %v (%v), want %s (5 ms) first, then %s (80 ms)", candIDs(cands), cands, near.h.ID(), far.h.ID())
+	}
+	for _, n := range []repNode{near, far} {
+		if a.h.Network().Connectedness(n.h.ID()) == network.Connected {
+			t.Fatalf("ranking %s dialled it", n.h.ID())
+		}
 	}
 }
 

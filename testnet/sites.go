@@ -66,6 +66,9 @@ type SitesResult struct {
 	// RTTs is the range of rtt_ms the members tables showed at the end,
 	// by pair of sites ("site1-site2"), and "same site".
 	RTTs map[string][2]float64
+	// RTTEsts is the same for rtt_est_ms, the estimates from network
+	// coordinates (a pair is absent while no estimate was shown).
+	RTTEsts map[string][2]float64
 	// Nodes are the daemons that ran, stopped.
 	Nodes []*Daemon
 }
@@ -252,7 +255,7 @@ func RunSites(ctx context.Context, in *internet.Internet, cfg SitesConfig) (res 
 		watch()
 	}
 	watch()
-	res.RTTs = memberRTTs(nw, siteOf)
+	res.RTTs, res.RTTEsts = memberRTTs(nw, siteOf)
 	return res, nil
 }
 
@@ -269,6 +272,7 @@ type memberState struct {
 	State string  `json:"state"`
 	Self  bool    `json:"self"`
 	RTT   float64 `json:"rtt_ms"`
+	Est   float64 `json:"rtt_est_ms"`
 }
 
 // notAlive returns "node I sees ID STATE" for every running node seen in a
@@ -348,10 +352,17 @@ func countSuspicions(nw *Network) []string {
 	return lines
 }
 
-// memberRTTs returns the range of rtt_ms the running nodes' members
-// tables show, by pair of sites.
-func memberRTTs(nw *Network, siteOf map[string]string) map[string][2]float64 {
-	out := map[string][2]float64{}
+// memberRTTs returns the ranges of rtt_ms and of rtt_est_ms the running
+// nodes' members tables show, by pair of sites.
+func memberRTTs(nw *Network, siteOf map[string]string) (rtts, ests map[string][2]float64) {
+	rtts, ests = map[string][2]float64{}, map[string][2]float64{}
+	widen := func(out map[string][2]float64, key string, v float64) {
+		r, ok := out[key]
+		if !ok {
+			r = [2]float64{math.Inf(1), 0}
+		}
+		out[key] = [2]float64{min(r[0], v), max(r[1], v)}
+	}
 	for _, d := range nw.Nodes {
 		if !d.Running() {
 			continue
@@ -362,19 +373,20 @@ func memberRTTs(nw *Network, siteOf map[string]string) map[string][2]float64 {
 		}
 		for _, m := range ms {
 			a, b := siteOf[d.ID], siteOf[m.ID]
-			if m.Self || m.RTT == 0 || b == "" || m.State != "alive" {
+			if m.Self || b == "" || m.State != "alive" {
 				continue
 			}
 			key := "same site"
 			if a != b {
 				key = min(a, b) + "-" + max(a, b)
 			}
-			r, ok := out[key]
-			if !ok {
-				r = [2]float64{math.Inf(1), 0}
+			if m.RTT > 0 {
+				widen(rtts, key, m.RTT)
 			}
-			out[key] = [2]float64{min(r[0], m.RTT), max(r[1], m.RTT)}
+			if m.Est > 0 {
+				widen(ests, key, m.Est)
+			}
 		}
 	}
-	return out
+	return rtts, ests
 }

@@ -18,7 +18,9 @@ func newMembersCmd() *cobra.Command {
 		Long: `members prints this node's members table: every node heard on the membership
 topic, its state (alive, suspect, dead, left), when it was last heard from,
 its incarnation (which grows on every restart), its RTT and how far its clock
-is ahead of this node's (OFFSET; negative: behind; "-" until measured).`,
+is ahead of this node's (OFFSET; negative: behind; "-" until measured). An RTT
+marked ~ is estimated from network coordinates, for a member this node has
+not measured; --json gives both, as rtt_ms and rtt_est_ms.`,
 		Example: `  p2pshare members
   p2pshare members --json | jq -r '.[] | select(.state=="dead") | .id'`,
 		Args: exactArgs(0, "no arguments"),
@@ -43,8 +45,11 @@ is ahead of this node's (OFFSET; negative: behind; "-" until measured).`,
 					id += " (self)"
 				}
 				rtt := "-"
-				if m.RTTMillis > 0 {
+				switch {
+				case m.RTTMillis > 0:
 					rtt = fmt.Sprintf("%.2f ms", m.RTTMillis)
+				case m.RTTEstMillis != nil:
+					rtt = fmt.Sprintf("~%.2f ms", *m.RTTEstMillis)
 				}
 				offset := "-"
 				if m.OffsetMillis != nil {

@@ -234,16 +234,20 @@ type PeerInfo struct {
 
 // MemberInfo is one member as this node sees it.
 type MemberInfo struct {
-	ID          string   `json:"id"`
-	State       string   `json:"state"` // alive, suspect, dead or left
-	LastSeen    string   `json:"last_seen"`
-	Since       string   `json:"since"` // when it entered State
-	Incarnation uint64   `json:"incarnation"`
-	RTTMillis   float64  `json:"rtt_ms"`
-	Files       int      `json:"files"`
-	FreeBytes   int64    `json:"free_bytes"`
-	Addrs       []string `json:"addrs,omitempty"`
-	Self        bool     `json:"self,omitempty"`
+	ID          string  `json:"id"`
+	State       string  `json:"state"` // alive, suspect, dead or left
+	LastSeen    string  `json:"last_seen"`
+	Since       string  `json:"since"` // when it entered State
+	Incarnation uint64  `json:"incarnation"`
+	RTTMillis   float64 `json:"rtt_ms"` // measured; 0 if never
+	// RTTEstMillis is the RTT estimated from the network coordinates of
+	// this node and the member's last heartbeat; absent when the member
+	// sent none or either coordinate has not settled yet.
+	RTTEstMillis *float64 `json:"rtt_est_ms,omitempty"`
+	Files        int      `json:"files"`
+	FreeBytes    int64    `json:"free_bytes"`
+	Addrs        []string `json:"addrs,omitempty"`
+	Self         bool     `json:"self,omitempty"`
 	// OffsetMillis is how far the member's clock is ahead of this node's
 	// (negative: behind); absent when not measured yet, 0 for this node.
 	OffsetMillis *float64 `json:"offset_ms,omitempty"`

@@ -17,6 +17,7 @@
 //	go run ./testnet/bench sites -trials 20 -soak 5m [-loss 5]  # nearest-site choices on an emulated 3-site WAN, and suspicions under loss (root)
 //	go run ./testnet/bench nat -rounds 10 -size 67108864 -runs 3  # across NATs: start to hole punch, get vs raw stream and relayed vs direct at 30 ms RTT (root)
 //	go run ./testnet/bench sim -n 100,1000,10000 -seed 1 -out DIR  # the membership core simulated at N members, with a plot
+//	go run ./testnet/bench coords -n 100 -seed 1      # network coordinates simulated at N nodes on a 5-site WAN: estimates of unconnected pairs
 //	go run ./testnet/bench all -out DIR [-quick]      # all of the above in one run: DIR/results.json, logs, PNG plots
 //	go run ./testnet/bench plot -out DIR              # draw DIR's plots again from DIR/results.json
 package main
@@ -41,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit|sim|getpath [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit|sim|coords|getpath [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -84,6 +85,8 @@ func main() {
 		_, err = rateLimitBench(os.Args[2:])
 	case "sim":
 		_, err = simBench(os.Args[2:])
+	case "coords":
+		_, err = coordsBench(os.Args[2:])
 	case "getpath":
 		_, err = getPathBench(os.Args[2:])
 	default:

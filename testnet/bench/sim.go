@@ -39,12 +39,12 @@ func simBench(args []string) ([]*membersim.Report, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	nodes, err := counts("-n", *ns, 10)
+	if err != nil {
+		return nil, err
+	}
 	var reps []*membersim.Report
-	for _, s := range strings.Split(*ns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 10 {
-			return nil, fmt.Errorf("p2pshare: -n %q: want member counts of at least 10, comma-separated", s)
-		}
+	for _, n := range nodes {
 		p := membersim.DefaultParams(n)
 		p.Seed, p.Loss, p.Silent, p.Joins = *seed, *loss, *silent, *joins
 		p.PartitionFrac, p.PartitionFor = *partition, *partFor
@@ -56,14 +56,33 @@ func simBench(args []string) ([]*membersim.Report, error) {
 	if *out == "" {
 		return reps, nil
 	}
-	b, err := json.MarshalIndent(reps, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(*out, "membersim.json"), b, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(*out, "membersim.json"), reps); err != nil {
 		return nil, err
 	}
 	return reps, plotSim(reps, filepath.Join(*out, "membersim-vs-n.png"))
+}
+
+// counts parses a comma-separated list of counts of at least least, the
+// value of flag name.
+func counts(name, list string, least int) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < least {
+			return nil, fmt.Errorf("%s %q: want counts of at least %d, comma-separated", name, s, least)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// writeJSON writes v to path, indented.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // plotSim draws detection and join times (top) and traffic per member

@@ -13,9 +13,10 @@ import (
 )
 
 // sitesBench runs testnet.RunSites on the emulated three-site internet:
-// how often each "closest" choice picks the nearest site, the rtt_ms the
-// members tables show for each pair of sites, and whether any live node
-// was suspected during the trials and the soak that follows.
+// how often each "closest" choice picks the nearest site, the rtt_ms (and
+// the rtt_est_ms, once coordinates have settled) the members tables show
+// for each pair of sites, and whether any live node was suspected during
+// the trials and the soak that follows.
 func sitesBench(args []string) (testnet.SitesResult, error) {
 	fs := flag.NewFlagSet("sites", flag.ExitOnError)
 	trials := fs.Int("trials", 20, "trials of each choice")
@@ -60,7 +61,11 @@ func sitesBench(args []string) (testnet.SitesResult, error) {
 	sort.Strings(pairs)
 	for _, p := range pairs {
 		r := res.RTTs[p]
-		fmt.Printf("  rtt_ms %s: %.1f-%.1f (links: %.0f ms)\n", p, r[0], r[1], testnet.SitesPathRTT[p])
+		fmt.Printf("  rtt_ms %s: %.1f-%.1f (links: %.0f ms)", p, r[0], r[1], testnet.SitesPathRTT[p])
+		if e, ok := res.RTTEsts[p]; ok {
+			fmt.Printf("; rtt_est_ms %.1f-%.1f", e[0], e[1])
+		}
+		fmt.Println()
 	}
 	fmt.Printf("  live nodes seen not alive: %d; suspicion log lines: %d (all nodes, whole run)\n", len(res.NotAlive), len(res.SuspicionLines))
 	for _, s := range res.NotAlive {
