@@ -8,11 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -109,7 +106,7 @@ func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetR
 		return api.GetResult{}, fmt.Errorf("the daemon named no valid CID (%q): %w", res.CID, err)
 	}
 	h := sha256.New()
-	n, err := hashCopy(tmp, h, body)
+	n, err := hashCopy(tmp, h, body, res.Size)
 	if err != nil {
 		return api.GetResult{}, fmt.Errorf("receive: %w", unwrapPath(err))
 	}
@@ -139,44 +136,6 @@ func randomHex() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// writebackEvery is how often hashCopy starts the writeback of what it
-// wrote.
-const writebackEvery = 16 << 20
-
-// hashCopy copies r to w and into h, hashing each chunk while it is
-// written, and starts writing the file to disk as it goes.
-func hashCopy(w *os.File, h hash.Hash, r io.Reader) (int64, error) {
-	bufs := [2][]byte{make([]byte, 1<<20), make([]byte, 1<<20)}
-	var total, flushed int64
-	var wg sync.WaitGroup
-	for i := 0; ; i++ {
-		buf := bufs[i%2]
-		n, rerr := io.ReadFull(r, buf)
-		wg.Wait() // the hash of the previous chunk
-		if n > 0 {
-			chunk := buf[:n]
-			wg.Go(func() { h.Write(chunk) })
-			if _, err := w.Write(chunk); err != nil {
-				wg.Wait()
-				return total, err
-			}
-			total += int64(n)
-			if total-flushed >= writebackEvery {
-				startWriteback(w, flushed, total-flushed)
-				flushed = total
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			wg.Wait()
-			return total, nil
-		}
-		if rerr != nil {
-			wg.Wait()
-			return total, rerr
-		}
-	}
 }
 
 // place moves tmp to out: a rename with force, else a link that fails if
