@@ -127,6 +127,12 @@ func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetR
 	}
 	done = true
 	os.Remove(tmp.Name()) // after a link; a no-op after a rename
+	// The daemon's answer says how the bytes came (and from whom, if the
+	// provider changed on the way); what they are, this command checked.
+	if fin, ok := body.Result(); ok {
+		res.Provider, res.RTTMillis, res.Via = fin.Provider, fin.RTTMillis, fin.Via
+		res.Attempts, res.ResumedFrom = fin.Attempts, fin.ResumedFrom
+	}
 	res.Size, res.Path = n, out
 	res.Millis = float64(time.Since(start).Microseconds()) / 1000
 	return res, nil
