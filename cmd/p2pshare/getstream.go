@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -61,7 +62,8 @@ func chooseGetPath(ctx context.Context, c *api.Client, repo, dir string) (getPat
 // asked for, if one was), then moved into place. Without req.Force an
 // existing file is never replaced (the final step is a link, which fails
 // if the name exists). On any error or cancel the temp file is removed.
-func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetResult, error) {
+// With progress set, a bar of the bytes received is drawn on it.
+func streamGet(ctx context.Context, c *api.Client, req api.GetRequest, progress io.Writer) (api.GetResult, error) {
 	start := time.Now()
 	dir, file := req.Path, ""
 	if !req.Dir {
@@ -105,8 +107,18 @@ func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetR
 	if err != nil {
 		return api.GetResult{}, fmt.Errorf("the daemon named no valid CID (%q): %w", res.CID, err)
 	}
+	var in io.Reader = body
+	if progress != nil && res.Size > 0 {
+		bar := newBar(progress, res.Size, fromLabel(req.Ref, res.Provider))
+		defer func() {
+			if !bar.IsFinished() {
+				_ = bar.Clear()
+			}
+		}()
+		in = barReader{body, bar}
+	}
 	h := sha256.New()
-	n, err := hashCopy(tmp, h, body, res.Size)
+	n, err := hashCopy(tmp, h, in, res.Size)
 	if err != nil {
 		return api.GetResult{}, fmt.Errorf("receive: %w", unwrapPath(err))
 	}
