@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -187,7 +186,7 @@ func millis(d time.Duration) float64 {
 }
 
 // Cat implements api.API: see streamCat.
-func (c *CoreAPI) Cat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
+func (c *CoreAPI) Cat(ctx context.Context, ref string) (api.GetResult, api.CatBody, error) {
 	return c.n.streamCat(ctx, ref)
 }
 

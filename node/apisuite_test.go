@@ -94,9 +94,13 @@ var apiSuite = []struct {
 		got, rc, err := e.b.Cat(ctx, "suite-body.txt")
 		mustOK(t, "cat", err)
 		b, _ := io.ReadAll(rc)
+		fin, ok := rc.Result()
 		rc.Close()
 		if !bytes.Equal(b, body) || got.CID != res.CID {
 			t.Fatalf("cat = %+v %q, want %s %q", got, b, res.CID, body)
+		}
+		if a := e.na.Host().ID().String(); !ok || fin.CID != res.CID || fin.Size != res.Size || fin.Provider != a || fin.Via != "direct" {
+			t.Fatalf("cat result = %+v, %v; want %s's %d bytes from %s, direct", fin, ok, res.CID, res.Size, a)
 		}
 		out := filepath.Join(t.TempDir(), "out.txt")
 		g, err := e.b.Get(ctx, api.GetRequest{Ref: res.CID, Path: out})

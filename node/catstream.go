@@ -22,7 +22,7 @@ import (
 // gets every byte got the verified file; a transfer that fails (or starts
 // again from zero) ends the reader with an error instead. The answer comes
 // once the size is known (the first bytes, or the end of the get).
-func (n *Node) streamCat(ctx context.Context, ref string) (api.GetResult, io.ReadCloser, error) {
+func (n *Node) streamCat(ctx context.Context, ref string) (api.GetResult, api.CatBody, error) {
 	resolved, err := n.share.Resolve(ctx, ref)
 	if err != nil {
 		return api.GetResult{}, nil, apiError(err)
@@ -243,6 +243,17 @@ func (fl *follower) WriteTo(w io.Writer) (int64, error) {
 			return total, io.ErrUnexpectedEOF
 		}
 	}
+}
+
+// Result implements api.CatBody: the get's answer, once every byte was
+// returned.
+func (fl *follower) Result() (api.GetResult, bool) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if !fl.finished || fl.err != nil || fl.off < fl.total {
+		return api.GetResult{}, false
+	}
+	return toAPIResult(fl.res), true
 }
 
 // Close stops the get if it still runs and removes its temp directory

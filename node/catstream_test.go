@@ -79,12 +79,18 @@ func TestCatFollowsAndHoldsTheLastByte(t *testing.T) {
 		t.Fatal("the last byte came before the get verified the file")
 	case <-time.After(50 * time.Millisecond):
 	}
-	fl.finish(share.GetResult{Size: int64(len(data)), Path: "content"}, nil)
+	fl.finish(share.GetResult{Size: int64(len(data)), Path: "content", Via: "direct"}, nil)
+	if _, ok := fl.Result(); ok {
+		t.Fatal("the result is there before the last byte was read")
+	}
 	if err := <-last; err != nil {
 		t.Fatal(err)
 	}
 	if n, err := fl.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("after the end: %d, %v", n, err)
+	}
+	if res, ok := fl.Result(); !ok || res.Size != int64(len(data)) || res.Via != "direct" {
+		t.Fatalf("the result after the end: %+v, %v", res, ok)
 	}
 }
 
@@ -105,6 +111,9 @@ func TestCatEndsWithTheGetsError(t *testing.T) {
 	fl2.finish(share.GetResult{}, failed)
 	if _, err := fl2.Read(make([]byte, 1)); !errors.Is(err, failed) {
 		t.Fatalf("a failed get: %v", err)
+	}
+	if _, ok := fl2.Result(); ok {
+		t.Fatal("a failed get has a result")
 	}
 }
 

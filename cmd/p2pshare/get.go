@@ -129,17 +129,21 @@ func runGet(cmd *cobra.Command, refs []string) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if len(reqs) == 1 && showProgress(cmd) && how == pathDaemon {
-				req.ID = transferID()
-				stop := watchTransfer(cmd.Context(), c, req.ID, req.Ref, cmd.ErrOrStderr())
-				defer stop()
+			var progress io.Writer
+			if len(reqs) == 1 && showProgress(cmd) {
+				progress = cmd.ErrOrStderr()
 			}
 			var res api.GetResult
 			var err error
 			if how == pathDaemon {
+				if progress != nil {
+					req.ID = transferID()
+					stop := watchTransfer(cmd.Context(), c, req.ID, req.Ref, progress)
+					defer stop()
+				}
 				res, err = c.Get(cmd.Context(), req)
 			} else {
-				res, err = streamGet(cmd.Context(), c, req)
+				res, err = streamGet(cmd.Context(), c, req, progress)
 			}
 			results[i].Ref = req.Ref
 			if err != nil {

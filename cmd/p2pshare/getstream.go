@@ -8,11 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -64,7 +62,8 @@ func chooseGetPath(ctx context.Context, c *api.Client, repo, dir string) (getPat
 // asked for, if one was), then moved into place. Without req.Force an
 // existing file is never replaced (the final step is a link, which fails
 // if the name exists). On any error or cancel the temp file is removed.
-func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetResult, error) {
+// With progress set, a bar of the bytes received is drawn on it.
+func streamGet(ctx context.Context, c *api.Client, req api.GetRequest, progress io.Writer) (api.GetResult, error) {
 	start := time.Now()
 	dir, file := req.Path, ""
 	if !req.Dir {
@@ -108,8 +107,18 @@ func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetR
 	if err != nil {
 		return api.GetResult{}, fmt.Errorf("the daemon named no valid CID (%q): %w", res.CID, err)
 	}
+	var in io.Reader = body
+	if progress != nil && res.Size > 0 {
+		bar := newBar(progress, res.Size, fromLabel(req.Ref, res.Provider))
+		defer func() {
+			if !bar.IsFinished() {
+				_ = bar.Clear()
+			}
+		}()
+		in = barReader{body, bar}
+	}
 	h := sha256.New()
-	n, err := hashCopy(tmp, h, body)
+	n, err := hashCopy(tmp, h, in, res.Size)
 	if err != nil {
 		return api.GetResult{}, fmt.Errorf("receive: %w", unwrapPath(err))
 	}
@@ -130,6 +139,12 @@ func streamGet(ctx context.Context, c *api.Client, req api.GetRequest) (api.GetR
 	}
 	done = true
 	os.Remove(tmp.Name()) // after a link; a no-op after a rename
+	// The daemon's answer says how the bytes came (and from whom, if the
+	// provider changed on the way); what they are, this command checked.
+	if fin, ok := body.Result(); ok {
+		res.Provider, res.RTTMillis, res.Via = fin.Provider, fin.RTTMillis, fin.Via
+		res.Attempts, res.ResumedFrom = fin.Attempts, fin.ResumedFrom
+	}
 	res.Size, res.Path = n, out
 	res.Millis = float64(time.Since(start).Microseconds()) / 1000
 	return res, nil
@@ -139,44 +154,6 @@ func randomHex() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// writebackEvery is how often hashCopy starts the writeback of what it
-// wrote.
-const writebackEvery = 16 << 20
-
-// hashCopy copies r to w and into h, hashing each chunk while it is
-// written, and starts writing the file to disk as it goes.
-func hashCopy(w *os.File, h hash.Hash, r io.Reader) (int64, error) {
-	bufs := [2][]byte{make([]byte, 1<<20), make([]byte, 1<<20)}
-	var total, flushed int64
-	var wg sync.WaitGroup
-	for i := 0; ; i++ {
-		buf := bufs[i%2]
-		n, rerr := io.ReadFull(r, buf)
-		wg.Wait() // the hash of the previous chunk
-		if n > 0 {
-			chunk := buf[:n]
-			wg.Go(func() { h.Write(chunk) })
-			if _, err := w.Write(chunk); err != nil {
-				wg.Wait()
-				return total, err
-			}
-			total += int64(n)
-			if total-flushed >= writebackEvery {
-				startWriteback(w, flushed, total-flushed)
-				flushed = total
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			wg.Wait()
-			return total, nil
-		}
-		if rerr != nil {
-			wg.Wait()
-			return total, rerr
-		}
-	}
 }
 
 // place moves tmp to out: a rename with force, else a link that fails if

@@ -21,8 +21,11 @@ func showProgress(cmd *cobra.Command) bool {
 	if jsonFlag(cmd) {
 		return false
 	}
-	return isTerminal(cmd.OutOrStdout()) && isTerminal(cmd.ErrOrStderr())
+	return terminal(cmd.OutOrStdout()) && terminal(cmd.ErrOrStderr())
 }
+
+// terminal is isTerminal; tests replace it to draw bars into buffers.
+var terminal = isTerminal
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -70,19 +73,10 @@ func watchTransfer(ctx context.Context, c *api.Client, id, label string, stderr 
 					continue
 				}
 				if bar == nil {
-					bar = progressbar.NewOptions64(tr.Total,
-						progressbar.OptionSetWriter(stderr),
-						progressbar.OptionSetDescription(label),
-						progressbar.OptionShowBytes(true),
-						progressbar.OptionShowCount(),
-						progressbar.OptionSetPredictTime(true),
-						progressbar.OptionThrottle(100*time.Millisecond),
-						progressbar.OptionSetWidth(30),
-						progressbar.OptionClearOnFinish(),
-					)
+					bar = newBar(stderr, tr.Total, label)
 				}
 				if tr.Peer != "" {
-					bar.Describe(label + " from " + shortID(tr.Peer))
+					bar.Describe(fromLabel(label, tr.Peer))
 				}
 				_ = bar.Set64(tr.Done)
 			}
@@ -92,4 +86,36 @@ func watchTransfer(ctx context.Context, c *api.Client, id, label string, stderr 
 		cancel()
 		<-done
 	}
+}
+
+// newBar returns a bar of total bytes (more than 0) drawn on w: bytes,
+// rate and time left, described by label; it clears itself when full.
+func newBar(w io.Writer, total int64, label string) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(label),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// fromLabel is a bar's label with the serving peer.
+func fromLabel(label, peer string) string { return label + " from " + shortID(peer) }
+
+// barReader adds what is read through it to a bar.
+type barReader struct {
+	r   io.Reader
+	bar *progressbar.ProgressBar
+}
+
+func (b barReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		_ = b.bar.Add64(int64(n))
+	}
+	return n, err
 }

@@ -21,9 +21,10 @@ type API interface {
 	Share(ctx context.Context, req ShareRequest) (ShareResult, error)
 	// Get fetches a name or CID into a file on this machine.
 	Get(ctx context.Context, req GetRequest) (GetResult, error)
-	// Cat fetches a name or CID and returns its verified bytes; the caller
-	// closes the reader.
-	Cat(ctx context.Context, ref string) (GetResult, io.ReadCloser, error)
+	// Cat fetches a name or CID and returns its verified bytes as they
+	// arrive, with what is known when the first bytes do (name, CID, size,
+	// the first provider); the caller closes the reader.
+	Cat(ctx context.Context, ref string) (GetResult, CatBody, error)
 	// Peers lists the connected peers.
 	Peers(ctx context.Context) ([]PeerInfo, error)
 	// Members lists the members table, this node included.
@@ -192,6 +193,16 @@ type Transfer struct {
 	Total   int64   `json:"total"` // -1 when not yet known
 	Peer    string  `json:"peer,omitempty"`
 	Seconds float64 `json:"seconds"` // since it started
+}
+
+// CatBody is the reader of a Cat. Once it has returned io.EOF (every byte,
+// verified), Result is the answer of the get behind it as Get gives it
+// (the provider that served the bytes, its RTT, the connection, the
+// providers tried, the offset it resumed from), without Path; ok is false
+// before then, or when the daemon did not say.
+type CatBody interface {
+	io.ReadCloser
+	Result() (res GetResult, ok bool)
 }
 
 // GetResult is the answer of Get.

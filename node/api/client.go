@@ -62,14 +62,16 @@ func (c *Client) Base() string { return c.base }
 // Token returns the bearer token the client sends.
 func (c *Client) Token() string { return c.token }
 
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+// do sends a request with the token and the header fields hdr (name,
+// value pairs), and turns an error answer into an *Error.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hdr ...string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+PathPrefix+path, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -111,7 +113,11 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 // send sends body as is, with content type ctype, and decodes the JSON
 // answer into out.
 func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string, out any) error {
-	resp, err := c.do(ctx, method, path, body, ctype)
+	var hdr []string
+	if ctype != "" {
+		hdr = []string{"Content-Type", ctype}
+	}
+	resp, err := c.do(ctx, method, path, body, hdr...)
 	if err != nil {
 		return err
 	}
@@ -162,16 +168,37 @@ func checkUTF8(name, path string) error {
 	return nil
 }
 
-// Cat implements API.
-func (c *Client) Cat(ctx context.Context, ref string) (GetResult, io.ReadCloser, error) {
-	resp, err := c.do(ctx, http.MethodGet, "cat?ref="+url.QueryEscape(ref), nil, "")
+// Cat implements API. It asks for the get's answer as a trailer, which
+// the body's Result returns once read to its end.
+func (c *Client) Cat(ctx context.Context, ref string) (GetResult, CatBody, error) {
+	resp, err := c.do(ctx, http.MethodGet, "cat?ref="+url.QueryEscape(ref), nil, "TE", "trailers")
 	if err != nil {
 		return GetResult{}, nil, err
 	}
 	name, _ := url.PathUnescape(resp.Header.Get(HeaderName))
-	size, _ := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
+	size, err := strconv.ParseInt(resp.Header.Get(HeaderSize), 10, 64)
+	if err != nil {
+		size = resp.ContentLength
+	}
 	res := GetResult{Name: name, CID: resp.Header.Get(HeaderCID), Provider: resp.Header.Get(HeaderProvider), Size: size}
-	return res, resp.Body, nil
+	return res, catBody{resp}, nil
+}
+
+// catBody is the body of a cat answer.
+type catBody struct{ resp *http.Response }
+
+func (b catBody) Read(p []byte) (int, error) { return b.resp.Body.Read(p) }
+
+func (b catBody) Close() error { return b.resp.Body.Close() }
+
+// Result implements CatBody: the trailer, there once the body is read.
+func (b catBody) Result() (GetResult, bool) {
+	v, err := url.PathUnescape(b.resp.Trailer.Get(HeaderResult))
+	var res GetResult
+	if err != nil || v == "" || json.Unmarshal([]byte(v), &res) != nil {
+		return GetResult{}, false
+	}
+	return res, true
 }
 
 // Peers implements API.

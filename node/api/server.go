@@ -32,6 +32,10 @@ const (
 	HeaderCID      = "X-P2pshare-Cid"
 	HeaderProvider = "X-P2pshare-Provider"
 	HeaderName     = "X-P2pshare-Name"
+	HeaderSize     = "X-P2pshare-Size"
+	// HeaderResult is the trailer of a cat asked with "TE: trailers": the
+	// get's answer (CatBody.Result) as JSON, path-escaped.
+	HeaderResult = "X-P2pshare-Result"
 )
 
 // Server serves an API over HTTP. Every request needs "Authorization: Bearer
@@ -223,14 +227,47 @@ func (s *Server) handleCat(w http.ResponseWriter, r *http.Request) {
 	defer body.Close()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(res.Size, 10))
+	h.Set(HeaderSize, strconv.FormatInt(res.Size, 10))
 	h.Set(HeaderCID, res.CID)
 	h.Set(HeaderProvider, res.Provider)
 	h.Set(HeaderName, url.PathEscape(res.Name))
-	if _, err := io.Copy(w, body); err != nil {
+	if !acceptsTrailers(r) {
+		// With a length, the bytes go from the file to the socket
+		// (sendfile), and a cut stream is short of it.
+		h.Set("Content-Length", strconv.FormatInt(res.Size, 10))
+		if _, err := io.Copy(w, body); err != nil {
+			s.log.Debug("cat interrupted", "ref", ref, "err", err)
+		}
+		return
+	}
+	// Chunked, to end with the get's answer. Through a buffer (a chunked
+	// answer cannot be sent from the file), and a stream cut short is
+	// aborted: a clean last chunk would pass it for whole.
+	h.Set("Trailer", HeaderResult)
+	if _, err := io.Copy(writerOnly{w}, body); err != nil {
 		s.log.Debug("cat interrupted", "ref", ref, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	if final, ok := body.Result(); ok {
+		b, _ := json.Marshal(final)
+		h.Set(HeaderResult, url.PathEscape(string(b)))
 	}
 }
+
+// acceptsTrailers reports whether r says "TE: trailers".
+func acceptsTrailers(r *http.Request) bool {
+	for _, v := range r.Header.Values("TE") {
+		for _, t := range strings.Split(v, ",") {
+			if t, _, _ := strings.Cut(t, ";"); strings.EqualFold(strings.TrimSpace(t), "trailers") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writerOnly hides a writer's other methods (ReadFrom) from io.Copy.
+type writerOnly struct{ io.Writer }
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 	res, err := s.api.Peers(r.Context())
