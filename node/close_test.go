@@ -35,7 +35,7 @@ func TestCloseBusyNodesLeavesNothingRunning(t *testing.T) {
 	}
 	nodes := []*Node{a, b}
 	waitFor(t, 15*time.Second, "the nodes to see each other alive", func() bool {
-		return len(membershipCluster{m: a.memb}.Live()) > 0 && len(membershipCluster{m: b.memb}.Live()) > 0
+		return len(membershipCluster{m: a.memb, n: a}.Live()) > 0 && len(membershipCluster{m: b.memb, n: b}.Live()) > 0
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
