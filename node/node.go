@@ -413,8 +413,12 @@ func (n *Node) facts() (int, int64) {
 // Membership returns the node's members table.
 func (n *Node) Membership() *gossip.Membership { return n.memb }
 
+// DevVersion is the version of a build that no release build stamped:
+// the next release's number, marked as in development.
+const DevVersion = "0.2.0-dev"
+
 // Version is the p2pshare version, set at build time with -ldflags.
-var Version = "0.1.0-dev"
+var Version = DevVersion
 
 // Host returns the libp2p host.
 func (n *Node) Host() host.Host { return n.host }

@@ -25,9 +25,6 @@ type buildInfo struct {
 	Arch    string `json:"arch"`
 }
 
-// devVersion is node.Version when no release build has set it.
-const devVersion = "0.1.0-dev"
-
 // readBuildInfo returns the version of this binary: the one set with
 // -ldflags "-X github.com/p2pshare/p2pshare/node.Version=V", else the
 // module version (go install ...@vX.Y.Z), else the development version;
@@ -38,7 +35,7 @@ func readBuildInfo() buildInfo {
 	if !ok {
 		return b
 	}
-	if b.Version == devVersion && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+	if b.Version == node.DevVersion && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		b.Version = bi.Main.Version
 	}
 	if b.Commit != "" {
