@@ -67,7 +67,10 @@ type Event struct {
 	State State
 	Inc   uint64
 	New   bool // first heard of
-	At    time.Time
+	// Forgotten: the member, dead or left for ForgetAfter, is no longer
+	// in the table (State is the one it had).
+	Forgotten bool
+	At        time.Time
 }
 
 // Config tunes a core. Zero fields take the defaults of DefaultConfig.
@@ -108,9 +111,13 @@ type Config struct {
 	// by a partition, or wrongly declared dead, hears of it and refutes
 	// once it can be reached. Default 30 s.
 	DeadProbeFor time.Duration
-	Clock        Clock
-	Rand         *rand.Rand // default seeded from Self
-	OnEvent      func(Event)
+	// ForgetAfter: a member dead or left for this long is dropped from
+	// the table (and from Entries), so a network's table does not grow
+	// with every node that ever ran. Default 1 h.
+	ForgetAfter time.Duration
+	Clock       Clock
+	Rand        *rand.Rand // default seeded from Self
+	OnEvent     func(Event)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -122,6 +129,7 @@ func DefaultConfig() Config {
 		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
 		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
 		NewsPerHeartbeat: 8, NewsRepeat: 3, DeadProbeFor: 30 * time.Second,
+		ForgetAfter: time.Hour,
 	}
 }
 
@@ -150,6 +158,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.LateSlack, d.LateSlack)
 	setDur(&c.HeartbeatMin, d.HeartbeatMin)
 	setDur(&c.DeadProbeFor, d.DeadProbeFor)
+	setDur(&c.ForgetAfter, d.ForgetAfter)
 	if c.SuspicionMaxMult == 0 {
 		c.SuspicionMaxMult = d.SuspicionMaxMult
 	}
@@ -165,7 +174,9 @@ func (c Config) withDefaults() Config {
 // member is a core's view of a member that differs from its base table.
 type member struct {
 	Entry
-	susp *suspicion
+	susp  *suspicion
+	since time.Time // when it became dead or left
+	gone  bool      // a member of the base table that this core forgot
 }
 
 // suspicion is a running suspicion of a member at its incarnation.
@@ -226,6 +237,12 @@ type Core struct {
 	news   []news
 	// recentDead: members declared dead in the last DeadProbeFor, with when.
 	recentDead []deadAt
+	// ended: members that became dead or left, with when, oldest first:
+	// each is forgotten ForgetAfter later if it has not changed since.
+	ended []deadAt
+	// nlive counts the live members, this node included; goneBase the
+	// members of the base table this core forgot.
+	nlive, goneBase int
 
 	nextProbe, nextHeartbeat time.Time
 	wanted                   time.Time // the Next this core asked for
@@ -239,7 +256,7 @@ func New(cfg Config, tr Transport, base *Table) *Core {
 	if base == nil {
 		base = NewTable(nil)
 	}
-	c := &Core{cfg: cfg, tr: tr, base: base, over: map[ID]*member{}, inc: cfg.Inc}
+	c := &Core{cfg: cfg, tr: tr, base: base, over: map[ID]*member{}, inc: cfg.Inc, nlive: base.live}
 	c.put(Entry{ID: cfg.Self, State: StateAlive, Inc: cfg.Inc})
 	return c
 }
@@ -302,6 +319,9 @@ func (c *Core) Entries() []Entry {
 	out := make([]Entry, 0, c.size())
 	for _, e := range c.base.entries {
 		if o := c.over[e.ID]; o != nil {
+			if o.gone {
+				continue
+			}
 			e = o.Entry
 		}
 		out = append(out, e)
@@ -313,10 +333,24 @@ func (c *Core) Entries() []Entry {
 	return out
 }
 
-func (c *Core) size() int { return c.base.Len() + len(c.extra.ids) }
+// size is the number of members in the table.
+func (c *Core) size() int { return c.slots() - c.goneBase }
+
+// slots is the range of at's index: base and extra entries, forgotten
+// members of the base included.
+func (c *Core) slots() int { return c.base.Len() + len(c.extra.ids) }
+
+// Live is the number of live (alive or suspect) members, this node
+// included: the N that sizes the heartbeat period and the suspicion
+// timeouts. Dead and left members stay in the table for ForgetAfter but
+// send nothing.
+func (c *Core) Live() int { return c.nlive }
 
 func (c *Core) get(id ID) (Entry, bool) {
 	if o := c.over[id]; o != nil {
+		if o.gone {
+			return Entry{}, false
+		}
 		return o.Entry, true
 	}
 	if i, ok := c.base.index[id]; ok {
@@ -326,6 +360,12 @@ func (c *Core) get(id ID) (Entry, bool) {
 }
 
 func (c *Core) put(e Entry) *member {
+	if cur, ok := c.get(e.ID); ok && live(cur.State) {
+		c.nlive--
+	}
+	if live(e.State) {
+		c.nlive++
+	}
 	o := c.over[e.ID]
 	if o == nil {
 		o = &member{}
@@ -334,8 +374,42 @@ func (c *Core) put(e Entry) *member {
 			c.extra.insert(e.ID)
 		}
 	}
+	if o.gone {
+		o.gone = false
+		c.goneBase--
+	}
 	o.Entry = e
 	return o
+}
+
+// forget drops id, dead or left, from the table.
+func (c *Core) forget(id ID, now time.Time) {
+	e, ok := c.get(id)
+	if !ok || live(e.State) || id == c.cfg.Self {
+		return
+	}
+	if _, inBase := c.base.index[id]; inBase {
+		c.over[id] = &member{gone: true}
+		c.goneBase++
+	} else {
+		delete(c.over, id)
+		c.extra.remove(id)
+	}
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(Event{ID: id, State: e.State, Inc: e.Inc, Forgotten: true, At: now})
+	}
+}
+
+// forgetEnded forgets the members dead or left for ForgetAfter that have
+// not changed since.
+func (c *Core) forgetEnded(now time.Time) {
+	i := 0
+	for ; i < len(c.ended) && now.Sub(c.ended[i].at) >= c.cfg.ForgetAfter; i++ {
+		if o := c.over[c.ended[i].id]; o != nil && !o.gone && o.since.Equal(c.ended[i].at) {
+			c.forget(c.ended[i].id, now)
+		}
+	}
+	c.ended = c.ended[i:]
 }
 
 func live(s State) bool { return s == StateAlive || s == StateSuspect }
@@ -363,7 +437,7 @@ func (c *Core) Watched() []ID {
 		if id == c.cfg.Self || slices.Contains(out, id) {
 			continue
 		}
-		if e, _ := c.get(id); live(e.State) {
+		if e, ok := c.get(id); ok && live(e.State) {
 			out = append(out, id)
 		}
 	}
@@ -377,16 +451,17 @@ func (c *Core) raiseLHM() { c.lhm = min(c.lhm+1, c.cfg.MaxLHM) }
 func (c *Core) healthy() bool { return c.lhm < c.cfg.AccuseLimit }
 
 func (c *Core) heartbeatPeriod() time.Duration {
-	p := time.Duration(float64(c.size()) / c.cfg.HeartbeatRate * float64(time.Second))
+	p := time.Duration(float64(c.nlive) / c.cfg.HeartbeatRate * float64(time.Second))
 	return max(c.cfg.HeartbeatMin, p)
 }
 
 // SuspicionTimeout is Lifeguard's timeout of a suspicion with the given
 // number of independent confirmations (accusers after the first): from
-// max = SuspicionMaxMult·min down to min = SuspicionMin·log10 N as
-// confirmations reach Watchers-1, on a log scale, stretched by 1+LHM.
+// max = SuspicionMaxMult·min down to min = SuspicionMin·log10 N (N the
+// live members) as confirmations reach Watchers-1, on a log scale,
+// stretched by 1+LHM.
 func (c *Core) SuspicionTimeout(confirmations int) time.Duration {
-	lo := float64(c.cfg.SuspicionMin) * max(1, math.Log10(float64(c.size())))
+	lo := float64(c.cfg.SuspicionMin) * max(1, math.Log10(float64(c.nlive)))
 	hi := lo * c.cfg.SuspicionMaxMult
 	k := float64(max(1, c.cfg.Watchers-1))
 	t := hi - (hi-lo)*math.Log(float64(confirmations)+1)/math.Log(k+1)
@@ -464,6 +539,7 @@ func (c *Core) Tick() {
 			c.startProbe(id, now)
 		}
 		c.pingDead(now)
+		c.forgetEnded(now)
 		c.nextProbe = c.nextProbe.Add(c.cfg.ProbePeriod)
 		if !c.nextProbe.After(now) {
 			c.nextProbe = now.Add(c.cfg.ProbePeriod)
@@ -502,7 +578,7 @@ func (c *Core) pingDead(now time.Time) {
 func (c *Core) pingReq(p *probe, now time.Time) {
 	p.indirect = true
 	p.deadline = now.Add(c.stretch(c.cfg.IndirectTimeout))
-	n := c.size()
+	n := c.slots()
 	tried := map[ID]bool{c.cfg.Self: true, p.target: true}
 	for range 8 * c.cfg.Helpers {
 		if p.helpers == c.cfg.Helpers || n == 0 {
@@ -513,7 +589,7 @@ func (c *Core) pingReq(p *probe, now time.Time) {
 			continue
 		}
 		tried[id] = true
-		if e, _ := c.get(id); e.State != StateAlive {
+		if e, ok := c.get(id); !ok || e.State != StateAlive {
 			continue
 		}
 		p.helpers++
@@ -524,7 +600,8 @@ func (c *Core) pingReq(p *probe, now time.Time) {
 	}
 }
 
-// at returns the i-th ID of the table (base, then extra).
+// at returns the i-th ID of the table (base, then extra), forgotten
+// members of the base included.
 func (c *Core) at(i int) ID {
 	if i < c.base.Len() {
 		return c.base.entries[i].ID
@@ -730,6 +807,10 @@ func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
 	}
 	if e.State == StateDead {
 		c.recentDead = append(c.recentDead, deadAt{e.ID, now})
+	}
+	if !live(e.State) {
+		o.since = now
+		c.ended = append(c.ended, deadAt{e.ID, now})
 	}
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(Event{ID: e.ID, State: e.State, Inc: e.Inc, New: isNew, At: now})

@@ -414,8 +414,8 @@ func TestHeartbeatNews(t *testing.T) {
 	if len(hb) != 1 || hb[0].to != "" {
 		t.Fatalf("heartbeats %+v", hb)
 	}
-	if p := a.c.heartbeatPeriod(); p != 42*time.Second {
-		t.Fatalf("heartbeat period %s at N = 21, want N/HeartbeatRate = 42s", p)
+	if p := a.c.heartbeatPeriod(); p != 40*time.Second {
+		t.Fatalf("heartbeat period %s with 20 live members of 21 (n7 dead), want N/HeartbeatRate = 40s", p)
 	}
 	b.c.Receive("n0", hb[0].m)
 	if m, _ := b.c.Member("n7"); m.State != StateDead {
@@ -513,5 +513,119 @@ func TestMessageEncoding(t *testing.T) {
 		if _, err := Decode(b[:i]); err == nil {
 			t.Fatalf("a message cut at %d bytes decoded", i)
 		}
+	}
+}
+
+// TestLiveCount: the heartbeat period and the suspicion timeouts grow
+// with the live members only; dead and left members linger in the table
+// for ForgetAfter but send nothing.
+func TestLiveCount(t *testing.T) {
+	f := newFixture(t, 30, func(c *Config) { c.HeartbeatMin = time.Second })
+	if f.c.Live() != 30 || f.c.heartbeatPeriod() != 60*time.Second {
+		t.Fatalf("30 alive: live %d, period %s", f.c.Live(), f.c.heartbeatPeriod())
+	}
+	before := f.c.SuspicionTimeout(0)
+	for _, id := range f.ids[10:] {
+		f.c.Receive("n1", &Message{Kind: KindDead, From: "n1", Target: id, Inc: 1})
+	}
+	f.c.Receive("n2", &Message{Kind: KindLeave, From: "n2", Target: "n2", Inc: 1})
+	f.c.Receive("n3", &Message{Kind: KindSuspect, From: "n4", Target: "n3", Inc: 1})
+	f.c.Receive("j", &Message{Kind: KindAlive, From: "j", Target: "j", Inc: 1})
+	if got := len(f.c.Entries()); got != 31 {
+		t.Fatalf("table of %d, want 31", got)
+	}
+	if f.c.Live() != 10 || f.c.heartbeatPeriod() != 20*time.Second {
+		t.Fatalf("10 live of 31: live %d, period %s", f.c.Live(), f.c.heartbeatPeriod())
+	}
+	if after := f.c.SuspicionTimeout(0); after >= before {
+		t.Fatalf("suspicion timeout %s with 10 live, %s with 30", after, before)
+	}
+	f.c.Receive("n2", &Message{Kind: KindAlive, From: "n2", Target: "n2", Inc: 2})
+	if f.c.Live() != 11 {
+		t.Fatalf("after a rejoin: live %d, want 11", f.c.Live())
+	}
+}
+
+// TestForget: a member dead or left for ForgetAfter leaves the table
+// (with an event), unless it changed meanwhile; one heard of again later
+// comes back as a new member. Members of the shared base table and
+// members this core learned are both forgotten.
+func TestForget(t *testing.T) {
+	type step struct {
+		at   time.Duration // from the start
+		msg  *Message
+		want map[ID]string // member -> state, or "" for not in the table
+	}
+	dead := func(id ID) *Message { return &Message{Kind: KindDead, From: "n1", Target: id, Inc: 1} }
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"a dead member of the base table", []step{
+			{0, dead("n4"), map[ID]string{"n4": "dead"}},
+			{59 * time.Minute, nil, map[ID]string{"n4": "dead"}},
+			{61 * time.Minute, nil, map[ID]string{"n4": ""}},
+			{62 * time.Minute, &Message{Kind: KindAlive, From: "n4", Target: "n4", Inc: 2}, map[ID]string{"n4": "alive"}},
+		}},
+		{"a joiner that left", []step{
+			{0, &Message{Kind: KindAlive, From: "j", Target: "j", Inc: 1}, map[ID]string{"j": "alive"}},
+			{time.Second, &Message{Kind: KindLeave, From: "j", Target: "j", Inc: 1}, map[ID]string{"j": "left"}},
+			{62 * time.Minute, nil, map[ID]string{"j": ""}},
+		}},
+		{"dead, then back and dead again: the clock starts again", []step{
+			{0, dead("n4"), map[ID]string{"n4": "dead"}},
+			{30 * time.Minute, &Message{Kind: KindAlive, From: "n4", Target: "n4", Inc: 2}, map[ID]string{"n4": "alive"}},
+			{40 * time.Minute, &Message{Kind: KindDead, From: "n1", Target: "n4", Inc: 2}, map[ID]string{"n4": "dead"}},
+			{61 * time.Minute, nil, map[ID]string{"n4": "dead"}},
+			{101 * time.Minute, nil, map[ID]string{"n4": ""}},
+		}},
+		{"alive members stay", []step{
+			{0, nil, nil},
+			{5 * time.Hour, nil, map[ID]string{"n1": "alive", "n2": "alive"}},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 8, nil)
+			var forgotten []ID
+			f.c.cfg.OnEvent = func(e Event) {
+				if e.Forgotten {
+					forgotten = append(forgotten, e.ID)
+				}
+			}
+			start := f.clock.t
+			for _, s := range tc.steps {
+				for f.clock.set(f.c.Next()); f.clock.t.Before(start.Add(s.at)); f.clock.set(f.c.Next()) {
+					f.c.Tick()
+				}
+				f.clock.set(start.Add(s.at))
+				f.c.Tick()
+				if s.msg != nil {
+					f.c.Receive(s.msg.From, s.msg)
+				}
+				for id, want := range s.want {
+					m, ok := f.c.Member(id)
+					got := ""
+					if ok {
+						got = m.State.String()
+					}
+					inEntries := slices.ContainsFunc(f.c.Entries(), func(e Entry) bool { return e.ID == id })
+					if got != want || inEntries != (want != "") {
+						t.Fatalf("at +%s %s is %q (in Entries: %v), want %q", s.at, id, got, inEntries, want)
+					}
+					if want == "" && !slices.Contains(forgotten, id) {
+						t.Fatalf("no forgotten event for %s", id)
+					}
+				}
+			}
+			if got := len(f.c.Entries()); got != f.c.size() {
+				t.Fatalf("Entries has %d, size %d", got, f.c.size())
+			}
+			for _, id := range f.c.Watched() {
+				if m, ok := f.c.Member(id); !ok || !live(m.State) {
+					t.Fatalf("watches %s, which is %v", id, m.State)
+				}
+			}
+		})
 	}
 }

@@ -57,10 +57,12 @@
 // pings one such member per period. A member that answers (a healed
 // partition, a wrong verdict) is told it was declared dead, as is any
 // member suspected or declared dead that is heard from, and refutes.
+// A member dead or left for ForgetAfter is dropped from the table.
 //
 // Dissemination. Suspect, Alive, Dead and Leave messages are published
 // to all (GossipSub) when they happen. Heartbeats are rare, every
-// max(HeartbeatMin, N/HeartbeatRate), so the whole network sends
+// max(HeartbeatMin, N/HeartbeatRate) with N the live members (as in the
+// suspicion timeout), so the whole network sends
 // HeartbeatRate of them a second; each carries the sender's incarnation
 // and the latest changes it knows, for nodes that missed a message. A
 // joiner announces itself with an Alive and catches up on the table by
