@@ -44,7 +44,7 @@ const (
 	EvidenceReset Evidence = iota + 1
 	// EvidenceRefused: a re-dial of the member's addresses was refused
 	// (no process listens there). This node suspects it at once, as after
-	// a failed probe.
+	// a failed probe, and its suspicion counts towards Confirmations.
 	EvidenceRefused
 )
 
@@ -82,7 +82,20 @@ type Config struct {
 	Watchers int
 	// Helpers is how many members a failed ping is retried through
 	// (ping-req). Default 3.
-	Helpers         int
+	Helpers int
+	// CanRelay, when set, says whether a member can relay a ping-req (a
+	// member of an earlier release may not speak the direct protocol);
+	// only those are picked as helpers. Default: every alive member.
+	CanRelay func(ID) bool
+	// Confirmations: refused connections (EvidenceRefused) reported by
+	// this many distinct members, or by every live member other than the
+	// suspect if fewer, end a suspicion at once: no process listens at
+	// the member's address any more. Default 2.
+	Confirmations int
+	// NextInc, when set, gives the incarnation of a refutation: at least
+	// its argument (a node keeps a counter that survives restarts, so its
+	// next start is newer still). Default: the argument.
+	NextInc         func(atLeast uint64) uint64
 	ProbePeriod     time.Duration // default 1 s
 	ProbeTimeout    time.Duration // direct ping, and a helper's relayed ping; default 400 ms
 	IndirectTimeout time.Duration // ping-req round; default 800 ms
@@ -123,7 +136,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Watchers: 3, Helpers: 3,
+		Watchers: 3, Helpers: 3, Confirmations: 2,
 		ProbePeriod: time.Second, ProbeTimeout: 400 * time.Millisecond, IndirectTimeout: 800 * time.Millisecond,
 		SuspicionMin: 500 * time.Millisecond, SuspicionMaxMult: 6,
 		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
@@ -147,6 +160,7 @@ func (c Config) withDefaults() Config {
 	}
 	setInt(&c.Watchers, d.Watchers)
 	setInt(&c.Helpers, d.Helpers)
+	setInt(&c.Confirmations, d.Confirmations)
 	setInt(&c.MaxLHM, d.MaxLHM)
 	setInt(&c.AccuseLimit, d.AccuseLimit)
 	setInt(&c.NewsPerHeartbeat, d.NewsPerHeartbeat)
@@ -184,6 +198,7 @@ type suspicion struct {
 	start    time.Time
 	deadline time.Time
 	accusers []ID // distinct, the first is who raised it
+	refusals []ID // the accusers whose accusation rests on a refused connection
 }
 
 // probe is one of this node's probes of a member.
@@ -283,7 +298,7 @@ func (c *Core) Join(seed ID) {
 // Leave announces that this node leaves for good and stops its probes.
 func (c *Core) Leave() {
 	c.left = true
-	c.apply(Entry{ID: c.cfg.Self, State: StateLeft, Inc: c.inc}, "", c.cfg.Clock.Now())
+	c.apply(Entry{ID: c.cfg.Self, State: StateLeft, Inc: c.inc}, "", false, c.cfg.Clock.Now())
 	c.tr.Publish(&Message{Kind: KindLeave, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
 }
 
@@ -528,7 +543,7 @@ func (c *Core) Tick() {
 		o := c.over[id]
 		if !now.Before(o.susp.deadline) {
 			mine := o.susp.accusers[0] == c.cfg.Self
-			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", now)
+			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", false, now)
 			if mine {
 				c.tr.Publish(&Message{Kind: KindDead, From: c.cfg.Self, Target: id, Inc: o.Inc})
 			}
@@ -589,7 +604,7 @@ func (c *Core) pingReq(p *probe, now time.Time) {
 			continue
 		}
 		tried[id] = true
-		if e, ok := c.get(id); !ok || e.State != StateAlive {
+		if e, ok := c.get(id); !ok || e.State != StateAlive || c.cfg.CanRelay != nil && !c.cfg.CanRelay(id) {
 			continue
 		}
 		p.helpers++
@@ -626,20 +641,22 @@ func (c *Core) conclude(p *probe) {
 	if p.helpers > 0 && p.nacks == 0 {
 		return
 	}
-	c.accuse(p.target)
+	c.accuse(p.target, false)
 }
 
-// accuse suspects id, if this node is healthy, and publishes it.
-func (c *Core) accuse(id ID) {
+// accuse suspects id, if this node is healthy, and publishes it; refused
+// says the accusation rests on a refused connection.
+func (c *Core) accuse(id ID, refused bool) {
 	e, ok := c.get(id)
 	if !ok || !live(e.State) || !c.healthy() || c.left {
 		return
 	}
-	if o := c.over[id]; o != nil && o.susp != nil && slices.Contains(o.susp.accusers, c.cfg.Self) {
+	if o := c.over[id]; o != nil && o.susp != nil && slices.Contains(o.susp.accusers, c.cfg.Self) &&
+		(!refused || slices.Contains(o.susp.refusals, c.cfg.Self)) {
 		return
 	}
-	c.apply(Entry{ID: id, State: StateSuspect, Inc: e.Inc}, c.cfg.Self, c.cfg.Clock.Now())
-	c.tr.Publish(&Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc})
+	c.apply(Entry{ID: id, State: StateSuspect, Inc: e.Inc}, c.cfg.Self, refused, c.cfg.Clock.Now())
+	c.tr.Publish(&Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: refused})
 }
 
 // Evidence feeds what the network layer saw of id. It may only hasten
@@ -655,7 +672,7 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 	case EvidenceReset:
 		c.startProbe(id, c.cfg.Clock.Now())
 	case EvidenceRefused:
-		c.accuse(id)
+		c.accuse(id, true)
 	}
 }
 
@@ -692,7 +709,7 @@ func (c *Core) Receive(from ID, m *Message) {
 			c.tr.Send(r.requester, &Message{Kind: KindAck, From: self, Target: m.From, Seq: r.reqSeq, Inc: m.Inc})
 		}
 		if m.From == m.Target {
-			c.apply(Entry{ID: m.From, State: StateAlive, Inc: m.Inc}, "", now)
+			c.apply(Entry{ID: m.From, State: StateAlive, Inc: m.Inc}, "", false, now)
 		}
 	case KindNack:
 		if i := slices.IndexFunc(c.probes, func(p *probe) bool { return p.seq == m.Seq && p.indirect }); i >= 0 {
@@ -717,16 +734,16 @@ func (c *Core) Receive(from ID, m *Message) {
 		if m.Kind == KindDead {
 			st = StateDead
 		}
-		c.apply(Entry{ID: m.Target, State: st, Inc: m.Inc}, from, now)
+		c.apply(Entry{ID: m.Target, State: st, Inc: m.Inc}, from, m.Refused, now)
 	case KindAlive:
 		if m.Target != from {
 			return // only a member raises its own incarnation
 		}
-		c.apply(Entry{ID: m.Target, State: StateAlive, Inc: m.Inc}, "", now)
+		c.apply(Entry{ID: m.Target, State: StateAlive, Inc: m.Inc}, "", false, now)
 	case KindLeave:
-		c.apply(Entry{ID: from, State: StateLeft, Inc: m.Inc}, "", now)
+		c.apply(Entry{ID: from, State: StateLeft, Inc: m.Inc}, "", false, now)
 	case KindHeartbeat:
-		c.apply(Entry{ID: from, State: StateAlive, Inc: m.Inc}, "", now)
+		c.apply(Entry{ID: from, State: StateAlive, Inc: m.Inc}, "", false, now)
 		c.merge(m.News, now)
 	case KindSyncReq:
 		c.merge(m.News, now)
@@ -750,7 +767,7 @@ func (c *Core) merge(es []Entry, now time.Time) {
 		if e.State == StateSuspect {
 			e.State = StateAlive
 		}
-		c.apply(e, "", now)
+		c.apply(e, "", false, now)
 	}
 }
 
@@ -759,6 +776,9 @@ func (c *Core) merge(es []Entry, now time.Time) {
 // node is slow: the local health multiplier rises (Lifeguard).
 func (c *Core) refute(inc uint64) {
 	c.inc = inc + 1
+	if c.cfg.NextInc != nil {
+		c.inc = max(c.inc, c.cfg.NextInc(c.inc))
+	}
 	c.raiseLHM()
 	c.put(Entry{ID: c.cfg.Self, State: StateAlive, Inc: c.inc})
 	c.tr.Publish(&Message{Kind: KindAlive, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
@@ -766,8 +786,9 @@ func (c *Core) refute(inc uint64) {
 
 // apply merges one fact about a member, by SWIM's precedence: a higher
 // incarnation wins; at the same incarnation left > dead > suspect >
-// alive, and left is final. by is the accuser of a suspicion.
-func (c *Core) apply(e Entry, by ID, now time.Time) {
+// alive, and left is final. by is the accuser of a suspicion, refused
+// whether its accusation rests on a refused connection.
+func (c *Core) apply(e Entry, by ID, refused bool, now time.Time) {
 	cur, known := c.get(e.ID)
 	if e.ID == c.cfg.Self && e.State != StateLeft {
 		return
@@ -780,15 +801,15 @@ func (c *Core) apply(e Entry, by ID, now time.Time) {
 			return
 		case e.Inc == cur.Inc && e.State == cur.State:
 			if e.State == StateSuspect && by != "" {
-				c.confirm(e.ID, by, now)
+				c.confirm(e.ID, by, refused, now)
 			}
 			return
 		}
 	}
-	c.setState(e, by, now, !known)
+	c.setState(e, by, refused, now, !known)
 }
 
-func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
+func (c *Core) setState(e Entry, by ID, refused bool, now time.Time, isNew bool) {
 	o := c.put(e)
 	if o.susp != nil {
 		o.susp = nil
@@ -800,7 +821,7 @@ func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
 		if by == "" {
 			by = "?"
 		}
-		c.confirm(e.ID, by, now)
+		c.confirm(e.ID, by, refused, now)
 	}
 	if e.State != StateAlive || isNew {
 		c.addNews(e)
@@ -818,14 +839,30 @@ func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
 }
 
 // confirm counts by as an accuser of id's running suspicion and moves its
-// deadline by Lifeguard's formula.
-func (c *Core) confirm(id, by ID, now time.Time) {
+// deadline by Lifeguard's formula, or to now once refusals from
+// Confirmations distinct accusers (at most the live members other than
+// id) prove that no process listens at id's address. A deadline never
+// falls before now: a timer that Next asked for in the past would look
+// late to Tick, and a late timer raises the local health multiplier.
+func (c *Core) confirm(id, by ID, refused bool, now time.Time) {
 	s := c.over[id].susp
-	if slices.Contains(s.accusers, by) {
-		return
+	if !slices.Contains(s.accusers, by) {
+		s.accusers = append(s.accusers, by)
+		s.deadline = maxTime(s.start.Add(c.SuspicionTimeout(len(s.accusers)-1)), now)
 	}
-	s.accusers = append(s.accusers, by)
-	s.deadline = s.start.Add(c.SuspicionTimeout(len(s.accusers) - 1))
+	if refused && !slices.Contains(s.refusals, by) {
+		s.refusals = append(s.refusals, by)
+	}
+	if len(s.refusals) > 0 && len(s.refusals) >= min(c.cfg.Confirmations, c.nlive-1) {
+		s.deadline = minTime(s.deadline, now)
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (c *Core) addNews(e Entry) {
