@@ -280,7 +280,7 @@ func New(cfg Config, tr Transport, base *Table) *Core {
 func (c *Core) Start() {
 	now := c.cfg.Clock.Now()
 	c.nextProbe = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.cfg.ProbePeriod))))
-	c.nextHeartbeat = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.heartbeatPeriod()))))
+	c.nextHeartbeat = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.HeartbeatPeriod()))))
 	c.wanted = c.Next()
 }
 
@@ -465,7 +465,10 @@ func (c *Core) raiseLHM() { c.lhm = min(c.lhm+1, c.cfg.MaxLHM) }
 
 func (c *Core) healthy() bool { return c.lhm < c.cfg.AccuseLimit }
 
-func (c *Core) heartbeatPeriod() time.Duration {
+// HeartbeatPeriod is this node's heartbeat period at the current number
+// of live members: max(HeartbeatMin, N/HeartbeatRate). The next heartbeat
+// comes at most this long after the last one, unless N grows.
+func (c *Core) HeartbeatPeriod() time.Duration {
 	p := time.Duration(float64(c.nlive) / c.cfg.HeartbeatRate * float64(time.Second))
 	return max(c.cfg.HeartbeatMin, p)
 }
@@ -562,7 +565,7 @@ func (c *Core) Tick() {
 	}
 	if !now.Before(c.nextHeartbeat) {
 		c.heartbeat()
-		c.nextHeartbeat = now.Add(c.heartbeatPeriod())
+		c.nextHeartbeat = now.Add(c.HeartbeatPeriod())
 	}
 }
 

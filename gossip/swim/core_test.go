@@ -414,7 +414,7 @@ func TestHeartbeatNews(t *testing.T) {
 	if len(hb) != 1 || hb[0].to != "" {
 		t.Fatalf("heartbeats %+v", hb)
 	}
-	if p := a.c.heartbeatPeriod(); p != 40*time.Second {
+	if p := a.c.HeartbeatPeriod(); p != 40*time.Second {
 		t.Fatalf("heartbeat period %s with 20 live members of 21 (n7 dead), want N/HeartbeatRate = 40s", p)
 	}
 	b.c.Receive("n0", hb[0].m)
@@ -650,8 +650,8 @@ func TestCanRelay(t *testing.T) {
 // for ForgetAfter but send nothing.
 func TestLiveCount(t *testing.T) {
 	f := newFixture(t, 30, func(c *Config) { c.HeartbeatMin = time.Second })
-	if f.c.Live() != 30 || f.c.heartbeatPeriod() != 60*time.Second {
-		t.Fatalf("30 alive: live %d, period %s", f.c.Live(), f.c.heartbeatPeriod())
+	if f.c.Live() != 30 || f.c.HeartbeatPeriod() != 60*time.Second {
+		t.Fatalf("30 alive: live %d, period %s", f.c.Live(), f.c.HeartbeatPeriod())
 	}
 	before := f.c.SuspicionTimeout(0)
 	for _, id := range f.ids[10:] {
@@ -663,8 +663,8 @@ func TestLiveCount(t *testing.T) {
 	if got := len(f.c.Entries()); got != 31 {
 		t.Fatalf("table of %d, want 31", got)
 	}
-	if f.c.Live() != 10 || f.c.heartbeatPeriod() != 20*time.Second {
-		t.Fatalf("10 live of 31: live %d, period %s", f.c.Live(), f.c.heartbeatPeriod())
+	if f.c.Live() != 10 || f.c.HeartbeatPeriod() != 20*time.Second {
+		t.Fatalf("10 live of 31: live %d, period %s", f.c.Live(), f.c.HeartbeatPeriod())
 	}
 	if after := f.c.SuspicionTimeout(0); after >= before {
 		t.Fatalf("suspicion timeout %s with 10 live, %s with 30", after, before)
