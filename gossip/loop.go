@@ -535,6 +535,6 @@ func (m *Membership) nextInc(atLeast uint64) uint64 {
 	} else {
 		inc = max(inc, next)
 	}
-	m.log.Info("refuting a suspicion of this node", "inc", inc)
+	m.log.Info("refuting suspicion", "inc", inc)
 	return inc
 }
