@@ -37,6 +37,9 @@ is ahead of this node's (OFFSET; negative: behind; "-" until measured).`,
 				seen := "now"
 				if t, err := time.Parse(time.RFC3339Nano, m.LastSeen); err == nil && !m.Self {
 					seen = time.Since(t).Round(time.Millisecond).String() + " ago"
+					if t.IsZero() { // known only from other members so far
+						seen = "-"
+					}
 				}
 				id := m.ID
 				if m.Self {
