@@ -21,6 +21,9 @@ const ClockProtocol = "/p2pshare/clock/1"
 // clockSamples is how many recent exchanges Offsets keeps per peer.
 const clockSamples = 8
 
+// clockTimeout bounds a clock reading.
+const clockTimeout = 2 * time.Second
+
 // offsetSample is one exchange: the peer's clock minus this node's, and
 // the round trip it was measured over.
 type offsetSample struct {
@@ -125,7 +128,7 @@ func median(vals []time.Duration) time.Duration {
 // handleClock answers a clock reading.
 func (m *Membership) handleClock(s network.Stream) {
 	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(m.cfg.ProbeTimeout))
+	_ = s.SetDeadline(time.Now().Add(clockTimeout))
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(m.cfg.now().UnixNano()))
 	_, _ = s.Write(b[:])
@@ -133,7 +136,7 @@ func (m *Membership) handleClock(s network.Stream) {
 
 // readClock measures p's clock once.
 func (m *Membership) readClock(ctx context.Context, p peer.ID) error {
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, clockTimeout)
 	defer cancel()
 	sent := m.cfg.now()
 	s, err := m.h.NewStream(network.WithNoDial(ctx, "clock reading"), p, ClockProtocol)
@@ -141,7 +144,7 @@ func (m *Membership) readClock(ctx context.Context, p peer.ID) error {
 		return err
 	}
 	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(m.cfg.ProbeTimeout))
+	_ = s.SetDeadline(time.Now().Add(clockTimeout))
 	var b [8]byte
 	if _, err := io.ReadFull(s, b[:]); err != nil {
 		s.Reset()
@@ -159,7 +162,7 @@ const maxClockReads = 16
 // second those not measured yet, and every ClockInterval a batch of the
 // others, so a node knows its offset to the network within a second or so
 // of meeting its peers.
-func (m *Membership) clockLoop() {
+func (m *Membership) clockLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	last := time.Now()
@@ -170,7 +173,7 @@ func (m *Membership) clockLoop() {
 		}
 		m.clockRound(all)
 		select {
-		case <-m.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -216,32 +219,11 @@ func (m *Membership) clockRound(all bool) {
 // mayReadClock reports whether p may answer a clock reading: false once
 // identify has listed p's protocols without ClockProtocol (a node of an
 // earlier release), so such a peer is not asked every second in vain.
-func (m *Membership) mayReadClock(p peer.ID) bool {
-	protos, err := m.h.Peerstore().GetProtocols(p)
-	if err != nil || len(protos) == 0 {
-		return true // not identified yet: ask
-	}
-	ok, _ := m.h.Peerstore().SupportsProtocols(p, ClockProtocol)
-	return len(ok) > 0
-}
+func (m *Membership) mayReadClock(p peer.ID) bool { return m.speaks(p, ClockProtocol) }
 
 // MeasureClocks reads, now, the clocks of the connected live members not
 // measured yet (a node that just met its peers, before its first round).
 func (m *Membership) MeasureClocks() { m.clockRound(false) }
-
-// livePeers returns the members other than this node that are alive or
-// suspect.
-func (m *Membership) livePeers() []peer.ID {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []peer.ID
-	for id, mem := range m.members {
-		if mem.State == StateAlive || mem.State == StateSuspect {
-			out = append(out, id)
-		}
-	}
-	return out
-}
 
 // ClockOffset returns how far this node's clock is ahead of the network's
 // (negative: behind), the median over the live members it has measured,

@@ -5,75 +5,79 @@ import (
 	"time"
 
 	"github.com/p2pshare/p2pshare/gossip/coord"
+	"github.com/p2pshare/p2pshare/gossip/swim"
 )
 
 // Config tunes membership. DefaultConfig gives the defaults; zero fields of
 // a Config passed to New take them.
 //
-// Detection time: a crashed process has its connections reset by its
-// kernel, so peers connected to it suspect it within one re-dial (a few
-// milliseconds on a LAN) and declare it dead as soon as Confirmations peers
-// agree, independent of N. A silent member (paused process, cut link) is
-// declared dead 2·TFail after its last heartbeat, or sooner by probes:
-// every ProbeInterval a node pings one connected member that is late
-// (silent for its announced heartbeat period plus ProbeTimeout/4), and a
-// ping unanswered for ProbeTimeout, from a member overdue by its heartbeat
-// period plus ProbeTimeout, is evidence like a failed re-dial. Peers that
-// hear the suspicion ping the member themselves, so a silent member is
-// dead about one heartbeat period plus 2·ProbeTimeout after it went
-// silent. Punctual members are never probed: their heartbeats already say
-// they are alive, so an idle network sends no probes.
+// Failure detection is SWIM with Lifeguard's extensions (package
+// gossip/swim, whose comment gives the reasoning). Each node pings the
+// Watchers members after it on a ring every ProbeInterval; a ping
+// unanswered for ProbeTimeout is retried through Helpers others, and one
+// still unanswered after IndirectTimeout makes the watcher suspect the
+// member and say so on the topic. The suspicion ends in dead after a
+// timeout that shrinks as other watchers confirm it (SuspicionMin times
+// log10 N when every watcher does, SuspicionMaxMult times that when none
+// does) unless the member refutes it first. With the defaults a silent
+// member (a paused process, a cut link) is dead everywhere about
+// 2 to 3 s after it went silent, whatever N: each node pings Watchers
+// members a second, however big the network.
 //
-// Traffic: each node publishes one heartbeat (about 400 bytes, and some
-// 110 more with a network coordinate) every
-// Heartbeat; GossipSub sends it to its mesh degree D (3 in p2pshare's
-// node) peers, and each node forwards it once, so a node sends and
-// receives about D·N heartbeats per period, O(N) bytes per second per
-// node. To bound that in big networks
-// the period grows with N: past ScaleAt members, the period is
-// Heartbeat·N/ScaleAt, and each heartbeat announces the sender's period, so
-// receivers stretch TFail for it. The default ScaleAt of 3 holds the whole
-// network to 6 heartbeats a second (ScaleAt/Heartbeat), whatever N: at
-// 100 members each heartbeats every 16.7 s. Each node receives each
-// heartbeat about once per mesh peer, and on a machine that runs many
-// daemons each delivery costs a process wake-up, so this rate is what
-// sets an idle network's CPU (BENCHMARKS.md, Idle daemons). 3 rather than
-// more keeps the period at Heartbeat up to 3 members and TFail at its
-// default up to 4 (3 periods of 667 ms); probes, not the timers, find
-// silent members of a big network.
+// A crashed process has its connections reset by its kernel: a peer that
+// loses its last TCP connection to a member dials the member's TCP
+// addresses, and a refusal is proof that no process listens there. Such
+// refusals from Confirmations peers make the member dead at once, within
+// milliseconds of the crash.
+//
+// Heartbeats are rare, every max(HeartbeatMin, N/HeartbeatRate): they
+// carry the facts of a node (addresses, files, free space, its network
+// coordinate when Coordinates gives one) and the latest
+// changes it knows, for nodes that missed a message; the whole network
+// sends HeartbeatRate of them a second.
 type Config struct {
-	// Heartbeat is the period of a node's heartbeats. Default 500 ms.
-	Heartbeat time.Duration
-	// TFail is how long a member may be silent before it is suspect; after
-	// 2·TFail it is dead. It is at least 3 of the member's announced
-	// heartbeat periods. Default 2 s.
-	TFail time.Duration
+	// ProbeInterval is how often a node pings each member it watches.
+	// Default 1 s.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a ping waits for its answer before it is
+	// retried through other members; a helper waits as long for the
+	// target's. Default 400 ms.
+	ProbeTimeout time.Duration
+	// IndirectTimeout bounds the retry through other members. Default
+	// 800 ms.
+	IndirectTimeout time.Duration
+	// SuspicionMin is the shortest suspicion timeout per decade of
+	// members (times log10 N, at least once); SuspicionMaxMult times that
+	// is the longest, for a suspicion nobody confirms, which leaves a
+	// member that runs time to refute. Defaults 500 ms and 6.
+	SuspicionMin     time.Duration
+	SuspicionMaxMult float64
+	// Watchers is how many members ping each member (its predecessors on
+	// the ring); Helpers how many members a failed ping is retried
+	// through. Defaults 3 and 3.
+	Watchers, Helpers int
 	// Confirmations is how many distinct peers (this node included) must
-	// suspect a member, on connection evidence, for it to be dead before
-	// 2·TFail. It is capped at the number of other live members. Default 2.
+	// find a member's TCP port refused for it to be dead at once. It is
+	// capped at the number of other live members. Default 2.
 	Confirmations int
+	// HeartbeatMin and HeartbeatRate set the heartbeat period: each node
+	// heartbeats every max(HeartbeatMin, N/HeartbeatRate), N the live
+	// members. Defaults 10 s and 0.5 a second.
+	HeartbeatMin  time.Duration
+	HeartbeatRate float64
 	// RedialTimeout bounds the re-dial that checks a member whose last
 	// connection dropped. Default 500 ms.
 	RedialTimeout time.Duration
-	// ScaleAt is the number of members past which the heartbeat period
-	// grows linearly with N. Default 3.
-	ScaleAt int
 	// ForgetAfter is how long dead and left members stay in the table.
 	// Default 1 h.
 	ForgetAfter time.Duration
-	// ProbeInterval is how often a node looks for late members and pings
-	// one of them.
-	// Default 1 s.
-	ProbeInterval time.Duration
-	// ProbeTimeout is how long a probe waits for the pong before it counts
-	// as evidence against the member. Default 2 s.
-	ProbeTimeout time.Duration
 	// ClockInterval is how often a node reads again the clocks of the
 	// members it has measured (see Offsets); a member not yet measured is
 	// read within a second. Default 10 s.
 	ClockInterval time.Duration
 	// Clock is the wall clock: clock readings sent to peers, and the
-	// incarnation when Incarnations is nil. Default the system clock.
+	// incarnation when Incarnations is nil. Default the system clock. (The
+	// failure detector's timers run on the system's monotonic clock.)
 	Clock Clock
 	// Incarnations, when set, gives the incarnations (node keeps a counter
 	// in its repo). When nil, the incarnation starts at Clock's time in
@@ -98,14 +102,6 @@ type Incarnations interface {
 	Next() (uint64, error)
 }
 
-// now reads the configured clock, the system's when none is.
-func (c Config) now() time.Time {
-	if c.Clock == nil {
-		return time.Now()
-	}
-	return c.Clock.Now()
-}
-
 // Coordinates gives a node's network coordinate.
 type Coordinates interface {
 	// Coordinate returns the node's current coordinate, nil if it has
@@ -122,71 +118,85 @@ func (c Config) coordinate() *coord.Coordinate {
 	return c.Coordinates.Coordinate()
 }
 
+// now reads the configured clock, the system's when none is.
+func (c Config) now() time.Time {
+	if c.Clock == nil {
+		return time.Now()
+	}
+	return c.Clock.Now()
+}
+
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
+	d := swim.DefaultConfig()
 	return Config{
-		Heartbeat:     500 * time.Millisecond,
-		TFail:         2 * time.Second,
-		Confirmations: 2,
-		RedialTimeout: 500 * time.Millisecond,
-		ScaleAt:       3,
-		ForgetAfter:   time.Hour,
-		ProbeInterval: time.Second,
-		ProbeTimeout:  2 * time.Second,
-		ClockInterval: 10 * time.Second,
+		ProbeInterval:    d.ProbePeriod,
+		ProbeTimeout:     d.ProbeTimeout,
+		IndirectTimeout:  d.IndirectTimeout,
+		SuspicionMin:     d.SuspicionMin,
+		SuspicionMaxMult: d.SuspicionMaxMult,
+		Watchers:         d.Watchers,
+		Helpers:          d.Helpers,
+		Confirmations:    d.Confirmations,
+		HeartbeatMin:     d.HeartbeatMin,
+		HeartbeatRate:    d.HeartbeatRate,
+		RedialTimeout:    500 * time.Millisecond,
+		ForgetAfter:      time.Hour,
+		ClockInterval:    10 * time.Second,
 	}
 }
 
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
-	if c.Heartbeat == 0 {
-		c.Heartbeat = d.Heartbeat
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&c.ProbeInterval, &d.ProbeInterval}, {&c.ProbeTimeout, &d.ProbeTimeout}, {&c.IndirectTimeout, &d.IndirectTimeout},
+		{&c.SuspicionMin, &d.SuspicionMin}, {&c.HeartbeatMin, &d.HeartbeatMin}, {&c.RedialTimeout, &d.RedialTimeout},
+		{&c.ForgetAfter, &d.ForgetAfter}, {&c.ClockInterval, &d.ClockInterval},
+	} {
+		if *f.v < 0 {
+			return c, fmt.Errorf("gossip config: negative duration %s", *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
 	}
-	if c.TFail == 0 {
-		c.TFail = d.TFail
+	for _, f := range []struct{ v, d *int }{{&c.Watchers, &d.Watchers}, {&c.Helpers, &d.Helpers}, {&c.Confirmations, &d.Confirmations}} {
+		if *f.v < 0 {
+			return c, fmt.Errorf("gossip config: Watchers, Helpers and Confirmations must be positive")
+		}
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
 	}
-	if c.Confirmations == 0 {
-		c.Confirmations = d.Confirmations
+	if c.SuspicionMaxMult == 0 {
+		c.SuspicionMaxMult = d.SuspicionMaxMult
 	}
-	if c.RedialTimeout == 0 {
-		c.RedialTimeout = d.RedialTimeout
+	if c.HeartbeatRate == 0 {
+		c.HeartbeatRate = d.HeartbeatRate
 	}
-	if c.ScaleAt == 0 {
-		c.ScaleAt = d.ScaleAt
-	}
-	if c.ForgetAfter == 0 {
-		c.ForgetAfter = d.ForgetAfter
-	}
-	if c.ProbeInterval == 0 {
-		c.ProbeInterval = d.ProbeInterval
-	}
-	if c.ProbeTimeout == 0 {
-		c.ProbeTimeout = d.ProbeTimeout
-	}
-	if c.ClockInterval == 0 {
-		c.ClockInterval = d.ClockInterval
-	}
-
 	switch {
-	case c.Heartbeat < 0 || c.TFail < 0 || c.RedialTimeout < 0 || c.ForgetAfter < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0 || c.ClockInterval < 0:
-		return c, fmt.Errorf("gossip config: negative duration")
-	case c.TFail < 2*c.Heartbeat:
-		return c, fmt.Errorf("gossip config: TFail %s must be at least two heartbeats (%s)", c.TFail, 2*c.Heartbeat)
-	case c.Confirmations < 1 || c.ScaleAt < 1:
-		return c, fmt.Errorf("gossip config: Confirmations and ScaleAt must be positive")
+	case c.SuspicionMaxMult < 1:
+		return c, fmt.Errorf("gossip config: SuspicionMaxMult %g must be at least 1", c.SuspicionMaxMult)
+	case c.HeartbeatRate < 0:
+		return c, fmt.Errorf("gossip config: negative HeartbeatRate")
 	}
 	return c, nil
 }
 
-// period returns the heartbeat period for a network of n members.
-func (c Config) period(n int) time.Duration {
-	if n <= c.ScaleAt {
-		return c.Heartbeat
+// swimConfig is the core's configuration for this node.
+func (c Config) swimConfig(self swim.ID, inc uint64) swim.Config {
+	return swim.Config{
+		Self: self, Inc: inc,
+		Watchers: c.Watchers, Helpers: c.Helpers, Confirmations: c.Confirmations,
+		ProbePeriod: c.ProbeInterval, ProbeTimeout: c.ProbeTimeout, IndirectTimeout: c.IndirectTimeout,
+		SuspicionMin: c.SuspicionMin, SuspicionMaxMult: c.SuspicionMaxMult,
+		HeartbeatRate: c.HeartbeatRate, HeartbeatMin: c.HeartbeatMin,
+		ForgetAfter: c.ForgetAfter,
+		Clock:       systemClock{},
 	}
-	return c.Heartbeat * time.Duration(n) / time.Duration(c.ScaleAt)
 }
 
-// tfail returns TFail for a member announcing heartbeat period p.
-func (c Config) tfail(p time.Duration) time.Duration {
-	return max(c.TFail, 3*p)
-}
+// systemClock is the system clock, monotonic: the core's timers.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }

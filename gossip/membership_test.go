@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,16 +26,42 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/goleak"
+
+	"github.com/p2pshare/p2pshare/gossip/swim"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testConfig is fast enough for tests and slow enough for -race on 2 cores.
-// Its ScaleAt keeps the period at Heartbeat in every cluster of these
-// tests, which test the timers; TestConfigDefaultsAndScaling tests the
-// scaling.
+// testConfig is fast enough for tests and slow enough for -race on 2 cores:
+// a silent member is dead everywhere within about 1.5 s. Its heartbeats
+// (every 100 ms per member, N/10 s) carry the members' addresses around
+// within the tests' waits.
 func testConfig() Config {
-	return Config{Heartbeat: 100 * time.Millisecond, TFail: 600 * time.Millisecond, RedialTimeout: 300 * time.Millisecond, ScaleAt: 20}
+	return Config{ProbeInterval: 400 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond, IndirectTimeout: 600 * time.Millisecond,
+		SuspicionMin: 200 * time.Millisecond, HeartbeatMin: 100 * time.Millisecond, HeartbeatRate: 10, RedialTimeout: 300 * time.Millisecond}
+}
+
+// silentLimit is how long a silent member of a cluster of testConfig may
+// take to be dead everywhere: the first ping (a probe period), the ping
+// and its retry through others, the suspicion timeout once every watcher
+// confirms it, and a second for -race on a busy machine.
+const silentLimit = 2200 * time.Millisecond
+
+// pause stops n's loop, as SIGSTOP stops a process: what arrives waits
+// (up to inboxSize), nothing is answered or published, its connections
+// stay up. resume lets it go on.
+func (n *tnode) pause() (resume func()) {
+	release, paused := make(chan struct{}), make(chan struct{})
+	n.m.cmds <- func(*loop) {
+		close(paused)
+		select {
+		case <-release:
+		case <-n.m.ctx.Done():
+		}
+	}
+	<-paused
+	var once sync.Once
+	return func() { once.Do(func() { close(release) }) }
 }
 
 func testLogger() *slog.Logger {
@@ -67,6 +93,21 @@ func startTNode(t *testing.T, key crypto.PrivKey, listen string, cfg Config) *tn
 			t.Fatal(err)
 		}
 	}
+	h, ps, cancel := startHost(t, key, listen)
+	m, err := New(h, ps, cfg, nil, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &tnode{key: key, h: h, ps: ps, m: m, cancel: cancel}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// startHost starts a loopback host with key listening on listen (one
+// multiaddr or several separated by commas) and its GossipSub; cancel
+// stops the GossipSub.
+func startHost(t *testing.T, key crypto.PrivKey, listen string) (host.Host, *pubsub.PubSub, context.CancelFunc) {
+	t.Helper()
 	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(strings.Split(listen, ",")...), libp2p.DisableRelay())
 	if err != nil {
 		t.Fatal(err)
@@ -76,13 +117,7 @@ func startTNode(t *testing.T, key crypto.PrivKey, listen string, cfg Config) *tn
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(h, ps, cfg, nil, testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &tnode{key: key, h: h, ps: ps, m: m, cancel: cancel}
-	t.Cleanup(n.stop)
-	return n
+	return h, ps, cancel
 }
 
 // stop ends the node without a goodbye: its connections close, as when a
@@ -124,6 +159,16 @@ func startCluster(t *testing.T, k int, cfg Config) []*tnode {
 	return nodes
 }
 
+// waitFor polls cond until it holds, or fails the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > d {
+			t.Fatalf("not true after %s: %s", d, what)
+		}
+	}
+}
+
 func stateOf(n, of *tnode) (State, bool) {
 	mem, ok := n.m.Member(of.h.ID())
 	return mem.State, ok
@@ -158,7 +203,7 @@ func TestStoppedNodeIsDeadEverywhere(t *testing.T) {
 	nodes := startCluster(t, 10, cfg)
 	victim := nodes[4]
 	victim.stop()
-	limit := 2*cfg.TFail + time.Second
+	limit := silentLimit
 	for i, n := range nodes {
 		if n == victim {
 			continue
@@ -171,7 +216,10 @@ func TestStoppedNodeIsDeadEverywhere(t *testing.T) {
 
 func TestGoodbyeIsLeftAtOnce(t *testing.T) {
 	cfg := testConfig()
-	cfg.TFail = 5 * time.Second // a goodbye must not wait for the timers
+	// A goodbye must not wait for the failure detector: it would take
+	// 15 s and more to find a silent member.
+	cfg.ProbeInterval, cfg.ProbeTimeout, cfg.SuspicionMin = 10*time.Second, 5*time.Second, 5*time.Second
+	const atOnce = 5 * time.Second
 	nodes := startCluster(t, 10, cfg)
 	leaver := nodes[7]
 	start := time.Now()
@@ -184,7 +232,7 @@ func TestGoodbyeIsLeftAtOnce(t *testing.T) {
 			waitState(t, n, leaver, StateLeft, 2*time.Second)
 		}
 	}
-	if d := time.Since(start); d > cfg.TFail {
+	if d := time.Since(start); d > atOnce {
 		t.Fatalf("left took %s, not 'at once'", d)
 	}
 }
@@ -200,7 +248,7 @@ func TestRestartComesBackWithHigherIncarnation(t *testing.T) {
 	old.stop()
 	for _, n := range nodes {
 		if n != old {
-			waitState(t, n, old, StateDead, 2*cfg.TFail+time.Second)
+			waitState(t, n, old, StateDead, silentLimit)
 		}
 	}
 	back := startTNode(t, old.key, addr, cfg)
@@ -225,24 +273,26 @@ func TestRestartComesBackWithHigherIncarnation(t *testing.T) {
 	}
 }
 
+// A pause shorter than two ProbeTimeouts is never suspected: a watcher's
+// probe, from its ping to the end of the helpers' relayed pings, lasts
+// that long, and the paused node answers the pings that waited as soon as
+// it resumes.
 func TestShortPauseIsNeverDead(t *testing.T) {
-	// Slower than testConfig: the silence the others see is the pause plus
-	// up to a heartbeat period plus delivery, and delivery under -race on
-	// a busy machine can take a few hundred milliseconds.
+	// Slower than testConfig: delivery under -race on a busy machine can
+	// take a few hundred milliseconds.
 	cfg := testConfig()
-	cfg.Heartbeat, cfg.TFail = 200*time.Millisecond, 2*time.Second
+	cfg.ProbeInterval, cfg.ProbeTimeout, cfg.IndirectTimeout = 1500*time.Millisecond, time.Second, 2*time.Second
 	nodes := startCluster(t, 5, cfg)
 	quiet := nodes[2]
 	events, cancel := nodes[0].m.Subscribe(64)
 	defer cancel()
-	quiet.m.paused.Store(true)
-	time.Sleep(cfg.TFail * 6 / 10) // the condition under test is a pause of this length
-	quiet.m.paused.Store(false)
-	quiet.m.publishHeartbeat()
-	time.Sleep(cfg.TFail) // and that nothing happens afterwards either
+	resume := quiet.pause()
+	time.Sleep(2 * cfg.ProbeTimeout * 6 / 10) // the condition under test is a pause of this length
+	resume()
+	time.Sleep(2 * time.Second) // and that nothing happens afterwards either
 	for len(events) > 0 {
 		if e := <-events; e.Peer == quiet.h.ID() && (e.Kind == EventDead || e.Kind == EventSuspect) {
-			t.Fatalf("a pause shorter than TFail gave %s", e.Kind)
+			t.Fatalf("a pause shorter than two ProbeTimeouts gave %s", e.Kind)
 		}
 	}
 }
@@ -251,13 +301,13 @@ func TestSilentNodeIsDeadThenAliveAgain(t *testing.T) {
 	cfg := testConfig()
 	nodes := startCluster(t, 10, cfg)
 	silent := nodes[5]
-	silent.m.paused.Store(true) // like SIGSTOP: connections stay, heartbeats stop
+	resume := silent.pause() // like SIGSTOP: connections stay, nothing is answered
 	for _, n := range nodes {
 		if n != silent {
-			waitState(t, n, silent, StateDead, 2*cfg.TFail+time.Second)
+			waitState(t, n, silent, StateDead, silentLimit)
 		}
 	}
-	silent.m.paused.Store(false) // SIGCONT
+	resume() // SIGCONT
 	for _, n := range nodes {
 		if n != silent {
 			waitState(t, n, silent, StateAlive, 5*time.Second)
@@ -266,18 +316,17 @@ func TestSilentNodeIsDeadThenAliveAgain(t *testing.T) {
 }
 
 // A member whose process hangs (heartbeats stop, pings go unanswered, its
-// connections stay up) is dead everywhere long before the timers' 2·TFail:
-// a peer's probe accuses it and the others' probes confirm.
+// connections stay up) is dead everywhere: a watcher's probe accuses it
+// and the others' probes confirm.
 func TestUnansweredProbesFindSilentNode(t *testing.T) {
 	cfg := testConfig()
-	cfg.TFail = 30 * time.Second // the timers cannot be what finds it
-	cfg.ProbeInterval = 100 * time.Millisecond
-	cfg.ProbeTimeout = time.Second // pongs slower than 250 ms hold probes back: -race on a busy machine
+	cfg.ProbeTimeout = 350 * time.Millisecond // room for -race on a busy machine
 	nodes := startCluster(t, 6, cfg)
 	silent := nodes[3]
-	// Pings are read and never answered, until the prober gives up.
+	// libp2p pings are read and never answered either, until the prober
+	// gives up.
 	silent.h.SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
-	silent.m.paused.Store(true)
+	silent.pause()
 	start := time.Now()
 	for _, n := range nodes {
 		if n != silent {
@@ -291,14 +340,13 @@ func TestUnansweredProbesFindSilentNode(t *testing.T) {
 // accuse nobody.
 func TestAnsweredProbesAccuseNobody(t *testing.T) {
 	cfg := testConfig()
-	cfg.TFail = 30 * time.Second
 	cfg.ProbeInterval = 50 * time.Millisecond
 	cfg.ProbeTimeout = 500 * time.Millisecond
 	nodes := startCluster(t, 4, cfg)
 	events, cancel := nodes[0].m.Subscribe(64)
 	defer cancel()
-	nodes[2].m.paused.Store(true) // no heartbeats, but the host answers pings
-	time.Sleep(2 * time.Second)   // the condition under test: 40 probe rounds
+	nodes[2].m.muted.Store(true) // no heartbeats, but it answers pings
+	time.Sleep(2 * time.Second)  // the condition under test: 40 probe rounds
 	for len(events) > 0 {
 		if e := <-events; e.Kind == EventDead || e.Kind == EventSuspect {
 			t.Fatalf("an answered probe gave %s for %s", e.Kind, e.Peer.ShortString())
@@ -310,11 +358,10 @@ func TestAnsweredProbesAccuseNobody(t *testing.T) {
 // wait: the timers and probes would take far longer.
 func crashTestConfig() Config {
 	cfg := testConfig()
-	cfg.TFail = 30 * time.Second
-	cfg.ProbeTimeout = 10 * time.Second
-	// The refusal must come back within RedialTimeout to count (a node this
-	// young does not trust a dial that timed out): room for -race on 2
-	// cores shared with other test packages.
+	// A probe that finds no answer takes 10 s, longer than the tests wait.
+	cfg.ProbeInterval, cfg.ProbeTimeout = 20*time.Second, 10*time.Second
+	// The refusal must come back within RedialTimeout to count: room for
+	// -race on 2 cores shared with other test packages.
 	cfg.RedialTimeout = 3 * time.Second
 	return cfg
 }
@@ -350,7 +397,7 @@ func crashTCP(t *testing.T, v *tnode, knowers ...*tnode) {
 	for _, n := range knowers {
 		n.h.Peerstore().AddAddrs(v.h.ID(), tcpAddrs, peerstore.PermanentAddrTTL)
 	}
-	v.m.paused.Store(true)
+	v.pause()
 	v.h.SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
 	for _, ad := range tcpAddrs {
 		v.h.Network().(*swarm.Swarm).ListenClose(ad)
@@ -442,8 +489,6 @@ func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
 // dead there.
 func TestSuspicionOfARunningMemberIsNotConfirmed(t *testing.T) {
 	cfg := crashTestConfig()
-	cfg.ProbeTimeout = 100 * time.Millisecond // healthy (trusting its own failed dials) after 5 of these
-	start := time.Now()
 	a, b, v := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
 	connect(t, a, b)
 	connect(t, v, a) // b hears v only through a, and has no address of it
@@ -451,14 +496,13 @@ func TestSuspicionOfARunningMemberIsNotConfirmed(t *testing.T) {
 		waitState(t, pair[0], pair[1], StateAlive, 10*time.Second)
 	}
 	b.h.Peerstore().ClearAddrs(v.h.ID())
-	time.Sleep(time.Until(start.Add(10 * cfg.ProbeTimeout))) // the condition under test: b is healthy
 	events, cancel := b.m.Subscribe(64)
 	defer cancel()
-	a.m.mu.Lock()
-	mem := a.m.members[v.h.ID()]
-	msg := a.m.suspectLocked(mem, mem.Inc, mem.Seq)
-	a.m.mu.Unlock()
-	a.m.publishSuspicion(msg)
+	// a claims a refused connection: one refusal of the two that would
+	// prove v gone.
+	if err := a.m.do(context.Background(), func(l *loop) { l.core.Evidence(swimID(v.h.ID()), swim.EvidenceRefused) }); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.After(3 * time.Second) // checks take 250 ms at most here
 	for {
 		select {
@@ -472,57 +516,96 @@ func TestSuspicionOfARunningMemberIsNotConfirmed(t *testing.T) {
 	}
 }
 
-// Probes go to late members only: a member whose heartbeats come on time
-// gets none, and one whose heartbeats stop is probed as soon as it is late.
-func TestOnlyLateMembersAreProbed(t *testing.T) {
+// Probes go to the watched members only: each node pings its Watchers
+// successors on the ring, and others only when a ping-req asks it to, so a
+// node's probes cost O(Watchers) whatever N; and a silent member is still
+// probed.
+func TestProbesGoToWatchedMembers(t *testing.T) {
 	cfg := testConfig()
-	cfg.TFail = 30 * time.Second // no timer accuses anyone meanwhile
-	cfg.ProbeInterval = 50 * time.Millisecond
-	cfg.ProbeTimeout = 4 * time.Second // late 1 s past the period: room for -race on a busy machine
-	nodes := startCluster(t, 4, cfg)
-	watched := nodes[2]
-	var pings atomic.Int64
-	watched.h.SetStreamHandler(ping.ID, func(s network.Stream) {
-		pings.Add(1)
-		buf := make([]byte, ping.PingSize)
-		for {
-			if _, err := io.ReadFull(s, buf); err != nil {
-				s.Reset()
-				return
-			}
-			if _, err := s.Write(buf); err != nil {
-				s.Reset()
-				return
+	cfg.Watchers = 2
+	cfg.SuspicionMin = time.Minute // nobody is dead and gone meanwhile
+	nodes := startCluster(t, 8, cfg)
+	// A member known only from others' news has no address yet, so its
+	// watchers reach it through others (ping-req) until its heartbeat.
+	waitFor(t, 10*time.Second, "every node has every member's addresses", func() bool {
+		for _, n := range nodes {
+			for _, o := range nodes {
+				if mem, _ := n.m.Member(o.h.ID()); n != o && len(mem.Addrs) == 0 {
+					return false
+				}
 			}
 		}
+		return true
 	})
-	time.Sleep(2 * time.Second) // the condition under test: 40 probe rounds while it is punctual
-	if n := pings.Load(); n != 0 {
-		t.Fatalf("a punctual member got %d probes", n)
-	}
-	watched.m.paused.Store(true)
-	start := time.Now()
-	for pings.Load() == 0 {
-		if time.Since(start) > 10*time.Second {
-			t.Fatal("a member silent for 10 s was never probed")
+	watched := map[peer.ID][]peer.ID{}
+	for _, n := range nodes {
+		if err := n.m.do(context.Background(), func(l *loop) {
+			for _, id := range l.core.Watched() {
+				watched[n.h.ID()] = append(watched[n.h.ID()], peerID(id))
+			}
+		}); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if len(watched[n.h.ID()]) != cfg.Watchers {
+			t.Fatalf("%s watches %d members, want %d", n.h.ID().ShortString(), len(watched[n.h.ID()]), cfg.Watchers)
+		}
 	}
-	t.Logf("first probe %s after its heartbeats stopped", time.Since(start).Round(time.Millisecond))
+	type ping struct{ from, to peer.ID }
+	var mu sync.Mutex
+	pings := map[ping]int{}
+	asked := map[ping]bool{} // a ping-req asked from to ping to
+	for _, n := range nodes {
+		f := func(from peer.ID, msg *swim.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch msg.Kind {
+			case swim.KindPing:
+				pings[ping{from, n.h.ID()}]++
+			case swim.KindPingReq:
+				asked[ping{n.h.ID(), peerID(msg.Target)}] = true
+			}
+		}
+		n.m.onDirect.Store(&f)
+	}
+	time.Sleep(10 * cfg.ProbeInterval) // the condition under test: 10 probe rounds
+	mu.Lock()
+	pingedBy := map[peer.ID]int{}
+	for p, k := range pings {
+		if !slices.Contains(watched[p.from], p.to) && !asked[p] {
+			t.Errorf("%s pinged %s %d times: neither watched nor asked to", p.from.ShortString(), p.to.ShortString(), k)
+		}
+		pingedBy[p.to]++
+	}
+	for _, n := range nodes {
+		if pingedBy[n.h.ID()] == 0 {
+			t.Errorf("%s was never pinged", n.h.ID().ShortString())
+		}
+	}
+	clear(pings)
+	mu.Unlock()
+	silent := nodes[2]
+	silent.pause()
+	time.Sleep(2 * cfg.ProbeInterval)
+	mu.Lock()
+	defer mu.Unlock()
+	for p := range pings {
+		if p.to == silent.h.ID() {
+			return
+		}
+	}
+	t.Fatal("a silent member was not probed")
 }
 
-// As a network grows past ScaleAt, every member's heartbeat period grows;
-// receivers judge silence by the last announced period, so a member must
-// never wait longer than it announced: nobody is suspected while the
-// network grows.
+// As a network grows, every member's heartbeat period grows and the ring
+// of watchers changes under the members' feet: nobody is suspected while
+// the network grows.
 func TestGrowingNetworkSuspectsNobody(t *testing.T) {
 	cfg := testConfig()
-	// The period grows from the second member on, to 1.6 s at 16 members,
-	// past TFail. A TFail of 1.5 s rather than 600 ms leaves room for the
-	// delivery delays of 16 nodes under -race on 2 cores shared with other
-	// test packages (CI), which this test is not about.
-	cfg.ScaleAt = 1
-	cfg.TFail = 1500 * time.Millisecond
+	// The period grows with every member, to 1.6 s at 16. Probe timeouts
+	// longer than testConfig's leave room for the delivery delays of 16
+	// nodes under -race on 2 cores shared with other test packages (CI),
+	// which this test is not about.
+	cfg.ProbeTimeout, cfg.IndirectTimeout = time.Second, 2*time.Second
 	first := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
 	events, cancel := first.m.Subscribe(256)
 	defer cancel()
@@ -537,8 +620,8 @@ func TestGrowingNetworkSuspectsNobody(t *testing.T) {
 		waitState(t, first, o, StateAlive, 15*time.Second)
 	}
 	time.Sleep(5 * time.Second) // the condition under test: three grown periods
-	if p := first.m.period(); p != 1600*time.Millisecond {
-		t.Fatalf("period at 16 members = %s, want 1.6s", p)
+	if self, _ := first.m.Member(first.h.ID()); self.Period != 1600*time.Millisecond {
+		t.Fatalf("period at 16 members = %s, want 1.6s", self.Period)
 	}
 	for len(events) > 0 {
 		if e := <-events; e.Kind == EventSuspect || e.Kind == EventDead {
@@ -549,16 +632,15 @@ func TestGrowingNetworkSuspectsNobody(t *testing.T) {
 
 func TestFalseSuspicionIsRefuted(t *testing.T) {
 	cfg := testConfig()
-	cfg.TFail = 5 * time.Second
+	cfg.SuspicionMin = 5 * time.Second // the suspicion cannot end before its refutation
 	nodes := startCluster(t, 5, cfg)
 	liar, target := nodes[1], nodes[3]
 	inc := target.m.Incarnation()
 	mem, _ := liar.m.Member(target.h.ID())
-	liar.m.mu.Lock()
-	liar.m.seq++
-	msg := Message{Kind: KindSuspect, Peer: liar.h.ID(), Inc: liar.m.inc, Seq: liar.m.seq, About: target.h.ID(), AboutInc: mem.Inc, AboutSeq: mem.Seq}
-	liar.m.mu.Unlock()
-	if err := liar.m.topic.Publish(context.Background(), msg.encode()); err != nil {
+	// The liar publishes a suspicion its failure detector never raised.
+	if err := liar.m.do(context.Background(), func(l *loop) {
+		l.publish(&swim.Message{Kind: swim.KindSuspect, From: swimID(liar.h.ID()), Target: swimID(target.h.ID()), Inc: mem.Inc})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(3 * time.Second)
@@ -616,30 +698,30 @@ func TestValidatorRejectsForgedAndReplayed(t *testing.T) {
 	}
 }
 
-func TestConfigDefaultsAndScaling(t *testing.T) {
+func TestConfigDefaults(t *testing.T) {
 	c, err := Config{}.withDefaults()
 	if err != nil || c != DefaultConfig() {
 		t.Fatalf("zero config: %+v, %v", c, err)
 	}
-	if _, err := (Config{Heartbeat: time.Second, TFail: time.Second}).withDefaults(); err == nil {
-		t.Fatal("TFail below two heartbeats accepted")
-	}
-	if _, err := (Config{Heartbeat: -1}).withDefaults(); err == nil {
-		t.Fatal("negative heartbeat accepted")
-	}
-	for _, tc := range []struct {
-		n    int
-		want time.Duration
-	}{{1, 500 * time.Millisecond}, {3, 500 * time.Millisecond}, {6, time.Second}, {30, 5 * time.Second}, {99, 16500 * time.Millisecond}} {
-		if got := c.period(tc.n); got != tc.want {
-			t.Errorf("period(%d) = %s, want %s", tc.n, got, tc.want)
+	for name, bad := range map[string]Config{
+		"negative probe interval": {ProbeInterval: -1},
+		"negative redial timeout": {RedialTimeout: -1},
+		"negative watchers":       {Watchers: -1},
+		"suspicion multiplier":    {SuspicionMaxMult: 0.5},
+		"negative heartbeat rate": {HeartbeatRate: -1},
+	} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("%s accepted", name)
 		}
 	}
-	if got := c.tfail(2 * time.Second); got != 6*time.Second {
-		t.Errorf("tfail for a 2 s period = %s, want 6 s", got)
-	}
-	if got := c.tfail(100 * time.Millisecond); got != c.TFail {
-		t.Errorf("tfail for a fast member = %s, want TFail", got)
+	// The defaults are the core's.
+	sc := c.swimConfig("self", 7)
+	d := swim.DefaultConfig()
+	if sc.ProbePeriod != d.ProbePeriod || sc.ProbeTimeout != d.ProbeTimeout || sc.IndirectTimeout != d.IndirectTimeout ||
+		sc.SuspicionMin != d.SuspicionMin || sc.SuspicionMaxMult != d.SuspicionMaxMult || sc.Watchers != d.Watchers ||
+		sc.Helpers != d.Helpers || sc.Confirmations != d.Confirmations || sc.HeartbeatMin != d.HeartbeatMin ||
+		sc.HeartbeatRate != d.HeartbeatRate || sc.ForgetAfter != d.ForgetAfter || sc.Self != "self" || sc.Inc != 7 {
+		t.Fatalf("core config %+v, core defaults %+v", sc, d)
 	}
 }
 
@@ -651,61 +733,6 @@ func TestStateAndEventStrings(t *testing.T) {
 	}
 	if EventRejoined.String() != "rejoined" || EventAliveAgain.String() != "alive-again" {
 		t.Error("event names")
-	}
-}
-
-// A node resuming from a stall must not push last-seen times into the
-// future, or its next detection is late by the stall (found by the
-// membership benchmark: detection grew by the previous stall every round).
-func TestForgiveStallNeverPastNow(t *testing.T) {
-	// A bare table: a live member's heartbeats would overwrite LastSeen.
-	other := peer.ID("other")
-	m := &Membership{cfg: testConfig(), log: testLogger(), members: map[peer.ID]*Member{other: {ID: other, State: StateAlive}}}
-	now := time.Now()
-	m.mu.Lock()
-	m.members[other].LastSeen = now.Add(-100 * time.Millisecond) // heard just after resuming
-	m.mu.Unlock()
-	m.forgiveStall(10*time.Second, now)
-	lastSeen := func() time.Time {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return m.members[other].LastSeen
-	}
-	if ls := lastSeen(); ls.After(now) {
-		t.Fatalf("last seen %s after now %s", ls, now)
-	}
-	m.mu.Lock()
-	m.members[other].LastSeen = now.Add(-20 * time.Second) // silent before the stall
-	m.mu.Unlock()
-	m.forgiveStall(10*time.Second, now)
-	if ls := lastSeen(); !ls.Equal(now.Add(-10 * time.Second)) {
-		t.Fatalf("last seen %s, want the 10 s stall credited", ls)
-	}
-}
-
-// The heartbeat period grows with the live members only: dead and left
-// members linger in the table for ForgetAfter but must not slow the rest.
-func TestPeriodCountsLiveMembersOnly(t *testing.T) {
-	cfg, err := Config{ScaleAt: 2}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &Membership{cfg: cfg, members: map[peer.ID]*Member{}}
-	add := func(id string, s State) { m.members[peer.ID(id)] = &Member{ID: peer.ID(id), State: s} }
-	add("a", StateAlive)
-	if got := m.period(); got != cfg.Heartbeat {
-		t.Fatalf("2 live: period %s, want %s", got, cfg.Heartbeat)
-	}
-	add("b", StateDead)
-	add("c", StateLeft)
-	add("d", StateDead)
-	if got := m.period(); got != cfg.Heartbeat {
-		t.Fatalf("2 live and 3 gone: period %s, want %s", got, cfg.Heartbeat)
-	}
-	add("e", StateSuspect)
-	add("f", StateAlive)
-	if got, want := m.period(), cfg.Heartbeat*4/2; got != want {
-		t.Fatalf("4 live: period %s, want %s", got, want)
 	}
 }
 
@@ -763,16 +790,17 @@ func TestCheckTCPTellsRunningGoneAndDying(t *testing.T) {
 	}
 }
 
-// Settled closes one announced heartbeat period after a node first hears
-// another member, by when it has heard every live member; a node alone
-// never settles.
+// Settled closes once a node has caught up on the table (a table
+// exchange with a member, or one announced heartbeat period after it
+// first heard one), by when it has heard of every live member; a node
+// alone never settles.
 func TestSettledAfterOnePeriod(t *testing.T) {
 	cfg := testConfig()
 	alone := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
 	select {
 	case <-alone.m.Settled():
 		t.Fatal("a node alone says it has heard every member")
-	case <-time.After(5 * cfg.Heartbeat):
+	case <-time.After(5 * cfg.HeartbeatMin):
 	}
 	nodes := startCluster(t, 3, cfg) // returns once all see all alive
 	for _, n := range nodes {

@@ -19,11 +19,14 @@ const MaxMessageSize = 8 << 10
 // Kind is the kind of a membership message.
 type Kind string
 
-// Message kinds.
+// Message kinds. Nodes of earlier releases reject any other kind, so the
+// failure detector's messages map onto these three (see wire.go): its
+// heartbeats and its announcements (a join, a refutation) are heartbeats,
+// a declaration of death is a suspicion marked Dead.
 const (
-	KindHeartbeat Kind = "heartbeat" // I am alive
+	KindHeartbeat Kind = "heartbeat" // I am alive (at a higher incarnation: I joined, or refute)
 	KindLeave     Kind = "leave"     // I am leaving for good
-	KindSuspect   Kind = "suspect"   // I could not reach About
+	KindSuspect   Kind = "suspect"   // I could not reach About (or, with Dead: About is dead)
 )
 
 // ErrBadMessage: a membership message that is malformed or lies about its
@@ -49,15 +52,36 @@ type Message struct {
 	// it has one. Omitted when nil, so that nodes that know no
 	// coordinates read the heartbeat as before.
 	Coord *coord.Coordinate `json:"coord,omitempty"`
+	// News, in a heartbeat: recent changes the sender knows of, for nodes
+	// that missed them.
+	News []NewsEntry `json:"news,omitempty"`
 	// Suspicion: the member suspected, and its newest (Inc, Seq) the
-	// sender had seen: a heartbeat newer than that refutes it.
+	// sender had seen. A node of an earlier release takes a heartbeat
+	// newer than that as a refutation; this release takes only a higher
+	// incarnation.
 	About    peer.ID `json:"about,omitempty"`
 	AboutInc uint64  `json:"about_inc,omitempty"`
 	AboutSeq uint64  `json:"about_seq,omitempty"`
+	// Dead: the suspicion has ended, About is dead. Refused: the
+	// suspicion rests on a refused connection (see Config.Confirmations).
+	// Nodes of earlier releases ignore both fields, as they ignore News:
+	// to them a declaration of death is one more suspicion.
+	Dead    bool `json:"dead,omitempty"`
+	Refused bool `json:"refused,omitempty"`
 }
 
-// maxAddrs caps the addresses a heartbeat may carry.
-const maxAddrs = 32
+// NewsEntry is one member's state at an incarnation, as news.
+type NewsEntry struct {
+	Peer  peer.ID `json:"peer"`
+	State string  `json:"state"` // alive, suspect, dead or left
+	Inc   uint64  `json:"inc"`
+}
+
+// maxAddrs caps the addresses a heartbeat may carry, maxNews its news.
+const (
+	maxAddrs = 32
+	maxNews  = 32
+)
 
 // decodeMessage parses and checks a message's shape.
 func decodeMessage(b []byte) (*Message, error) {
@@ -73,7 +97,7 @@ func decodeMessage(b []byte) (*Message, error) {
 	}
 	switch m.Kind {
 	case KindHeartbeat:
-		if m.PeriodMillis <= 0 || m.PeriodMillis > 3_600_000 {
+		if m.PeriodMillis <= 0 || m.PeriodMillis > maxPeriodMillis {
 			return nil, fmt.Errorf("%w: heartbeat period %d ms", ErrBadMessage, m.PeriodMillis)
 		}
 		if len(m.Addrs) > maxAddrs {
@@ -84,6 +108,14 @@ func decodeMessage(b []byte) (*Message, error) {
 		// sender is alive whatever its coordinate says.
 		if m.Coord != nil && m.Coord.Validate() != nil {
 			m.Coord = nil
+		}
+		if len(m.News) > maxNews {
+			return nil, fmt.Errorf("%w: %d news entries", ErrBadMessage, len(m.News))
+		}
+		for _, n := range m.News {
+			if _, ok := parseState(n.State); !ok || n.Peer.Validate() != nil {
+				return nil, fmt.Errorf("%w: news entry %q %q", ErrBadMessage, n.Peer, n.State)
+			}
 		}
 	case KindLeave:
 	case KindSuspect:
@@ -100,6 +132,16 @@ func decodeMessage(b []byte) (*Message, error) {
 		m.Coord = nil
 	}
 	return &m, nil
+}
+
+// parseState is the State a String gives.
+func parseState(s string) (State, bool) {
+	for st := StateAlive; st <= StateLeft; st++ {
+		if st.String() == s {
+			return st, true
+		}
+	}
+	return 0, false
 }
 
 func (m *Message) encode() []byte {

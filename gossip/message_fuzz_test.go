@@ -2,7 +2,13 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pshare/p2pshare/gossip/swim"
 )
 
 // FuzzDecodeMessage: no input panics the membership decoder; an accepted
@@ -42,6 +48,36 @@ func FuzzDecodeMessage(f *testing.F) {
 			if err := m.Coord.Validate(); err != nil {
 				t.Fatalf("accepted an invalid coordinate: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzDecodeDirect: no input panics the direct protocol's decoder; an
+// accepted message re-encodes and decodes to itself.
+func FuzzDecodeDirect(f *testing.F) {
+	from, _ := peer.Decode("12D3KooWGM9xKEMwXC3LW4r3utUJtHvqhU2UBB7RuX2yaxipmJgC")
+	ping, _ := direct{msg: &swim.Message{Kind: swim.KindPing, From: swimID(from), Target: swimID(from), Seq: 3}}.encode()
+	f.Add(ping)
+	sync, _ := direct{msg: &swim.Message{Kind: swim.KindSyncResp, From: swimID(from), News: []swim.Entry{{ID: swimID(from), Inc: 2}}},
+		addrs: map[peer.ID][]ma.Multiaddr{from: {ma.StringCast("/ip4/127.0.0.1/tcp/4001")}}}.encode()
+	f.Add(sync)
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeDirect(b, from)
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("error %v is not ErrBadMessage", err)
+			}
+			return
+		}
+		b2, err := d.encode()
+		if err != nil {
+			t.Fatalf("re-encode of an accepted message: %v", err)
+		}
+		d2, err := decodeDirect(b2, from)
+		if err != nil || fmt.Sprint(d2.msg) != fmt.Sprint(d.msg) || fmt.Sprint(d2.addrs) != fmt.Sprint(d.addrs) {
+			t.Fatalf("round trip changed the message: %+v -> %+v, %v", d, d2, err)
 		}
 	})
 }

@@ -13,11 +13,12 @@ import (
 // State is what this node believes of a member.
 type State int
 
-// Member states.
+// Member states, in the order of package swim's (the core's): at the
+// same incarnation a later one wins.
 const (
-	StateAlive   State = iota // heartbeats arrive
-	StateSuspect              // silent for TFail, or unreachable after its connection dropped
-	StateDead                 // silent for 2·TFail, or suspected by enough peers
+	StateAlive   State = iota // answers its watchers' pings, or announced itself
+	StateSuspect              // a watcher could not reach it, directly or through others
+	StateDead                 // suspected until the suspicion timed out, or its port refused
 	StateLeft                 // said goodbye
 )
 
@@ -42,10 +43,10 @@ type EventKind int
 const (
 	EventJoined     EventKind = iota // first heard of
 	EventSuspect                     // alive -> suspect
-	EventAliveAgain                  // suspect or dead -> alive, same incarnation
+	EventAliveAgain                  // suspect -> alive: it refuted the suspicion
 	EventDead                        // -> dead
 	EventLeft                        // said goodbye
-	EventRejoined                    // back after dead or left, with a new incarnation
+	EventRejoined                    // back after dead or left, with a new incarnation (a restart, or a refuted death)
 )
 
 func (k EventKind) String() string {
@@ -74,14 +75,17 @@ type Event struct {
 	At   time.Time
 }
 
-// Member is this node's view of one member.
+// Member is this node's view of one member. Its facts come from the
+// member's last heartbeat: a member known only from others' news or a
+// table exchange has none yet, and the addresses another member gave.
 type Member struct {
-	ID        peer.ID
-	State     State
-	Inc, Seq  uint64
-	LastSeen  time.Time     // last heartbeat (or goodbye) received
-	Since     time.Time     // when State was entered
-	Period    time.Duration // the member's announced heartbeat period
+	ID       peer.ID
+	State    State
+	Inc, Seq uint64    // Seq: of the last message of the member on the topic
+	LastSeen time.Time // last message received from the member itself
+	Since    time.Time // when State was entered
+	// Period is the member's announced heartbeat period.
+	Period    time.Duration
 	Addrs     []string
 	Files     int
 	FreeBytes int64
@@ -96,11 +100,7 @@ type Member struct {
 	OffsetKnown bool
 	Self        bool
 
-	accusers map[peer.ID]bool // peers suspecting the current (Inc, Seq)
-	// checkedInc, checkedSeq: the (Inc, Seq) at which a suspicion last made
-	// this node check the member's TCP port (once per silence, not once
-	// per suspicion message).
-	checkedInc, checkedSeq uint64
+	ownAddrs bool // Addrs came from the member itself, not from another's table
 }
 
 // AddrInfo is the member's ID with the addresses its last heartbeat

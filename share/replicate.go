@@ -116,8 +116,45 @@ func (s *Service) replicationLoop() {
 			return
 		case <-t.C:
 		case <-s.repKick:
+			if !s.settleKicks() {
+				return
+			}
 		}
 		s.checkReplicas(s.ctx)
+	}
+}
+
+// A membership change rarely comes alone: several nodes killed at once
+// are dead within milliseconds of each other's deaths, and a repairer
+// may be one of them, dying after it asked a node to hold a copy. A
+// check on each change would see part of the burst, and miss the copy
+// made meanwhile, which reaches the catalog a moment later: two holders
+// would each think they are the lowest live one and both repair, and the
+// file would end with more than R copies. So a kick waits until kicks
+// have stopped for repairSettle (at most repairSettleMax).
+const (
+	repairSettle    = 100 * time.Millisecond
+	repairSettleMax = time.Second
+)
+
+// settleKicks waits for a burst of kicks to end; false if the service
+// closed meanwhile.
+func (s *Service) settleKicks() bool {
+	limit := time.NewTimer(repairSettleMax)
+	defer limit.Stop()
+	quiet := time.NewTimer(repairSettle)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-s.repKick:
+			quiet.Reset(repairSettle)
+		case <-quiet.C:
+			return true
+		case <-limit.C:
+			return true
+		}
 	}
 }
 

@@ -258,8 +258,9 @@ func TestE2ENAT(t *testing.T) {
 		if err := in.Cut("nat2"); err != nil {
 			t.Fatal(err)
 		}
-		// Default TFail is 2 s: dead everywhere within 2·TFail, and the
-		// second it takes to poll every node.
+		// A member cut off is silent to its watchers: dead everywhere in a
+		// few seconds (see gossip.Config), and the second it takes to poll
+		// every node.
 		d := waitAllSee(t, nw, b, b.ID, "dead", 5*time.Second)
 		t.Logf("cut uplink seen dead on every node after %s", d)
 		if err := in.Restore("nat2"); err != nil {

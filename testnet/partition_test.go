@@ -87,11 +87,11 @@ func TestE2EPartition(t *testing.T) {
 	// The cut.
 	lab.Cut()
 	cutAt := time.Now()
-	// Six members heartbeat every second, so TFail is 3 s (three periods):
-	// dead 2·TFail after the last heartbeat at most, plus a period and the
-	// timer's tick, about 7.2 s; unanswered probes usually say it sooner.
-	// The limit leaves a loaded machine room: how fast a death is seen is
-	// measured by bench members, not here.
+	// Each node's watchers across the cut find it silent, and a member
+	// declared dead makes way on the ring for the next one across, so each
+	// side finds the other dead in a few rounds of probes and suspicions
+	// (about 7 s). The limit leaves a loaded machine room: how fast a death
+	// is seen is measured by bench members, not here.
 	took = waitFor(t, 15*time.Second, "each side sees the other dead and its own alive", func() (bool, string) {
 		return sidesSee(nw, side, func(a, b string) string {
 			if a == b {
@@ -171,7 +171,8 @@ func TestE2EPartition(t *testing.T) {
 	}
 
 	// The cable goes back in: the sides merge on their own, through a dead
-	// member's re-dial (every 5 s), well before a manual join would.
+	// member's re-dial (every 5 s) and the table exchange that follows,
+	// well before a manual join would.
 	lab.Heal()
 	healAt := time.Now()
 	took = waitFor(t, 15*time.Second, "every node sees every other alive after the cut is healed", func() (bool, string) {

@@ -39,6 +39,9 @@ not measured; --json gives both, as rtt_ms and rtt_est_ms.`,
 				seen := "now"
 				if t, err := time.Parse(time.RFC3339Nano, m.LastSeen); err == nil && !m.Self {
 					seen = time.Since(t).Round(time.Millisecond).String() + " ago"
+					if t.IsZero() { // known only from other members so far
+						seen = "-"
+					}
 				}
 				id := m.ID
 				if m.Self {

@@ -44,7 +44,7 @@ const (
 	EvidenceReset Evidence = iota + 1
 	// EvidenceRefused: a re-dial of the member's addresses was refused
 	// (no process listens there). This node suspects it at once, as after
-	// a failed probe.
+	// a failed probe, and its suspicion counts towards Confirmations.
 	EvidenceRefused
 )
 
@@ -67,7 +67,10 @@ type Event struct {
 	State State
 	Inc   uint64
 	New   bool // first heard of
-	At    time.Time
+	// Forgotten: the member, dead or left for ForgetAfter, is no longer
+	// in the table (State is the one it had).
+	Forgotten bool
+	At        time.Time
 }
 
 // Config tunes a core. Zero fields take the defaults of DefaultConfig.
@@ -79,7 +82,20 @@ type Config struct {
 	Watchers int
 	// Helpers is how many members a failed ping is retried through
 	// (ping-req). Default 3.
-	Helpers         int
+	Helpers int
+	// CanRelay, when set, says whether a member can relay a ping-req (a
+	// member of an earlier release may not speak the direct protocol);
+	// only those are picked as helpers. Default: every alive member.
+	CanRelay func(ID) bool
+	// Confirmations: refused connections (EvidenceRefused) reported by
+	// this many distinct members, or by every live member other than the
+	// suspect if fewer, end a suspicion at once: no process listens at
+	// the member's address any more. Default 2.
+	Confirmations int
+	// NextInc, when set, gives the incarnation of a refutation: at least
+	// its argument (a node keeps a counter that survives restarts, so its
+	// next start is newer still). Default: the argument.
+	NextInc         func(atLeast uint64) uint64
 	ProbePeriod     time.Duration // default 1 s
 	ProbeTimeout    time.Duration // direct ping, and a helper's relayed ping; default 400 ms
 	IndirectTimeout time.Duration // ping-req round; default 800 ms
@@ -108,20 +124,25 @@ type Config struct {
 	// by a partition, or wrongly declared dead, hears of it and refutes
 	// once it can be reached. Default 30 s.
 	DeadProbeFor time.Duration
-	Clock        Clock
-	Rand         *rand.Rand // default seeded from Self
-	OnEvent      func(Event)
+	// ForgetAfter: a member dead or left for this long is dropped from
+	// the table (and from Entries), so a network's table does not grow
+	// with every node that ever ran. Default 1 h.
+	ForgetAfter time.Duration
+	Clock       Clock
+	Rand        *rand.Rand // default seeded from Self
+	OnEvent     func(Event)
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Watchers: 3, Helpers: 3,
+		Watchers: 3, Helpers: 3, Confirmations: 2,
 		ProbePeriod: time.Second, ProbeTimeout: 400 * time.Millisecond, IndirectTimeout: 800 * time.Millisecond,
 		SuspicionMin: 500 * time.Millisecond, SuspicionMaxMult: 6,
 		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
 		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
 		NewsPerHeartbeat: 8, NewsRepeat: 3, DeadProbeFor: 30 * time.Second,
+		ForgetAfter: time.Hour,
 	}
 }
 
@@ -139,6 +160,7 @@ func (c Config) withDefaults() Config {
 	}
 	setInt(&c.Watchers, d.Watchers)
 	setInt(&c.Helpers, d.Helpers)
+	setInt(&c.Confirmations, d.Confirmations)
 	setInt(&c.MaxLHM, d.MaxLHM)
 	setInt(&c.AccuseLimit, d.AccuseLimit)
 	setInt(&c.NewsPerHeartbeat, d.NewsPerHeartbeat)
@@ -150,6 +172,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.LateSlack, d.LateSlack)
 	setDur(&c.HeartbeatMin, d.HeartbeatMin)
 	setDur(&c.DeadProbeFor, d.DeadProbeFor)
+	setDur(&c.ForgetAfter, d.ForgetAfter)
 	if c.SuspicionMaxMult == 0 {
 		c.SuspicionMaxMult = d.SuspicionMaxMult
 	}
@@ -165,7 +188,9 @@ func (c Config) withDefaults() Config {
 // member is a core's view of a member that differs from its base table.
 type member struct {
 	Entry
-	susp *suspicion
+	susp  *suspicion
+	since time.Time // when it became dead or left
+	gone  bool      // a member of the base table that this core forgot
 }
 
 // suspicion is a running suspicion of a member at its incarnation.
@@ -173,6 +198,7 @@ type suspicion struct {
 	start    time.Time
 	deadline time.Time
 	accusers []ID // distinct, the first is who raised it
+	refusals []ID // the accusers whose accusation rests on a refused connection
 }
 
 // probe is one of this node's probes of a member.
@@ -226,6 +252,12 @@ type Core struct {
 	news   []news
 	// recentDead: members declared dead in the last DeadProbeFor, with when.
 	recentDead []deadAt
+	// ended: members that became dead or left, with when, oldest first:
+	// each is forgotten ForgetAfter later if it has not changed since.
+	ended []deadAt
+	// nlive counts the live members, this node included; goneBase the
+	// members of the base table this core forgot.
+	nlive, goneBase int
 
 	nextProbe, nextHeartbeat time.Time
 	wanted                   time.Time // the Next this core asked for
@@ -239,7 +271,7 @@ func New(cfg Config, tr Transport, base *Table) *Core {
 	if base == nil {
 		base = NewTable(nil)
 	}
-	c := &Core{cfg: cfg, tr: tr, base: base, over: map[ID]*member{}, inc: cfg.Inc}
+	c := &Core{cfg: cfg, tr: tr, base: base, over: map[ID]*member{}, inc: cfg.Inc, nlive: base.live}
 	c.put(Entry{ID: cfg.Self, State: StateAlive, Inc: cfg.Inc})
 	return c
 }
@@ -248,7 +280,7 @@ func New(cfg Config, tr Transport, base *Table) *Core {
 func (c *Core) Start() {
 	now := c.cfg.Clock.Now()
 	c.nextProbe = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.cfg.ProbePeriod))))
-	c.nextHeartbeat = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.heartbeatPeriod()))))
+	c.nextHeartbeat = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.HeartbeatPeriod()))))
 	c.wanted = c.Next()
 }
 
@@ -266,7 +298,7 @@ func (c *Core) Join(seed ID) {
 // Leave announces that this node leaves for good and stops its probes.
 func (c *Core) Leave() {
 	c.left = true
-	c.apply(Entry{ID: c.cfg.Self, State: StateLeft, Inc: c.inc}, "", c.cfg.Clock.Now())
+	c.apply(Entry{ID: c.cfg.Self, State: StateLeft, Inc: c.inc}, "", false, c.cfg.Clock.Now())
 	c.tr.Publish(&Message{Kind: KindLeave, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
 }
 
@@ -302,6 +334,9 @@ func (c *Core) Entries() []Entry {
 	out := make([]Entry, 0, c.size())
 	for _, e := range c.base.entries {
 		if o := c.over[e.ID]; o != nil {
+			if o.gone {
+				continue
+			}
 			e = o.Entry
 		}
 		out = append(out, e)
@@ -313,10 +348,24 @@ func (c *Core) Entries() []Entry {
 	return out
 }
 
-func (c *Core) size() int { return c.base.Len() + len(c.extra.ids) }
+// size is the number of members in the table.
+func (c *Core) size() int { return c.slots() - c.goneBase }
+
+// slots is the range of at's index: base and extra entries, forgotten
+// members of the base included.
+func (c *Core) slots() int { return c.base.Len() + len(c.extra.ids) }
+
+// Live is the number of live (alive or suspect) members, this node
+// included: the N that sizes the heartbeat period and the suspicion
+// timeouts. Dead and left members stay in the table for ForgetAfter but
+// send nothing.
+func (c *Core) Live() int { return c.nlive }
 
 func (c *Core) get(id ID) (Entry, bool) {
 	if o := c.over[id]; o != nil {
+		if o.gone {
+			return Entry{}, false
+		}
 		return o.Entry, true
 	}
 	if i, ok := c.base.index[id]; ok {
@@ -326,6 +375,12 @@ func (c *Core) get(id ID) (Entry, bool) {
 }
 
 func (c *Core) put(e Entry) *member {
+	if cur, ok := c.get(e.ID); ok && live(cur.State) {
+		c.nlive--
+	}
+	if live(e.State) {
+		c.nlive++
+	}
 	o := c.over[e.ID]
 	if o == nil {
 		o = &member{}
@@ -334,8 +389,42 @@ func (c *Core) put(e Entry) *member {
 			c.extra.insert(e.ID)
 		}
 	}
+	if o.gone {
+		o.gone = false
+		c.goneBase--
+	}
 	o.Entry = e
 	return o
+}
+
+// forget drops id, dead or left, from the table.
+func (c *Core) forget(id ID, now time.Time) {
+	e, ok := c.get(id)
+	if !ok || live(e.State) || id == c.cfg.Self {
+		return
+	}
+	if _, inBase := c.base.index[id]; inBase {
+		c.over[id] = &member{gone: true}
+		c.goneBase++
+	} else {
+		delete(c.over, id)
+		c.extra.remove(id)
+	}
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(Event{ID: id, State: e.State, Inc: e.Inc, Forgotten: true, At: now})
+	}
+}
+
+// forgetEnded forgets the members dead or left for ForgetAfter that have
+// not changed since.
+func (c *Core) forgetEnded(now time.Time) {
+	i := 0
+	for ; i < len(c.ended) && now.Sub(c.ended[i].at) >= c.cfg.ForgetAfter; i++ {
+		if o := c.over[c.ended[i].id]; o != nil && !o.gone && o.since.Equal(c.ended[i].at) {
+			c.forget(c.ended[i].id, now)
+		}
+	}
+	c.ended = c.ended[i:]
 }
 
 func live(s State) bool { return s == StateAlive || s == StateSuspect }
@@ -363,7 +452,7 @@ func (c *Core) Watched() []ID {
 		if id == c.cfg.Self || slices.Contains(out, id) {
 			continue
 		}
-		if e, _ := c.get(id); live(e.State) {
+		if e, ok := c.get(id); ok && live(e.State) {
 			out = append(out, id)
 		}
 	}
@@ -376,17 +465,21 @@ func (c *Core) raiseLHM() { c.lhm = min(c.lhm+1, c.cfg.MaxLHM) }
 
 func (c *Core) healthy() bool { return c.lhm < c.cfg.AccuseLimit }
 
-func (c *Core) heartbeatPeriod() time.Duration {
-	p := time.Duration(float64(c.size()) / c.cfg.HeartbeatRate * float64(time.Second))
+// HeartbeatPeriod is this node's heartbeat period at the current number
+// of live members: max(HeartbeatMin, N/HeartbeatRate). The next heartbeat
+// comes at most this long after the last one, unless N grows.
+func (c *Core) HeartbeatPeriod() time.Duration {
+	p := time.Duration(float64(c.nlive) / c.cfg.HeartbeatRate * float64(time.Second))
 	return max(c.cfg.HeartbeatMin, p)
 }
 
 // SuspicionTimeout is Lifeguard's timeout of a suspicion with the given
 // number of independent confirmations (accusers after the first): from
-// max = SuspicionMaxMult·min down to min = SuspicionMin·log10 N as
-// confirmations reach Watchers-1, on a log scale, stretched by 1+LHM.
+// max = SuspicionMaxMult·min down to min = SuspicionMin·log10 N (N the
+// live members) as confirmations reach Watchers-1, on a log scale,
+// stretched by 1+LHM.
 func (c *Core) SuspicionTimeout(confirmations int) time.Duration {
-	lo := float64(c.cfg.SuspicionMin) * max(1, math.Log10(float64(c.size())))
+	lo := float64(c.cfg.SuspicionMin) * max(1, math.Log10(float64(c.nlive)))
 	hi := lo * c.cfg.SuspicionMaxMult
 	k := float64(max(1, c.cfg.Watchers-1))
 	t := hi - (hi-lo)*math.Log(float64(confirmations)+1)/math.Log(k+1)
@@ -453,7 +546,7 @@ func (c *Core) Tick() {
 		o := c.over[id]
 		if !now.Before(o.susp.deadline) {
 			mine := o.susp.accusers[0] == c.cfg.Self
-			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", now)
+			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", false, now)
 			if mine {
 				c.tr.Publish(&Message{Kind: KindDead, From: c.cfg.Self, Target: id, Inc: o.Inc})
 			}
@@ -464,6 +557,7 @@ func (c *Core) Tick() {
 			c.startProbe(id, now)
 		}
 		c.pingDead(now)
+		c.forgetEnded(now)
 		c.nextProbe = c.nextProbe.Add(c.cfg.ProbePeriod)
 		if !c.nextProbe.After(now) {
 			c.nextProbe = now.Add(c.cfg.ProbePeriod)
@@ -471,7 +565,7 @@ func (c *Core) Tick() {
 	}
 	if !now.Before(c.nextHeartbeat) {
 		c.heartbeat()
-		c.nextHeartbeat = now.Add(c.heartbeatPeriod())
+		c.nextHeartbeat = now.Add(c.HeartbeatPeriod())
 	}
 }
 
@@ -502,7 +596,7 @@ func (c *Core) pingDead(now time.Time) {
 func (c *Core) pingReq(p *probe, now time.Time) {
 	p.indirect = true
 	p.deadline = now.Add(c.stretch(c.cfg.IndirectTimeout))
-	n := c.size()
+	n := c.slots()
 	tried := map[ID]bool{c.cfg.Self: true, p.target: true}
 	for range 8 * c.cfg.Helpers {
 		if p.helpers == c.cfg.Helpers || n == 0 {
@@ -513,7 +607,7 @@ func (c *Core) pingReq(p *probe, now time.Time) {
 			continue
 		}
 		tried[id] = true
-		if e, _ := c.get(id); e.State != StateAlive {
+		if e, ok := c.get(id); !ok || e.State != StateAlive || c.cfg.CanRelay != nil && !c.cfg.CanRelay(id) {
 			continue
 		}
 		p.helpers++
@@ -524,7 +618,8 @@ func (c *Core) pingReq(p *probe, now time.Time) {
 	}
 }
 
-// at returns the i-th ID of the table (base, then extra).
+// at returns the i-th ID of the table (base, then extra), forgotten
+// members of the base included.
 func (c *Core) at(i int) ID {
 	if i < c.base.Len() {
 		return c.base.entries[i].ID
@@ -549,20 +644,22 @@ func (c *Core) conclude(p *probe) {
 	if p.helpers > 0 && p.nacks == 0 {
 		return
 	}
-	c.accuse(p.target)
+	c.accuse(p.target, false)
 }
 
-// accuse suspects id, if this node is healthy, and publishes it.
-func (c *Core) accuse(id ID) {
+// accuse suspects id, if this node is healthy, and publishes it; refused
+// says the accusation rests on a refused connection.
+func (c *Core) accuse(id ID, refused bool) {
 	e, ok := c.get(id)
 	if !ok || !live(e.State) || !c.healthy() || c.left {
 		return
 	}
-	if o := c.over[id]; o != nil && o.susp != nil && slices.Contains(o.susp.accusers, c.cfg.Self) {
+	if o := c.over[id]; o != nil && o.susp != nil && slices.Contains(o.susp.accusers, c.cfg.Self) &&
+		(!refused || slices.Contains(o.susp.refusals, c.cfg.Self)) {
 		return
 	}
-	c.apply(Entry{ID: id, State: StateSuspect, Inc: e.Inc}, c.cfg.Self, c.cfg.Clock.Now())
-	c.tr.Publish(&Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc})
+	c.apply(Entry{ID: id, State: StateSuspect, Inc: e.Inc}, c.cfg.Self, refused, c.cfg.Clock.Now())
+	c.tr.Publish(&Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: refused})
 }
 
 // Evidence feeds what the network layer saw of id. It may only hasten
@@ -578,7 +675,7 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 	case EvidenceReset:
 		c.startProbe(id, c.cfg.Clock.Now())
 	case EvidenceRefused:
-		c.accuse(id)
+		c.accuse(id, true)
 	}
 }
 
@@ -615,7 +712,7 @@ func (c *Core) Receive(from ID, m *Message) {
 			c.tr.Send(r.requester, &Message{Kind: KindAck, From: self, Target: m.From, Seq: r.reqSeq, Inc: m.Inc})
 		}
 		if m.From == m.Target {
-			c.apply(Entry{ID: m.From, State: StateAlive, Inc: m.Inc}, "", now)
+			c.apply(Entry{ID: m.From, State: StateAlive, Inc: m.Inc}, "", false, now)
 		}
 	case KindNack:
 		if i := slices.IndexFunc(c.probes, func(p *probe) bool { return p.seq == m.Seq && p.indirect }); i >= 0 {
@@ -640,16 +737,16 @@ func (c *Core) Receive(from ID, m *Message) {
 		if m.Kind == KindDead {
 			st = StateDead
 		}
-		c.apply(Entry{ID: m.Target, State: st, Inc: m.Inc}, from, now)
+		c.apply(Entry{ID: m.Target, State: st, Inc: m.Inc}, from, m.Refused, now)
 	case KindAlive:
 		if m.Target != from {
 			return // only a member raises its own incarnation
 		}
-		c.apply(Entry{ID: m.Target, State: StateAlive, Inc: m.Inc}, "", now)
+		c.apply(Entry{ID: m.Target, State: StateAlive, Inc: m.Inc}, "", false, now)
 	case KindLeave:
-		c.apply(Entry{ID: from, State: StateLeft, Inc: m.Inc}, "", now)
+		c.apply(Entry{ID: from, State: StateLeft, Inc: m.Inc}, "", false, now)
 	case KindHeartbeat:
-		c.apply(Entry{ID: from, State: StateAlive, Inc: m.Inc}, "", now)
+		c.apply(Entry{ID: from, State: StateAlive, Inc: m.Inc}, "", false, now)
 		c.merge(m.News, now)
 	case KindSyncReq:
 		c.merge(m.News, now)
@@ -673,7 +770,7 @@ func (c *Core) merge(es []Entry, now time.Time) {
 		if e.State == StateSuspect {
 			e.State = StateAlive
 		}
-		c.apply(e, "", now)
+		c.apply(e, "", false, now)
 	}
 }
 
@@ -682,6 +779,9 @@ func (c *Core) merge(es []Entry, now time.Time) {
 // node is slow: the local health multiplier rises (Lifeguard).
 func (c *Core) refute(inc uint64) {
 	c.inc = inc + 1
+	if c.cfg.NextInc != nil {
+		c.inc = max(c.inc, c.cfg.NextInc(c.inc))
+	}
 	c.raiseLHM()
 	c.put(Entry{ID: c.cfg.Self, State: StateAlive, Inc: c.inc})
 	c.tr.Publish(&Message{Kind: KindAlive, From: c.cfg.Self, Target: c.cfg.Self, Inc: c.inc})
@@ -689,8 +789,9 @@ func (c *Core) refute(inc uint64) {
 
 // apply merges one fact about a member, by SWIM's precedence: a higher
 // incarnation wins; at the same incarnation left > dead > suspect >
-// alive, and left is final. by is the accuser of a suspicion.
-func (c *Core) apply(e Entry, by ID, now time.Time) {
+// alive, and left is final. by is the accuser of a suspicion, refused
+// whether its accusation rests on a refused connection.
+func (c *Core) apply(e Entry, by ID, refused bool, now time.Time) {
 	cur, known := c.get(e.ID)
 	if e.ID == c.cfg.Self && e.State != StateLeft {
 		return
@@ -703,15 +804,15 @@ func (c *Core) apply(e Entry, by ID, now time.Time) {
 			return
 		case e.Inc == cur.Inc && e.State == cur.State:
 			if e.State == StateSuspect && by != "" {
-				c.confirm(e.ID, by, now)
+				c.confirm(e.ID, by, refused, now)
 			}
 			return
 		}
 	}
-	c.setState(e, by, now, !known)
+	c.setState(e, by, refused, now, !known)
 }
 
-func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
+func (c *Core) setState(e Entry, by ID, refused bool, now time.Time, isNew bool) {
 	o := c.put(e)
 	if o.susp != nil {
 		o.susp = nil
@@ -723,7 +824,7 @@ func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
 		if by == "" {
 			by = "?"
 		}
-		c.confirm(e.ID, by, now)
+		c.confirm(e.ID, by, refused, now)
 	}
 	if e.State != StateAlive || isNew {
 		c.addNews(e)
@@ -731,20 +832,40 @@ func (c *Core) setState(e Entry, by ID, now time.Time, isNew bool) {
 	if e.State == StateDead {
 		c.recentDead = append(c.recentDead, deadAt{e.ID, now})
 	}
+	if !live(e.State) {
+		o.since = now
+		c.ended = append(c.ended, deadAt{e.ID, now})
+	}
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(Event{ID: e.ID, State: e.State, Inc: e.Inc, New: isNew, At: now})
 	}
 }
 
 // confirm counts by as an accuser of id's running suspicion and moves its
-// deadline by Lifeguard's formula.
-func (c *Core) confirm(id, by ID, now time.Time) {
+// deadline by Lifeguard's formula, or to now once refusals from
+// Confirmations distinct accusers (at most the live members other than
+// id) prove that no process listens at id's address. A deadline never
+// falls before now: a timer that Next asked for in the past would look
+// late to Tick, and a late timer raises the local health multiplier.
+func (c *Core) confirm(id, by ID, refused bool, now time.Time) {
 	s := c.over[id].susp
-	if slices.Contains(s.accusers, by) {
-		return
+	if !slices.Contains(s.accusers, by) {
+		s.accusers = append(s.accusers, by)
+		s.deadline = maxTime(s.start.Add(c.SuspicionTimeout(len(s.accusers)-1)), now)
 	}
-	s.accusers = append(s.accusers, by)
-	s.deadline = s.start.Add(c.SuspicionTimeout(len(s.accusers) - 1))
+	if refused && !slices.Contains(s.refusals, by) {
+		s.refusals = append(s.refusals, by)
+	}
+	if len(s.refusals) > 0 && len(s.refusals) >= min(c.cfg.Confirmations, c.nlive-1) {
+		s.deadline = minTime(s.deadline, now)
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (c *Core) addNews(e Entry) {

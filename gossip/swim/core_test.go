@@ -414,8 +414,8 @@ func TestHeartbeatNews(t *testing.T) {
 	if len(hb) != 1 || hb[0].to != "" {
 		t.Fatalf("heartbeats %+v", hb)
 	}
-	if p := a.c.heartbeatPeriod(); p != 42*time.Second {
-		t.Fatalf("heartbeat period %s at N = 21, want N/HeartbeatRate = 42s", p)
+	if p := a.c.HeartbeatPeriod(); p != 40*time.Second {
+		t.Fatalf("heartbeat period %s with 20 live members of 21 (n7 dead), want N/HeartbeatRate = 40s", p)
 	}
 	b.c.Receive("n0", hb[0].m)
 	if m, _ := b.c.Member("n7"); m.State != StateDead {
@@ -497,7 +497,7 @@ func TestLeave(t *testing.T) {
 }
 
 func TestMessageEncoding(t *testing.T) {
-	m := &Message{Kind: KindSyncResp, From: "a", Target: "b", Inc: 3, Seq: 9, News: []Entry{{ID: "c", State: StateLeft, Inc: 2}}}
+	m := &Message{Kind: KindSyncResp, From: "a", Target: "b", Inc: 3, Seq: 9, News: []Entry{{ID: "c", State: StateLeft, Inc: 2}}, Refused: true}
 	b, err := m.AppendBinary(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -513,5 +513,248 @@ func TestMessageEncoding(t *testing.T) {
 		if _, err := Decode(b[:i]); err == nil {
 			t.Fatalf("a message cut at %d bytes decoded", i)
 		}
+	}
+	b[1] |= 2
+	if _, err := Decode(b); err == nil {
+		t.Fatal("a message with an unknown flag decoded")
+	}
+}
+
+// TestRefusals: refused connections reported by Confirmations distinct
+// accusers (or by every other live member, if fewer) end a suspicion at
+// once; suspicions without a refusal, or refusals from one accuser
+// repeated, wait for the timeout.
+func TestRefusals(t *testing.T) {
+	sus := func(from ID, refused bool) *Message {
+		return &Message{Kind: KindSuspect, From: from, Target: "n5", Inc: 1, Refused: refused}
+	}
+	cases := []struct {
+		name     string
+		n        int
+		evidence bool       // this node saw a refusal first
+		msgs     []*Message // then these arrive
+		wantDead bool       // dead at the next tick, without waiting
+	}{
+		{"one refusal", 8, true, nil, false},
+		{"two refusals: this node's and another's", 8, true, []*Message{sus("n2", true)}, true},
+		{"two refusals from others", 8, false, []*Message{sus("n2", true), sus("n3", true)}, true},
+		{"the same accuser twice", 8, false, []*Message{sus("n2", true), sus("n2", true)}, false},
+		{"a refusal and a failed probe", 8, false, []*Message{sus("n2", true), sus("n3", false)}, false},
+		{"three failed probes", 8, false, []*Message{sus("n2", false), sus("n3", false), sus("n4", false)}, false},
+		{"two members: one refusal is all there can be", 2, true, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, max(tc.n, 6), nil)
+			if tc.n == 2 {
+				for _, id := range f.ids[1:] {
+					if id != "n5" {
+						f.c.Receive(id, &Message{Kind: KindLeave, From: id, Target: id, Inc: 1})
+					}
+				}
+			}
+			if tc.evidence {
+				f.c.Evidence("n5", EvidenceRefused)
+				if s := f.tr.take(KindSuspect); len(s) != 1 || !s[0].m.Refused {
+					t.Fatalf("published %+v, want one suspicion marked refused", s)
+				}
+			}
+			for _, m := range tc.msgs {
+				f.c.Receive(m.From, m)
+			}
+			if f.state(t, "n5").State != StateSuspect {
+				t.Fatalf("n5 is %s, want suspect", f.state(t, "n5").State)
+			}
+			if next := f.c.Next(); next.After(f.clock.t) != !tc.wantDead {
+				t.Fatalf("next tick in %s, want dead at once: %v", next.Sub(f.clock.t), tc.wantDead)
+			}
+			f.c.Tick()
+			if got := f.state(t, "n5").State == StateDead; got != tc.wantDead {
+				t.Fatalf("dead at once: %v, want %v", got, tc.wantDead)
+			}
+			if f.c.LHM() != 0 {
+				t.Fatalf("LHM %d after a prompt tick", f.c.LHM())
+			}
+		})
+	}
+}
+
+// TestConfirmationAfterTheDeadline: a confirmation that moves a
+// suspicion's deadline before now ends it at the next tick, which is not
+// late: this node's health does not suffer.
+func TestConfirmationAfterTheDeadline(t *testing.T) {
+	f := newFixture(t, 10, nil)
+	f.c.nextProbe, f.c.nextHeartbeat = f.clock.t.Add(time.Hour), f.clock.t.Add(time.Hour) // no other timer
+	f.c.Receive("n2", &Message{Kind: KindSuspect, From: "n2", Target: "n5", Inc: 1})
+	f.clock.advance(f.c.SuspicionTimeout(2) + time.Second) // before the unconfirmed deadline
+	f.c.Receive("n3", &Message{Kind: KindSuspect, From: "n3", Target: "n5", Inc: 1})
+	f.c.Receive("n4", &Message{Kind: KindSuspect, From: "n4", Target: "n5", Inc: 1})
+	if next := f.c.Next(); next.After(f.clock.t) {
+		t.Fatalf("next tick in %s, want now", next.Sub(f.clock.t))
+	}
+	f.c.Tick()
+	if f.state(t, "n5").State != StateDead || f.c.LHM() != 0 {
+		t.Fatalf("n5 %s, LHM %d", f.state(t, "n5").State, f.c.LHM())
+	}
+}
+
+// TestNextInc: a refutation takes its incarnation from NextInc when that
+// is higher than the suspicion's plus one.
+func TestNextInc(t *testing.T) {
+	for _, tc := range []struct {
+		counter, want uint64
+	}{{100, 100}, {0, 2}} {
+		f := newFixture(t, 5, func(c *Config) { c.NextInc = func(at uint64) uint64 { return max(at, tc.counter) } })
+		f.c.Receive("n1", &Message{Kind: KindSuspect, From: "n1", Target: "n0", Inc: 1})
+		if a := f.tr.take(KindAlive); len(a) != 1 || a[0].m.Inc != tc.want || f.c.Inc() != tc.want {
+			t.Fatalf("counter at %d: refuted with %+v, inc %d, want %d", tc.counter, a, f.c.Inc(), tc.want)
+		}
+	}
+}
+
+// TestCanRelay: ping-reqs go only to members that can relay them; with
+// none, the probe ends at once, as without helpers.
+func TestCanRelay(t *testing.T) {
+	for _, allowed := range [][]ID{{"n3", "n4"}, nil} {
+		f := newFixture(t, 8, func(c *Config) {
+			c.Watchers = 1
+			c.CanRelay = func(id ID) bool { return slices.Contains(allowed, id) }
+		})
+		target := f.c.Watched()[0]
+		f.clock.set(f.c.nextProbe)
+		f.c.Tick()
+		f.tr.out = nil
+		f.clock.advance(f.c.cfg.ProbeTimeout)
+		f.c.Tick()
+		reqs := f.tr.take(KindPingReq)
+		for _, r := range reqs {
+			if !slices.Contains(allowed, r.to) {
+				t.Fatalf("ping-req to %s, allowed %v", r.to, allowed)
+			}
+		}
+		wantReqs := len(allowed)
+		if slices.Contains(allowed, target) {
+			wantReqs--
+		}
+		if len(reqs) != wantReqs {
+			t.Fatalf("%d ping-reqs, want %d", len(reqs), wantReqs)
+		}
+		if sus := f.tr.take(KindSuspect); (len(sus) > 0) != (len(allowed) == 0) {
+			t.Fatalf("allowed %v: suspicions %+v", allowed, sus)
+		}
+	}
+}
+
+// TestLiveCount: the heartbeat period and the suspicion timeouts grow
+// with the live members only; dead and left members linger in the table
+// for ForgetAfter but send nothing.
+func TestLiveCount(t *testing.T) {
+	f := newFixture(t, 30, func(c *Config) { c.HeartbeatMin = time.Second })
+	if f.c.Live() != 30 || f.c.HeartbeatPeriod() != 60*time.Second {
+		t.Fatalf("30 alive: live %d, period %s", f.c.Live(), f.c.HeartbeatPeriod())
+	}
+	before := f.c.SuspicionTimeout(0)
+	for _, id := range f.ids[10:] {
+		f.c.Receive("n1", &Message{Kind: KindDead, From: "n1", Target: id, Inc: 1})
+	}
+	f.c.Receive("n2", &Message{Kind: KindLeave, From: "n2", Target: "n2", Inc: 1})
+	f.c.Receive("n3", &Message{Kind: KindSuspect, From: "n4", Target: "n3", Inc: 1})
+	f.c.Receive("j", &Message{Kind: KindAlive, From: "j", Target: "j", Inc: 1})
+	if got := len(f.c.Entries()); got != 31 {
+		t.Fatalf("table of %d, want 31", got)
+	}
+	if f.c.Live() != 10 || f.c.HeartbeatPeriod() != 20*time.Second {
+		t.Fatalf("10 live of 31: live %d, period %s", f.c.Live(), f.c.HeartbeatPeriod())
+	}
+	if after := f.c.SuspicionTimeout(0); after >= before {
+		t.Fatalf("suspicion timeout %s with 10 live, %s with 30", after, before)
+	}
+	f.c.Receive("n2", &Message{Kind: KindAlive, From: "n2", Target: "n2", Inc: 2})
+	if f.c.Live() != 11 {
+		t.Fatalf("after a rejoin: live %d, want 11", f.c.Live())
+	}
+}
+
+// TestForget: a member dead or left for ForgetAfter leaves the table
+// (with an event), unless it changed meanwhile; one heard of again later
+// comes back as a new member. Members of the shared base table and
+// members this core learned are both forgotten.
+func TestForget(t *testing.T) {
+	type step struct {
+		at   time.Duration // from the start
+		msg  *Message
+		want map[ID]string // member -> state, or "" for not in the table
+	}
+	dead := func(id ID) *Message { return &Message{Kind: KindDead, From: "n1", Target: id, Inc: 1} }
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"a dead member of the base table", []step{
+			{0, dead("n4"), map[ID]string{"n4": "dead"}},
+			{59 * time.Minute, nil, map[ID]string{"n4": "dead"}},
+			{61 * time.Minute, nil, map[ID]string{"n4": ""}},
+			{62 * time.Minute, &Message{Kind: KindAlive, From: "n4", Target: "n4", Inc: 2}, map[ID]string{"n4": "alive"}},
+		}},
+		{"a joiner that left", []step{
+			{0, &Message{Kind: KindAlive, From: "j", Target: "j", Inc: 1}, map[ID]string{"j": "alive"}},
+			{time.Second, &Message{Kind: KindLeave, From: "j", Target: "j", Inc: 1}, map[ID]string{"j": "left"}},
+			{62 * time.Minute, nil, map[ID]string{"j": ""}},
+		}},
+		{"dead, then back and dead again: the clock starts again", []step{
+			{0, dead("n4"), map[ID]string{"n4": "dead"}},
+			{30 * time.Minute, &Message{Kind: KindAlive, From: "n4", Target: "n4", Inc: 2}, map[ID]string{"n4": "alive"}},
+			{40 * time.Minute, &Message{Kind: KindDead, From: "n1", Target: "n4", Inc: 2}, map[ID]string{"n4": "dead"}},
+			{61 * time.Minute, nil, map[ID]string{"n4": "dead"}},
+			{101 * time.Minute, nil, map[ID]string{"n4": ""}},
+		}},
+		{"alive members stay", []step{
+			{0, nil, nil},
+			{5 * time.Hour, nil, map[ID]string{"n1": "alive", "n2": "alive"}},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 8, nil)
+			var forgotten []ID
+			f.c.cfg.OnEvent = func(e Event) {
+				if e.Forgotten {
+					forgotten = append(forgotten, e.ID)
+				}
+			}
+			start := f.clock.t
+			for _, s := range tc.steps {
+				for f.clock.set(f.c.Next()); f.clock.t.Before(start.Add(s.at)); f.clock.set(f.c.Next()) {
+					f.c.Tick()
+				}
+				f.clock.set(start.Add(s.at))
+				f.c.Tick()
+				if s.msg != nil {
+					f.c.Receive(s.msg.From, s.msg)
+				}
+				for id, want := range s.want {
+					m, ok := f.c.Member(id)
+					got := ""
+					if ok {
+						got = m.State.String()
+					}
+					inEntries := slices.ContainsFunc(f.c.Entries(), func(e Entry) bool { return e.ID == id })
+					if got != want || inEntries != (want != "") {
+						t.Fatalf("at +%s %s is %q (in Entries: %v), want %q", s.at, id, got, inEntries, want)
+					}
+					if want == "" && !slices.Contains(forgotten, id) {
+						t.Fatalf("no forgotten event for %s", id)
+					}
+				}
+			}
+			if got := len(f.c.Entries()); got != f.c.size() {
+				t.Fatalf("Entries has %d, size %d", got, f.c.size())
+			}
+			for _, id := range f.c.Watched() {
+				if m, ok := f.c.Member(id); !ok || !live(m.State) {
+					t.Fatalf("watches %s, which is %v", id, m.State)
+				}
+			}
+		})
 	}
 }

@@ -9,7 +9,8 @@
 // incarnation that only its owner raises. A higher incarnation wins; at
 // the same incarnation left > dead > suspect > alive. A member that hears
 // itself suspected or declared dead refutes with a higher incarnation
-// (an Alive message); left is final for its incarnation.
+// (an Alive message; NextInc may pick a higher one still, from a counter
+// that survives restarts); left is final for its incarnation.
 //
 // Watchers. Each member is watched by the Watchers (k = 3) members before
 // it on a ring of the live members ordered by a hash of their IDs; every
@@ -26,8 +27,9 @@
 // then has a watcher more or less for a moment, never none for long.
 //
 // Probes. A ping unanswered within ProbeTimeout is retried through Helpers
-// random members (ping-req), each of which pings the target and answers
-// with an Ack, or a Nack when the target did not answer it either. When
+// random members (ping-req; only those that CanRelay, when it is set),
+// each of which pings the target and answers with an Ack, or a Nack when
+// the target did not answer it either. When
 // the round ends unanswered, with at least one Nack, the watcher suspects
 // the target and publishes a Suspect message.
 //
@@ -51,16 +53,23 @@
 // Evidence. The network layer's fast paths are inputs that can only
 // hasten a suspicion: EvidenceReset (the last connection to a member was
 // reset) probes it at once, EvidenceRefused (a re-dial was refused)
-// suspects it at once, as a failed probe would.
+// suspects it at once, as a failed probe would, and says so in the
+// Suspect message. A refusal is proof that no process listens at the
+// member's address: refusals from Confirmations distinct members (or
+// from every other live member, if fewer) end the suspicion at once, which
+// is how a crashed process, whose kernel resets its connections, is dead
+// everywhere within milliseconds.
 //
 // Healing. For DeadProbeFor after a member is declared dead, each node
 // pings one such member per period. A member that answers (a healed
 // partition, a wrong verdict) is told it was declared dead, as is any
 // member suspected or declared dead that is heard from, and refutes.
+// A member dead or left for ForgetAfter is dropped from the table.
 //
 // Dissemination. Suspect, Alive, Dead and Leave messages are published
 // to all (GossipSub) when they happen. Heartbeats are rare, every
-// max(HeartbeatMin, N/HeartbeatRate), so the whole network sends
+// max(HeartbeatMin, N/HeartbeatRate) with N the live members (as in the
+// suspicion timeout), so the whole network sends
 // HeartbeatRate of them a second; each carries the sender's incarnation
 // and the latest changes it knows, for nodes that missed a message. A
 // joiner announces itself with an Alive and catches up on the table by

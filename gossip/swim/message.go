@@ -51,7 +51,12 @@ type Message struct {
 	Inc    uint64 // Target's incarnation (From's own for Ping, Ack, Heartbeat)
 	Seq    uint64 // probe sequence, to match an Ack or Nack to its Ping or PingReq
 	News   []Entry
+	// Refused: a Suspect that rests on a refused connection (see
+	// EvidenceRefused and Config.Confirmations).
+	Refused bool
 }
+
+const flagRefused = 1
 
 // MaxNews caps the entries of a message: a table exchange of a larger
 // network is split by the adapter.
@@ -62,7 +67,7 @@ var ErrBadMessage = errors.New("invalid membership message")
 
 // Size is the length of AppendBinary's encoding of m.
 func (m *Message) Size() int {
-	n := 1 + strSize(m.From) + strSize(m.Target) + 8 + 8 + 4
+	n := 2 + strSize(m.From) + strSize(m.Target) + 8 + 8 + 4
 	for _, e := range m.News {
 		n += strSize(e.ID) + 1 + 8
 	}
@@ -71,11 +76,15 @@ func (m *Message) Size() int {
 
 func strSize(s ID) int { return 1 + len(s) }
 
-// AppendBinary appends m's wire encoding to b: kind, from, target, inc,
-// seq, then the news, each ID prefixed by its length (IDs are at most 255
-// bytes: a libp2p peer ID is 38).
+// AppendBinary appends m's wire encoding to b: kind, flags (bit 0:
+// Refused), from, target, inc, seq, then the news, each ID prefixed by
+// its length (IDs are at most 255 bytes: a libp2p peer ID is 38).
 func (m *Message) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, byte(m.Kind))
+	var flags byte
+	if m.Refused {
+		flags |= flagRefused
+	}
+	b = append(b, byte(m.Kind), flags)
 	for _, s := range []ID{m.From, m.Target} {
 		if len(s) > 255 {
 			return nil, fmt.Errorf("%w: ID of %d bytes", ErrBadMessage, len(s))
@@ -111,14 +120,17 @@ func Decode(b []byte) (*Message, error) {
 		b = b[1+int(b[0]):]
 		return s, true
 	}
-	if len(b) < 1 {
+	if len(b) < 2 {
 		return bad("empty")
 	}
-	m := &Message{Kind: Kind(b[0])}
-	b = b[1:]
+	m := &Message{Kind: Kind(b[0]), Refused: b[1]&flagRefused != 0}
 	if m.Kind < KindPing || m.Kind > KindSyncResp {
 		return bad("unknown kind")
 	}
+	if b[1]&^flagRefused != 0 {
+		return bad("unknown flags")
+	}
+	b = b[2:]
 	var ok bool
 	if m.From, ok = str(); !ok || m.From == "" {
 		return bad("sender")

@@ -26,6 +26,7 @@ type Table struct {
 	entries []Entry
 	keys    []uint64
 	index   map[ID]int
+	live    int // entries alive or suspect
 }
 
 // NewTable returns a table of entries (a later duplicate ID wins).
@@ -42,6 +43,9 @@ func NewTable(entries []Entry) *Table {
 	for i, e := range t.entries {
 		t.keys = append(t.keys, ringKey(e.ID))
 		t.index[e.ID] = i
+		if live(e.State) {
+			t.live++
+		}
 	}
 	return t
 }
@@ -75,4 +79,12 @@ func (r *extraRing) insert(id ID) {
 	}
 	r.ids = slices.Insert(r.ids, i, id)
 	r.keys = slices.Insert(r.keys, i, ringKey(id))
+}
+
+func (r *extraRing) remove(id ID) {
+	i := sort.Search(len(r.ids), func(i int) bool { return !ringLess(r.ids[i], id) })
+	if i < len(r.ids) && r.ids[i] == id {
+		r.ids = slices.Delete(r.ids, i, i+1)
+		r.keys = slices.Delete(r.keys, i, i+1)
+	}
 }

@@ -360,7 +360,7 @@ func (s *Sim) newCore(i int32, base *swim.Table) *swim.Core {
 // observe records member i's view changes that the report measures.
 func (s *Sim) observe(i int32, e swim.Event) {
 	j, ok := s.index[e.ID]
-	if !ok || s.nodes[i].silent {
+	if !ok || s.nodes[i].silent || e.Forgotten {
 		return
 	}
 	observer := i < int32(s.p.N) // joiners are not counted in "every member"
