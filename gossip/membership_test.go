@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/goleak"
 
+	"github.com/p2pshare/p2pshare/gossip/coord"
 	"github.com/p2pshare/p2pshare/gossip/swim"
 )
 
@@ -831,5 +833,28 @@ func TestMemberAddrInfoSkipsBadAddresses(t *testing.T) {
 	ai := m.AddrInfo()
 	if ai.ID != "p" || len(ai.Addrs) != 2 || ai.Addrs[0].String() != m.Addrs[0] || ai.Addrs[1].String() != m.Addrs[2] {
 		t.Fatalf("AddrInfo = %v", ai)
+	}
+}
+
+// fixedCoordinate is a node's network coordinate that never moves.
+type fixedCoordinate struct{ c *coord.Coordinate }
+
+func (f fixedCoordinate) Coordinate() *coord.Coordinate { return f.c }
+
+// TestHeartbeatCarriesTheCoordinate: a member's network coordinate
+// reaches the other members with its heartbeats.
+func TestHeartbeatCarriesTheCoordinate(t *testing.T) {
+	cfg := testConfig()
+	want := &coord.Coordinate{Vec: []float64{0.012, -0.004}, Error: 0.3, Height: 0.001}
+	a := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	cfg.Coordinates = fixedCoordinate{want}
+	b := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	connect(t, a, b)
+	waitFor(t, 15*time.Second, "a to hear b's coordinate", func() bool {
+		m, ok := a.m.Member(b.h.ID())
+		return ok && m.Coord != nil && reflect.DeepEqual(m.Coord, want)
+	})
+	if m, _ := b.m.Member(a.h.ID()); m.Coord != nil {
+		t.Fatalf("b holds a coordinate %+v for a, which has none", m.Coord)
 	}
 }
