@@ -152,6 +152,10 @@ func checkDirect(msg *swim.Message, from peer.ID) error {
 		if msg.Target == "" {
 			return errors.New("a ping-req without a target")
 		}
+	case swim.KindLeave:
+		if msg.Target != msg.From {
+			return errors.New("a goodbye in the name of another member")
+		}
 	default:
 		return fmt.Errorf("%s is not a direct message", msg.Kind)
 	}

@@ -105,8 +105,9 @@ type table struct {
 const (
 	// inboxSize is how many inputs may wait for the loop.
 	inboxSize = 1024
-	// leaveGrace is how long Leave lets the goodbye travel before returning.
-	leaveGrace = 300 * time.Millisecond
+	// leaveWait bounds how long Leave waits for connected members to
+	// read the goodbye.
+	leaveWait = 2 * time.Second
 )
 
 // New joins the membership topic on ps, serves SwimProtocol and the clock
@@ -224,10 +225,20 @@ func (m *Membership) do(ctx context.Context, f func(*loop)) error {
 
 // Leave says goodbye on the topic and stops the failure detector; peers
 // mark this node left at once. It waits until the goodbye is published,
-// and briefly for it to travel.
+// and until every connected member has read it on a stream of its own
+// (leaveWait at most): the mesh may carry the topic's copy after this
+// node's connections are gone, and a member that sees a connection drop
+// and the port refused before it hears the goodbye declares the node
+// dead, and repairs what it held, instead of taking it as left.
 func (m *Membership) Leave(ctx context.Context) error {
 	published := make(chan error, 1)
-	if err := m.do(ctx, func(l *loop) { l.leave(published) }); err != nil {
+	var bye *swim.Message
+	if err := m.do(ctx, func(l *loop) {
+		if !l.left {
+			bye = &swim.Message{Kind: swim.KindLeave, From: swimID(l.self), Target: swimID(l.self), Inc: l.core.Inc()}
+		}
+		l.leave(published)
+	}); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
 	select {
@@ -238,12 +249,31 @@ func (m *Membership) Leave(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("leave: publish goodbye: %w", ctx.Err())
 	}
-	// Publish queues the message; give the mesh a moment to carry it.
-	select {
-	case <-time.After(leaveGrace):
-	case <-ctx.Done():
+	if bye != nil {
+		m.sayGoodbye(ctx, bye)
 	}
 	return nil
+}
+
+// sayGoodbye sends bye to every connected member that is alive or
+// suspect, in parallel, and returns when each has read it or leaveWait
+// has passed. Members of earlier releases get only the topic's copy.
+func (m *Membership) sayGoodbye(ctx context.Context, bye *swim.Message) {
+	ctx, cancel := context.WithTimeout(ctx, leaveWait)
+	defer cancel()
+	members := m.snap.Load().members
+	var wg sync.WaitGroup
+	for _, p := range m.h.Network().Peers() {
+		if mem, ok := members[p]; !ok || (mem.State != StateAlive && mem.State != StateSuspect) || !m.speaks(p, SwimProtocol) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.sendNow(ctx, p, direct{msg: bye}, nil)
+		}()
+	}
+	wg.Wait()
 }
 
 // Subscribe returns a channel of membership events and a function that

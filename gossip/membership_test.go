@@ -239,6 +239,36 @@ func TestGoodbyeIsLeftAtOnce(t *testing.T) {
 	}
 }
 
+// TestGoodbyeReachesConnectedMembersFirst: a leaver's connected members
+// hear its goodbye before its connections close, even when the topic's
+// copy never arrives (here: its publishing muted), so the drop and the
+// refused port that follow never make it dead.
+func TestGoodbyeReachesConnectedMembersFirst(t *testing.T) {
+	cfg := crashTestConfig()
+	nodes := startCluster(t, 5, cfg)
+	leaver := nodes[0] // every other node is connected to it
+	events := watchEvents(t, nodes[1:])
+	leaver.m.muted.Store(true)
+	if err := leaver.m.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		if s, _ := stateOf(n, leaver); s != StateLeft {
+			t.Fatalf("%s sees the leaver %s once Leave returned, want left", n.h.ID().ShortString(), s)
+		}
+	}
+	leaver.stop()
+	// The closed connections and the refused port are evidence a member
+	// acts on in milliseconds (crashTestConfig): watch for a second.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		for _, e := range events() {
+			if e.Peer == leaver.h.ID() && e.Kind != EventLeft {
+				t.Fatalf("after a goodbye, an event %s", e.Kind)
+			}
+		}
+	}
+}
+
 func TestRestartComesBackWithHigherIncarnation(t *testing.T) {
 	cfg := testConfig()
 	nodes := startCluster(t, 10, cfg)
