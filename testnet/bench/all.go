@@ -49,6 +49,25 @@ type Results struct {
 	Plots      []string        `json:"plots,omitempty"`
 }
 
+// newResults returns the results of this command, started at begin, with
+// what says where and on what they were measured.
+func newResults(begin time.Time) *Results {
+	r := &Results{
+		Command:   "go run ./testnet/bench " + strings.Join(os.Args[1:], " "),
+		Args:      os.Args[1:],
+		Date:      begin.Format(time.RFC3339),
+		GoVersion: cmdOut("go", "version"),
+		Uname:     cmdOut("uname", "-a"),
+		Nproc:     cmdOut("nproc"),
+		CPU:       cpuModel(),
+		Commit:    gitCommit(),
+	}
+	if r.Nproc == "" {
+		r.Nproc = strconv.Itoa(runtime.NumCPU())
+	}
+	return r
+}
+
 // Step is one benchmark run by all.
 type Step struct {
 	Name    string  `json:"name"`
@@ -74,20 +93,8 @@ func all(args []string) error {
 		return err
 	}
 	begin := time.Now()
-	r := &Results{
-		Command:   "go run ./testnet/bench " + strings.Join(os.Args[1:], " "),
-		Args:      os.Args[1:],
-		Quick:     *quick,
-		Date:      begin.Format(time.RFC3339),
-		GoVersion: cmdOut("go", "version"),
-		Uname:     cmdOut("uname", "-a"),
-		Nproc:     cmdOut("nproc"),
-		CPU:       cpuModel(),
-		Commit:    gitCommit(),
-	}
-	if r.Nproc == "" {
-		r.Nproc = strconv.Itoa(runtime.NumCPU())
-	}
+	r := newResults(begin)
+	r.Quick = *quick
 	fmt.Printf("%s\n%s, %s, %s cores (%s), commit %s\n\n", r.Command, r.Date, r.GoVersion, r.Nproc, r.CPU, r.Commit)
 
 	// The parameters of each benchmark: the full run is the one recorded in

@@ -4,6 +4,7 @@
 //
 //	go run ./testnet/bench members -n 20 -rounds 10   # detection of kill -9 and SIGSTOP
 //	go run ./testnet/bench traffic -n 10,20,50        # membership traffic per node
+//	go run ./testnet/bench detection -n 20,50,100 -rounds 5 -out DIR  # members and traffic at each N, with a plot
 //	go run ./testnet/bench load -n 10 -duration 5m    # false positives with both cores busy
 //	go run ./testnet/bench kv -n 20 -rounds 20 -keys 10000  # KV convergence and catch-up
 //	go run ./testnet/bench throughput -size 268435456 -runs 5  # get vs a raw libp2p stream
@@ -42,7 +43,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit|sim|coords|getpath [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|detection|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit|sim|coords|getpath [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -53,6 +54,8 @@ func main() {
 		err = replot(os.Args[2:])
 	case "members":
 		_, err = members(os.Args[2:])
+	case "detection":
+		err = detection(os.Args[2:])
 	case "traffic":
 		_, err = traffic(os.Args[2:])
 	case "load":
@@ -371,9 +374,12 @@ func traffic(args []string) ([]TrafficPoint, error) {
 }
 
 // gossipBytes sums the GossipSub protocols' traffic of one node.
+// gossipBytes is a node's membership traffic: GossipSub (its topics) and
+// the failure detector's direct messages (pings, ping-reqs, table
+// exchanges).
 func gossipBytes(st api.Stats) (in, out int64) {
 	for p, t := range st.Protocols {
-		if strings.HasPrefix(p, "/meshsub/") {
+		if strings.HasPrefix(p, "/meshsub/") || strings.HasPrefix(p, "/p2pshare/swim/") {
 			in += t.InBytes
 			out += t.OutBytes
 		}
@@ -421,7 +427,7 @@ func trafficAt(n int, window time.Duration) (TrafficPoint, error) {
 	}
 	sort.Float64s(gossip)
 	sort.Float64s(total)
-	fmt.Printf("N=%d  gossip (membership) bytes/s per node, in+out: median %.0f (min %.0f, max %.0f); all libp2p traffic per node: median %.0f B/s\n",
+	fmt.Printf("N=%d  membership (GossipSub and the detector's pings) bytes/s per node, in+out: median %.0f (min %.0f, max %.0f); all libp2p traffic per node: median %.0f B/s\n",
 		n, gossip[len(gossip)/2], gossip[0], gossip[len(gossip)-1], total[len(total)/2])
 	return TrafficPoint{N: n, WindowSeconds: secs, GossipMedian: gossip[len(gossip)/2], GossipMin: gossip[0],
 		GossipMax: gossip[len(gossip)-1], AllLibp2pMedian: total[len(total)/2]}, nil

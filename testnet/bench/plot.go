@@ -161,7 +161,7 @@ func plotMembership(r *Results, path string) error {
 			spread = append(spread, struct{ Low, High float64 }{t.GossipMedian - t.GossipMin, t.GossipMax - t.GossipMedian})
 			ymax = math.Max(ymax, math.Max(t.GossipMax, t.AllLibp2pMedian))
 		}
-		if err := addLine(top, gossip, 0, nil, "membership heartbeats (GossipSub), median node; bars: min to max"); err != nil {
+		if err := addLine(top, gossip, 0, nil, "membership (GossipSub and the detector's pings), median node; bars: min to max"); err != nil {
 			return err
 		}
 		eb, err := plotter.NewYErrorBars(struct {
@@ -182,13 +182,13 @@ func plotMembership(r *Results, path string) error {
 	bot := plot.New()
 	bot.Title.Text = "Failure detection time against network size"
 	bot.X.Label.Text = "N (daemons in the network)"
-	bot.Y.Label.Text = "until every node sees it dead (s, log scale)"
+	bot.Y.Label.Text = "until every node sees it dead, or alive again (s, log scale)"
 	bot.X.Tick.Marker = plot.ConstantTicks(nticks)
 	bot.Legend.Top, bot.Legend.Left = true, true
 	bot.Legend.YOffs = -vg.Points(6)
 	bot.Add(plotter.NewGrid())
 	if len(r.MembersVsN) > 0 {
-		var km, kp, sm, sp plotter.XYs
+		var km, kp, sm, sp, bm plotter.XYs
 		ymin, ymax := math.Inf(1), 0.0
 		for _, m := range r.MembersVsN {
 			x := float64(m.N)
@@ -196,6 +196,10 @@ func plotMembership(r *Results, path string) error {
 			kp = append(kp, plotter.XY{X: x, Y: m.KillP99Ms / 1000})
 			sm = append(sm, plotter.XY{X: x, Y: m.StopMedianMs / 1000})
 			sp = append(sp, plotter.XY{X: x, Y: m.StopP99Ms / 1000})
+			if m.BackMedianMs > 0 {
+				bm = append(bm, plotter.XY{X: x, Y: m.BackMedianMs / 1000})
+				ymin = math.Min(ymin, m.BackMedianMs/1000)
+			}
 			ymax = math.Max(ymax, math.Max(m.KillP99Ms, m.StopP99Ms)/1000)
 			ymin = math.Min(ymin, math.Min(m.KillMedianMs, m.StopMedianMs)/1000)
 		}
@@ -204,7 +208,7 @@ func plotMembership(r *Results, path string) error {
 		// linear axis labelled in seconds (plot's LogScale misplaces a long
 		// axis label's box and leaves a gap above the data).
 		if ymin > 0 {
-			for _, xys := range []plotter.XYs{km, kp, sm, sp} {
+			for _, xys := range []plotter.XYs{km, kp, sm, sp, bm} {
 				for i := range xys {
 					xys[i].Y = math.Log10(xys[i].Y)
 				}
@@ -212,7 +216,7 @@ func plotMembership(r *Results, path string) error {
 			bot.Y.Tick.Marker = logTicks{}
 			bot.Y.Min, bot.Y.Max = math.Log10(ymin/2), math.Log10(ymax*10) // room for the legend
 		} else {
-			bot.Y.Label.Text = "until every node sees it dead (s)"
+			bot.Y.Label.Text = "until every node sees it dead, or alive again (s)"
 			bot.Y.Min, bot.Y.Max = 0, ymax*1.45
 			bot.Y.Tick.Marker = plainTicks{}
 		}
@@ -228,7 +232,11 @@ func plotMembership(r *Results, path string) error {
 			{kp, 0, dash, "kill -9, p99"},
 			{sm, 1, nil, "SIGSTOP, median"},
 			{sp, 1, dash, "SIGSTOP, p99"},
+			{bm, 2, nil, "SIGCONT until alive everywhere, median"},
 		} {
+			if len(l.xys) == 0 {
+				continue
+			}
 			if err := addLine(bot, l.xys, l.color, l.dashes, l.name); err != nil {
 				return err
 			}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// detection measures failure detection and membership traffic at each of
+// several network sizes: members (kill -9, SIGSTOP, SIGCONT) and traffic
+// at every N, written to DIR/results.json and drawn against N in
+// DIR/membership-vs-n.png.
+func detection(args []string) error {
+	fs := flag.NewFlagSet("detection", flag.ExitOnError)
+	ns := fs.String("n", "20,50,100", "network sizes")
+	rounds := fs.Int("rounds", 5, "kills and stops at each size, each")
+	window := fs.Duration("window", 20*time.Second, "traffic's measuring window")
+	out := fs.String("out", "testnet/bench-results/detection", "directory for results.json and the plot")
+	fs.Parse(args)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	begin := time.Now()
+	r := newResults(begin)
+	save := func() error {
+		r.Finished, r.Seconds = time.Now().Format(time.RFC3339), time.Since(begin).Seconds()
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(*out, "results.json"), b, 0o644)
+	}
+	for _, f := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 3 {
+			return fmt.Errorf("-n %q: want sizes of at least 3, separated by commas", *ns)
+		}
+		fmt.Printf("== N=%d\n", n)
+		m, err := members([]string{"-n", strconv.Itoa(n), "-rounds", strconv.Itoa(*rounds)})
+		if err != nil {
+			return fmt.Errorf("members at N=%d: %w", n, err)
+		}
+		r.MembersVsN = append(r.MembersVsN, m)
+		t, err := trafficAt(n, *window)
+		if err != nil {
+			return fmt.Errorf("traffic at N=%d: %w", n, err)
+		}
+		r.Traffic = append(r.Traffic, t)
+		if err := save(); err != nil {
+			return err
+		}
+	}
+	path := filepath.Join(*out, "membership-vs-n.png")
+	if err := plotMembership(r, path); err != nil {
+		return err
+	}
+	r.Plots = []string{"membership-vs-n.png"}
+	fmt.Println("plot:", path)
+	return save()
+}
