@@ -373,7 +373,6 @@ func traffic(args []string) ([]TrafficPoint, error) {
 	return out, nil
 }
 
-// gossipBytes sums the GossipSub protocols' traffic of one node.
 // gossipBytes is a node's membership traffic: GossipSub (its topics) and
 // the failure detector's direct messages (pings, ping-reqs, table
 // exchanges).
