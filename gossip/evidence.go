@@ -116,6 +116,9 @@ func (m *Membership) redialCheck(ctx context.Context, p peer.ID, kind checkKind,
 	} else {
 		m.log.Info("member unreachable after its connection dropped", "peer", p, "tcp", tcp, "err", err)
 	}
+	if f := m.onEvidence.Load(); f != nil {
+		(*f)(p, ev)
+	}
 	m.deliver(input{from: p, ev: ev})
 }
 

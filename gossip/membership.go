@@ -67,10 +67,12 @@ type Membership struct {
 	// Tests: muted publishes nothing (a node whose heartbeats stop);
 	// inDelay delays everything that reaches the loop (a node too starved
 	// of CPU to read its connections); onDirect sees every direct message
-	// accepted.
-	muted    atomic.Bool
-	inDelay  atomic.Int64
-	onDirect atomic.Pointer[func(peer.ID, *swim.Message)]
+	// accepted, onEvidence every piece of the network's evidence handed
+	// to the loop.
+	muted      atomic.Bool
+	inDelay    atomic.Int64
+	onDirect   atomic.Pointer[func(peer.ID, *swim.Message)]
+	onEvidence atomic.Pointer[func(peer.ID, swim.Evidence)]
 }
 
 // Stats counts what membership dropped or refused since it started.
