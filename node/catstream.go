@@ -40,7 +40,7 @@ func (n *Node) streamCat(ctx context.Context, ref string) (api.GetResult, api.Ca
 	fl := &follower{tmp: tmp, cancel: cancel, total: -1, started: make(chan struct{}),
 		cid: resolved.CID.String(), name: resolved.Name}
 	fl.cond = sync.NewCond(&fl.mu)
-	fl.tee = share.NewTee(catTeeBlocks, fl.restarted)
+	fl.tee = share.NewTee(catTee, fl.restarted)
 	gctx := share.WithTee(share.WithFileObserver(ctx, fl.observe), fl.tee)
 	tr, end := n.transfers.start("", "get", ref, -1)
 	go func() {
@@ -73,10 +73,6 @@ func (n *Node) streamCat(ctx context.Context, ref string) (api.GetResult, api.Ca
 	}
 	return api.GetResult{CID: fl.cid, Name: fl.name, Size: fl.total, Provider: fl.from.String()}, fl, nil
 }
-
-// catTeeBlocks is how many blocks of the file a cat in progress holds in
-// memory for its reader: enough for two batches.
-const catTeeBlocks = 2 * catBatch / (1 << 20)
 
 // follower is the reader of a cat in progress: it returns the bytes the
 // get writes, up to what progress says is written, from the get's tee
@@ -196,8 +192,12 @@ func (fl *follower) next() (f *os.File, off, n int64, err error) {
 	}
 }
 
-// catBatch is the least a cat in progress sends at once.
-const catBatch = 4 << 20
+// catBatch is the least a cat in progress sends at once; catTee is how
+// much of the file it holds in memory for its reader, two batches.
+const (
+	catBatch = 4 << 20
+	catTee   = 2 * catBatch
+)
 
 // advance records n more bytes returned from f. Bytes returned from a
 // file the transfer has since replaced (it started again) cannot be

@@ -46,12 +46,12 @@ type teeBlock struct {
 	b   *[]byte
 }
 
-// NewTee returns a tee that holds up to blocks blocks of teeBlockSize
-// bytes (at least 2). onRestart, when set, is called when the get starts
-// again from zero (the bytes it wrote did not verify): whatever a reader
-// had is not the file.
-func NewTee(blocks int, onRestart func()) *Tee {
-	return &Tee{max: max(blocks, 2), onRestart: onRestart}
+// NewTee returns a tee that holds up to size bytes of the file (in whole
+// blocks of 1 MiB, at least two). onRestart, when set, is called when the
+// get starts again from zero (the bytes it wrote did not verify): whatever
+// a reader had is not the file.
+func NewTee(size int, onRestart func()) *Tee {
+	return &Tee{max: max((size+teeBlockSize-1)/teeBlockSize, 2), onRestart: onRestart}
 }
 
 type teeKey struct{}

@@ -57,7 +57,7 @@ func TestTeeSinkWritesTheFileInBlocks(t *testing.T) {
 			rand.Read(data)
 			total := int64(len(data))
 			f := teeFile(t, data[:start])
-			tee := NewTee(3, nil)
+			tee := NewTee(3*teeBlockSize, nil)
 			defer tee.Close()
 			h := sha256.New()
 			h.Write(data[:start])
@@ -130,7 +130,7 @@ func TestTeeSlowReaderNeverStallsTheGet(t *testing.T) {
 	rand.Read(data)
 	total := int64(len(data))
 	f := teeFile(t, nil)
-	tee := NewTee(2, nil)
+	tee := NewTee(2*teeBlockSize, nil)
 	defer tee.Close()
 	s, err := newSink(WithTee(context.Background(), tee), f, 0, total, nil)
 	if err != nil {
@@ -191,7 +191,7 @@ func TestTeeSlowReaderNeverStallsTheGet(t *testing.T) {
 func TestTeeRewindForgetsTheFirstTry(t *testing.T) {
 	var mu sync.Mutex
 	restarts := 0
-	tee := NewTee(4, func() { mu.Lock(); restarts++; mu.Unlock() })
+	tee := NewTee(4*teeBlockSize, func() { mu.Lock(); restarts++; mu.Unlock() })
 	defer tee.Close()
 	f := teeFile(t, nil)
 	total := int64(3 * teeBlockSize)
