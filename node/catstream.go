@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,7 +38,7 @@ func (n *Node) streamCat(ctx context.Context, ref string) (api.GetResult, api.Ca
 		return api.GetResult{}, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	fl := &follower{tmp: tmp, cancel: cancel, total: -1, started: make(chan struct{}),
+	fl := &follower{tmp: tmp, cancel: cancel, log: n.log, total: -1, started: make(chan struct{}),
 		cid: resolved.CID.String(), name: resolved.Name}
 	fl.cond = sync.NewCond(&fl.mu)
 	fl.tee = share.NewTee(catTee, fl.restarted)
@@ -81,6 +82,7 @@ type follower struct {
 	tmp    string
 	cancel context.CancelFunc
 	tee    *share.Tee
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -193,10 +195,12 @@ func (fl *follower) next() (f *os.File, off, n int64, err error) {
 }
 
 // catBatch is the least a cat in progress sends at once; catTee is how
-// much of the file it holds in memory for its reader, two batches.
+// much of the file it holds in memory for its reader: four batches, which
+// a reader that keeps up (a command hashing and writing what it reads)
+// does not fall behind of.
 const (
 	catBatch = 4 << 20
-	catTee   = 2 * catBatch
+	catTee   = 4 * catBatch
 )
 
 // advance records n more bytes returned from f. Bytes returned from a
@@ -342,6 +346,9 @@ func (fl *follower) closeLocked() {
 			fl.cond.Wait()
 		}
 		fl.mu.Unlock()
+		if n := fl.tee.Evicted(); n > 0 && fl.log != nil {
+			fl.log.Debug("cat: the reader fell behind, bytes read back from the file", "name", fl.name, "blocks", n)
+		}
 		fl.tee.Close()
 		os.RemoveAll(fl.tmp)
 	}()

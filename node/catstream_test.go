@@ -158,7 +158,7 @@ func TestCatFinishDuringARead(t *testing.T) {
 // catSize is the size of the files the cats below get: more than a cat's
 // tee holds, and large enough (8 MiB) to be written around the page cache
 // where the file system can.
-const catSize = 12<<20 + 12345
+const catSize = catTee + catBatch + 12345
 
 // A reader that falls behind a cat of a large file (here, reads nothing
 // until the get is over) gets every byte: those the tee let go from the
