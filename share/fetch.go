@@ -310,7 +310,7 @@ func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, 
 // fetchAt is fetch continuing a transfer: f holds off bytes already,
 // hashed into h.
 func (s *Service) fetchAt(ctx context.Context, c cid.Cid, size int64, f *os.File, h hash.Hash, off int64, where string, out *GetResult, progress Progress, prefer ...peer.ID) error {
-	dst, err := newSink(ctx, f, off, size, progress)
+	dst, err := newSink(ctx, f, h, off, size, progress)
 	if err != nil {
 		return err
 	}
@@ -347,7 +347,13 @@ func (s *Service) fetchInto(ctx context.Context, c cid.Cid, size int64, dst sink
 		queue = queue[1:]
 		tried[cand.id] = true
 		a := Attempt{Peer: cand.id, RTT: cand.rtt, Offset: off}
-		n, total, err := s.fetchFrom(ctx, cand.id, c, off, size, dst, h)
+		n, total, err := s.fetchFrom(ctx, cand.id, c, off, size, dst)
+		if err == nil {
+			// Every byte is in: wait until it is hashed and written.
+			if werr := dst.wait(); werr != nil {
+				err = fmt.Errorf("%w: write: %w", errFinal, werr)
+			}
+		}
 		if e := noSpace(where, err); errors.Is(e, ErrNoSpace) {
 			return e
 		}
@@ -395,11 +401,11 @@ func (s *Service) fetchInto(ctx context.Context, c cid.Cid, size int64, dst sink
 // request, too large).
 var errFinal = errors.New("provider refused")
 
-// fetchFrom asks p for c from off and appends what arrives to dst and h.
-// It returns the bytes received and the file's total size; err is nil only
-// if the provider sent everything up to the end. want is the expected
-// size, or -1 if unknown.
-func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want int64, dst sink, h hash.Hash) (int64, int64, error) {
+// fetchFrom asks p for c from off and appends what arrives to dst. It
+// returns the bytes received and the file's total size; err is nil only if
+// the provider sent everything up to the end. want is the expected size,
+// or -1 if unknown.
+func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want int64, dst sink) (int64, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	openStart := time.Now()
@@ -454,7 +460,6 @@ func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want
 			return got, total, err
 		}
 		if n > 0 {
-			h.Write(chunk[:n])
 			if werr := dst.wrote(n, total, p); werr != nil {
 				return got, total, fmt.Errorf("%w: write: %w", errFinal, werr)
 			}

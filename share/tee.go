@@ -46,8 +46,9 @@ type teeBlock struct {
 	b   *[]byte
 }
 
-// NewTee returns a tee that holds up to size bytes of the file (in whole
-// blocks of 1 MiB, at least two). onRestart, when set, is called when the
+// NewTee returns a tee that holds up to size bytes of the file for its
+// reader (in whole blocks of 1 MiB, at least two; the get's writes in
+// flight take a few blocks more). onRestart, when set, is called when the
 // get starts again from zero (the bytes it wrote did not verify): whatever
 // a reader had is not the file.
 func NewTee(size int, onRestart func()) *Tee {
@@ -89,8 +90,8 @@ func (t *Tee) take() *[]byte {
 			return hb.b
 		}
 	}
-	// Every block is out: the get holds none when it takes one, and at
-	// most one is pinned, so with max >= 2 this is not reached.
+	// Every block is out: being written by the get (at most teeQueue+1)
+	// or sent (one).
 	t.blocks++
 	return teeBlocks.Get().(*[]byte)
 }

@@ -31,14 +31,13 @@ func teeFile(t *testing.T, head []byte) *os.File {
 }
 
 // feed writes data through s as a fetch does, in reads of random sizes
-// up to max: into the sink's buffer, hashed into h, then taken.
-func feed(t *testing.T, s sink, h interface{ Write([]byte) (int, error) }, data []byte, total int64, max int) {
+// up to max: into the sink's buffer, then taken.
+func feed(t *testing.T, s sink, data []byte, total int64, max int) {
 	t.Helper()
 	for len(data) > 0 {
 		b := s.buffer(int64(len(data)))
 		n := min(len(b), 1+mrand.IntN(max))
 		copy(b, data[:n])
-		h.Write(b[:n])
 		if err := s.wrote(n, total, peer.ID("p")); err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +61,7 @@ func TestTeeSinkWritesTheFileInBlocks(t *testing.T) {
 			h := sha256.New()
 			h.Write(data[:start])
 			var dones []int64
-			s, err := newSink(WithTee(context.Background(), tee), f, int64(start), total, func(done, tot int64, from peer.ID) {
+			s, err := newSink(WithTee(context.Background(), tee), f, h, int64(start), total, func(done, tot int64, from peer.ID) {
 				if tot != total || from != "p" {
 					t.Errorf("progress(%d, %d, %s)", done, tot, from)
 				}
@@ -79,7 +78,7 @@ func TestTeeSinkWritesTheFileInBlocks(t *testing.T) {
 			}
 			ts := s.(*teeSink)
 			t.Logf("around the page cache: %v", ts.w.Direct())
-			feed(t, s, h, data[start:], total, 300_000)
+			feed(t, s, data[start:], total, 300_000)
 			if err := s.close(); err != nil {
 				t.Fatal(err)
 			}
@@ -132,14 +131,16 @@ func TestTeeSlowReaderNeverStallsTheGet(t *testing.T) {
 	f := teeFile(t, nil)
 	tee := NewTee(2*teeBlockSize, nil)
 	defer tee.Close()
-	s, err := newSink(WithTee(context.Background(), tee), f, 0, total, nil)
+	s, err := newSink(WithTee(context.Background(), tee), f, sha256.New(), 0, total, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.New()
 	// Two blocks in, the reader starts sending the first and blocks in
 	// its write.
-	feed(t, s, h, data[:2*teeBlockSize], total, 1<<20)
+	feed(t, s, data[:2*teeBlockSize], total, 1<<20)
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
 	bw := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	sent := make(chan int64, 1)
 	go func() {
@@ -155,7 +156,7 @@ func TestTeeSlowReaderNeverStallsTheGet(t *testing.T) {
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		feed(t, s, h, data[2*teeBlockSize:], total, 1<<20)
+		feed(t, s, data[2*teeBlockSize:], total, 1<<20)
 	}()
 	select {
 	case <-fed:
@@ -195,7 +196,8 @@ func TestTeeRewindForgetsTheFirstTry(t *testing.T) {
 	defer tee.Close()
 	f := teeFile(t, nil)
 	total := int64(3 * teeBlockSize)
-	s, err := newSink(WithTee(context.Background(), tee), f, 0, total, nil)
+	h := sha256.New()
+	s, err := newSink(WithTee(context.Background(), tee), f, h, 0, total, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +205,11 @@ func TestTeeRewindForgetsTheFirstTry(t *testing.T) {
 	good := make([]byte, total)
 	rand.Read(bad)
 	rand.Read(good)
-	feed(t, s, sha256.New(), bad[:2*teeBlockSize+5], total, 1<<20)
+	feed(t, s, bad[:2*teeBlockSize+5], total, 1<<20)
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	h.Reset()
 	if err := s.rewind(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,9 +221,12 @@ func TestTeeRewindForgetsTheFirstTry(t *testing.T) {
 	if n, _ := tee.Send(&out, 0, 10); n != 0 {
 		t.Fatal("the tee still holds bytes of the first try")
 	}
-	feed(t, s, sha256.New(), good, total, 1<<20)
+	feed(t, s, good, total, 1<<20)
 	if err := s.close(); err != nil {
 		t.Fatal(err)
+	}
+	if want := sha256.Sum256(good); !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatal("the hash is not that of the second try's bytes")
 	}
 	if n, _ := tee.Send(&out, 2*teeBlockSize, teeBlockSize); n != teeBlockSize || !bytes.Equal(out.Bytes(), good[2*teeBlockSize:]) {
 		t.Fatal("the last block is not the second try's")
