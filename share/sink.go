@@ -3,6 +3,7 @@ package share
 import (
 	"context"
 	"hash"
+	"io"
 	"os"
 	"sync"
 
@@ -152,15 +153,20 @@ func (s *teeSink) run() {
 			s.tee.drop(j.b)
 			continue
 		}
+		// Written, then hashed: a block the disk refused (in part, or
+		// whole) is taken out of the file and is not in the hash, so the
+		// checkpoint of a get that ends on it is the bytes before it.
 		b := (*j.b)[:j.n]
-		s.h.Write(b)
 		if _, err := s.w.Write(b); err != nil {
+			_ = s.f.Truncate(j.start)
+			_, _ = s.f.Seek(j.start, io.SeekStart)
 			s.mu.Lock()
 			s.err = err
 			s.mu.Unlock()
 			s.tee.drop(j.b)
 			continue
 		}
+		s.h.Write(b)
 		s.tee.put(j.start, j.b, j.n)
 		if s.progress != nil {
 			s.progress(j.start+int64(j.n), j.total, j.from)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/internal/direct"
 )
 
 // teeFile returns a file holding head, positioned after it.
@@ -233,5 +236,52 @@ func TestTeeRewindForgetsTheFirstTry(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(f.Name()); !bytes.Equal(got, good) {
 		t.Fatal("the file is not the second try's bytes")
+	}
+}
+
+// A block the file refuses ends the fetch with the error, and leaves the
+// file and the hash at the bytes before it: a checkpoint then is sound.
+func TestTeeSinkWriteErrorKeepsFileAndHashTogether(t *testing.T) {
+	data := make([]byte, 3*teeBlockSize)
+	rand.Read(data)
+	total := int64(len(data))
+	f := teeFile(t, nil)
+	tee := NewTee(4*teeBlockSize, nil)
+	defer tee.Close()
+	h := sha256.New()
+	s, err := newSink(WithTee(context.Background(), tee), f, h, 0, total, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, s, data[:teeBlockSize], total, 1<<20)
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The next write fails: the file is now open for reading only.
+	ro, err := os.Open(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.Seek(teeBlockSize, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	ts := s.(*teeSink)
+	ts.f = ro
+	if ts.w, err = direct.NewWriter(ro, false); err != nil {
+		t.Fatal(err)
+	}
+	b := s.buffer(total)
+	copy(b, data[teeBlockSize:])
+	s.wrote(len(b), total, "p")
+	if err := s.close(); err == nil {
+		t.Fatal("a block the file refused ended the fetch without an error")
+	}
+	want := sha256.Sum256(data[:teeBlockSize])
+	if !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatal("the hash covers bytes that are not in the file")
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != teeBlockSize {
+		t.Fatalf("the file holds %v bytes (%v), want the first block's %d", fi.Size(), err, teeBlockSize)
 	}
 }
