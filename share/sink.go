@@ -101,10 +101,9 @@ const teeQueue = 4
 
 // teeSink fills the blocks of a Tee on the fetch's goroutine and hands
 // each, full (or when the fetch waits or ends), to a goroutine of its own
-// that hashes it, writes it to the file and then gives it to the tee: the
-// fetch goes on reading from the network while a block is hashed and
-// while the disk takes it, which a write around the page cache makes it
-// wait for. Progress counts the bytes in the file and is reported from
+// that writes it to the file, hashes it and then gives it to the tee: the
+// fetch goes on reading from the network while the disk takes a block
+// (which a write around the page cache waits for) and while it is hashed. Progress counts the bytes in the file and is reported from
 // that goroutine when they are exactly the bytes hashed, so a checkpoint
 // taken then is consistent. Blocks are aligned on teeBlockSize in the
 // file, so all but a first one after an unaligned start and the last are
