@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,10 +38,11 @@ func (n *Node) streamCat(ctx context.Context, ref string) (api.GetResult, api.Ca
 		return api.GetResult{}, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	fl := &follower{tmp: tmp, cancel: cancel, total: -1, started: make(chan struct{}),
+	fl := &follower{tmp: tmp, cancel: cancel, log: n.log, total: -1, started: make(chan struct{}),
 		cid: resolved.CID.String(), name: resolved.Name}
 	fl.cond = sync.NewCond(&fl.mu)
-	gctx := share.WithFileObserver(ctx, fl.observe)
+	fl.tee = share.NewTee(catTee, fl.restarted)
+	gctx := share.WithTee(share.WithFileObserver(ctx, fl.observe), fl.tee)
 	tr, end := n.transfers.start("", "get", ref, -1)
 	go func() {
 		defer root.Close()
@@ -73,11 +75,14 @@ func (n *Node) streamCat(ctx context.Context, ref string) (api.GetResult, api.Ca
 	return api.GetResult{CID: fl.cid, Name: fl.name, Size: fl.total, Provider: fl.from.String()}, fl, nil
 }
 
-// follower is the reader of a cat in progress: it reads the file the get
-// writes, up to what progress says is written.
+// follower is the reader of a cat in progress: it returns the bytes the
+// get writes, up to what progress says is written, from the get's tee
+// while the tee holds them and from the file otherwise.
 type follower struct {
 	tmp    string
 	cancel context.CancelFunc
+	tee    *share.Tee
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -113,6 +118,16 @@ func (fl *follower) observe(path string) {
 	fl.f, fl.done = f, 0
 	if err != nil {
 		fl.broken = fmt.Errorf("follow the transfer: %w", err)
+	}
+	fl.cond.Broadcast()
+}
+
+// restarted is told by the tee that the get started again from zero.
+func (fl *follower) restarted() {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.off > 0 {
+		fl.broken = errCatRestarted
 	}
 	fl.cond.Broadcast()
 }
@@ -179,8 +194,14 @@ func (fl *follower) next() (f *os.File, off, n int64, err error) {
 	}
 }
 
-// catBatch is the least a cat in progress sends at once.
-const catBatch = 4 << 20
+// catBatch is the least a cat in progress sends at once; catTee is how
+// much of the file it holds in memory for its reader: four batches, which
+// a reader that keeps up (a command hashing and writing what it reads)
+// does not fall behind of.
+const (
+	catBatch = 4 << 20
+	catTee   = 4 * catBatch
+)
 
 // advance records n more bytes returned from f. Bytes returned from a
 // file the transfer has since replaced (it started again) cannot be
@@ -205,22 +226,39 @@ func (fl *follower) Read(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	got, err := f.ReadAt(p[:min(int64(len(p)), n)], off)
-	fl.advance(f, int64(got))
-	if got > 0 || errors.Is(err, io.EOF) {
-		return got, nil
+	n = min(int64(len(p)), n)
+	got, _ := fl.tee.Send(&sliceWriter{p: p[:n]}, off, n)
+	if got == 0 {
+		var m int
+		m, err = f.ReadAt(p[:n], off)
+		got = int64(m)
 	}
-	return got, err
+	fl.advance(f, got)
+	if got > 0 || errors.Is(err, io.EOF) {
+		return int(got), nil
+	}
+	return int(got), err
 }
 
-// WriteTo sends the bytes to w as Read would return them; to a writer
-// that can take a file (the HTTP server's connection), the kernel copies
-// them from the file (sendfile) without passing them through this process.
+// sliceWriter copies what is written to it into p.
+type sliceWriter struct {
+	p []byte
+	n int
+}
+
+func (s *sliceWriter) Write(b []byte) (int, error) {
+	n := copy(s.p[s.n:], b)
+	s.n += n
+	return n, nil
+}
+
+// WriteTo sends the bytes to w as Read would return them, without a copy
+// of its own: from the tee's blocks while it holds them, else from the
+// file, which the kernel copies to a writer that can take a file (the
+// HTTP server's connection, sendfile) without passing it through this
+// process.
 func (fl *follower) WriteTo(w io.Writer) (int64, error) {
-	rf, ok := w.(io.ReaderFrom)
-	if !ok {
-		return io.CopyBuffer(w, struct{ io.Reader }{fl}, make([]byte, 1<<20))
-	}
+	var buf []byte
 	var total int64
 	for {
 		f, off, n, err := fl.next()
@@ -230,19 +268,42 @@ func (fl *follower) WriteTo(w io.Writer) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			return total, err
+		m, err := fl.tee.Send(w, off, n)
+		if m == 0 && err == nil {
+			m, err = copyFileRange(w, f, off, n, &buf)
+			if m == 0 && err == nil {
+				return total, io.ErrUnexpectedEOF
+			}
 		}
-		m, err := rf.ReadFrom(&io.LimitedReader{R: f, N: n})
 		fl.advance(f, m)
 		total += m
 		if err != nil {
 			return total, err
 		}
-		if m == 0 {
-			return total, io.ErrUnexpectedEOF
-		}
 	}
+}
+
+// copyFileRange writes n bytes of f from off to w: with w's ReadFrom if it
+// has one, else through *buf (allocated on first use).
+func copyFileRange(w io.Writer, f *os.File, off, n int64, buf *[]byte) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return 0, err
+		}
+		return rf.ReadFrom(&io.LimitedReader{R: f, N: n})
+	}
+	if *buf == nil {
+		*buf = make([]byte, 1<<20)
+	}
+	m, err := f.ReadAt((*buf)[:min(int64(len(*buf)), n)], off)
+	if m == 0 {
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		return 0, err
+	}
+	k, err := w.Write((*buf)[:m])
+	return int64(k), err
 }
 
 // Result implements api.CatBody: the get's answer, once every byte was
@@ -285,6 +346,10 @@ func (fl *follower) closeLocked() {
 			fl.cond.Wait()
 		}
 		fl.mu.Unlock()
+		if n := fl.tee.Evicted(); n > 0 && fl.log != nil {
+			fl.log.Debug("cat: the reader fell behind, bytes read back from the file", "name", fl.name, "blocks", n)
+		}
+		fl.tee.Close()
 		os.RemoveAll(fl.tmp)
 	}()
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+
 	"github.com/p2pshare/p2pshare/share"
 )
 
@@ -106,6 +108,18 @@ func TestCatEndsWithTheGetsError(t *testing.T) {
 		t.Fatalf("after a restart: %v, want errCatRestarted", err)
 	}
 
+	// A get that starts again and reaches the same count (a file of one
+	// block, written whole both times): the tee says so.
+	fl3, f3 := newTestFollower(t)
+	f3.Write(data)
+	fl3.progress(int64(len(data)), int64(len(data))+1, "")
+	readN(t, fl3, len(data))
+	fl3.restarted()
+	fl3.progress(int64(len(data)), int64(len(data))+1, "")
+	if _, err := fl3.Read(make([]byte, 1)); !errors.Is(err, errCatRestarted) {
+		t.Fatalf("after a restart told by the tee: %v, want errCatRestarted", err)
+	}
+
 	fl2, _ := newTestFollower(t)
 	failed := errors.New("every provider failed")
 	fl2.finish(share.GetResult{}, failed)
@@ -138,5 +152,94 @@ func TestCatFinishDuringARead(t *testing.T) {
 	rest, err := io.ReadAll(fl)
 	if got := append(b, rest...); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read %q (%v), want %q", got, err, data)
+	}
+}
+
+// catSize is the size of the files the cats below get: more than a cat's
+// tee holds, and large enough (8 MiB) to be written around the page cache
+// where the file system can.
+const catSize = catTee + catBatch + 12345
+
+// A reader that falls behind a cat of a large file (here, reads nothing
+// until the get is over) gets every byte: those the tee let go from the
+// file, the rest from the tee.
+func TestCatOfALargeFileUnderASlowReader(t *testing.T) {
+	nodes := newTestNetwork(t, 2)
+	data := randomBytes(t, catSize)
+	shareBytes(t, nodes[0], "large.bin", data)
+	_, rc, err := nodes[1].API().Cat(context.Background(), "large.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the get to end", func() bool { return len(nodes[1].transfers.list()) == 0 })
+	var rest bytes.Buffer
+	if _, err := rc.(io.WriterTo).WriteTo(&rest); err != nil {
+		t.Fatal(err)
+	}
+	if got := append(head, rest.Bytes()...); !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes that differ from the %d shared", len(got), len(data))
+	}
+	if n := rc.(*follower).tee.Evicted(); n == 0 {
+		t.Fatal("the tee let no block go although the reader fell behind")
+	}
+	if _, ok := rc.Result(); !ok {
+		t.Fatal("no result after every byte")
+	}
+}
+
+// A cat whose first provider is cut inside a block continues from the
+// next where the first stopped; one whose first provider sends a corrupt
+// file starts again from zero, and a reader never takes bytes that are
+// not the file's for a whole cat.
+func TestCatAcrossProviders(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		serve func(st network.Stream, req share.Request, data []byte)
+	}{
+		{"cut inside a block", func(st network.Stream, req share.Request, data []byte) {
+			_, _ = st.Write(share.AppendResponseHeader(nil, share.ResponseHeader{Status: share.StatusOK, Size: int64(len(data))}))
+			_, _ = st.Write(data[req.Offset : 3<<20+777])
+			_ = st.Reset()
+		}},
+		{"corrupt", func(st network.Stream, req share.Request, data []byte) {
+			corrupt := bytes.Clone(data)
+			corrupt[len(corrupt)-5] ^= 0xff
+			_, _ = st.Write(share.AppendResponseHeader(nil, share.ResponseHeader{Status: share.StatusOK, Size: int64(len(data))}))
+			_, _ = st.Write(corrupt[req.Offset:])
+			_ = st.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := newTestNetwork(t, 3)
+			good, bad, getter := nodes[0], nodes[1], nodes[2]
+			data := randomBytes(t, catSize)
+			sr := shareBytes(t, good, "across.bin", data)
+			misbehave(bad, tc.serve, data)
+			provideAs(t, bad, sr.CID, getter)
+			preferPeer(getter, bad, good)
+			_, rc, err := getter.API().Cat(context.Background(), sr.CID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			var got bytes.Buffer
+			_, err = rc.(io.WriterTo).WriteTo(&got)
+			switch {
+			case err == nil && !bytes.Equal(got.Bytes(), data):
+				t.Fatalf("the cat passed %d bytes that are not the file for whole", got.Len())
+			case err != nil && (tc.name != "corrupt" || !errors.Is(err, errCatRestarted)):
+				t.Fatalf("cat: %v", err)
+			case err == nil:
+				fin, ok := rc.Result()
+				if !ok || len(fin.Attempts) != 2 || fin.Provider != good.Host().ID().String() {
+					t.Fatalf("result %+v, %v: want two attempts, the second from the good provider", fin, ok)
+				}
+			}
+		})
 	}
 }

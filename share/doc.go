@@ -8,7 +8,8 @@
 // holders the catalog knows to be live (from the DHT's provider records
 // only if there are none or all of them fail), orders them by measured RTT
 // and streams a file one-to-one from the best of them, verified against its
-// CID; replication, which keeps R verified copies of every file
+// CID (into a file a later get resumes if this one is cut, and, for a
+// reader following the transfer, through a Tee from memory); replication, which keeps R verified copies of every file
 // (/p2pshare/replicate/1.0.0); and the scrub.
 //
 // Every copy is checked. A holder hashes what it serves as it serves it and
@@ -33,8 +34,9 @@
 // share depends on libp2p's core interfaces (host, network, peerstore,
 // routing) and its ping protocol (to measure RTTs), go-cid and
 // go-multihash, bbolt, golang.org/x/time/rate (the scrub's pace), the
-// project's catalog vocabulary (package catalog) and its goroutine group
-// (package internal/bg); it imports neither gossip nor node. The node
+// project's catalog vocabulary (package catalog), its goroutine group
+// (package internal/bg) and its writer around the page cache (package
+// internal/direct); it imports neither gossip nor node. The node
 // package wires it to a concrete host, the DHT (Routing) and gossip/kv's
 // catalog (Directory).
 package share

@@ -310,6 +310,19 @@ func (s *Service) fetch(ctx context.Context, c cid.Cid, size int64, f *os.File, 
 // fetchAt is fetch continuing a transfer: f holds off bytes already,
 // hashed into h.
 func (s *Service) fetchAt(ctx context.Context, c cid.Cid, size int64, f *os.File, h hash.Hash, off int64, where string, out *GetResult, progress Progress, prefer ...peer.ID) error {
+	dst, err := newSink(ctx, f, h, off, size, progress)
+	if err != nil {
+		return err
+	}
+	err = s.fetchInto(ctx, c, size, dst, h, off, where, out, prefer...)
+	if cerr := dst.close(); cerr != nil && err == nil {
+		err = noSpace(where, fmt.Errorf("write: %w", cerr))
+	}
+	return err
+}
+
+// fetchInto is fetchAt into the sink dst.
+func (s *Service) fetchInto(ctx context.Context, c cid.Cid, size int64, dst sink, h hash.Hash, off int64, where string, out *GetResult, prefer ...peer.ID) error {
 	rankStart := time.Now()
 	queue, searched := s.providers(ctx, c, nil, false, prefer...)
 	s.log.Debug("get: providers ranked", "cid", c, "candidates", len(queue), "dht", searched, "took", time.Since(rankStart))
@@ -334,7 +347,13 @@ func (s *Service) fetchAt(ctx context.Context, c cid.Cid, size int64, f *os.File
 		queue = queue[1:]
 		tried[cand.id] = true
 		a := Attempt{Peer: cand.id, RTT: cand.rtt, Offset: off}
-		n, total, err := s.fetchFrom(ctx, cand.id, c, off, size, f, h, progress)
+		n, total, err := s.fetchFrom(ctx, cand.id, c, off, size, dst)
+		if err == nil {
+			// Every byte is in: wait until it is hashed and written.
+			if werr := dst.wait(); werr != nil {
+				err = fmt.Errorf("%w: write: %w", errFinal, werr)
+			}
+		}
 		if e := noSpace(where, err); errors.Is(e, ErrNoSpace) {
 			return e
 		}
@@ -360,7 +379,7 @@ func (s *Service) fetchAt(ctx context.Context, c cid.Cid, size int64, f *os.File
 			h.Reset()
 			off = 0
 			contributors = nil
-			if rerr := rewind(f); rerr != nil {
+			if rerr := dst.rewind(); rerr != nil {
 				return rerr
 			}
 		} else if !retried[cand.id] && !errors.Is(err, errFinal) && ctx.Err() == nil {
@@ -382,11 +401,11 @@ func (s *Service) fetchAt(ctx context.Context, c cid.Cid, size int64, f *os.File
 // request, too large).
 var errFinal = errors.New("provider refused")
 
-// fetchFrom asks p for c from off and appends what arrives to f and h. It
+// fetchFrom asks p for c from off and appends what arrives to dst. It
 // returns the bytes received and the file's total size; err is nil only if
-// the provider sent everything up to the end. want is the expected size, or
-// -1 if unknown.
-func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want int64, f *os.File, h hash.Hash, progress Progress) (int64, int64, error) {
+// the provider sent everything up to the end. want is the expected size,
+// or -1 if unknown.
+func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want int64, dst sink) (int64, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	openStart := time.Now()
@@ -430,32 +449,22 @@ func (s *Service) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, off, want
 	case off > total:
 		return 0, total, fmt.Errorf("%w: size %d is below offset %d", errFinal, total, off)
 	}
-	bufp := getCopyBuf()
-	defer putCopyBuf(bufp)
-	buf := *bufp
 	var got int64
 	remaining := total - off
 	for remaining > 0 {
 		_ = st.SetReadDeadline(time.Now().Add(s.cfg.StallTimeout))
-		chunk := buf
-		if int64(len(chunk)) > remaining {
-			chunk = chunk[:remaining]
-		}
+		chunk := dst.buffer(remaining)
 		chunk = chunk[:piece(s.down, len(chunk))]
 		n, rerr := br.Read(chunk)
 		if err := spend(ctx, s.down, n); err != nil {
 			return got, total, err
 		}
 		if n > 0 {
-			h.Write(chunk[:n])
-			if _, werr := f.Write(chunk[:n]); werr != nil {
+			if werr := dst.wrote(n, total, p); werr != nil {
 				return got, total, fmt.Errorf("%w: write: %w", errFinal, werr)
 			}
 			got += int64(n)
 			remaining -= int64(n)
-			if progress != nil {
-				progress(off+got, total, p)
-			}
 		}
 		if rerr != nil && remaining > 0 {
 			if errors.Is(rerr, os.ErrDeadlineExceeded) {

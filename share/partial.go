@@ -306,7 +306,9 @@ type Partial struct {
 	last  time.Time // of the last checkpoint
 	// flushing is closed when the checkpoint in the background (started
 	// by Progress) is recorded; nil when none is under way. Only the
-	// fetch's goroutine touches it.
+	// goroutine that writes the fetch's bytes (and reports its progress)
+	// touches it, and the caller of Suspend or Finish once the fetch has
+	// ended.
 	flushing chan struct{}
 	// Start is the offset the get continues from (0 for a new one).
 	Start int64

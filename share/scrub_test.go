@@ -187,7 +187,7 @@ func TestServeStopsARottenCopy(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			n, _, err := b.s.fetchFrom(context.Background(), a.h.ID(), c, 0, int64(size), f, newHasher(), nil)
+			n, _, err := b.s.fetchFrom(context.Background(), a.h.ID(), c, 0, int64(size), &fileSink{f: f, h: newHasher(), buf: getCopyBuf()})
 			if err == nil {
 				t.Fatalf("fetched all %d bytes of a rotten copy without an error", n)
 			}
@@ -216,7 +216,7 @@ func TestServeFromAnOffsetVerifiesTheWholeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, _, err := b.s.fetchFrom(context.Background(), a.h.ID(), c, 1<<20, int64(size), f, newHasher(), nil); err == nil {
+	if _, _, err := b.s.fetchFrom(context.Background(), a.h.ID(), c, 1<<20, int64(size), &fileSink{f: f, h: newHasher(), buf: getCopyBuf()}); err == nil {
 		t.Fatal("resumed transfer of a rotten copy ended without an error")
 	}
 	eventually(t, 5*time.Second, "quarantined", func() bool { return a.s.Stats().Quarantined.Load() == 1 })

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"errors"
 	"hash"
 	"io"
 	"os"
 	"sync"
-	"syscall"
-	"unsafe"
+
+	"github.com/p2pshare/p2pshare/internal/direct"
 )
 
 const (
@@ -16,9 +15,6 @@ const (
 	// hashed, the others written or waiting to be).
 	copyChunk   = 1 << 20
 	copyBuffers = 4
-	// directAlign is the alignment of buffers, offsets and lengths that
-	// direct writes need (the largest logical block size in use).
-	directAlign = 4096
 	// directMin is the least size written around the page cache: below
 	// it the copy through the cache costs too little to matter.
 	directMin = 8 << 20
@@ -41,16 +37,15 @@ const (
 // chunk that is not a whole number of blocks, goes through the cache, with
 // its writeback started as it goes.
 func hashCopy(w *os.File, h hash.Hash, r io.Reader, size int64) (int64, error) {
-	out := &outFile{f: w}
-	if size >= directMin && directFS(w) {
-		out.direct = setDirect(w, true)
+	out, err := direct.NewWriter(w, size >= directMin)
+	if err != nil {
+		return 0, err
 	}
-	raw := make([]byte, copyBuffers*copyChunk+directAlign)
-	skip := int((directAlign - uintptr(unsafe.Pointer(&raw[0]))%directAlign) % directAlign)
+	out.Writeback = writebackEvery
+	raw := direct.Buffer(copyBuffers * copyChunk)
 	free := make(chan []byte, copyBuffers)
 	for i := range copyBuffers {
-		lo, hi := skip+i*copyChunk, skip+(i+1)*copyChunk
-		free <- raw[lo:hi:hi]
+		free <- raw[i*copyChunk : (i+1)*copyChunk : (i+1)*copyChunk]
 	}
 	full := make(chan []byte, copyBuffers)
 	failed := make(chan struct{})
@@ -59,7 +54,7 @@ func hashCopy(w *os.File, h hash.Hash, r io.Reader, size int64) (int64, error) {
 	wg.Go(func() {
 		for b := range full {
 			if werr == nil {
-				if werr = out.write(b); werr != nil {
+				if _, werr = out.Write(b); werr != nil {
 					close(failed)
 				}
 			}
@@ -105,35 +100,4 @@ func take(free <-chan []byte, failed <-chan struct{}) []byte {
 	case <-failed:
 		return nil
 	}
-}
-
-// outFile writes the chunks of a get in order, around the page cache
-// while direct is set.
-type outFile struct {
-	f       *os.File
-	direct  bool
-	off     int64
-	flushed int64
-}
-
-func (o *outFile) write(b []byte) error {
-	if o.direct && len(b)%directAlign != 0 {
-		o.direct = !setDirect(o.f, false)
-	}
-	n, err := o.f.Write(b)
-	if o.direct && errors.Is(err, syscall.EINVAL) {
-		// The filesystem took O_DIRECT but refuses this write (an
-		// alignment it wants larger): write through the cache.
-		if o.direct = !setDirect(o.f, false); !o.direct {
-			var m int
-			m, err = o.f.Write(b[n:])
-			n += m
-		}
-	}
-	o.off += int64(n)
-	if !o.direct && o.off-o.flushed >= writebackEvery {
-		startWriteback(o.f, o.flushed, o.off-o.flushed)
-		o.flushed = o.off
-	}
-	return err
 }

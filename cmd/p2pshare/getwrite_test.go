@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/p2pshare/p2pshare/internal/direct"
 )
 
 // shortReader returns at most n bytes a read, as a socket does.
@@ -26,7 +28,7 @@ func TestHashCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("direct writes on %s: %v", dir, directFS(f))
+	t.Logf("direct writes on %s: %v", dir, direct.Supported(f))
 	f.Close()
 	for _, tc := range []struct {
 		name       string
@@ -35,12 +37,12 @@ func TestHashCopy(t *testing.T) {
 	}{
 		{"empty", 0, 0, 4096},
 		{"one byte", 1, 1, 4096},
-		{"a block less one", directAlign - 1, directAlign - 1, 1000},
+		{"a block less one", direct.Align - 1, direct.Align - 1, 1000},
 		{"one chunk", copyChunk, copyChunk, 65536},
 		{"a chunk and a byte", copyChunk + 1, copyChunk + 1, 65536},
 		{"direct, whole chunks", directMin + 2*copyChunk, directMin + 2*copyChunk, 200_000},
 		{"direct, with a tail", directMin + 3*copyChunk + 12345, directMin + 3*copyChunk + 12345, 300_001},
-		{"direct, tail of whole blocks", directMin + 5*directAlign, directMin + 5*directAlign, 1 << 20},
+		{"direct, tail of whole blocks", directMin + 5*direct.Align, directMin + 5*direct.Align, 1 << 20},
 		{"size unknown", directMin + 777, -1, 1 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package direct
 
 import (
 	"os"
@@ -8,10 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// directFS reports whether f is on a local disk filesystem that writes
-// around the page cache well (ext4, XFS, btrfs). Network and FUSE
-// filesystems are left out: a direct write there can be a round trip.
-func directFS(f *os.File) bool {
+// Supported reports whether f is on a local disk file system that writes
+// around the page cache well (ext4, XFS, btrfs). Network and FUSE file
+// systems are left out: a direct write there can be a round trip.
+func Supported(f *os.File) bool {
 	var st unix.Statfs_t
 	if unix.Fstatfs(int(f.Fd()), &st) != nil {
 		return false
@@ -23,9 +23,9 @@ func directFS(f *os.File) bool {
 	return false
 }
 
-// setDirect turns O_DIRECT on or off for f's later writes; false when the
-// filesystem refuses it.
-func setDirect(f *os.File, on bool) bool {
+// set turns O_DIRECT on or off for f's later writes; false when the file
+// system refuses it.
+func set(f *os.File, on bool) bool {
 	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 	if err != nil {
 		return false
@@ -40,8 +40,7 @@ func setDirect(f *os.File, on bool) bool {
 }
 
 // startWriteback asks the kernel to start writing [off, off+n) of f to
-// disk now, without waiting, so the sync at the end of a get has little
-// left to wait for.
+// disk now, without waiting.
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
