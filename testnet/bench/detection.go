@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -22,6 +20,10 @@ func detection(args []string) error {
 	window := fs.Duration("window", 20*time.Second, "traffic's measuring window")
 	out := fs.String("out", "testnet/bench-results/detection", "directory for results.json and the plot")
 	fs.Parse(args)
+	sizes, err := counts("-n", *ns, 3)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -29,17 +31,9 @@ func detection(args []string) error {
 	r := newResults(begin)
 	save := func() error {
 		r.Finished, r.Seconds = time.Now().Format(time.RFC3339), time.Since(begin).Seconds()
-		b, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(*out, "results.json"), b, 0o644)
+		return writeJSON(filepath.Join(*out, "results.json"), r)
 	}
-	for _, f := range strings.Split(*ns, ",") {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 3 {
-			return fmt.Errorf("-n %q: want sizes of at least 3, separated by commas", *ns)
-		}
+	for _, n := range sizes {
 		fmt.Printf("== N=%d\n", n)
 		m, err := members([]string{"-n", strconv.Itoa(n), "-rounds", strconv.Itoa(*rounds)})
 		if err != nil {
