@@ -97,9 +97,12 @@ func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []m
 	ctx, cancel := context.WithTimeout(ctx, directTimeout)
 	defer cancel()
 	// Any connection will do, a relayed one included (as for libp2p's
-	// pings): this node dials p only if it has none.
+	// pings): this node dials p only if it has none. A dial beside a
+	// relayed connection would race the hole punch that is to replace it
+	// (a SYN from the punching port to the peer's NAT, off the punch's
+	// schedule), and Connect dials whenever no direct connection exists.
 	ctx = network.WithAllowLimitedConn(ctx, "membership")
-	if len(addrs) > 0 {
+	if len(addrs) > 0 && m.h.Network().Connectedness(p) == network.NotConnected {
 		_ = m.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}) // NewStream says if there is no way
 	}
 	if !m.speaks(p, SwimProtocol) {
