@@ -10,6 +10,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/p2pshare/p2pshare/node/api"
 )
@@ -32,8 +33,9 @@ func isTerminal(w io.Writer) bool {
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	// A character device is not enough: /dev/null is one, and a bar
+	// drawn into it (get ... 2>/dev/null) only costs.
+	return term.IsTerminal(int(f.Fd()))
 }
 
 func transferID() string {
