@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/p2pshare/p2pshare/gossip/coord"
 	"github.com/p2pshare/p2pshare/gossip/swim"
 )
@@ -87,6 +90,11 @@ type Config struct {
 	// each heartbeat to carry; members keep the last one they heard
 	// (Member.Coord). When nil, heartbeats carry none.
 	Coordinates Coordinates
+	// Addrs, when set, gives the addresses this node announces to
+	// members, in its heartbeats and direct messages: those they may
+	// dial it at. When nil, the host's addresses. Call
+	// Membership.AddrsChanged when they change.
+	Addrs func() []ma.Multiaddr
 }
 
 // Clock is a wall clock.
@@ -116,6 +124,14 @@ func (c Config) coordinate() *coord.Coordinate {
 		return nil
 	}
 	return c.Coordinates.Coordinate()
+}
+
+// addrs is what this node announces to members as its addresses.
+func (c Config) addrs(h host.Host) []ma.Multiaddr {
+	if c.Addrs == nil {
+		return h.Addrs()
+	}
+	return c.Addrs()
 }
 
 // now reads the configured clock, the system's when none is.

@@ -54,6 +54,10 @@ const (
 	// has grafted the peer into its mesh (its heartbeat runs every
 	// second): published before that, a message reaches nobody.
 	announceDelay = 1500 * time.Millisecond
+	// addrsSettle is how long after a change of its addresses a node
+	// announces them: a change comes in bursts (a reachability verdict,
+	// then relay addresses), which one announcement carries.
+	addrsSettle = 100 * time.Millisecond
 	// joinEvery is how often at most this node exchanges tables with the
 	// same peer on its own initiative.
 	joinEvery = 5 * time.Second
@@ -150,6 +154,14 @@ func (l *loop) run(ctx context.Context) {
 			}
 			l.timers(time.Now())
 		}
+	}
+}
+
+// announceSoon has this node announced again at t, or sooner if it was to
+// be already.
+func (l *loop) announceSoon(t time.Time) {
+	if l.announceAt.IsZero() || t.Before(l.announceAt) {
+		l.announceAt = t
 	}
 }
 
@@ -413,7 +425,7 @@ func (l *loop) flush() {
 // addrsOf returns the addresses this node knows of p.
 func (l *loop) addrsOf(p peer.ID) []ma.Multiaddr {
 	if p == l.self {
-		return l.m.h.Addrs()
+		return l.m.cfg.addrs(l.m.h)
 	}
 	if rec := l.table[p]; rec != nil {
 		return rec.AddrInfo().Addrs

@@ -225,6 +225,14 @@ func (m *Membership) do(ctx context.Context, f func(*loop)) error {
 	}
 }
 
+// AddrsChanged tells membership that this node's addresses (Config.Addrs)
+// changed: it announces them again within addrsSettle, so that members
+// it is not connected to dial it where it can be reached now (a node that
+// went behind a relay, say) rather than where it announced before.
+func (m *Membership) AddrsChanged() {
+	_ = m.do(context.Background(), func(l *loop) { l.announceSoon(time.Now().Add(addrsSettle)) })
+}
+
 // Leave says goodbye on the topic and stops the failure detector; peers
 // mark this node left at once. It waits until the goodbye is published,
 // and until every connected member has read it on a stream of its own

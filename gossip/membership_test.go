@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -743,7 +744,7 @@ func TestValidatorRejectsForgedAndReplayed(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c, err := Config{}.withDefaults()
-	if err != nil || c != DefaultConfig() {
+	if err != nil || !reflect.DeepEqual(c, DefaultConfig()) {
 		t.Fatalf("zero config: %+v, %v", c, err)
 	}
 	for name, bad := range map[string]Config{
@@ -898,4 +899,40 @@ func TestHeartbeatCarriesTheCoordinate(t *testing.T) {
 	if m, _ := b.m.Member(a.h.ID()); m.Coord != nil {
 		t.Fatalf("b holds a coordinate %+v for a, which has none", m.Coord)
 	}
+}
+
+// A node whose addresses change announces them at once, not at its next
+// heartbeat: a member it is not connected to (two nodes behind NATs, say)
+// then dials it where it can be reached now, through a relay.
+func TestChangedAddressesAreAnnouncedAtOnce(t *testing.T) {
+	cfg := testConfig()
+	// Neither heartbeats nor pings (whose answers carry the answerer's
+	// addresses) come within the test.
+	cfg.HeartbeatMin, cfg.ProbeInterval = time.Hour, time.Hour
+	a := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	var addrs atomic.Pointer[[]ma.Multiaddr]
+	first := []ma.Multiaddr{ma.StringCast("/ip4/192.0.2.1/tcp/4040")}
+	addrs.Store(&first)
+	cfg.Addrs = func() []ma.Multiaddr { return *addrs.Load() }
+	b := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	connect(t, a, b)
+	heard := func(want []ma.Multiaddr) func() bool {
+		return func() bool {
+			m, ok := a.m.Member(b.h.ID())
+			return ok && slices.EqualFunc(m.Addrs, want, func(s string, a ma.Multiaddr) bool { return s == a.String() })
+		}
+	}
+	waitFor(t, 10*time.Second, "a to hear b's first address", heard(first))
+	// A node announces itself again announceDelay after a peer joins
+	// it; that announcement is not what the test is about.
+	waitFor(t, 5*time.Second, "b's announcements on joining to be out", func() bool {
+		var pending bool
+		_ = b.m.do(context.Background(), func(l *loop) { pending = !l.announceAt.IsZero() })
+		return !pending
+	})
+	second := []ma.Multiaddr{ma.StringCast("/ip4/192.0.2.1/tcp/4040"),
+		ma.StringCast("/ip4/198.51.100.7/tcp/4040/p2p/12D3KooWK8E7JjtgT5aDKCDQ4dj51nmy5QkWBXNmDBjAT47jdxpp/p2p-circuit")}
+	addrs.Store(&second)
+	b.m.AddrsChanged()
+	waitFor(t, 3*time.Second, "a to hear b's relay address", heard(second))
 }

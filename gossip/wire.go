@@ -171,7 +171,7 @@ func (m *Membership) publishLoop(ctx context.Context) {
 func (m *Membership) addFacts(mm *Message) {
 	mm.Files, mm.FreeBytes = m.facts()
 	mm.Coord = m.cfg.coordinate()
-	for i, a := range m.h.Addrs() {
+	for i, a := range m.cfg.addrs(m.h) {
 		if i == maxAddrs {
 			break
 		}
