@@ -273,11 +273,19 @@ func New(cfg Config) (n *Node, err error) {
 	gc.Clock = &wallClock{n.now}
 	gc.Incarnations = &incarnations{path: repo.Path(repoIncarnationFile), now: n.now}
 	gc.Coordinates = n.near
+	gc.Addrs = n.memberAddrs
 	n.memb, err = gossip.New(gh, n.ps, gc, n.facts, log)
 	if err != nil {
 		return nil, err
 	}
 	n.near.memb.Store(n.memb)
+	n.punch.setMembers(func(p peer.ID) ([]ma.Multiaddr, bool) {
+		m, ok := n.memb.Member(p)
+		if !ok || m.Self || len(m.Addrs) == 0 {
+			return nil, false
+		}
+		return m.AddrInfo().Addrs, true
+	})
 	n.closing(n.memb.Close)
 	n.dht, err = dht.New(gh,
 		// A server while this node's reachability is public or unknown
@@ -337,7 +345,8 @@ func New(cfg Config) (n *Node, err error) {
 	n.closing(func() error { n.bg.Close(); return nil })
 	// The reachability events are kept by the bus: a late subscriber
 	// gets the current one.
-	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated)})
+	reachSub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtAutoRelayAddrsUpdated),
+		new(event.EvtLocalAddressesUpdated), new(event.EvtHostReachableAddrsChanged)})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to reachability: %w", err)
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -28,11 +29,23 @@ import (
 // which tries a plain direct dial first, the DHT, transfers. The peer's
 // private addresses stay dialable: it may be on this node's LAN.
 //
+// A peer does not announce relay addresses before AutoNAT's verdict,
+// some 15 s after it starts, and this node hears of them later still when
+// it is not connected to the peer. Meanwhile it may know the peer's
+// mapping from the DHT or from a peer that observed it, and a dial of it
+// still under way when the hole punch starts takes the hole punch's place
+// (see Node.memberAddrs). A member says itself which public addresses may
+// be dialled: it announces only those AutoNAT found open. So a public
+// address of a member that the member does not announce is dialled only
+// in a hole punch too.
+//
 // It is the host's connection gater, in front of the admission gate (if
 // any), and follows hole punches through libp2p's hole punching events.
 type punchGate struct {
 	next   connmgr.ConnectionGater // nil: admit every peer
 	relays func(peer.ID) bool      // whether a peer announces a relay address
+	// members, once set, gives a member's announced addresses.
+	members atomic.Pointer[func(peer.ID) ([]ma.Multiaddr, bool)]
 
 	mu       sync.Mutex
 	punching map[peer.ID]int // hole punches under way, by peer
@@ -68,10 +81,36 @@ func (g *punchGate) inPunch(p peer.ID) bool {
 	return g.punching[p] > 0
 }
 
+// setMembers has the gate ask announced for a member's announced
+// addresses (ok false for a peer that is not a member, or that announced
+// none).
+func (g *punchGate) setMembers(announced func(peer.ID) ([]ma.Multiaddr, bool)) {
+	g.members.Store(&announced)
+}
+
+// unannounced reports whether p is a member that does not announce a.
+func (g *punchGate) unannounced(p peer.ID, a ma.Multiaddr) bool {
+	f := g.members.Load()
+	if f == nil {
+		return false
+	}
+	addrs, ok := (*f)(p)
+	return ok && !slices.ContainsFunc(addrs, func(b ma.Multiaddr) bool { return sameTransportAddr(a, b) })
+}
+
+// sameTransportAddr reports whether a and b are the same address, either
+// with a /p2p/ID part or without.
+func sameTransportAddr(a, b ma.Multiaddr) bool {
+	a, _ = peer.SplitAddr(a)
+	b, _ = peer.SplitAddr(b)
+	return a != nil && b != nil && a.Equal(b)
+}
+
 // InterceptAddrDial implements connmgr.ConnectionGater: it refuses a public
-// direct address of a peer behind a NAT outside a hole punch with it.
+// direct address of a peer behind a NAT, or of a member that does not
+// announce it, outside a hole punch with the peer.
 func (g *punchGate) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
-	if manet.IsPublicAddr(a) && !isRelayAddr(a) && g.relays(p) && !g.inPunch(p) {
+	if manet.IsPublicAddr(a) && !isRelayAddr(a) && !g.inPunch(p) && (g.relays(p) || g.unannounced(p, a)) {
 		return false
 	}
 	return g.next == nil || g.next.InterceptAddrDial(p, a)

@@ -75,3 +75,37 @@ func TestPunchGateAsksTheAdmissionGate(t *testing.T) {
 		t.Fatal("a connection the admission gate refuses passed")
 	}
 }
+
+func TestPunchGateDialsOnlyThePublicAddrsAMemberAnnounces(t *testing.T) {
+	mapping := ma.StringCast("/ip4/7.0.0.11/tcp/4040") // a member's NAT's, seen by the DHT
+	pub := ma.StringCast("/ip4/7.0.0.12/tcp/4040")
+	lan := ma.StringCast("/ip4/192.168.1.10/tcp/4040")
+	members := map[peer.ID][]ma.Multiaddr{
+		"natted": {lan},
+		"public": {ma.StringCast("/ip4/7.0.0.12/tcp/4040/p2p/12D3KooWBbXSuhty2HDZQJmG4897efxtWUcZJw8kfPfVb71FHJX5")},
+	}
+	g := newPunchGate(func(peer.ID) []ma.Multiaddr { return nil })
+	if !g.InterceptAddrDial("natted", mapping) {
+		t.Fatal("refused before the gate knows the members")
+	}
+	g.setMembers(func(p peer.ID) ([]ma.Multiaddr, bool) { as, ok := members[p]; return as, ok })
+	for _, tc := range []struct {
+		name string
+		p    peer.ID
+		addr ma.Multiaddr
+		want bool
+	}{
+		{"a public address the member does not announce", "natted", mapping, false},
+		{"the member's LAN address", "natted", lan, true},
+		{"a public address the member announces", "public", pub, true},
+		{"a peer that is not a member", "stranger", mapping, true},
+	} {
+		if got := g.InterceptAddrDial(tc.p, tc.addr); got != tc.want {
+			t.Errorf("%s: dial %s allowed %v, want %v", tc.name, tc.addr, got, tc.want)
+		}
+	}
+	g.Trace(&holepunch.Event{Type: holepunch.StartHolePunchEvtT, Remote: "natted"})
+	if !g.InterceptAddrDial("natted", mapping) {
+		t.Error("a hole punch may not dial the member's mapping")
+	}
+}

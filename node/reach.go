@@ -213,7 +213,9 @@ type reachability struct{ v atomic.Int32 }
 func (r *reachability) get() network.Reachability { return network.Reachability(r.v.Load()) }
 
 // watchReachability records every reachability change and logs it, and
-// the relay addresses a private node gets (or loses).
+// the relay addresses a private node gets (or loses); on each of these
+// and on every change of its addresses or of their reachability it has
+// membership announce what it announces (memberAddrs) again.
 func (n *Node) watchReachability(sub event.Subscription) {
 	defer sub.Close()
 	for {
@@ -232,6 +234,7 @@ func (n *Node) watchReachability(sub event.Subscription) {
 			case event.EvtAutoRelayAddrsUpdated:
 				n.log.Info("relay addresses", "addrs", e.RelayAddrs)
 			}
+			n.memb.AddrsChanged()
 		}
 	}
 }
@@ -258,6 +261,49 @@ func ReachabilityString(r network.Reachability) string {
 // Reachability returns whether this node can be dialled from the internet,
 // as AutoNAT found (or Config.Reachability forced).
 func (n *Node) Reachability() network.Reachability { return n.reach.get() }
+
+// memberAddrs returns the addresses this node announces to members (see
+// gossip.Config.Addrs): the host's, less the public ones it has not shown
+// reachable. Such an address is a mapping of this node's NAT that peers
+// observed, and members ping the members they watch whether or not they
+// are connected: a member behind a NAT of its own would dial the mapping
+// again and again, in vain, and a dial of it still under way when a hole
+// punch with this node starts takes the hole punch's place (libp2p joins
+// a dial to one of the same address under way, and that one leaves from
+// a random port: see tcpTransport), so the hole punch fails. So it is
+// announced once AutoNAT v2 finds it open or AutoNAT finds the node
+// public. Addresses on this host's interfaces, --announce ones, private
+// and relay addresses are announced as they are.
+func (n *Node) memberAddrs() []ma.Multiaddr {
+	all := n.host.Addrs()
+	if n.Reachability() == network.ReachabilityPublic {
+		return all
+	}
+	var open []ma.Multiaddr
+	if c, ok := n.host.(confirmedAddrser); ok {
+		open, _, _ = c.ConfirmedAddrs()
+	}
+	own, _ := n.host.Network().InterfaceListenAddresses()
+	return dialableAddrs(all, own, n.cfg.Announce, open)
+}
+
+// dialableAddrs returns those of addrs that are not public, are relay
+// addresses or are among known.
+func dialableAddrs(addrs []ma.Multiaddr, known ...[]ma.Multiaddr) []ma.Multiaddr {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if !manet.IsPublicAddr(a) || isRelayAddr(a) || slices.ContainsFunc(known, func(k []ma.Multiaddr) bool { return slices.ContainsFunc(k, a.Equal) }) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// confirmedAddrser is what libp2p's basic host implements with AutoNAT v2:
+// its addresses by reachability as AutoNAT v2 found.
+type confirmedAddrser interface {
+	ConfirmedAddrs() (reachable, unreachable, unknown []ma.Multiaddr)
+}
 
 // publicAddrs returns the addresses others can dial this node at: those
 // it announces that are public (found by peers' observations or port

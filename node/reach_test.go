@@ -347,3 +347,38 @@ func TestRelayLimitsCarryAFile(t *testing.T) {
 		t.Errorf("relay buffers can take %d MiB", rc.MaxReservations*rc.MaxCircuits*2*rc.BufferSize>>20)
 	}
 }
+
+func TestMembersAreToldOnlyDialableAddrs(t *testing.T) {
+	var (
+		lan      = ma.StringCast("/ip4/192.168.1.5/tcp/4040")
+		loopback = ma.StringCast("/ip4/127.0.0.1/tcp/4040")
+		mapping  = ma.StringCast("/ip4/7.0.0.12/tcp/4040") // a NAT's, as a peer observed it
+		iface    = ma.StringCast("/ip4/7.0.0.10/tcp/4040")
+		relayed  = ma.StringCast("/ip4/198.51.100.1/tcp/4040/p2p/12D3KooWBbXSuhty2HDZQJmG4897efxtWUcZJw8kfPfVb71FHJX5/p2p-circuit")
+	)
+	all := []ma.Multiaddr{lan, loopback, mapping, iface, relayed}
+	for _, tc := range []struct {
+		name  string
+		known [][]ma.Multiaddr
+		want  []ma.Multiaddr
+	}{
+		{"nothing known: the public ones are left out", nil, []ma.Multiaddr{lan, loopback, relayed}},
+		{"on an interface", [][]ma.Multiaddr{{iface}}, []ma.Multiaddr{lan, loopback, iface, relayed}},
+		{"found open, announced", [][]ma.Multiaddr{nil, {mapping}, {iface}}, all},
+	} {
+		if got := dialableAddrs(all, tc.known...); !slices.EqualFunc(got, tc.want, ma.Multiaddr.Equal) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// A node announces its --announce addresses to members, and
+	// libp2p's host tells which addresses AutoNAT v2 found open.
+	a := ma.StringCast("/ip4/7.0.0.9/tcp/4040")
+	n := newTestNode(t, func(c *Config) { c.Announce = []ma.Multiaddr{a} })
+	if got := n.memberAddrs(); !slices.ContainsFunc(got, a.Equal) {
+		t.Errorf("members are told %v, not the announced %s", got, a)
+	}
+	if _, ok := n.host.(confirmedAddrser); !ok {
+		t.Errorf("the host (%T) does not tell which addresses AutoNAT v2 found open", n.host)
+	}
+}
