@@ -288,15 +288,23 @@ func (n *Node) memberAddrs() []ma.Multiaddr {
 }
 
 // dialableAddrs returns those of addrs that are not public, are relay
-// addresses or are among known.
+// addresses or are among known: the public and relay ones first, for a
+// heartbeat too large keeps the first half of its addresses (and a
+// member's other public addresses are dialled only in a hole punch: see
+// punchGate), the private ones after.
 func dialableAddrs(addrs []ma.Multiaddr, known ...[]ma.Multiaddr) []ma.Multiaddr {
-	out := make([]ma.Multiaddr, 0, len(addrs))
+	var reachable, private []ma.Multiaddr
 	for _, a := range addrs {
-		if !manet.IsPublicAddr(a) || isRelayAddr(a) || slices.ContainsFunc(known, func(k []ma.Multiaddr) bool { return slices.ContainsFunc(k, a.Equal) }) {
-			out = append(out, a)
+		switch {
+		case isRelayAddr(a):
+			reachable = append(reachable, a)
+		case !manet.IsPublicAddr(a):
+			private = append(private, a)
+		case slices.ContainsFunc(known, func(k []ma.Multiaddr) bool { return slices.ContainsFunc(k, a.Equal) }):
+			reachable = append(reachable, a)
 		}
 	}
-	return out
+	return append(reachable, private...)
 }
 
 // confirmedAddrser is what libp2p's basic host implements with AutoNAT v2:
