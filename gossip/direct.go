@@ -60,14 +60,11 @@ func (m *Membership) handleDirect(s network.Stream) {
 		s.Reset()
 		return
 	}
+	_ = s.Close()
 	if f := m.onDirect.Load(); f != nil {
 		(*f)(from, d.msg)
 	}
-	// In the inbox before the sender sees the stream close: a leaver
-	// waits for that, and the evidence of its closing connections comes
-	// after its goodbye.
 	m.deliver(input{from: from, msg: d.msg, addrs: d.addrs})
-	_ = s.Close()
 }
 
 // spawn runs f on the membership's goroutines, unless maxSending are
