@@ -28,6 +28,7 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -217,12 +218,70 @@ func waitAll(nw *testnet.Network, skip *testnet.Daemon, id, want string, limit t
 }
 
 func waitAllAlive(nw *testnet.Network) error {
+	// Each daemon's table is read once a second (with a random phase):
+	// reading every table for every member every few milliseconds, as
+	// waitAll does for one member, would cost a network of 100 daemons
+	// on two cores thousands of requests a second, enough to starve the
+	// membership it waits for.
+	const every, limit = time.Second, 2 * time.Minute
+	start := time.Now()
+	ids := map[string]bool{}
 	for _, d := range nw.Nodes {
-		if _, err := waitAll(nw, nil, d.ID, "alive", 30*time.Second); err != nil {
-			return err
+		if d.Running() {
+			ids[d.ID] = true
 		}
 	}
-	return nil
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nw.Nodes))
+	for _, d := range nw.Nodes {
+		if !d.Running() {
+			continue
+		}
+		c, err := clientOf(d)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(rand.Int64N(int64(every))))
+			for {
+				missing := allAliveOn(c, ids, d.ID)
+				if missing == "" {
+					return
+				}
+				if time.Since(start) > limit {
+					errs <- fmt.Errorf("node %d does not see %s alive after %s; its membership log:\n%s", d.Index, missing, limit, membershipLog(d))
+					return
+				}
+				time.Sleep(every)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// allAliveOn returns one of ids (but self) that c does not show alive, or
+// "" when it shows them all alive.
+func allAliveOn(c *api.Client, ids map[string]bool, self string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return "(the API: " + err.Error() + ")"
+	}
+	alive := map[string]bool{}
+	for _, m := range ms {
+		alive[m.ID] = m.State == "alive"
+	}
+	for id := range ids {
+		if id != self && !alive[id] {
+			return id
+		}
+	}
+	return ""
 }
 
 // MembersResult holds the figures of members: how long every other node
