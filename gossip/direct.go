@@ -37,11 +37,21 @@ const (
 	// maxSending bounds the goroutines that send direct messages and
 	// check members' ports: past it, what is to be sent is dropped (and
 	// counted, see Stats), as a lost message would be, and the loop
-	// never waits.
-	maxSending = 64
+	// never waits. maxBulk of them at most carry table exchanges or check
+	// ports, so that a burst of those (a network starting, each joiner
+	// exchanging tables) leaves room for the pings, acks and notices the
+	// detector's verdicts rest on: each send lives a round trip at least
+	// (the protocol's handshake), long on a busy machine.
+	maxSending = 256
+	maxBulk    = 64
 	// directTimeout bounds the sending of a direct message, a dial
 	// included, and its reading.
 	directTimeout = 3 * time.Second
+	// dialAllowance is what a ping's timeout allows more when the ping
+	// dials first (swim.Config.DialTimeout): a TCP and TLS handshake and
+	// libp2p's identify, which take a moment on a machine that is busy.
+	// Less than directTimeout, which bounds the dial.
+	dialAllowance = 2 * time.Second
 )
 
 // handleDirect reads one direct message and hands it to the loop.
@@ -68,15 +78,26 @@ func (m *Membership) handleDirect(s network.Stream) {
 }
 
 // spawn runs f on the membership's goroutines, unless maxSending are
-// running: then f is dropped (and counted) and spawn returns false.
-func (m *Membership) spawn(f func(context.Context)) bool {
+// running, or maxBulk bulk ones and f is bulk: then f is dropped (and
+// counted) and spawn returns false.
+func (m *Membership) spawn(bulk bool, f func(context.Context)) bool {
 	if m.sending.Add(1) > maxSending {
 		m.sending.Add(-1)
 		m.counters.sendDropped.Add(1)
 		return false
 	}
-	if !m.bg.Go(func(ctx context.Context) { defer m.sending.Add(-1); f(ctx) }) {
-		m.sending.Add(-1)
+	done := func() { m.sending.Add(-1) }
+	if bulk {
+		if m.bulkSending.Add(1) > maxBulk {
+			m.bulkSending.Add(-1)
+			done()
+			m.counters.sendDropped.Add(1)
+			return false
+		}
+		done = func() { m.bulkSending.Add(-1); m.sending.Add(-1) }
+	}
+	if !m.bg.Go(func(ctx context.Context) { defer done(); f(ctx) }) {
+		done()
 		return false
 	}
 	return true
@@ -86,7 +107,8 @@ func (m *Membership) spawn(f func(context.Context)) bool {
 // exchange; addrs are p's addresses, for a dial.
 func (m *Membership) send(p peer.ID, d direct, addrs []ma.Multiaddr) {
 	for _, part := range d.split(MaxDirectSize) {
-		m.spawn(func(ctx context.Context) { m.sendNow(ctx, p, part, addrs) })
+		bulk := part.msg.Kind == swim.KindSyncReq || part.msg.Kind == swim.KindSyncResp
+		m.spawn(bulk, func(ctx context.Context) { m.sendNow(ctx, p, part, addrs) })
 	}
 }
 
@@ -103,7 +125,10 @@ func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []m
 	// schedule), and Connect dials whenever no direct connection exists.
 	ctx = network.WithAllowLimitedConn(ctx, "membership")
 	if len(addrs) > 0 && m.h.Network().Connectedness(p) == network.NotConnected {
-		_ = m.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}) // NewStream says if there is no way
+		// NewStream says if there is no way.
+		if err := m.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err == nil && msg.Kind == swim.KindPing {
+			m.deliver(input{from: p, dialled: true}) // the ping's timeout runs from now
+		}
 	}
 	if !m.speaks(p, SwimProtocol) {
 		m.sendOld(ctx, p, msg)

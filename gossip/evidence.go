@@ -63,7 +63,7 @@ func (m *Membership) startCheck(p peer.ID, kind checkKind, addrs []ma.Multiaddr)
 		return
 	}
 	m.checking[p] = 0
-	ok := m.spawn(func(ctx context.Context) {
+	ok := m.spawn(true, func(ctx context.Context) {
 		for {
 			m.redialCheck(ctx, p, kind, addrs)
 			m.checkMu.Lock()

@@ -28,6 +28,8 @@ type input struct {
 	ev      swim.Evidence // evidence about from, when msg is nil
 	// topicEvent, when msg is nil and ev 0: from joined or left the topic.
 	topicEvent pubsub.EventType
+	// dialled, when msg is nil: a ping's dial to from connected.
+	dialled bool
 }
 
 // deliver hands in to the loop, or drops it if the loop is inboxSize
@@ -82,6 +84,9 @@ type loop struct {
 	// What the core sent during the current call, sent by flush after it.
 	sends []outgoing
 	pubs  []*swim.Message
+	// The table's changes, emitted by flush once the table that shows
+	// them (and the neighbours they make) is published.
+	events []Event
 
 	seq, seqInc uint64       // this node's topic messages are numbered (seqInc, seq)
 	left        bool         // Leave was called
@@ -123,6 +128,8 @@ func newLoop(m *Membership, inc uint64) *loop {
 	cfg.OnEvent = l.onEvent
 	cfg.NextInc = m.nextInc
 	cfg.CanRelay = func(id swim.ID) bool { return m.speaks(peerID(id), SwimProtocol) }
+	cfg.Connected = func(id swim.ID) bool { return len(m.h.Network().ConnsToPeer(peerID(id))) > 0 }
+	cfg.DialTimeout = dialAllowance
 	l.core = swim.New(cfg, transport{l}, nil)
 	l.core.Start()
 	l.core.Announce()
@@ -200,6 +207,8 @@ func (l *loop) handle(in input) {
 		l.receive(in)
 	case in.ev != 0:
 		l.core.Evidence(swimID(in.from), in.ev)
+	case in.dialled:
+		l.core.Dialled(swimID(in.from))
 	default:
 		l.topicPeer(in.from, in.topicEvent)
 	}
@@ -389,7 +398,7 @@ func (l *loop) onEvent(e swim.Event) {
 		rec.Since = e.At
 	}
 	for _, k := range kinds {
-		l.m.emit(Event{Peer: p, Kind: k, Inc: e.Inc, At: e.At})
+		l.events = append(l.events, Event{Peer: p, Kind: k, Inc: e.Inc, At: e.At})
 	}
 }
 
@@ -414,11 +423,22 @@ func (l *loop) flush() {
 		l.m.send(o.to, d, l.addrsOf(o.to))
 	}
 	for _, msg := range pubs {
+		if msg.Kind == swim.KindSuspect && msg.From == swimID(l.self) {
+			// Why a member is suspected is worth a line: the accuser
+			// says so, the others log only the state change.
+			l.m.log.Info("suspecting member", "peer", peerID(msg.Target), "refused", msg.Refused, "lhm", l.core.LHM(),
+				"connected", len(l.m.h.Network().ConnsToPeer(peerID(msg.Target))) > 0)
+		}
 		l.publish(msg)
 	}
 	l.keepWatched()
 	if l.dirty {
 		l.publishTable()
+	}
+	events := l.events
+	l.events = nil
+	for _, e := range events {
+		l.m.emit(e)
 	}
 }
 
@@ -484,7 +504,7 @@ func (l *loop) publish(msg *swim.Message) {
 
 // publishTable publishes a copy of the table for readers.
 func (l *loop) publishTable() {
-	t := &table{members: make(map[peer.ID]Member, len(l.table)), lhm: l.core.LHM()}
+	t := &table{members: make(map[peer.ID]Member, len(l.table)), lhm: l.core.LHM(), near: l.watched}
 	for p, rec := range l.table {
 		t.members[p] = *rec
 	}
@@ -499,16 +519,21 @@ func (l *loop) publishTable() {
 	l.dirty = false
 }
 
-// keepWatched protects the connections to the members this node watches
-// from the connection manager. The probes keep a connection to each: a
-// ping to a watched member this node has no connection to dials it, every
-// ProbeInterval (a relayed connection will do, so this node does not
-// dial a member it reaches through a relay).
+// keepWatched protects the connections to the members this node watches,
+// and to those that watch it, from the connection manager: a connection
+// that either side trims is dialled again by the next ping, and each
+// trim sends both sides to check the other (disconnected). The probes
+// keep a connection to each member watched: a ping to one this node has
+// no connection to dials it, every ProbeInterval (a relayed connection
+// will do, so this node does not dial a member it reaches through a
+// relay).
 func (l *loop) keepWatched() {
 	var w []peer.ID
 	if !l.left {
-		for _, id := range l.core.Watched() {
-			w = append(w, peerID(id))
+		for _, id := range append(l.core.Watched(), l.core.WatchedBy()...) {
+			if p := peerID(id); !slices.Contains(w, p) {
+				w = append(w, p)
+			}
 		}
 	}
 	if slices.Equal(w, l.watched) {
@@ -528,6 +553,7 @@ func (l *loop) keepWatched() {
 		l.m.h.ConnManager().Protect(p, protectTag)
 	}
 	l.watched = w
+	l.dirty = true // the table's neighbours
 }
 
 func (l *loop) unprotect(ps []peer.ID) {

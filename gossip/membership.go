@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -61,8 +62,9 @@ type Membership struct {
 	checkMu  sync.Mutex
 	checking map[peer.ID]checkKind // members with a re-dial check in flight
 
-	counters counters
-	sending  atomic.Int32 // direct sends and checks in flight (see spawn)
+	counters    counters
+	sending     atomic.Int32 // direct sends and checks in flight (see spawn)
+	bulkSending atomic.Int32 // of which table exchanges and checks
 
 	// Tests: muted publishes nothing (a node whose heartbeats stop);
 	// inDelay delays everything that reaches the loop (a node too starved
@@ -102,6 +104,9 @@ type table struct {
 	self    Member
 	members map[peer.ID]Member
 	lhm     int // the core's local health multiplier
+	// near: the members this node watches and those that watch it
+	// (its neighbours on the ring, see Neighbour).
+	near []peer.ID
 }
 
 const (
@@ -332,6 +337,15 @@ func (m *Membership) Members() []Member {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// Neighbour reports whether p is one of this node's neighbours on the
+// ring of members: one it watches or one that watches it (2k members at
+// most, whatever N). A node that must reach out to a member about an
+// event every node hears of (a member back from the dead) can leave it to
+// the member's neighbours, which keeps that member's load O(k).
+func (m *Membership) Neighbour(p peer.ID) bool {
+	return slices.Contains(m.snap.Load().near, p)
 }
 
 // Member returns this node's view of p.

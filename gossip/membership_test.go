@@ -948,3 +948,72 @@ func TestChangedAddressesAreAnnouncedAtOnce(t *testing.T) {
 	b.m.AddrsChanged()
 	waitFor(t, 3*time.Second, "a to hear b's relay address", heard(second))
 }
+
+// TestWatchersConnectionsAreProtected: every node protects its
+// connections to the members it watches and to those that watch it from
+// the connection manager, and no others (a trim of either side would
+// make both check the other and the next ping dial again); those are its
+// Neighbours.
+func TestWatchersConnectionsAreProtected(t *testing.T) {
+	cfg := testConfig()
+	cfg.Watchers = 2
+	cfg.SuspicionMin = time.Minute
+	nodes := startCluster(t, 8, cfg)
+	waitFor(t, 10*time.Second, "each node protects exactly its watched and watching members", func() bool {
+		for _, n := range nodes {
+			var near []peer.ID
+			if err := n.m.do(context.Background(), func(l *loop) {
+				for _, id := range append(l.core.Watched(), l.core.WatchedBy()...) {
+					near = append(near, peerID(id))
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(near) != 2*cfg.Watchers {
+				return false
+			}
+			for _, o := range nodes {
+				want := slices.Contains(near, o.h.ID())
+				if o != n && (n.h.ConnManager().IsProtected(o.h.ID(), protectTag) != want || n.m.Neighbour(o.h.ID()) != want) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// TestBulkSendsLeaveRoomForTheDetector: table exchanges and port checks
+// take at most maxBulk of the sending goroutines, so a burst of them
+// never stops a ping or an ack from going; past maxSending in all,
+// anything more is dropped and counted.
+func TestBulkSendsLeaveRoomForTheDetector(t *testing.T) {
+	n := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", testConfig())
+	release := make(chan struct{})
+	block := func(ctx context.Context) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}
+	defer close(release)
+	for i := range maxBulk {
+		if !n.m.spawn(true, block) {
+			t.Fatalf("bulk send %d refused under maxBulk", i)
+		}
+	}
+	if n.m.spawn(true, block) {
+		t.Fatal("a bulk send past maxBulk was taken")
+	}
+	for i := maxBulk; i < maxSending; i++ {
+		if !n.m.spawn(false, block) {
+			t.Fatalf("send %d refused with only maxBulk bulk ones running", i)
+		}
+	}
+	if n.m.spawn(false, block) {
+		t.Fatal("a send past maxSending was taken")
+	}
+	if got := n.m.Stats().SendDropped; got != 2 {
+		t.Fatalf("SendDropped %d, want 2", got)
+	}
+}

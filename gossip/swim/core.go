@@ -99,6 +99,20 @@ type Config struct {
 	ProbePeriod     time.Duration // default 1 s
 	ProbeTimeout    time.Duration // direct ping, and a helper's relayed ping; default 400 ms
 	IndirectTimeout time.Duration // ping-req round; default 800 ms
+	// Connected, when set, says whether a message to a member goes on a
+	// connection already open. When it says no, the send dials first,
+	// and a ping's timeout (the probe's direct one, a helper's relayed
+	// one) allows DialTimeout more, until Dialled says the connection is
+	// open; a ping-req round that no helper has nacked by its timeout
+	// waits that long more too. Connecting is not
+	// answering late, and a machine that is busy (a network starting, a
+	// member joining) makes a dial slow for everyone at once, which would
+	// otherwise be taken as the member's silence by all its watchers.
+	// A member that hangs while connected is pinged on its connection.
+	// Default: always connected (a datagram transport). DialTimeout
+	// defaults to 2 s.
+	Connected   func(ID) bool
+	DialTimeout time.Duration
 	// SuspicionMin is the shortest suspicion timeout per decade of members
 	// (times log10 N, at least 1); SuspicionMaxMult times that is the
 	// longest, for a suspicion nobody confirms. Defaults 500 ms and 6.
@@ -138,6 +152,7 @@ func DefaultConfig() Config {
 	return Config{
 		Watchers: 3, Helpers: 3, Confirmations: 2,
 		ProbePeriod: time.Second, ProbeTimeout: 400 * time.Millisecond, IndirectTimeout: 800 * time.Millisecond,
+		DialTimeout:  2 * time.Second,
 		SuspicionMin: 500 * time.Millisecond, SuspicionMaxMult: 6,
 		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
 		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
@@ -168,6 +183,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.ProbePeriod, d.ProbePeriod)
 	setDur(&c.ProbeTimeout, d.ProbeTimeout)
 	setDur(&c.IndirectTimeout, d.IndirectTimeout)
+	setDur(&c.DialTimeout, d.DialTimeout)
 	setDur(&c.SuspicionMin, d.SuspicionMin)
 	setDur(&c.LateSlack, d.LateSlack)
 	setDur(&c.HeartbeatMin, d.HeartbeatMin)
@@ -206,7 +222,10 @@ type probe struct {
 	target   ID
 	seq      uint64
 	deadline time.Time
-	indirect bool // in the ping-req round
+	indirect bool      // in the ping-req round
+	latest   time.Time // the ping-req round's end if no helper nacks by its deadline
+	overtime bool      // past the round's deadline, waiting for a first nack until latest
+	dialling bool      // its direct ping waits for a dial (see Dialled)
 	helpers  int
 	nacks    int
 	late     bool // a timer of this node fired late meanwhile: no conclusion
@@ -215,9 +234,11 @@ type probe struct {
 // relay is a ping this node sends for another member's ping-req.
 type relay struct {
 	requester ID
+	target    ID
 	reqSeq    uint64
 	seq       uint64
 	deadline  time.Time
+	dialling  bool // its ping waits for a dial (see Dialled)
 }
 
 type deadAt struct {
@@ -431,23 +452,59 @@ func live(s State) bool { return s == StateAlive || s == StateSuspect }
 
 // Watched returns the members this node watches: its Watchers live
 // successors on the ring.
-func (c *Core) Watched() []ID {
+func (c *Core) Watched() []ID { return c.neighbours(false) }
+
+// WatchedBy returns the members that watch this node, as far as this
+// node's table tells: its Watchers live predecessors on the ring.
+func (c *Core) WatchedBy() []ID { return c.neighbours(true) }
+
+// neighbours walks the ring from this node, forward (successors) or
+// back (predecessors), and returns the first Watchers live members.
+func (c *Core) neighbours(back bool) []ID {
 	k := c.cfg.Watchers
-	bi := sort.Search(len(c.base.entries), func(i int) bool { return !ringLess(c.base.entries[i].ID, c.cfg.Self) })
-	ei := sort.Search(len(c.extra.ids), func(i int) bool { return !ringLess(c.extra.ids[i], c.cfg.Self) })
-	var out []ID
 	nb, ne := len(c.base.entries), len(c.extra.ids)
-	for step := 0; step < nb+ne && len(out) < k; step++ {
-		// The next of the base and the extra entries, cyclically: an
-		// entry's place is (laps, ring order).
+	// Positions in the base and the extra entries are unbounded: the
+	// entry at position i is i mod n, on lap floor(i/n), and a walk
+	// takes the nearer of the two next entries, by (lap, ring order).
+	bi := sort.Search(nb, func(i int) bool { return !ringLess(c.base.entries[i].ID, c.cfg.Self) })
+	ei := sort.Search(ne, func(i int) bool { return !ringLess(c.extra.ids[i], c.cfg.Self) })
+	step := 1
+	if back {
+		bi, ei, step = bi-1, ei-1, -1
+	}
+	at := func(i, n int) (lap, idx int) {
+		lap = i / n
+		if i%n < 0 {
+			lap--
+		}
+		return lap, i - lap*n
+	}
+	var out []ID
+	for range nb + ne {
+		if len(out) == k {
+			break
+		}
 		var id ID
 		switch {
-		case ne == 0 || nb > 0 && bi/nb < ei/ne:
-			id, bi = c.base.entries[bi%nb].ID, bi+1
-		case nb == 0 || ei/ne < bi/nb || !ringLess(c.base.entries[bi%nb].ID, c.extra.ids[ei%ne]):
-			id, ei = c.extra.ids[ei%ne], ei+1
+		case ne == 0:
+			_, j := at(bi, nb)
+			id, bi = c.base.entries[j].ID, bi+step
+		case nb == 0:
+			_, j := at(ei, ne)
+			id, ei = c.extra.ids[j], ei+step
 		default:
-			id, bi = c.base.entries[bi%nb].ID, bi+1
+			lb, jb := at(bi, nb)
+			le, je := at(ei, ne)
+			b, e := c.base.entries[jb].ID, c.extra.ids[je]
+			baseFirst := lb < le || lb == le && ringLess(b, e)
+			if back {
+				baseFirst = lb > le || lb == le && ringLess(e, b)
+			}
+			if baseFirst {
+				id, bi = b, bi+step
+			} else {
+				id, ei = e, ei+step
+			}
 		}
 		if id == c.cfg.Self || slices.Contains(out, id) {
 			continue
@@ -460,6 +517,37 @@ func (c *Core) Watched() []ID {
 }
 
 func (c *Core) stretch(d time.Duration) time.Duration { return d * time.Duration(1+c.lhm) }
+
+// pingTimeout is the timeout d of a ping to id, stretched by the local
+// health multiplier, with the dial's allowance if no connection to id is
+// open (dialling).
+func (c *Core) pingTimeout(id ID, d time.Duration) (_ time.Duration, dialling bool) {
+	d = c.stretch(d)
+	if c.cfg.Connected != nil && !c.cfg.Connected(id) {
+		return d + c.cfg.DialTimeout, true
+	}
+	return d, false
+}
+
+// Dialled tells the core that a connection to id is open now: the pings
+// to id that waited for it are timed from now by ProbeTimeout alone.
+func (c *Core) Dialled(id ID) {
+	now := c.cfg.Clock.Now()
+	defer func() { c.wanted = c.Next() }()
+	d := c.stretch(c.cfg.ProbeTimeout)
+	for _, p := range c.probes {
+		if p.target == id && p.dialling && !p.indirect {
+			p.dialling = false
+			p.deadline = minTime(p.deadline, now.Add(d))
+		}
+	}
+	for _, r := range c.relays {
+		if r.target == id && r.dialling {
+			r.dialling = false
+			r.deadline = minTime(r.deadline, now.Add(d))
+		}
+	}
+}
 
 func (c *Core) raiseLHM() { c.lhm = min(c.lhm+1, c.cfg.MaxLHM) }
 
@@ -536,9 +624,12 @@ func (c *Core) Tick() {
 		if now.Before(p.deadline) {
 			continue
 		}
-		if !p.indirect {
+		switch {
+		case !p.indirect:
 			c.pingReq(p, now)
-		} else {
+		case p.nacks == 0 && now.Before(p.latest):
+			p.deadline, p.overtime = p.latest, true
+		default:
 			c.conclude(p)
 		}
 	}
@@ -574,7 +665,14 @@ func (c *Core) startProbe(id ID, now time.Time) {
 		return
 	}
 	c.seq++
-	c.probes = append(c.probes, &probe{target: id, seq: c.seq, deadline: now.Add(c.stretch(c.cfg.ProbeTimeout))})
+	d, dialling := c.pingTimeout(id, c.cfg.ProbeTimeout)
+	c.probes = append(c.probes, &probe{target: id, seq: c.seq, deadline: now.Add(d), dialling: dialling})
+	if e, ok := c.get(id); ok && e.State == StateSuspect {
+		// Lifeguard's buddy system: a suspect's watchers tell it, with
+		// each ping, that it is suspected, so a member that is slow but
+		// running refutes even if the suspicion's message is lost or late.
+		c.tr.Send(id, &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc})
+	}
 	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Seq: c.seq, Inc: c.inc})
 }
 
@@ -596,6 +694,13 @@ func (c *Core) pingDead(now time.Time) {
 func (c *Core) pingReq(p *probe, now time.Time) {
 	p.indirect = true
 	p.deadline = now.Add(c.stretch(c.cfg.IndirectTimeout))
+	p.latest = p.deadline
+	if c.cfg.Connected != nil {
+		// A helper that has to dial the target answers later (see
+		// Connected): without a nack by the deadline, wait for one that
+		// long more.
+		p.latest = p.deadline.Add(c.cfg.DialTimeout)
+	}
 	n := c.slots()
 	tried := map[ID]bool{c.cfg.Self: true, p.target: true}
 	for range 8 * c.cfg.Helpers {
@@ -659,7 +764,11 @@ func (c *Core) accuse(id ID, refused bool) {
 		return
 	}
 	c.apply(Entry{ID: id, State: StateSuspect, Inc: e.Inc}, c.cfg.Self, refused, c.cfg.Clock.Now())
-	c.tr.Publish(&Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: refused})
+	m := &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: refused}
+	c.tr.Publish(m)
+	if !refused {
+		c.tr.Send(id, m) // the suspect hears it at once, not a dissemination later
+	}
 }
 
 // Evidence feeds what the network layer saw of id. It may only hasten
@@ -673,6 +782,13 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 	defer func() { c.wanted = c.Next() }()
 	switch ev {
 	case EvidenceReset:
+		if c.lhm > 0 {
+			// A re-dial that found nobody in time on a node that is
+			// itself slow says more of this node than of the member;
+			// its watchers' probes come anyway. (Probing at once would
+			// dial the member, on a machine already too busy.)
+			return
+		}
 		c.startProbe(id, c.cfg.Clock.Now())
 	case EvidenceRefused:
 		c.accuse(id, true)
@@ -718,18 +834,24 @@ func (c *Core) Receive(from ID, m *Message) {
 		if i := slices.IndexFunc(c.probes, func(p *probe) bool { return p.seq == m.Seq && p.indirect }); i >= 0 {
 			p := c.probes[i]
 			p.nacks++
-			if p.nacks == p.helpers {
+			if p.nacks == p.helpers || p.overtime {
 				c.conclude(p)
 			}
 		}
 	case KindPingReq:
 		c.seq++
-		c.relays = append(c.relays, &relay{requester: from, reqSeq: m.Seq, seq: c.seq, deadline: now.Add(c.stretch(c.cfg.ProbeTimeout))})
+		d, dialling := c.pingTimeout(m.Target, c.cfg.ProbeTimeout)
+		c.relays = append(c.relays, &relay{requester: from, target: m.Target, reqSeq: m.Seq, seq: c.seq, deadline: now.Add(d), dialling: dialling})
 		c.tr.Send(m.Target, &Message{Kind: KindPing, From: self, Target: m.Target, Seq: c.seq, Inc: c.inc})
 	case KindSuspect, KindDead:
 		if m.Target == self {
 			if m.Inc >= c.inc {
 				c.refute(m.Inc)
+			}
+			if m.Inc < c.inc && from != self {
+				// The accuser hears the refutation at once: it is
+				// the one that would publish the death.
+				c.tr.Send(from, &Message{Kind: KindAlive, From: self, Target: self, Inc: c.inc})
 			}
 			return
 		}

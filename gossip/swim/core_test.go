@@ -271,7 +271,7 @@ func TestRefutedSuspicion(t *testing.T) {
 	}
 	suspect.c.Receive("n0", sus[0].m)
 	alive := suspect.tr.take(KindAlive)
-	if len(alive) != 1 || alive[0].m.Inc != 2 || suspect.c.Inc() != 2 || suspect.c.LHM() != 1 {
+	if len(alive) != 2 || alive[0].to != "" || alive[1].to != "n0" || alive[0].m.Inc != 2 || suspect.c.Inc() != 2 || suspect.c.LHM() != 1 {
 		t.Fatalf("refutation %+v, inc %d, LHM %d", alive, suspect.c.Inc(), suspect.c.LHM())
 	}
 	accuser.c.Receive("n3", alive[0].m)
@@ -283,10 +283,11 @@ func TestRefutedSuspicion(t *testing.T) {
 	if m := accuser.state(t, "n3"); m.State != StateAlive {
 		t.Fatalf("refuted suspicion fired: n3 %s", m.State)
 	}
-	// A stale suspicion (the old incarnation) is not refuted again.
+	// A stale suspicion (the old incarnation) is not refuted again: its
+	// sender is only told the incarnation it missed.
 	suspect.c.Receive("n0", sus[0].m)
-	if len(suspect.tr.take(KindAlive)) != 0 {
-		t.Fatal("refuted a stale suspicion")
+	if a := suspect.tr.take(KindAlive); len(a) != 1 || a[0].to != "n0" || suspect.c.Inc() != 2 {
+		t.Fatalf("stale suspicion answered with %+v, incarnation %d", a, suspect.c.Inc())
 	}
 	// Declared dead, a node refutes too.
 	suspect.c.Receive("n0", &Message{Kind: KindDead, From: "n0", Target: "n3", Inc: 2})
@@ -305,6 +306,7 @@ func TestEvidence(t *testing.T) {
 		wantKind Kind
 	}{
 		{"reset: an out-of-turn ping", EvidenceReset, 0, KindPing},
+		{"reset, this node slow: no ping", EvidenceReset, 1, 0},
 		{"refused: an accusation", EvidenceRefused, 0, KindSuspect},
 		{"refused, overloaded: no accusation", EvidenceRefused, 4, 0},
 	}
@@ -606,7 +608,11 @@ func TestNextInc(t *testing.T) {
 	}{{100, 100}, {0, 2}} {
 		f := newFixture(t, 5, func(c *Config) { c.NextInc = func(at uint64) uint64 { return max(at, tc.counter) } })
 		f.c.Receive("n1", &Message{Kind: KindSuspect, From: "n1", Target: "n0", Inc: 1})
-		if a := f.tr.take(KindAlive); len(a) != 1 || a[0].m.Inc != tc.want || f.c.Inc() != tc.want {
+		a := f.tr.take(KindAlive)
+		if len(a) != 2 || a[0].to != "" || a[1].to != "n1" {
+			t.Fatalf("refuted with %+v, want a publication and a copy to the accuser n1", a)
+		}
+		if a[0].m.Inc != tc.want || a[1].m.Inc != tc.want || f.c.Inc() != tc.want {
 			t.Fatalf("counter at %d: refuted with %+v, inc %d, want %d", tc.counter, a, f.c.Inc(), tc.want)
 		}
 	}
@@ -756,5 +762,279 @@ func TestForget(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dialFixture returns a core with Watchers 1, a DialTimeout of dial and
+// Connected answering connected, and its one watched member, after the
+// tick that sends the first ping (no other probe or heartbeat due for an
+// hour; nothing recorded).
+func dialFixture(t *testing.T, dial time.Duration, connected bool) (*fixture, ID) {
+	t.Helper()
+	f := newFixture(t, 8, func(c *Config) {
+		c.Watchers = 1
+		c.DialTimeout = dial
+		c.Connected = func(ID) bool { return connected }
+	})
+	target := f.c.Watched()[0]
+	f.c.nextHeartbeat = f.clock.t.Add(time.Hour)
+	f.clock.set(f.c.nextProbe)
+	f.c.wanted = f.clock.t
+	f.c.Tick()
+	f.c.nextProbe = f.clock.t.Add(time.Hour)
+	f.c.wanted = f.c.Next()
+	f.tr.out = nil
+	return f, target
+}
+
+// TestDialAllowance: a ping that must dial first (no connection to the
+// target is open) is given DialTimeout more, in the probe's direct round,
+// its ping-req round and a helper's relayed ping; one on an open
+// connection is not.
+func TestDialAllowance(t *testing.T) {
+	const dial = 2 * time.Second
+	cases := []struct {
+		name      string
+		connected bool
+		wait      time.Duration // after the direct ping, and again after the ping-reqs
+		wantReqs  bool          // the direct round ended
+		wantSusp  bool          // the indirect round ended, helpers nacking
+	}{
+		{name: "connected: the probe timeout alone", connected: true, wait: 400*time.Millisecond + 400*time.Millisecond, wantReqs: true, wantSusp: true},
+		{name: "dialling: not timed out at the probe timeout", wait: 800 * time.Millisecond},
+		{name: "dialling: timed out once the dial's allowance is spent", wait: 800*time.Millisecond + dial, wantReqs: true, wantSusp: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, target := dialFixture(t, dial, tc.connected)
+			f.clock.advance(tc.wait)
+			f.c.wanted = f.clock.t
+			f.c.Tick()
+			reqs := f.tr.take(KindPingReq)
+			if got := len(reqs) > 0; got != tc.wantReqs {
+				t.Fatalf("ping-reqs after %v: %d, want any: %v", tc.wait, len(reqs), tc.wantReqs)
+			}
+			for _, r := range reqs {
+				if r.m.Target != target {
+					t.Fatalf("ping-req about %s, want %s", r.m.Target, target)
+				}
+				f.c.Receive(r.to, &Message{Kind: KindNack, From: r.to, Seq: r.m.Seq})
+			}
+			if got := len(f.tr.take(KindSuspect)) > 0; got != tc.wantSusp {
+				t.Fatalf("suspected: %v, want %v", got, tc.wantSusp)
+			}
+		})
+	}
+
+	// A helper's relayed ping: it nacks at the probe timeout on an open
+	// connection, at the probe timeout plus the allowance when it dials.
+	for _, connected := range []bool{true, false} {
+		f := newFixture(t, 8, func(c *Config) {
+			c.DialTimeout = dial
+			c.Connected = func(ID) bool { return connected }
+		})
+		f.c.nextProbe, f.c.nextHeartbeat = f.clock.t.Add(time.Hour), f.clock.t.Add(time.Hour)
+		f.c.wanted = f.c.Next()
+		f.c.Receive("n1", &Message{Kind: KindPingReq, From: "n1", Target: "n2", Seq: 7})
+		f.tr.out = nil
+		f.clock.advance(400 * time.Millisecond)
+		f.c.wanted = f.clock.t
+		f.c.Tick()
+		if nacks := f.tr.take(KindNack); (len(nacks) == 1) != connected {
+			t.Fatalf("connected %v: nacks at the probe timeout %+v", connected, nacks)
+		}
+		f.clock.advance(dial)
+		f.c.wanted = f.clock.t
+		f.c.Tick()
+		if nacks := f.tr.take(KindNack); (len(nacks) == 1) == connected {
+			t.Fatalf("connected %v: nacks after the dial's allowance %+v", connected, nacks)
+		}
+	}
+}
+
+// TestWatchedBy: with the same table on every node, a member watches X
+// exactly when X counts it among its watchers, whether the members are
+// in the base table or joined since (the extra entries), and with a dead
+// member left out of both.
+func TestWatchedBy(t *testing.T) {
+	var base []Entry
+	for i := range 10 {
+		base = append(base, Entry{ID: ID(fmt.Sprintf("n%d", i)), State: StateAlive, Inc: 1})
+	}
+	tbl := NewTable(base)
+	var ids []ID
+	for _, e := range base {
+		ids = append(ids, e.ID)
+	}
+	for i := range 6 {
+		ids = append(ids, ID(fmt.Sprintf("j%d", i)))
+	}
+	dead := ID("n4")
+	cores := map[ID]*Core{}
+	for _, self := range ids {
+		c := New(Config{Self: self, Inc: 1, Clock: &fakeClock{t: time.Unix(1000, 0)}}, &recorder{}, tbl)
+		for _, j := range ids[10:] {
+			c.Receive(j, &Message{Kind: KindAlive, From: j, Target: j, Inc: 1})
+		}
+		c.Receive("n1", &Message{Kind: KindDead, From: "n1", Target: dead, Inc: 1})
+		cores[self] = c
+	}
+	for _, x := range ids {
+		if x == dead {
+			continue
+		}
+		var want []ID
+		for _, y := range ids {
+			if y != dead && slices.Contains(cores[y].Watched(), x) {
+				want = append(want, y)
+			}
+		}
+		got := cores[x].WatchedBy()
+		if len(got) != 3 || !sameSet(got, want) {
+			t.Fatalf("%s is watched by %v, its WatchedBy says %v", x, want, got)
+		}
+		if slices.Contains(got, dead) || slices.Contains(cores[x].Watched(), dead) {
+			t.Fatalf("%s: the dead %s among watchers %v or watched %v", x, dead, got, cores[x].Watched())
+		}
+	}
+}
+
+func sameSet(a, b []ID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestBuddySystem: a suspect hears of its suspicion directly, from its
+// accuser and with every ping of its watchers (Lifeguard's buddy
+// system), and its refutation goes directly to the accuser as well as to
+// all; a member accused on a refused connection is not told (no process
+// listens there).
+func TestBuddySystem(t *testing.T) {
+	f := newFixture(t, 8, func(c *Config) { c.Watchers = 1 })
+	target := f.c.Watched()[0]
+	f.c.nextHeartbeat = f.clock.t.Add(time.Hour)
+	f.clock.set(f.c.nextProbe)
+	f.c.wanted = f.clock.t
+	f.c.Tick()
+	f.tr.take(KindPing)
+	f.clock.advance(f.c.cfg.ProbeTimeout)
+	f.c.wanted = f.clock.t
+	f.c.Tick()
+	for _, r := range f.tr.take(KindPingReq) {
+		f.c.Receive(r.to, &Message{Kind: KindNack, From: r.to, Seq: r.m.Seq})
+	}
+	sus := f.tr.take(KindSuspect)
+	if len(sus) != 2 || sus[0].to != "" || sus[1].to != target || sus[1].m.Target != target {
+		t.Fatalf("accusation sent as %+v, want published and sent to %s", sus, target)
+	}
+	// The next probe of the suspect carries the notice.
+	f.clock.set(f.c.nextProbe)
+	f.c.wanted = f.clock.t
+	f.c.Tick()
+	if sus := f.tr.take(KindSuspect); len(sus) != 1 || sus[0].to != target || sus[0].m.Inc != 1 {
+		t.Fatalf("probe of a suspect sent %+v, want a notice to %s", sus, target)
+	}
+	if p := f.tr.take(KindPing); len(p) != 1 || p[0].to != target {
+		t.Fatalf("pings %+v, want one to %s", p, target)
+	}
+	// A notice at an incarnation already refuted is answered with an
+	// Alive to the accuser only.
+	g := newFixture(t, 4, nil)
+	g.c.Receive("n1", &Message{Kind: KindSuspect, From: "n1", Target: "n0", Inc: 1})
+	g.tr.out = nil
+	g.c.Receive("n2", &Message{Kind: KindSuspect, From: "n2", Target: "n0", Inc: 1})
+	if a := g.tr.take(KindAlive); len(g.tr.out) != 0 || len(a) != 1 || a[0].to != "n2" || a[0].m.Inc != g.c.Inc() {
+		t.Fatalf("stale notice answered with %+v (and %+v), want an Alive at %d to n2", a, g.tr.out, g.c.Inc())
+	}
+	// On a refused connection, the accusation is published only.
+	h := newFixture(t, 8, nil)
+	h.c.Evidence("n5", EvidenceRefused)
+	if sus := h.tr.take(KindSuspect); len(sus) != 1 || sus[0].to != "" {
+		t.Fatalf("refused: accusation sent as %+v, want published only", sus)
+	}
+}
+
+// TestPingReqRoundWaitsForDiallingHelpers: a ping-req round with no nack
+// by its timeout waits DialTimeout more (its helpers may be dialling the
+// target), concludes at the first nack after, and with none accuses
+// nobody; a round with a nack by its timeout concludes then.
+func TestPingReqRoundWaitsForDiallingHelpers(t *testing.T) {
+	const dial = 2 * time.Second
+	for _, tc := range []struct {
+		name     string
+		nackAt   time.Duration // after the ping-reqs; 0: none
+		wantSusp bool
+		wantAt   time.Duration // when the round ends
+	}{
+		{name: "a nack in time", nackAt: 500 * time.Millisecond, wantSusp: true, wantAt: 800 * time.Millisecond},
+		{name: "a late nack", nackAt: 1500 * time.Millisecond, wantSusp: true, wantAt: 1500 * time.Millisecond},
+		{name: "no nack", wantAt: 800*time.Millisecond + dial},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, target := dialFixture(t, dial, true)
+			f.clock.advance(400 * time.Millisecond)
+			f.c.wanted = f.clock.t
+			f.c.Tick()
+			reqs := f.tr.take(KindPingReq)
+			if len(reqs) == 0 {
+				t.Fatal("no ping-req")
+			}
+			start := f.clock.t
+			ended := func() bool {
+				return !slices.ContainsFunc(f.c.probes, func(p *probe) bool { return p.target == target })
+			}
+			for !ended() {
+				next := f.c.Next()
+				if tc.nackAt > 0 && next.After(start.Add(tc.nackAt)) && f.clock.t.Before(start.Add(tc.nackAt)) {
+					f.clock.set(start.Add(tc.nackAt))
+					f.c.Receive(reqs[0].to, &Message{Kind: KindNack, From: reqs[0].to, Seq: reqs[0].m.Seq})
+					continue
+				}
+				if f.clock.since(start) > time.Minute {
+					t.Fatal("the round never ended")
+				}
+				f.clock.set(next)
+				f.c.wanted = next
+				f.c.Tick()
+			}
+			if got := f.clock.since(start); got != tc.wantAt {
+				t.Fatalf("round ended %v after the ping-reqs, want %v", got, tc.wantAt)
+			}
+			if got := len(f.tr.take(KindSuspect)) > 0; got != tc.wantSusp {
+				t.Fatalf("suspected: %v, want %v", got, tc.wantSusp)
+			}
+		})
+	}
+}
+
+// TestDialled: once the dial of a ping is done, the ping is timed by
+// ProbeTimeout from then, not by the dial's whole allowance: the probe's
+// direct ping and a helper's relayed one.
+func TestDialled(t *testing.T) {
+	const dial = 2 * time.Second
+	f, target := dialFixture(t, dial, false)
+	f.c.Receive("n1", &Message{Kind: KindPingReq, From: "n1", Target: "n2", Seq: 7})
+	f.tr.out = nil
+	f.clock.advance(300 * time.Millisecond)
+	f.c.Dialled(target)
+	f.c.Dialled("n2")
+	if got, want := f.c.Next(), f.clock.t.Add(400*time.Millisecond); !got.Equal(want) {
+		t.Fatalf("next timer at %v after the dials, want %v", got.Sub(f.clock.t), want.Sub(f.clock.t))
+	}
+	f.clock.advance(400 * time.Millisecond)
+	f.c.wanted = f.clock.t
+	f.c.Tick()
+	if reqs := f.tr.take(KindPingReq); len(reqs) == 0 {
+		t.Fatal("the direct ping did not time out 400 ms after its dial")
+	}
+	if nacks := f.tr.take(KindNack); len(nacks) != 1 || nacks[0].to != "n1" {
+		t.Fatalf("nacks %+v, want one to n1 400 ms after the dial", nacks)
 	}
 }

@@ -23,7 +23,8 @@
 // first ping after the silence comes within a period, from whichever
 // watcher's phase is next) and the node's adapter can keep protected
 // connections to exactly its k successors: an idle node's cost is O(k)
-// whatever N. Views of the ring differ a little during churn; a member
+// whatever N (WatchedBy gives the other side: the members that watch
+// this node). Views of the ring differ a little during churn; a member
 // then has a watcher more or less for a moment, never none for long.
 //
 // Probes. A ping unanswered within ProbeTimeout is retried through Helpers
@@ -31,7 +32,18 @@
 // each of which pings the target and answers with an Ack, or a Nack when
 // the target did not answer it either. When
 // the round ends unanswered, with at least one Nack, the watcher suspects
-// the target and publishes a Suspect message.
+// the target and publishes a Suspect message. A ping that has to dial
+// first (Connected says no connection is open) is allowed DialTimeout
+// more, and so is a round that no helper has nacked yet: a dial is slow
+// for every watcher at once on a busy machine, and is not the target's
+// silence.
+//
+// Buddy system (Lifeguard). The accuser sends its Suspect message to the
+// suspect too, and the suspect's watchers send it with each ping while
+// the suspicion runs, so a member that is slow but running hears of it at
+// once and refutes; it sends its refutation to the accuser directly as
+// well as to all, and tells a member that accuses it at an incarnation
+// already refuted which one it is at.
 //
 // Suspicion timeout (Lifeguard). Each node starts a timer when it first
 // hears a suspicion, and counts distinct accusers. With C confirmations
@@ -52,7 +64,8 @@
 //
 // Evidence. The network layer's fast paths are inputs that can only
 // hasten a suspicion: EvidenceReset (the last connection to a member was
-// reset) probes it at once, EvidenceRefused (a re-dial was refused)
+// reset) probes it at once, unless this node's local health multiplier
+// is up, EvidenceRefused (a re-dial was refused)
 // suspects it at once, as a failed probe would, and says so in the
 // Suspect message. A refusal is proof that no process listens at the
 // member's address: refusals from Confirmations distinct members (or
