@@ -163,11 +163,18 @@ func (c membershipCluster) Down(p peer.ID) bool {
 //
 // A member heard again has its swarm dial backoff cleared, and one back
 // from the dead (the other side of a healed partition, say) also gets an
-// anti-entropy exchange at once: what each side wrote while apart reached
+// anti-entropy exchange at once from its neighbours on the members' ring
+// (gossip.Membership.Neighbour): what each side wrote while apart reached
 // only its own side, and gossip does not send it again. One exchange per
 // rejoinInterval is enough, as the nodes of each side already agree among
 // themselves; the periodic exchange with a random peer alone would take
-// several SyncIntervals to spread it.
+// several SyncIntervals to spread it. Only the returned member's 2k
+// neighbours exchange with it, not every node: in a network of hundreds,
+// every node dialling a member that was wrongly declared dead for a moment
+// (a busy machine) would bury it in connections, which the connection
+// manager then trims, which sends both sides to re-check each other. The
+// nodes of a side that are not its neighbours get its writes from the
+// periodic exchange.
 func (n *Node) watchMembers(events <-chan gossip.Event) {
 	dead := map[peer.ID]bool{}
 	var lastSync time.Time
@@ -192,7 +199,7 @@ func (n *Node) watchMembers(events <-chan gossip.Event) {
 				if sw, ok := n.host.Network().(*swarm.Swarm); ok {
 					sw.Backoff().Clear(e.Peer)
 				}
-				if dead[e.Peer] && time.Since(lastSync) >= rejoinInterval {
+				if dead[e.Peer] && n.memb.Neighbour(e.Peer) && time.Since(lastSync) >= rejoinInterval {
 					lastSync = time.Now()
 					p := e.Peer
 					n.bg.Go(func(context.Context) { n.syncWithReturned(p) })

@@ -37,9 +37,9 @@ type Config struct {
 	// machine would otherwise join every other).
 	MDNS bool
 	// MaxPeers is the connection manager's high watermark: past it, the
-	// least useful connections older than a minute are closed until a
-	// quarter of MaxPeers is left besides the protected ones (the DHT's
-	// nearest buckets, GossipSub's mesh peers). Default 32: each connection costs a daemon about
+	// least useful connections older than a minute are closed until
+	// three quarters of MaxPeers are left (connections to the members a
+	// node watches and that watch it are never closed). Default 32: each connection costs a daemon about
 	// 0.16 MiB and a share of its idle CPU (go run ./testnet/bench idle),
 	// and GossipSub, the DHT and membership need only a few peers each;
 	// files are fetched over connections of their own.

@@ -160,10 +160,12 @@ func New(cfg Config) (n *Node, err error) {
 			return nil, fmt.Errorf("admission: this node's own ticket: %w", err)
 		}
 	}
-	// The connection manager keeps its low water of connections on top
-	// of the protected ones (the DHT's nearest buckets, GossipSub meshes):
-	// a quarter of MaxPeers leaves room for those under MaxPeers.
-	cm, err := connmgr.NewConnManager(max(cfg.MaxPeers/4, 1), cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
+	// Past MaxPeers the connection manager trims to three quarters of
+	// it: each connection it closes sends both sides to check the other
+	// (gossip's disconnect check) and is often dialled again soon (a
+	// DHT query, a mesh, a watcher), so a trim closes a few at a time
+	// rather than most of them at once.
+	cm, err := connmgr.NewConnManager(max(cfg.MaxPeers*3/4, 1), cfg.MaxPeers, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
