@@ -452,22 +452,23 @@ func live(s State) bool { return s == StateAlive || s == StateSuspect }
 
 // Watched returns the members this node watches: its Watchers live
 // successors on the ring.
-func (c *Core) Watched() []ID { return c.neighbours(false) }
+func (c *Core) Watched() []ID { return c.neighbours(c.cfg.Self, false) }
 
 // WatchedBy returns the members that watch this node, as far as this
 // node's table tells: its Watchers live predecessors on the ring.
-func (c *Core) WatchedBy() []ID { return c.neighbours(true) }
+func (c *Core) WatchedBy() []ID { return c.neighbours(c.cfg.Self, true) }
 
-// neighbours walks the ring from this node, forward (successors) or
-// back (predecessors), and returns the first Watchers live members.
-func (c *Core) neighbours(back bool) []ID {
+// neighbours walks the ring from member of, forward (successors) or back
+// (predecessors), and returns the first Watchers live members other than
+// of.
+func (c *Core) neighbours(of ID, back bool) []ID {
 	k := c.cfg.Watchers
 	nb, ne := len(c.base.entries), len(c.extra.ids)
 	// Positions in the base and the extra entries are unbounded: the
 	// entry at position i is i mod n, on lap floor(i/n), and a walk
 	// takes the nearer of the two next entries, by (lap, ring order).
-	bi := sort.Search(nb, func(i int) bool { return !ringLess(c.base.entries[i].ID, c.cfg.Self) })
-	ei := sort.Search(ne, func(i int) bool { return !ringLess(c.extra.ids[i], c.cfg.Self) })
+	bi := sort.Search(nb, func(i int) bool { return !ringLess(c.base.entries[i].ID, of) })
+	ei := sort.Search(ne, func(i int) bool { return !ringLess(c.extra.ids[i], of) })
 	step := 1
 	if back {
 		bi, ei, step = bi-1, ei-1, -1
@@ -506,7 +507,7 @@ func (c *Core) neighbours(back bool) []ID {
 				id, ei = e, ei+step
 			}
 		}
-		if id == c.cfg.Self || slices.Contains(out, id) {
+		if id == of || slices.Contains(out, id) {
 			continue
 		}
 		if e, ok := c.get(id); ok && live(e.State) {
@@ -701,22 +702,43 @@ func (c *Core) pingReq(p *probe, now time.Time) {
 		// long more.
 		p.latest = p.deadline.Add(c.cfg.DialTimeout)
 	}
-	n := c.slots()
+	// Helpers: first the target's other watchers, which keep a
+	// connection to it (and, its neighbours on the ring as this node is,
+	// often to this node too), then members this node is connected to,
+	// then any: a ping-req that makes helpers dial, on a machine too busy
+	// to answer in time, adds connections and handshakes to the load
+	// that made the ping late.
 	tried := map[ID]bool{c.cfg.Self: true, p.target: true}
-	for range 8 * c.cfg.Helpers {
-		if p.helpers == c.cfg.Helpers || n == 0 {
-			break
-		}
-		id := c.at(c.cfg.Rand.IntN(n))
-		if tried[id] {
-			continue
+	ask := func(id ID) {
+		if tried[id] || p.helpers == c.cfg.Helpers {
+			return
 		}
 		tried[id] = true
 		if e, ok := c.get(id); !ok || e.State != StateAlive || c.cfg.CanRelay != nil && !c.cfg.CanRelay(id) {
-			continue
+			return
 		}
 		p.helpers++
 		c.tr.Send(id, &Message{Kind: KindPingReq, From: c.cfg.Self, Target: p.target, Seq: p.seq})
+	}
+	for _, id := range c.neighbours(p.target, true) {
+		ask(id)
+	}
+	n := c.slots()
+	for pass := range 2 {
+		connected := pass == 0 && c.cfg.Connected != nil
+		if pass == 0 && !connected {
+			continue
+		}
+		for range 8 * c.cfg.Helpers {
+			if p.helpers == c.cfg.Helpers || n == 0 {
+				break
+			}
+			id := c.at(c.cfg.Rand.IntN(n))
+			if connected && (tried[id] || !c.cfg.Connected(id)) {
+				continue
+			}
+			ask(id)
+		}
 	}
 	if p.helpers == 0 {
 		c.conclude(p)

@@ -1038,3 +1038,66 @@ func TestDialled(t *testing.T) {
 		t.Fatalf("nacks %+v, want one to n1 400 ms after the dial", nacks)
 	}
 }
+
+// TestHelpers: a ping-req goes first to the target's other watchers
+// (connected to it), then to members this node is connected to, then to
+// any; never to this node or the target.
+func TestHelpers(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		connected int // members (not the target's watchers) this node is connected to
+	}{
+		{name: "watchers and a connected member", connected: 1},
+		{name: "watchers and any member", connected: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conn []ID
+			f := newFixture(t, 12, func(c *Config) {
+				c.Watchers = 3
+				c.Connected = func(id ID) bool { return slices.Contains(conn, id) }
+			})
+			target := f.c.Watched()[0]
+			watchers := f.c.neighbours(target, true)
+			if !slices.Contains(watchers, "n0") || len(watchers) != 3 {
+				t.Fatalf("the target's watchers %v do not include n0", watchers)
+			}
+			for _, id := range f.ids[1:] {
+				if len(conn) < tc.connected && id != target && !slices.Contains(watchers, id) {
+					conn = append(conn, id)
+				}
+			}
+			f.c.nextHeartbeat = f.clock.t.Add(time.Hour)
+			f.clock.set(f.c.nextProbe)
+			f.c.wanted = f.clock.t
+			f.c.Tick()
+			for _, s := range f.tr.take(KindPing) {
+				if s.to != target {
+					f.c.Receive(s.to, &Message{Kind: KindAck, From: s.to, Target: s.to, Seq: s.m.Seq, Inc: 1})
+				}
+			}
+			f.clock.advance(400*time.Millisecond + f.c.cfg.DialTimeout) // not connected to the target either
+			f.c.wanted = f.clock.t
+			f.c.Tick()
+			var got []ID
+			for _, r := range f.tr.take(KindPingReq) {
+				got = append(got, r.to)
+			}
+			if len(got) != 3 {
+				t.Fatalf("ping-reqs to %v, want 3", got)
+			}
+			for _, w := range watchers {
+				if w != "n0" && !slices.Contains(got, w) {
+					t.Fatalf("ping-reqs to %v: the target's watcher %s left out", got, w)
+				}
+			}
+			for _, id := range conn {
+				if !slices.Contains(got, id) {
+					t.Fatalf("ping-reqs to %v: connected %s left out", got, id)
+				}
+			}
+			if slices.Contains(got, "n0") || slices.Contains(got, target) {
+				t.Fatalf("ping-reqs to %v", got)
+			}
+		})
+	}
+}

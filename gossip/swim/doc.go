@@ -28,8 +28,10 @@
 // then has a watcher more or less for a moment, never none for long.
 //
 // Probes. A ping unanswered within ProbeTimeout is retried through Helpers
-// random members (ping-req; only those that CanRelay, when it is set),
-// each of which pings the target and answers with an Ack, or a Nack when
+// members (ping-req; only those that CanRelay, when it is set): the
+// target's other watchers first, which keep a connection to it, then
+// members this node is connected to, then any, each of which pings the
+// target and answers with an Ack, or a Nack when
 // the target did not answer it either. When
 // the round ends unanswered, with at least one Nack, the watcher suspects
 // the target and publishes a Suspect message. A ping that has to dial
