@@ -181,6 +181,10 @@ type Network struct {
 	Starting func(first, last int, bootstrap string)
 	// CLITimeout is the deadline of each CLI run (default a minute).
 	CLITimeout time.Duration
+	// BatchGap is how long Up waits after a batch is ready before it
+	// starts the next (default none): on a small machine, time for the
+	// batch's joins to settle before more daemons start.
+	BatchGap time.Duration
 }
 
 // Daemon is one daemon process of a Network.
@@ -245,6 +249,13 @@ func (nw *Network) Up(ctx context.Context, n int) error {
 		return err
 	}
 	for started := 1; started < n; {
+		if nw.BatchGap > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(nw.BatchGap):
+			}
+		}
 		k := min(StartBatch, n-started)
 		if nw.Starting != nil {
 			nw.Starting(started+1, started+k, first.TCPAddr())

@@ -138,6 +138,7 @@ func idle(args []string) ([]IdlePoint, error) {
 	window := fs.Duration("window", 10*time.Second, "CPU measuring window")
 	hold := fs.Duration("hold", 0, "keep each network running this long after measuring it, or after failing, to look at it")
 	procs := fs.Int("procs", 0, "GOMAXPROCS of each daemon (0: Go's default, the number of cores)")
+	fs.DurationVar(&startGap, "start-gap", 0, "wait between batches of daemons started (see testnet.Network.BatchGap)")
 	fs.Parse(args)
 	if *procs > 0 {
 		os.Setenv("GOMAXPROCS", strconv.Itoa(*procs))

@@ -144,6 +144,10 @@ func benchBinary() (string, error) {
 }
 
 // upWith is up with extra daemon flags.
+// startGap is the networks' testnet.Network.BatchGap (the -start-gap
+// flag of the subcommands that start big networks).
+var startGap time.Duration
+
 func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	bin, err := benchBinary()
 	if err != nil {
@@ -155,11 +159,12 @@ func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	}
 	nw := testnet.New(bin, filepath.Join(dir, "net"))
 	nw.Args = args
+	nw.BatchGap = startGap
 	if err := os.MkdirAll(nw.Dir, 0o755); err != nil {
 		return nil, nil, err
 	}
 	cleanup := func() { nw.Down(); os.RemoveAll(dir) }
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+time.Duration(n/testnet.StartBatch)*startGap)
 	defer cancel()
 	if err := nw.Up(ctx, n); err != nil {
 		cleanup()
@@ -313,6 +318,7 @@ func members(args []string) (MembersResult, error) {
 	fs := flag.NewFlagSet("members", flag.ExitOnError)
 	n := fs.Int("n", 20, "nodes")
 	rounds := fs.Int("rounds", 10, "kills and stops to measure, each")
+	fs.DurationVar(&startGap, "start-gap", startGap, "wait between batches of daemons started (see testnet.Network.BatchGap)")
 	fs.Parse(args)
 	res := MembersResult{N: *n, Rounds: *rounds}
 	nw, cleanup, err := upAlive(*n)
