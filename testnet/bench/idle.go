@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -127,6 +128,12 @@ type IdlePoint struct {
 	PeersMax      int     `json:"peers_max"`
 	NewReadyMs    float64 `json:"new_daemon_ready_ms"`
 	NewAliveOn1Ms float64 `json:"new_daemon_alive_on_node1_ms"`
+	// Suspected and Dead count the verdicts the daemons logged from
+	// the start to the end of the measuring window ("member suspect",
+	// "member dead", one per daemon that came to it): in a network
+	// where nothing failed, every one is false.
+	Suspected int `json:"suspect_verdicts"`
+	Dead      int `json:"dead_verdicts"`
 }
 
 // idle measures, for each N, the time from a daemon's start to ready and
@@ -177,6 +184,7 @@ func idle(args []string) ([]IdlePoint, error) {
 		sort.Float64s(rss)
 		sort.Float64s(pss)
 		cores := (cpu1 - cpu0).Seconds() / window.Seconds()
+		suspected, dead := countLogged(nw, `msg="member suspect"`), countLogged(nw, `msg="member dead"`)
 		peers := peerCounts(nw)
 		// One more daemon: start to ready, and to alive on node 1.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -198,12 +206,25 @@ func idle(args []string) ([]IdlePoint, error) {
 			time.Sleep(*hold)
 		}
 		cleanup()
-		fmt.Printf("N=%d (GOMAXPROCS %s): up %s, all alive everywhere %s; idle RSS per daemon median %.1f MiB max %.1f MiB (PSS median %.1f MiB); whole network CPU %.2f cores; connected peers per daemon median %d max %d; a new daemon ready %s, alive on node 1 %s\n",
-			n, procsName(*procs), upTook.Round(time.Millisecond), joined.Round(time.Millisecond), rss[len(rss)/2], rss[len(rss)-1], pss[len(pss)/2], cores, peers[len(peers)/2], peers[len(peers)-1], ready.Round(time.Millisecond), seen.Round(time.Millisecond))
+		fmt.Printf("N=%d (GOMAXPROCS %s): up %s, all alive everywhere %s; idle RSS per daemon median %.1f MiB max %.1f MiB (PSS median %.1f MiB); whole network CPU %.2f cores; connected peers per daemon median %d max %d; a new daemon ready %s, alive on node 1 %s; false verdicts logged until measured: %d suspect, %d dead\n",
+			n, procsName(*procs), upTook.Round(time.Millisecond), joined.Round(time.Millisecond), rss[len(rss)/2], rss[len(rss)-1], pss[len(pss)/2], cores, peers[len(peers)/2], peers[len(peers)-1], ready.Round(time.Millisecond), seen.Round(time.Millisecond), suspected, dead)
 		out = append(out, IdlePoint{N: n, UpMs: ms(upTook), AllAliveMs: ms(joined), RSSMedianMiB: rss[len(rss)/2], RSSMaxMiB: rss[len(rss)-1],
-			PSSMedianMiB: pss[len(pss)/2], Procs: *procs, NetworkCores: cores, PeersMedian: peers[len(peers)/2], PeersMax: peers[len(peers)-1], NewReadyMs: ms(ready), NewAliveOn1Ms: ms(seen)})
+			PSSMedianMiB: pss[len(pss)/2], Procs: *procs, NetworkCores: cores, PeersMedian: peers[len(peers)/2], PeersMax: peers[len(peers)-1], NewReadyMs: ms(ready), NewAliveOn1Ms: ms(seen),
+			Suspected: suspected, Dead: dead})
 	}
 	return out, nil
+}
+
+// countLogged counts the lines of every daemon's log that contain s.
+func countLogged(nw *testnet.Network, s string) int {
+	k := 0
+	for _, d := range nw.Nodes {
+		b, err := os.ReadFile(d.Log)
+		if err == nil {
+			k += bytes.Count(b, []byte(s))
+		}
+	}
+	return k
 }
 
 // peerCounts returns each daemon's number of connected peers, sorted.
