@@ -451,6 +451,19 @@ func gossipBytes(st api.Stats) (in, out int64) {
 	return in, out
 }
 
+// quiet waits until the daemons of nw logged no suspect or dead verdict
+// for d, or for at most limit.
+func quiet(nw *testnet.Network, d, limit time.Duration) {
+	verdicts := func() int { return countLogged(nw, `msg="member suspect"`) + countLogged(nw, `msg="member dead"`) }
+	start, last, since := time.Now(), verdicts(), time.Now()
+	for time.Since(since) < d && time.Since(start) < limit {
+		time.Sleep(time.Second)
+		if v := verdicts(); v != last {
+			last, since = v, time.Now()
+		}
+	}
+}
+
 func trafficAt(n int, window time.Duration) (TrafficPoint, error) {
 	nw, cleanup, err := upAlive(n)
 	if err != nil {
@@ -458,6 +471,10 @@ func trafficAt(n int, window time.Duration) (TrafficPoint, error) {
 	}
 	defer cleanup()
 	time.Sleep(5 * time.Second) // let the mesh settle after joins before measuring
+	// A network that starts on a small machine may suspect members for a
+	// while after all are alive (see idle's false verdicts): the window
+	// starts once no verdict was logged for 10 s.
+	quiet(nw, 10*time.Second, 2*time.Minute)
 	snap := func() ([]api.Stats, error) {
 		out := make([]api.Stats, len(nw.Nodes))
 		for i, d := range nw.Nodes {
@@ -493,6 +510,21 @@ func trafficAt(n int, window time.Duration) (TrafficPoint, error) {
 	sort.Float64s(total)
 	fmt.Printf("N=%d  membership (GossipSub and the detector's pings) bytes/s per node, in+out: median %.0f (min %.0f, max %.0f); all libp2p traffic per node: median %.0f B/s\n",
 		n, gossip[len(gossip)/2], gossip[0], gossip[len(gossip)-1], total[len(total)/2])
+	// Each protocol's share: the median node's bytes/s in+out.
+	var protos []string
+	for p := range b[0].Protocols {
+		protos = append(protos, p)
+	}
+	sort.Strings(protos)
+	for _, p := range protos {
+		var v []float64
+		for i := range a {
+			d := b[i].Protocols[p].InBytes - a[i].Protocols[p].InBytes + b[i].Protocols[p].OutBytes - a[i].Protocols[p].OutBytes
+			v = append(v, float64(d)/secs)
+		}
+		sort.Float64s(v)
+		fmt.Printf("N=%d  %s: median %.0f B/s per node\n", n, p, v[len(v)/2])
+	}
 	return TrafficPoint{N: n, WindowSeconds: secs, GossipMedian: gossip[len(gossip)/2], GossipMin: gossip[0],
 		GossipMax: gossip[len(gossip)-1], AllLibp2pMedian: total[len(total)/2]}, nil
 }
