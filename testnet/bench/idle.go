@@ -8,10 +8,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/p2pshare/p2pshare/node/api"
@@ -166,7 +168,7 @@ func idle(args []string) ([]IdlePoint, error) {
 		if err := waitAllAlive(nw); err != nil {
 			if *hold > 0 {
 				fmt.Fprintf(os.Stderr, "bench: %v\nholding the network in %s for %s\n", err, nw.Dir, *hold)
-				time.Sleep(*hold)
+				holdFor(*hold)
 			}
 			cleanup()
 			return out, err
@@ -203,7 +205,7 @@ func idle(args []string) ([]IdlePoint, error) {
 		seen := time.Since(t0)
 		if *hold > 0 {
 			fmt.Fprintf(os.Stderr, "bench: holding the network in %s for %s\n", nw.Dir, *hold)
-			time.Sleep(*hold)
+			holdFor(*hold)
 		}
 		cleanup()
 		fmt.Printf("N=%d (GOMAXPROCS %s): up %s, all alive everywhere %s; idle RSS per daemon median %.1f MiB max %.1f MiB (PSS median %.1f MiB); whole network CPU %.2f cores; connected peers per daemon median %d max %d; a new daemon ready %s, alive on node 1 %s; false verdicts logged until measured: %d suspect, %d dead\n",
@@ -213,6 +215,17 @@ func idle(args []string) ([]IdlePoint, error) {
 			Suspected: suspected, Dead: dead})
 	}
 	return out, nil
+}
+
+// holdFor waits d, or until the bench is interrupted (SIGINT, SIGTERM):
+// then the network it holds is stopped as after the wait.
+func holdFor(d time.Duration) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // countLogged counts the lines of every daemon's log that contain s.
