@@ -185,6 +185,10 @@ func (m *Membership) sendOld(ctx context.Context, p peer.ID, msg *swim.Message) 
 	}
 }
 
+// connected reports whether a message to p goes on a connection already
+// open, a relayed one included (sendNow dials otherwise).
+func (m *Membership) connected(p peer.ID) bool { return len(m.h.Network().ConnsToPeer(p)) > 0 }
+
 // speaks reports whether p may serve proto: false once identify has
 // listed p's protocols without it (a node of an earlier release), true
 // before identify has (ask).

@@ -128,7 +128,7 @@ func newLoop(m *Membership, inc uint64) *loop {
 	cfg.OnEvent = l.onEvent
 	cfg.NextInc = m.nextInc
 	cfg.CanRelay = func(id swim.ID) bool { return m.speaks(peerID(id), SwimProtocol) }
-	cfg.Connected = func(id swim.ID) bool { return len(m.h.Network().ConnsToPeer(peerID(id))) > 0 }
+	cfg.Connected = func(id swim.ID) bool { return m.connected(peerID(id)) }
 	cfg.DialTimeout = dialAllowance
 	l.core = swim.New(cfg, transport{l}, nil)
 	l.core.Start()
@@ -427,7 +427,7 @@ func (l *loop) flush() {
 			// Why a member is suspected is worth a line: the accuser
 			// says so, the others log only the state change.
 			l.m.log.Info("suspecting member", "peer", peerID(msg.Target), "refused", msg.Refused, "lhm", l.core.LHM(),
-				"connected", len(l.m.h.Network().ConnsToPeer(peerID(msg.Target))) > 0)
+				"connected", l.m.connected(peerID(msg.Target)))
 		}
 		l.publish(msg)
 	}

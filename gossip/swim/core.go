@@ -668,11 +668,12 @@ func (c *Core) startProbe(id ID, now time.Time) {
 	c.seq++
 	d, dialling := c.pingTimeout(id, c.cfg.ProbeTimeout)
 	c.probes = append(c.probes, &probe{target: id, seq: c.seq, deadline: now.Add(d), dialling: dialling})
-	if e, ok := c.get(id); ok && e.State == StateSuspect {
+	if o := c.over[id]; o != nil && o.susp != nil && len(o.susp.refusals) == 0 {
 		// Lifeguard's buddy system: a suspect's watchers tell it, with
 		// each ping, that it is suspected, so a member that is slow but
 		// running refutes even if the suspicion's message is lost or late.
-		c.tr.Send(id, &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc})
+		// (Not one whose port refused: no process listens there.)
+		c.tr.Send(id, &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: o.Inc})
 	}
 	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Seq: c.seq, Inc: c.inc})
 }
@@ -723,23 +724,22 @@ func (c *Core) pingReq(p *probe, now time.Time) {
 	for _, id := range c.neighbours(p.target, true) {
 		ask(id)
 	}
-	n := c.slots()
-	for pass := range 2 {
-		connected := pass == 0 && c.cfg.Connected != nil
-		if pass == 0 && !connected {
-			continue
-		}
+	// random asks members drawn at random that ok accepts (nil: any).
+	random := func(ok func(ID) bool) {
+		n := c.slots()
 		for range 8 * c.cfg.Helpers {
 			if p.helpers == c.cfg.Helpers || n == 0 {
-				break
+				return
 			}
-			id := c.at(c.cfg.Rand.IntN(n))
-			if connected && (tried[id] || !c.cfg.Connected(id)) {
-				continue
+			if id := c.at(c.cfg.Rand.IntN(n)); ok == nil || !tried[id] && ok(id) {
+				ask(id)
 			}
-			ask(id)
 		}
 	}
+	if c.cfg.Connected != nil {
+		random(c.cfg.Connected)
+	}
+	random(nil)
 	if p.helpers == 0 {
 		c.conclude(p)
 	}

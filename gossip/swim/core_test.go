@@ -1101,3 +1101,25 @@ func TestHelpers(t *testing.T) {
 		})
 	}
 }
+
+// TestNoBuddyNoticeAfterARefusal: the watchers of a member suspected on a
+// refused connection ping it as before but send no notice with the ping.
+func TestNoBuddyNoticeAfterARefusal(t *testing.T) {
+	f := newFixture(t, 8, func(c *Config) { c.Watchers = 1; c.SuspicionMin = time.Minute })
+	target := f.c.Watched()[0]
+	f.c.Evidence(target, EvidenceRefused)
+	if f.state(t, target).State != StateSuspect {
+		t.Fatalf("%s not suspect after a refusal", target)
+	}
+	f.tr.out = nil
+	f.c.nextHeartbeat = f.clock.t.Add(time.Hour)
+	f.clock.set(f.c.nextProbe)
+	f.c.wanted = f.clock.t
+	f.c.Tick()
+	if p := f.tr.take(KindPing); len(p) != 1 || p[0].to != target {
+		t.Fatalf("pings %+v, want one to %s", p, target)
+	}
+	if sus := f.tr.take(KindSuspect); len(sus) != 0 {
+		t.Fatalf("notices %+v to a member whose port refused", sus)
+	}
+}
