@@ -280,6 +280,13 @@ func checkHolding(t *testing.T, n repNode, c cid.Cid, custodyFor peer.ID) {
 	if _, ok := n.s.Store().Has(c); !ok {
 		t.Fatalf("%s does not hold %s", n.h.ID(), c)
 	}
+	// The copy is in the store a moment before its record is written:
+	// give the record that moment.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, ok := n.dir.own(c); ok {
+			break
+		}
+	}
 	if h, ok := n.dir.own(c); !ok || h.CustodyFor != custodyFor {
 		t.Fatalf("%s records %+v (recorded: %v), want custody for %q", n.h.ID(), h, ok, custodyFor)
 	}
