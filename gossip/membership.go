@@ -93,10 +93,14 @@ type Stats struct {
 	// Rejected: direct messages refused: too large, malformed, or sent
 	// in another peer's name.
 	Rejected int64
+	// Published: messages this node published on the topic; Received:
+	// other members' topic messages it accepted.
+	Published, Received int64
 }
 
 type counters struct {
 	inboxDropped, sendDropped, publishDropped, noProtocol, rejected atomic.Int64
+	published, received                                             atomic.Int64
 }
 
 // table is an immutable copy of the loop's members table.
@@ -391,7 +395,8 @@ func (m *Membership) Settled() <-chan struct{} { return m.settled }
 func (m *Membership) Stats() Stats {
 	c := &m.counters
 	return Stats{InboxDropped: c.inboxDropped.Load(), SendDropped: c.sendDropped.Load(), PublishDropped: c.publishDropped.Load(),
-		NoProtocol: c.noProtocol.Load(), Rejected: c.rejected.Load()}
+		NoProtocol: c.noProtocol.Load(), Rejected: c.rejected.Load(),
+		Published: c.published.Load(), Received: c.received.Load()}
 }
 
 // livePeers returns the members other than this node that are alive or

@@ -81,6 +81,7 @@ func (m *Membership) readTopic(ctx context.Context) {
 		if !ok || mm.Peer == m.h.ID() {
 			continue
 		}
+		m.counters.received.Add(1)
 		m.deliver(input{from: mm.Peer, msg: fromTopic(mm), topic: mm})
 	}
 }
@@ -158,6 +159,9 @@ func (m *Membership) publishLoop(ctx context.Context) {
 				m.addFacts(p.msg)
 			}
 			err = m.topic.Publish(ctx, p.msg.fit())
+			if err == nil {
+				m.counters.published.Add(1)
+			}
 		}
 		if p.done != nil {
 			p.done <- err

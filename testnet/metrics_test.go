@@ -91,6 +91,16 @@ func TestE2EMetricsScrape(t *testing.T) {
 		got := m1[`p2pshare_transfers_total{direction="out",result="ok"}`]
 		return got == 1, fmt.Sprintf("%v transfers served", got)
 	})
+	// Each node announced itself on the membership topic, and hears the
+	// other's messages (its announcement, or a heartbeat within 10 s).
+	if got := m[`p2pshare_membership_published_total`]; got < 1 {
+		t.Errorf("node 2 published %v membership messages, want at least its announcement", got)
+	}
+	waitFor(t, 25*time.Second, "node 1 receives a membership message of node 2", func() (bool, string) {
+		_, m1 := scrape(t, nw.Node(1), true)
+		got := m1[`p2pshare_membership_received_total`]
+		return got >= 1, fmt.Sprintf("%v received", got)
+	})
 	var libp2p, goRuntime bool
 	for k := range m {
 		libp2p = libp2p || strings.HasPrefix(k, "libp2p_")

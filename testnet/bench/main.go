@@ -24,11 +24,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -148,6 +151,10 @@ func benchBinary() (string, error) {
 // flag of the subcommands that start big networks).
 var startGap time.Duration
 
+// keepEnv, when set, keeps the repos and logs of the networks upWith
+// starts, to read what the daemons logged after a run.
+const keepEnv = "P2PSHARE_BENCH_KEEP"
+
 func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	bin, err := benchBinary()
 	if err != nil {
@@ -164,6 +171,12 @@ func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 		return nil, nil, err
 	}
 	cleanup := func() { nw.Down(); os.RemoveAll(dir) }
+	if os.Getenv(keepEnv) != "" {
+		cleanup = func() {
+			nw.Down()
+			fmt.Fprintf(os.Stderr, "bench: the daemons' repos and logs are kept in %s\n", nw.Dir)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+time.Duration(n/testnet.StartBatch)*startGap)
 	defer cancel()
 	if err := nw.Up(ctx, n); err != nil {
@@ -305,6 +318,72 @@ type MembersResult struct {
 	BackMs       []float64 `json:"sigcont_ms"`
 	BackMedianMs float64   `json:"sigcont_median_ms"`
 	BackP99Ms    float64   `json:"sigcont_p99_ms"`
+	// KillPublished and KillReceived are, for each kill, the membership
+	// topic messages the other nodes published and received in the 2 s
+	// after it, less those of 2 s of idle just before (from their
+	// /metrics).
+	KillPublished []float64 `json:"kill_published"`
+	KillReceived  []float64 `json:"kill_received"`
+}
+
+// topicCounts sums membership_published_total and
+// membership_received_total over the running nodes but skip (-1 where a
+// scrape failed: the figure is then not comparable, and says so).
+func topicCounts(nw *testnet.Network, skip *testnet.Daemon) [2]float64 {
+	var sum [2]float64
+	for _, d := range nw.Nodes {
+		if d == skip || !d.Running() {
+			continue
+		}
+		m, err := scrapeMetrics(d)
+		if err != nil {
+			return [2]float64{-1, -1}
+		}
+		sum[0] += m["p2pshare_membership_published_total"]
+		sum[1] += m["p2pshare_membership_received_total"]
+	}
+	return sum
+}
+
+// scrapeMetrics reads d's /metrics, with its API token, by metric line
+// key.
+func scrapeMetrics(d *testnet.Daemon) (map[string]float64, error) {
+	base, err := os.ReadFile(filepath.Join(d.Repo, "api"))
+	if err != nil {
+		return nil, err
+	}
+	tok, err := os.ReadFile(filepath.Join(d.Repo, "api.token"))
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodGet, strings.TrimSpace(string(base))+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics of node %d: %s", d.Index, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+				out[line[:i]] = v
+			}
+		}
+	}
+	return out, sc.Err()
 }
 
 // deadMsgs and backMsgs are the log messages of a member declared dead
@@ -329,6 +408,12 @@ func members(args []string) (MembersResult, error) {
 	var kills, stops, backs []time.Duration
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
+		// The membership topic's messages the kill costs: those of the
+		// 2 s after it, less those of 2 s of idle just before.
+		idle0 := topicCounts(nw, v)
+		time.Sleep(2 * time.Second)
+		idle1 := topicCounts(nw, v)
+		time.Sleep(300 * time.Millisecond) // the scrape's own load gone
 		w := watchLogs(nw)
 		at := time.Now()
 		v.Kill()
@@ -337,7 +422,13 @@ func members(args []string) (MembersResult, error) {
 			return res, err
 		}
 		kills = append(kills, d)
-		fmt.Printf("kill -9 node %d: dead everywhere after %s\n", v.Index, d.Round(time.Millisecond))
+		time.Sleep(time.Until(at.Add(2 * time.Second)))
+		after := topicCounts(nw, v)
+		pub := (after[0] - idle1[0]) - (idle1[0] - idle0[0])
+		recv := (after[1] - idle1[1]) - (idle1[1] - idle0[1])
+		res.KillPublished, res.KillReceived = append(res.KillPublished, pub), append(res.KillReceived, recv)
+		fmt.Printf("kill -9 node %d: dead everywhere after %s; membership messages for it: %.0f published, %.0f received (whole network, over idle)\n",
+			v.Index, d.Round(time.Millisecond), pub, recv)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = v.Start(ctx, nw.Node(1).TCPAddr())
 		cancel()
