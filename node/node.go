@@ -262,12 +262,16 @@ func New(cfg Config) (n *Node, err error) {
 	n.closing(n.store.Close)
 	psCtx, psCancel := context.WithCancel(context.Background())
 	n.closing(func() error { psCancel(); return nil })
-	n.ps, err = pubsub.NewGossipSub(psCtx, gh,
+	psOpts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMaxMessageSize(1<<20),
+		pubsub.WithMaxMessageSize(1 << 20),
 		pubsub.WithGossipSubParams(gossipSubParams()),
-		pubsub.WithPeerScore(peerScore(func(p peer.ID) time.Duration { rtt, _ := n.rtts.rtt(p); return rtt })),
-		pubsub.WithFloodPublish(false))
+		pubsub.WithFloodPublish(false),
+	}
+	if gossipRTTScore {
+		psOpts = append(psOpts, pubsub.WithPeerScore(peerScore(func(p peer.ID) time.Duration { rtt, _ := n.rtts.rtt(p); return rtt })))
+	}
+	n.ps, err = pubsub.NewGossipSub(psCtx, gh, psOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("start GossipSub: %w", err)
 	}

@@ -152,6 +152,9 @@ func (in *intake) receive(ctx context.Context, g *bg.Group, next func(context.Co
 			continue
 		}
 		in.observe(r.Time)
+		// With the publisher's "record published", the time a record
+		// took to reach each node (testnet/bench spread reads both).
+		in.log.Debug("record received", "ns", r.NS, "key", r.Key, "from", msg.ReceivedFrom)
 		select {
 		case recs <- r:
 		case <-ctx.Done():

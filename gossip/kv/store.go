@@ -293,6 +293,8 @@ func (s *Store) write(ctx context.Context, r *Record) error {
 	}
 	if err := s.topic.Publish(ctx, b); err != nil {
 		s.log.Debug("publish", "key", r.Key, "err", err)
+	} else {
+		s.log.Debug("record published", "ns", r.NS, "key", r.Key)
 	}
 	if err := s.putInDHT(ctx, r); err != nil {
 		s.log.Debug("put record in the DHT", "ns", r.NS, "key", r.Key, "err", err)

@@ -47,7 +47,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|detection|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|ratelimit|sim|coords|getpath [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench all|plot|members|detection|traffic|load|kv|latency|idle|throughput|sizes|nat|repair|churn|scrub|sites|spread|ratelimit|sim|coords|getpath [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -96,6 +96,8 @@ func main() {
 		_, err = coordsBench(os.Args[2:])
 	case "getpath":
 		_, err = getPathBench(os.Args[2:])
+	case "spread":
+		_, err = spreadBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
