@@ -296,36 +296,44 @@ func TestRefutedSuspicion(t *testing.T) {
 	}
 }
 
-// TestEvidence: a reset connection probes the member at once, a refused
-// re-dial accuses it at once, and neither delays a running suspicion.
+// TestEvidence: a reset connection probes the member at once; a refused
+// re-dial accuses it at once, published at once by its watchers and held
+// back by others (see TestHeldRefusal); neither delays a running
+// suspicion.
 func TestEvidence(t *testing.T) {
 	cases := []struct {
 		name     string
 		ev       Evidence
+		watched  bool
 		lhm      int
 		wantKind Kind
+		wantSusp bool
 	}{
-		{"reset: an out-of-turn ping", EvidenceReset, 0, KindPing},
-		{"reset, this node slow: no ping", EvidenceReset, 1, 0},
-		{"refused: an accusation", EvidenceRefused, 0, KindSuspect},
-		{"refused, overloaded: no accusation", EvidenceRefused, 4, 0},
+		{"reset: an out-of-turn ping", EvidenceReset, false, 0, KindPing, false},
+		{"reset, this node slow: no ping", EvidenceReset, false, 1, 0, false},
+		{"refused by a watcher: an accusation", EvidenceRefused, true, 0, KindSuspect, true},
+		{"refused, not a watcher: suspect, accusation held", EvidenceRefused, false, 0, 0, true},
+		{"refused, overloaded: no accusation", EvidenceRefused, true, 4, 0, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 8, nil)
 			f.c.lhm = tc.lhm
-			var far ID
+			var target ID
 			for _, id := range f.ids[1:] {
-				if !slices.Contains(f.c.Watched(), id) {
-					far = id
+				if slices.Contains(f.c.Watched(), id) == tc.watched {
+					target = id
 				}
 			}
-			f.c.Evidence(far, tc.ev)
+			f.c.Evidence(target, tc.ev)
+			if got := f.state(t, target).State == StateSuspect; got != tc.wantSusp {
+				t.Fatalf("%s suspect: %v, want %v", target, got, tc.wantSusp)
+			}
 			if len(f.tr.out) == 0 && tc.wantKind == 0 {
 				return
 			}
-			if len(f.tr.out) != 1 || f.tr.out[0].m.Kind != tc.wantKind || f.tr.out[0].m.Target != far {
-				t.Fatalf("sent %+v, want one %s about %s", f.tr.out, tc.wantKind, far)
+			if len(f.tr.out) != 1 || f.tr.out[0].m.Kind != tc.wantKind || f.tr.out[0].m.Target != target {
+				t.Fatalf("sent %+v, want one %s about %s", f.tr.out, tc.wantKind, target)
 			}
 		})
 	}
@@ -1121,5 +1129,102 @@ func TestNoBuddyNoticeAfterARefusal(t *testing.T) {
 	}
 	if sus := f.tr.take(KindSuspect); len(sus) != 0 {
 		t.Fatalf("notices %+v to a member whose port refused", sus)
+	}
+}
+
+// TestHeldRefusal: a member that is not the target's watcher holds its
+// refused accusation back for RefusalHold to twice that, and publishes it
+// then only if it is still needed: fewer than Confirmations others
+// published theirs, no death was published, the member did not refute.
+// The suspicion runs on this node all the while, and a node whose
+// accusation was not published does not publish the death.
+func TestHeldRefusal(t *testing.T) {
+	const hold = 200 * time.Millisecond
+	refused := func(from ID) *Message {
+		return &Message{Kind: KindSuspect, From: from, Target: "", Inc: 1, Refused: true}
+	}
+	cases := []struct {
+		name string
+		// before and after are received before and after this node's
+		// own refusal (Target filled in).
+		before, after []*Message
+		wantPublished bool
+		wantDead      bool // dead on this node at once
+	}{
+		{"nobody else refused: published", nil, nil, true, false},
+		{"one other refusal: published", []*Message{refused("n2")}, nil, true, true},
+		{"two refusals heard first: dropped", []*Message{refused("n2"), refused("n3")}, nil, false, true},
+		{"two refusals heard during the hold: dropped", nil, []*Message{refused("n2"), refused("n3")}, false, true},
+		{"one refusal before, one during: dropped", []*Message{refused("n2")}, []*Message{refused("n3")}, false, true},
+		{"the same member twice: published", nil, []*Message{refused("n2"), refused("n2")}, true, true},
+		{"a plain suspicion is no refusal: published", nil, []*Message{
+			{Kind: KindSuspect, From: "n2", Inc: 1}, {Kind: KindSuspect, From: "n3", Inc: 1}}, true, false},
+		{"a death published: dropped", nil, []*Message{{Kind: KindDead, From: "n2", Inc: 1}}, false, true},
+		{"the member refuted: dropped", nil, []*Message{{Kind: KindAlive, Inc: 2}}, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 8, func(c *Config) { c.RefusalHold = hold })
+			var target ID
+			for _, id := range f.ids[1:] {
+				if !slices.Contains(f.c.Watched(), id) && id != "n2" && id != "n3" {
+					target = id
+				}
+			}
+			feed := func(ms []*Message) {
+				for _, m := range ms {
+					m := *m
+					m.Target = target
+					from := m.From
+					if m.Kind == KindAlive {
+						m.From, from = target, target
+					}
+					f.c.Receive(from, &m)
+				}
+			}
+			start := f.clock.t
+			feed(tc.before)
+			f.c.Evidence(target, EvidenceRefused)
+			if st := f.state(t, target).State; st != StateSuspect {
+				t.Fatalf("%s is %s after this node's refusal, want suspect", target, st)
+			}
+			if s := f.tr.take(KindSuspect); len(s) != 0 {
+				t.Fatalf("published at once: %+v", s)
+			}
+			feed(tc.after)
+			if tc.wantDead {
+				f.c.Tick()
+				if st := f.state(t, target).State; st != StateDead {
+					t.Fatalf("%s is %s, want dead at once", target, st)
+				}
+			}
+			if next := f.c.Next(); next.Before(start.Add(hold)) {
+				t.Fatalf("next timer in %s, before the hold's %s", next.Sub(start), hold)
+			}
+			f.clock.set(start.Add(2 * hold))
+			f.c.wanted = f.clock.t
+			f.c.Tick()
+			s := f.tr.take(KindSuspect)
+			if got := len(s) == 1 && s[0].to == "" && s[0].m.Refused && s[0].m.Target == target && s[0].m.From == "n0"; got != tc.wantPublished || len(s) > 1 {
+				t.Fatalf("published %+v, want a refused accusation: %v", s, tc.wantPublished)
+			}
+			// The death, on this node, and who publishes it.
+			f.clock.advance(time.Minute)
+			f.c.wanted = f.clock.t
+			f.c.Tick()
+			d := f.tr.take(KindDead)
+			if tc.name == "the member refuted: dropped" {
+				if st := f.state(t, target).State; st != StateAlive || len(d) != 0 {
+					t.Fatalf("after the refutation %s is %s, deaths published %+v", target, st, d)
+				}
+				return
+			}
+			if st := f.state(t, target).State; st != StateDead {
+				t.Fatalf("%s is %s a minute on", target, st)
+			}
+			if len(d) != 0 && !tc.wantPublished {
+				t.Fatalf("death published %+v by a node whose accusation was held back", d)
+			}
+		})
 	}
 }

@@ -73,7 +73,13 @@
 // member's address: refusals from Confirmations distinct members (or
 // from every other live member, if fewer) end the suspicion at once, which
 // is how a crashed process, whose kernel resets its connections, is dead
-// everywhere within milliseconds.
+// everywhere within milliseconds. A crash reaches every member connected
+// to the process and every member that checks its port on hearing the
+// suspicion: only the member's watchers publish their refusal at once;
+// the others suspect it at once too but hold their publication back for
+// RefusalHold to twice that, and publish it then only if fewer than
+// Confirmations others have (nor a death), so a crash costs the network
+// a few messages, not one from every member.
 //
 // Healing. For DeadProbeFor after a member is declared dead, each node
 // pings one such member per period. A member that answers (a healed
