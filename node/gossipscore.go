@@ -9,14 +9,19 @@ import (
 
 // GossipSub's peer score, here, is its application-specific part (P5)
 // alone: rttScoreWeight · rttScore(the peer's measured RTT), so nearer
-// peers score higher. The mesh uses it in two places: when a topic's mesh
-// grows past Dhi it keeps the Dscore best-scoring peers and picks the
-// rest at random, and every OpportunisticGraftTicks heartbeats (a minute)
-// a mesh whose median peer scores below the opportunistic graft
-// threshold (a peer at rttScoreRef) grafts two peers that score above
-// that median. Messages thus travel mostly between near peers, while the
-// random part of the mesh keeps far ones in it, so a site is never cut
-// off from the others.
+// peers score higher. The mesh uses it where it grows past Dhi (peers
+// graft onto a node as it grafts onto others): it keeps the Dscore
+// best-scoring peers, the nearest, and picks the rest at random, among
+// them far ones. Messages thus travel mostly between near peers, while
+// the random part of every mesh keeps far ones in it, so a site is never
+// cut off from the others.
+//
+// GossipSub's opportunistic grafting is off (its threshold is 0, under
+// every RTT score): grafting only peers nearer than the mesh's median,
+// once a minute, drew every mesh of a site into the site, and news
+// crossed between sites only by gossip, at the next heartbeat (writes
+// reached the other sites of the emulated internet up to 0.9 s late; see
+// BENCHMARKS.md, News across sites).
 //
 // The score is never negative, so it can never push a peer below a
 // threshold, and never above rttScoreWeight, so it can lift a peer that
@@ -62,8 +67,9 @@ func peerScore(rtt func(peer.ID) time.Duration) (*pubsub.PeerScoreParams, *pubsu
 		PublishThreshold:  -50,
 		GraylistThreshold: -80,
 		// Out of the RTT score's reach: peer exchange is off anyway.
-		AcceptPXThreshold:           10 * rttScoreWeight,
-		OpportunisticGraftThreshold: rttScoreWeight * rttScore(rttScoreRef),
+		AcceptPXThreshold: 10 * rttScoreWeight,
+		// No mesh's median score is below 0: no opportunistic grafting.
+		OpportunisticGraftThreshold: 0,
 	}
 	return params, thresholds
 }

@@ -41,20 +41,20 @@ func TestRTTScore(t *testing.T) {
 }
 
 // TestPeerScoreKeepsThresholdsOutOfReach: GossipSub accepts the scoring,
-// nearer peers score higher, a mesh of far peers is below the
-// opportunistic graft threshold and one of near peers above it, and no
-// RTT score comes near the gossip, publish or graylist thresholds, which
-// only penalties could reach.
+// nearer peers score higher, no mesh is ever below the opportunistic
+// graft threshold (grafting by score alone draws a site's meshes into the
+// site), and no RTT score comes near the gossip, publish or graylist
+// thresholds, which only penalties could reach.
 func TestPeerScoreKeepsThresholdsOutOfReach(t *testing.T) {
 	const near, far, unknown = peer.ID("near"), peer.ID("far"), peer.ID("unknown")
-	rtts := map[peer.ID]time.Duration{near: 2 * time.Millisecond, far: 60 * time.Millisecond}
+	rtts := map[peer.ID]time.Duration{near: 2 * time.Millisecond, far: 60 * time.Millisecond, "very far": time.Hour}
 	params, th := peerScore(func(p peer.ID) time.Duration { return rtts[p] })
 	score := func(p peer.ID) float64 { return params.AppSpecificWeight * params.AppSpecificScore(p) }
 	if !(score(near) > score(unknown) && score(unknown) > score(far)) {
 		t.Fatalf("scores near %g, unknown %g, far %g", score(near), score(unknown), score(far))
 	}
-	if !(score(far) < th.OpportunisticGraftThreshold && score(near) > th.OpportunisticGraftThreshold) {
-		t.Fatalf("opportunistic graft threshold %g between far %g and near %g", th.OpportunisticGraftThreshold, score(far), score(near))
+	if lowest := score(peer.ID("very far")); th.OpportunisticGraftThreshold > 0 || lowest <= th.OpportunisticGraftThreshold {
+		t.Fatalf("opportunistic graft threshold %g, lowest RTT score %g: a mesh can fall below it", th.OpportunisticGraftThreshold, lowest)
 	}
 	// Every RTT score is in (0, weight]: ten times the weight below zero
 	// is out of its reach.
