@@ -12,9 +12,9 @@ import (
 // peers score higher. The mesh uses it where it grows past Dhi (peers
 // graft onto a node as it grafts onto others): it keeps the Dscore
 // best-scoring peers, the nearest, and picks the rest at random, among
-// them far ones. Messages thus travel mostly between near peers, while
-// the random part of every mesh keeps far ones in it, so a site is never
-// cut off from the others.
+// them far ones, so a site is never cut off from the others. A mesh that
+// never grows past Dhi keeps its first, random picks: the score shapes
+// the mesh, it does not choose it.
 //
 // GossipSub's opportunistic grafting is off (its threshold is 0, under
 // every RTT score): grafting only peers nearer than the mesh's median,
