@@ -69,7 +69,15 @@ func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
 			if err != nil {
 				return all, fmt.Errorf("%s: %w", k.name, err)
 			}
-			fmt.Printf("%s  %s: %d receipts missing, %d suspicion log lines\n", time.Since(start).Round(time.Second), k.name, res.Missing, len(res.SuspicionLines))
+			fmt.Printf("%s  %s: %d receipts missing, %d suspicion log lines; median (p90) ms:", time.Since(start).Round(time.Second), k.name, res.Missing, len(res.SuspicionLines))
+			// Each network's own figures: how its mesh formed shows in
+			// its tail, which the pooled figures blur.
+			for _, g := range res.SpreadGroups() {
+				d := append([]float64(nil), res.Delays[g]...)
+				sort.Float64s(d)
+				fmt.Printf(" %s %.0f (%.0f);", g, median(d), quantileOf(d, 0.9))
+			}
+			fmt.Println()
 			all[k.name] = mergeSpread(all[k.name], res)
 		}
 	}
