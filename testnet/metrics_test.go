@@ -1,55 +1,22 @@
 package testnet
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// scrape fetches d's /metrics with its API token (or without, when token
-// is empty) and returns the status and the samples by metric line key.
+// scrape is d.Scrape, failing the test on an error.
 func scrape(t *testing.T, d *Daemon, withToken bool) (int, map[string]float64) {
 	t.Helper()
-	base, err := os.ReadFile(filepath.Join(d.Repo, "api"))
+	code, m, err := d.Scrape(withToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := os.ReadFile(filepath.Join(d.Repo, "api.token"))
-	req, _ := http.NewRequest(http.MethodGet, strings.TrimSpace(string(base))+"/metrics", nil)
-	if withToken {
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return resp.StatusCode, out
+	return code, m
 }
 
 func TestE2EMetricsScrape(t *testing.T) {
