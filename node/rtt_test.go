@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -102,5 +103,47 @@ func TestMeasureFillsSamples(t *testing.T) {
 	}
 	if _, have := a.rtts.rtt(a.host.ID()); have != 0 {
 		t.Fatalf("measure pinged the node itself: %d samples", have)
+	}
+}
+
+// pingList pings what a choice would otherwise rank blind or by estimate
+// alone: the peers that need samples and have no estimate, and the
+// shortlist of those estimated nearest.
+func TestPingList(t *testing.T) {
+	const ms = time.Millisecond
+	type p struct {
+		need int
+		est  time.Duration // 0: no estimate
+	}
+	tests := []struct {
+		name      string
+		peers     map[peer.ID]p
+		order     []peer.ID
+		shortlist int
+		want      []peer.ID
+	}{
+		{"measured enough: none", map[peer.ID]p{"a": {0, 0}, "b": {0, 5 * ms}}, []peer.ID{"a", "b"}, 2, nil},
+		{"no estimate: all that need samples", map[peer.ID]p{"a": {3, 0}, "b": {1, 0}, "c": {0, 0}},
+			[]peer.ID{"a", "b", "c"}, 2, []peer.ID{"a", "b"}},
+		{"estimated: only the shortlist nearest", map[peer.ID]p{"far": {3, 60 * ms}, "near": {3, 2 * ms}, "mid": {3, 30 * ms}, "x": {3, 45 * ms}},
+			[]peer.ID{"far", "near", "mid", "x"}, 2, []peer.ID{"near", "mid"}},
+		{"unestimated first, then the shortlist", map[peer.ID]p{"far": {3, 60 * ms}, "blind": {2, 0}, "near": {3, 2 * ms}},
+			[]peer.ID{"far", "blind", "near"}, 1, []peer.ID{"blind", "near"}},
+		{"a measured peer takes no shortlist place", map[peer.ID]p{"done": {0, 1 * ms}, "near": {3, 2 * ms}, "far": {3, 60 * ms}},
+			[]peer.ID{"done", "far", "near"}, 1, []peer.ID{"near"}},
+		{"fewer estimated than the shortlist", map[peer.ID]p{"a": {3, 9 * ms}}, []peer.ID{"a"}, 4, []peer.ID{"a"}},
+		{"ties by peer ID, duplicates once", map[peer.ID]p{"b": {3, 5 * ms}, "a": {3, 5 * ms}, "c": {3, 5 * ms}},
+			[]peer.ID{"c", "b", "a", "b"}, 2, []peer.ID{"a", "b"}},
+		{"shortlist 0: estimates alone", map[peer.ID]p{"a": {3, 5 * ms}}, []peer.ID{"a"}, 0, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			need := func(id peer.ID) int { return tc.peers[id].need }
+			est := func(id peer.ID) (time.Duration, bool) { e := tc.peers[id].est; return e, e > 0 }
+			got := pingList(tc.order, need, est, tc.shortlist)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("pingList = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
