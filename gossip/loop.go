@@ -80,6 +80,11 @@ type loop struct {
 
 	table map[peer.ID]*Member // every member but this node
 	dirty bool                // table changed since it was last published
+	// seen: only LastSeen and Seq changed since publishedAt (see
+	// seenStale).
+	seen        bool
+	publishedAt time.Time
+	tables      int // tables published
 
 	// What the core sent during the current call, sent by flush after it.
 	sends []outgoing
@@ -227,17 +232,19 @@ func (l *loop) receive(in input) {
 	l.core.Receive(swimID(in.from), msg)
 	if rec := l.table[in.from]; rec != nil {
 		rec.LastSeen = now
+		l.seen = true
 		if t := in.topic; t != nil {
 			rec.Seq = t.Seq
 			if t.Kind == KindHeartbeat {
 				rec.Period = time.Duration(t.PeriodMillis) * time.Millisecond
 				rec.Addrs, rec.ownAddrs, rec.Files, rec.FreeBytes, rec.Coord = t.Addrs, true, t.Files, t.FreeBytes, t.Coord
+				l.dirty = true
 			}
 		}
 		if l.firstHeard.IsZero() {
 			l.firstHeard = now
+			l.dirty = true
 		}
-		l.dirty = true
 	}
 	for p, as := range in.addrs {
 		// A member's own word on its addresses wins; others' only fill a
@@ -432,7 +439,7 @@ func (l *loop) flush() {
 		l.publish(msg)
 	}
 	l.keepWatched()
-	if l.dirty {
+	if l.dirty || (l.seen && time.Since(l.publishedAt) >= seenStale) {
 		l.publishTable()
 	}
 	events := l.events
@@ -516,8 +523,15 @@ func (l *loop) publishTable() {
 		t.self.State = StateLeft
 	}
 	l.m.snap.Store(t)
-	l.dirty = false
+	l.dirty, l.seen, l.publishedAt = false, false, time.Now()
+	l.tables++
 }
+
+// seenStale is how old the published table's LastSeen times may be. Every
+// ping and ack a node receives updates its sender's: publishing the table
+// (a copy of every member) on each would make an idle node's cost grow
+// with N, the very cost the ring of watchers keeps at O(k).
+const seenStale = time.Second
 
 // keepWatched protects the connections to the members this node watches,
 // and to those that watch it, from the connection manager: a connection

@@ -1017,3 +1017,34 @@ func TestBulkSendsLeaveRoomForTheDetector(t *testing.T) {
 		t.Fatalf("SendDropped %d, want 2", got)
 	}
 }
+
+// An idle node's cost does not grow with N: the pings and acks it gets
+// from the few members on its ring update those members' LastSeen, but
+// its table, a copy of every member, is published for that at most once
+// every seenStale, not on each message.
+func TestIdleNodePublishesItsTableRarely(t *testing.T) {
+	cfg := testConfig()
+	cfg.HeartbeatMin = time.Minute // only pings and acks arrive in the window
+	nodes := startCluster(t, 5, cfg)
+	n := nodes[0]
+	var got atomic.Int64
+	f := func(peer.ID, *swim.Message) { got.Add(1) }
+	n.m.onDirect.Store(&f)
+	tables := func() (c int) {
+		if err := n.m.do(context.Background(), func(l *loop) { c = l.tables }); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	topic := func() int64 { st := n.m.Stats(); return st.Published + st.Received }
+	t0, topic0, start := tables(), topic(), time.Now()
+	waitFor(t, 20*time.Second, "30 direct messages received", func() bool { return got.Load() >= 30 })
+	published, elapsed := tables()-t0, time.Since(start)
+	// A topic message (the last announcements of the cluster's start)
+	// may change the table; a ping or an ack changes only LastSeen.
+	news := int(topic() - topic0)
+	if limit := int(elapsed/seenStale) + news + 2; published > limit {
+		t.Fatalf("%d tables published for %d direct and %d topic messages in %v, want at most %d", published, got.Load(), news, elapsed, limit)
+	}
+	t.Logf("%d tables published for %d direct and %d topic messages in %v", published, got.Load(), news, elapsed.Round(time.Millisecond))
+}
