@@ -188,12 +188,15 @@ func (m *Membership) clockRound(all bool) {
 	var missing, known []peer.ID
 	for _, p := range live {
 		keep[p] = true
-		if m.h.Network().Connectedness(p) != network.Connected || !m.mayReadClock(p) {
+		if m.h.Network().Connectedness(p) != network.Connected {
 			continue
 		}
+		// A member whose clock was read answers readings: the
+		// peerstore's protocol list (a copy of it on every call, for
+		// every member every second) is asked only of the others.
 		if _, ok := m.offsets.Offset(p); ok {
 			known = append(known, p)
-		} else {
+		} else if m.mayReadClock(p) {
 			missing = append(missing, p)
 		}
 	}

@@ -193,10 +193,10 @@ func (m *Membership) connected(p peer.ID) bool { return len(m.h.Network().ConnsT
 // listed p's protocols without it (a node of an earlier release), true
 // before identify has (ask).
 func (m *Membership) speaks(p peer.ID, proto protocol.ID) bool {
-	protos, err := m.h.Peerstore().GetProtocols(p)
-	if err != nil || len(protos) == 0 {
+	ps := m.h.Peerstore()
+	if ok, err := ps.SupportsProtocols(p, proto); err == nil && len(ok) > 0 {
 		return true
 	}
-	ok, _ := m.h.Peerstore().SupportsProtocols(p, proto)
-	return len(ok) > 0
+	protos, err := ps.GetProtocols(p)
+	return err != nil || len(protos) == 0
 }
