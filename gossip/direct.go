@@ -112,8 +112,10 @@ func (m *Membership) send(p peer.ID, d direct, addrs []ma.Multiaddr) {
 	}
 }
 
-// sendNow sends d to p on a stream of its own, or as a libp2p ping to a
-// node that does not serve SwimProtocol.
+// sendNow sends d to p: on this node's stream of SwimStreamProtocol to p,
+// or, for a table exchange or to a node that does not serve that, on a
+// stream of SwimProtocol of its own, or as a libp2p ping to a node that
+// serves neither.
 func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []ma.Multiaddr) {
 	msg := d.msg
 	ctx, cancel := context.WithTimeout(ctx, directTimeout)
@@ -128,6 +130,16 @@ func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []m
 		// NewStream says if there is no way.
 		if err := m.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err == nil && msg.Kind == swim.KindPing {
 			m.deliver(input{from: p, dialled: true}) // the ping's timeout runs from now
+		}
+	}
+	bulk := msg.Kind == swim.KindSyncReq || msg.Kind == swim.KindSyncResp
+	if !bulk && m.speaks(p, SwimStreamProtocol) {
+		err := m.sendOnStream(ctx, p, d)
+		if !errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}) {
+			if err != nil {
+				m.log.Debug("direct message not sent", "peer", p, "kind", msg.Kind, "err", err)
+			}
+			return
 		}
 	}
 	if !m.speaks(p, SwimProtocol) {

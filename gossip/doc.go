@@ -1,8 +1,11 @@
 // Package gossip owns what p2pshare nodes learn of each other first hand:
 // the members table (alive, suspect, dead, left) and its stream of
 // membership events, kept by a failure detector; the membership topic
-// (/p2pshare/members/1) on GossipSub and the direct protocol of the
-// failure detector (/p2pshare/swim/1.0.0) that it runs on; and the clock
+// (/p2pshare/members/1) on GossipSub and the direct protocols of the
+// failure detector that it runs on (/p2pshare/swim/stream/1.0.0, one
+// long-lived stream per member for its pings and answers, and
+// /p2pshare/swim/1.0.0, a stream per message, for table exchanges and
+// nodes of earlier releases); and the clock
 // protocol (/p2pshare/clock/1), by which a node estimates the offset of
 // its members' clocks to its own.
 //

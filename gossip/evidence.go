@@ -28,6 +28,9 @@ import (
 // disconnected checks a member whose last connection just dropped.
 func (m *Membership) disconnected(_ network.Network, c network.Conn) {
 	p := c.RemotePeer()
+	if m.h.Network().Connectedness(p) != network.Connected {
+		m.streams.forget(p)
+	}
 	// Another connection to p says p runs, unless the one that dropped was
 	// TCP and only QUIC ones remain: QUIC keeps no kernel state that a
 	// crash resets, so a QUIC connection to a killed process lives on,

@@ -25,8 +25,8 @@ type Facts func() (files int, freeBytes int64)
 
 // Membership owns the members table of one node. One goroutine (the loop,
 // loop.go) owns the failure detector, a swim.Core: it feeds it the
-// membership topic's messages, the direct messages of SwimProtocol
-// (direct.go), the network's evidence (evidence.go) and its timers, and
+// membership topic's messages, the direct messages of SwimProtocol and
+// SwimStreamProtocol (direct.go, stream.go), the network's evidence (evidence.go) and its timers, and
 // publishes what readers see as an immutable snapshot. All methods are
 // safe for concurrent use; Close stops every goroutine it started.
 type Membership struct {
@@ -61,6 +61,8 @@ type Membership struct {
 
 	checkMu  sync.Mutex
 	checking map[peer.ID]checkKind // members with a re-dial check in flight
+
+	streams streams // of SwimStreamProtocol (stream.go)
 
 	counters    counters
 	sending     atomic.Int32 // direct sends and checks in flight (see spawn)
@@ -182,6 +184,7 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 	h.Network().Notify(m.notifee)
 	h.SetStreamHandler(ClockProtocol, m.handleClock)
 	h.SetStreamHandler(SwimProtocol, m.handleDirect)
+	h.SetStreamHandler(SwimStreamProtocol, m.handleStream)
 	for _, run := range []func(context.Context){l.run, m.readTopic, m.readTopicEvents, m.publishLoop, m.clockLoop} {
 		g.Go(run)
 	}
@@ -195,7 +198,9 @@ func (m *Membership) Close() error {
 	m.closeOnce.Do(func() {
 		m.h.Network().StopNotify(m.notifee)
 		m.h.RemoveStreamHandler(SwimProtocol)
+		m.h.RemoveStreamHandler(SwimStreamProtocol)
 		m.h.RemoveStreamHandler(ClockProtocol)
+		m.streams.close() // ends the readers, and the writers blocked on a peer
 		m.bg.Close()
 		m.evh.Cancel()
 		m.sub.Cancel()

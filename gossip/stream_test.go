@@ -1,0 +1,127 @@
+package gossip
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pshare/p2pshare/gossip/swim"
+)
+
+// The pings and acks between members go on one stream per pair and
+// direction, not one per message: an idle cluster's node opens a stream
+// to each member it talks to and writes message after message on it.
+func TestDetectorMessagesShareAStream(t *testing.T) {
+	nodes := startCluster(t, 4, testConfig())
+	st := &nodes[0].m.streams
+	// Each of the others is watched by, and watches, node 0.
+	waitFor(t, 10*time.Second, "streams to the 3 others", func() bool { return st.opened.Load() >= 3 })
+	opened0, sent0 := st.opened.Load(), st.sent.Load()
+	waitFor(t, 20*time.Second, "40 messages written on streams", func() bool { return st.sent.Load()-sent0 >= 40 })
+	if opened := st.opened.Load() - opened0; opened > 0 {
+		t.Fatalf("%d streams opened for %d messages, want the streams of the cluster's start reused", opened, st.sent.Load()-sent0)
+	}
+}
+
+// frame is b with its length before it, as SwimStreamProtocol carries it.
+func frame(b []byte) []byte { return append(binary.AppendUvarint(nil, uint64(len(b))), b...) }
+
+// A stream of SwimStreamProtocol that carries a message that is too
+// large, malformed, or sent in another's name is reset, and the message
+// counted as refused; well-formed messages on one stream are each
+// answered (on SwimProtocol, to a peer that serves only that).
+func TestStreamMessagesRefused(t *testing.T) {
+	n := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", testConfig())
+	r, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	acks := make(chan *swim.Message, 4)
+	r.SetStreamHandler(SwimProtocol, func(s network.Stream) {
+		b, _ := io.ReadAll(io.LimitReader(s, MaxDirectSize))
+		s.Close()
+		if d, err := decodeDirect(b, s.Conn().RemotePeer()); err == nil {
+			acks <- d.msg
+		}
+	})
+	if err := r.Connect(context.Background(), peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	self, other := swimID(r.ID()), swimID(n.h.ID())
+	enc := func(d direct) []byte {
+		b, err := d.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ping := func(seq uint64) []byte {
+		return frame(enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: self, Target: other, Seq: seq}}))
+	}
+	bad := map[string][]byte{
+		"too large":         binary.AppendUvarint(nil, MaxDirectSize+1),
+		"garbage":           frame([]byte("hello, members")),
+		"in another's name": frame(enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: other, Target: other, Seq: 1}})),
+		"a published kind":  frame(enc(direct{msg: &swim.Message{Kind: swim.KindAlive, From: self, Target: self, Inc: 9}})),
+	}
+	for name, b := range bad {
+		before := n.m.Stats().Rejected
+		s, err := r.NewStream(context.Background(), n.h.ID(), SwimStreamProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.SetDeadline(time.Now().Add(5 * time.Second))
+		// A well-formed ping first: what came before a bad message stands.
+		_, werr := s.Write(append(ping(uint64(len(name))), b...))
+		if werr == nil {
+			werr = s.CloseWrite()
+		}
+		_, rerr := io.ReadAll(s)
+		if werr == nil && rerr == nil {
+			t.Errorf("%s: the stream ended cleanly, want it reset", name)
+		}
+		s.Reset()
+		waitFor(t, 5*time.Second, name+" counted as refused", func() bool { return n.m.Stats().Rejected == before+1 })
+		select {
+		case m := <-acks:
+			if m.Kind != swim.KindAck || m.Seq != uint64(len(name)) {
+				t.Fatalf("%s: answer %+v, want the ack of the ping before it", name, m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the ping before it was not answered", name)
+		}
+	}
+	// Two pings on one stream, then its end: both answered.
+	s, err := r.NewStream(context.Background(), n.h.ID(), SwimStreamProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(append(ping(7), ping(8)...)); err != nil {
+		t.Fatal(err)
+	}
+	s.CloseWrite()
+	if _, err := io.ReadAll(s); err != nil {
+		t.Fatalf("a stream of well-formed messages: %v", err)
+	}
+	s.Close()
+	// Each answer goes on a stream of its own: in either order.
+	got := map[uint64]bool{}
+	for range 2 {
+		select {
+		case m := <-acks:
+			if m.Kind != swim.KindAck || (m.Seq != 7 && m.Seq != 8) || got[m.Seq] || m.From != other {
+				t.Fatalf("answer %+v, want the acks of seq 7 and 8", m)
+			}
+			got[m.Seq] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("pings 7 and 8 answered: %v", got)
+		}
+	}
+}
