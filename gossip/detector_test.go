@@ -145,17 +145,17 @@ func TestOverloadedAccuserAccusesNobody(t *testing.T) {
 	t.Logf("local health multiplier of the starved node up to %d", lhm)
 }
 
-// Direct messages that are too large, malformed, sent in another's name,
-// or about peer IDs that do not parse are refused: the stream is reset
-// and nothing reaches the failure detector. A well-formed ping is
-// answered.
-func TestDirectMessagesRefused(t *testing.T) {
+// startRawPeer starts a node and a bare libp2p host connected to it that
+// serves SwimProtocol only (as a node of an earlier release of the
+// detector would) and hands each message it gets to acks.
+func startRawPeer(t *testing.T) (*tnode, host.Host, <-chan *swim.Message) {
+	t.Helper()
 	n := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", testConfig())
 	r, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
 	acks := make(chan *swim.Message, 4)
 	r.SetStreamHandler(SwimProtocol, func(s network.Stream) {
 		b, _ := io.ReadAll(io.LimitReader(s, MaxDirectSize))
@@ -167,14 +167,27 @@ func TestDirectMessagesRefused(t *testing.T) {
 	if err := r.Connect(context.Background(), peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	self, other := swimID(r.ID()), swimID(n.h.ID())
-	enc := func(d direct) []byte {
-		b, err := d.encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+	return n, r, acks
+}
+
+// encoded is d's encoding.
+func encoded(t *testing.T, d direct) []byte {
+	t.Helper()
+	b, err := d.encode()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return b
+}
+
+// Direct messages that are too large, malformed, sent in another's name,
+// or about peer IDs that do not parse are refused: the stream is reset
+// and nothing reaches the failure detector. A well-formed ping is
+// answered.
+func TestDirectMessagesRefused(t *testing.T) {
+	n, r, acks := startRawPeer(t)
+	self, other := swimID(r.ID()), swimID(n.h.ID())
+	enc := func(d direct) []byte { return encoded(t, d) }
 	withTail := func(msg *swim.Message, tail ...byte) []byte {
 		b, _ := msg.AppendBinary(nil)
 		return append(append(binary.AppendUvarint(nil, uint64(len(b))), b...), tail...)

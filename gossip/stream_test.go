@@ -7,10 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/p2pshare/p2pshare/gossip/swim"
 )
 
@@ -37,31 +33,9 @@ func frame(b []byte) []byte { return append(binary.AppendUvarint(nil, uint64(len
 // counted as refused; well-formed messages on one stream are each
 // answered (on SwimProtocol, to a peer that serves only that).
 func TestStreamMessagesRefused(t *testing.T) {
-	n := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", testConfig())
-	r, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	acks := make(chan *swim.Message, 4)
-	r.SetStreamHandler(SwimProtocol, func(s network.Stream) {
-		b, _ := io.ReadAll(io.LimitReader(s, MaxDirectSize))
-		s.Close()
-		if d, err := decodeDirect(b, s.Conn().RemotePeer()); err == nil {
-			acks <- d.msg
-		}
-	})
-	if err := r.Connect(context.Background(), peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	n, r, acks := startRawPeer(t)
 	self, other := swimID(r.ID()), swimID(n.h.ID())
-	enc := func(d direct) []byte {
-		b, err := d.encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	enc := func(d direct) []byte { return encoded(t, d) }
 	ping := func(seq uint64) []byte {
 		return frame(enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: self, Target: other, Seq: seq}}))
 	}
