@@ -20,7 +20,9 @@ func detection(args []string) error {
 	window := fs.Duration("window", 20*time.Second, "traffic's measuring window")
 	out := fs.String("out", "testnet/bench-results/detection", "directory for results.json and the plot")
 	fs.DurationVar(&startGap, "start-gap", 0, "wait between batches of daemons started (see testnet.Network.BatchGap)")
+	procs := procsFlag(fs)
 	fs.Parse(args)
+	defer setProcs(*procs)()
 	sizes, err := counts("-n", *ns, 3)
 	if err != nil {
 		return err

@@ -146,13 +146,10 @@ func idle(args []string) ([]IdlePoint, error) {
 	settle := fs.Duration("settle", 20*time.Second, "wait before measuring")
 	window := fs.Duration("window", 10*time.Second, "CPU measuring window")
 	hold := fs.Duration("hold", 0, "keep each network running this long after measuring it, or after failing, to look at it")
-	procs := fs.Int("procs", 0, "GOMAXPROCS of each daemon (0: Go's default, the number of cores)")
+	procs := procsFlag(fs)
 	fs.DurationVar(&startGap, "start-gap", 0, "wait between batches of daemons started (see testnet.Network.BatchGap)")
 	fs.Parse(args)
-	if *procs > 0 {
-		os.Setenv("GOMAXPROCS", strconv.Itoa(*procs))
-		defer os.Unsetenv("GOMAXPROCS")
-	}
+	defer setProcs(*procs)()
 	var out []IdlePoint
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(s)
@@ -326,6 +323,21 @@ func statusMiB(path, key string) float64 {
 		}
 	}
 	return 0
+}
+
+// procsFlag defines -procs on fs: the GOMAXPROCS of each daemon.
+func procsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("procs", 0, "GOMAXPROCS of each daemon (0: Go's default, the number of cores)")
+}
+
+// setProcs makes the daemons started from now on run with GOMAXPROCS p
+// (Go's default if p is 0), and returns what undoes it.
+func setProcs(p int) func() {
+	if p <= 0 {
+		return func() {}
+	}
+	os.Setenv("GOMAXPROCS", strconv.Itoa(p))
+	return func() { os.Unsetenv("GOMAXPROCS") }
 }
 
 func procsName(p int) string {

@@ -363,7 +363,9 @@ func members(args []string) (MembersResult, error) {
 	n := fs.Int("n", 20, "nodes")
 	rounds := fs.Int("rounds", 10, "kills and stops to measure, each")
 	fs.DurationVar(&startGap, "start-gap", startGap, "wait between batches of daemons started (see testnet.Network.BatchGap)")
+	procs := procsFlag(fs)
 	fs.Parse(args)
+	defer setProcs(*procs)()
 	res := MembersResult{N: *n, Rounds: *rounds}
 	nw, cleanup, err := upAlive(*n)
 	if err != nil {
