@@ -156,11 +156,16 @@ func (n *Node) clockWarning() string {
 
 // watchClock logs this node's offset to the network once first measured,
 // and warns whenever the clock goes past the limit (and says when it is
-// back within it).
+// back within it). While past it, the warning is repeated when the offset
+// has moved by more than the limit since it was last given: the first
+// figure may rest on the one member measured so far (the median of this
+// node's zero and that member's offset is half the truth), and the log
+// should end up saying the offset the network agrees on.
 func (n *Node) watchClock() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	measured, off := false, false
+	var warned time.Duration // the offset of the last warning
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -173,8 +178,9 @@ func (n *Node) watchClock() {
 		}
 		warn := n.clockWarning()
 		switch {
-		case warn != "" && !off:
+		case warn != "" && (!off || (d-warned).Abs() > n.clockLimit()):
 			n.log.Warn("CLOCK: "+warn, "offset", d, "limit", n.clockLimit())
+			warned = d
 		case warn == "" && off:
 			n.log.Info("clock back within the limit of the network's", "offset", d, "limit", n.clockLimit())
 		case !measured && warn == "":
