@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -170,6 +171,28 @@ func startRawPeer(t *testing.T) (*tnode, host.Host, <-chan *swim.Message) {
 	return n, r, acks
 }
 
+// expectRefused writes b on a new stream of proto from r to n: n must
+// reset the stream and count one message refused.
+func expectRefused(t *testing.T, n *tnode, r host.Host, proto protocol.ID, name string, b []byte) {
+	t.Helper()
+	before := n.m.Stats().Rejected
+	s, err := r.NewStream(context.Background(), n.h.ID(), proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.SetDeadline(time.Now().Add(5 * time.Second))
+	_, werr := s.Write(b)
+	if werr == nil {
+		werr = s.CloseWrite()
+	}
+	_, rerr := io.ReadAll(s)
+	if werr == nil && rerr == nil {
+		t.Errorf("%s: the stream ended cleanly, want it reset", name)
+	}
+	s.Reset()
+	waitFor(t, 5*time.Second, name+" counted as refused", func() bool { return n.m.Stats().Rejected == before+1 })
+}
+
 // encoded is d's encoding.
 func encoded(t *testing.T, d direct) []byte {
 	t.Helper()
@@ -205,22 +228,7 @@ func TestDirectMessagesRefused(t *testing.T) {
 		"a length past input": append(binary.AppendUvarint(nil, 1000), 1, 2, 3),
 	}
 	for name, b := range bad {
-		before := n.m.Stats().Rejected
-		s, err := r.NewStream(context.Background(), n.h.ID(), SwimProtocol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = s.SetDeadline(time.Now().Add(5 * time.Second))
-		_, werr := s.Write(b)
-		if werr == nil {
-			werr = s.CloseWrite()
-		}
-		_, rerr := io.ReadAll(s)
-		if werr == nil && rerr == nil {
-			t.Errorf("%s: the stream ended cleanly, want it reset", name)
-		}
-		s.Reset()
-		waitFor(t, 5*time.Second, name+" counted as refused", func() bool { return n.m.Stats().Rejected == before+1 })
+		expectRefused(t, n, r, SwimProtocol, name, b)
 	}
 	select {
 	case m := <-acks:

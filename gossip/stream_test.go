@@ -46,23 +46,8 @@ func TestStreamMessagesRefused(t *testing.T) {
 		"a published kind":  frame(enc(direct{msg: &swim.Message{Kind: swim.KindAlive, From: self, Target: self, Inc: 9}})),
 	}
 	for name, b := range bad {
-		before := n.m.Stats().Rejected
-		s, err := r.NewStream(context.Background(), n.h.ID(), SwimStreamProtocol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = s.SetDeadline(time.Now().Add(5 * time.Second))
 		// A well-formed ping first: what came before a bad message stands.
-		_, werr := s.Write(append(ping(uint64(len(name))), b...))
-		if werr == nil {
-			werr = s.CloseWrite()
-		}
-		_, rerr := io.ReadAll(s)
-		if werr == nil && rerr == nil {
-			t.Errorf("%s: the stream ended cleanly, want it reset", name)
-		}
-		s.Reset()
-		waitFor(t, 5*time.Second, name+" counted as refused", func() bool { return n.m.Stats().Rejected == before+1 })
+		expectRefused(t, n, r, SwimStreamProtocol, name, append(ping(uint64(len(name))), b...))
 		select {
 		case m := <-acks:
 			if m.Kind != swim.KindAck || m.Seq != uint64(len(name)) {
@@ -99,3 +84,4 @@ func TestStreamMessagesRefused(t *testing.T) {
 		}
 	}
 }
+
