@@ -97,11 +97,33 @@ func (st *streams) remove(s network.Stream) {
 }
 
 // forget drops p's outStream: p disconnected, and its stream went with
-// the connection (a writer that still holds it finds that out).
+// the connection. It never waits for a writer: one that holds the
+// outStream drops its stream itself (see sendOnStream).
 func (st *streams) forget(p peer.ID) {
 	st.mu.Lock()
+	o := st.out[p]
 	delete(st.out, p)
 	st.mu.Unlock()
+	if o != nil && o.mu.TryLock() {
+		o.drop(st)
+		o.mu.Unlock()
+	}
+}
+
+// current reports whether o is still p's outStream.
+func (st *streams) current(p peer.ID, o *outStream) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.out[p] == o
+}
+
+// drop resets o's stream, if any, and forgets it. Call with o.mu held.
+func (o *outStream) drop(st *streams) {
+	if o.s != nil {
+		o.s.Reset()
+		st.remove(o.s)
+		o.s = nil
+	}
 }
 
 // close resets every open stream; streams opened later are refused.
@@ -155,11 +177,12 @@ func (m *Membership) sendOnStream(ctx context.Context, p peer.ID, d direct) erro
 		_, err := o.s.Write(frame)
 		if err == nil {
 			st.sent.Add(1)
+			if !st.current(p, o) {
+				o.drop(st) // forgotten meanwhile: no later writer will find it
+			}
 			return nil
 		}
-		o.s.Reset()
-		st.remove(o.s)
-		o.s = nil
+		o.drop(st)
 		if fresh || try > 0 {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+
 	"github.com/p2pshare/p2pshare/gossip/swim"
 )
 
@@ -85,3 +87,33 @@ func TestStreamMessagesRefused(t *testing.T) {
 	}
 }
 
+// When a member's connection closes, the stream to it goes with it: none
+// is kept registered (it would be, for every disconnect, as long as the
+// node runs), and the next message opens another.
+func TestStreamForgottenOnDisconnect(t *testing.T) {
+	nodes := startCluster(t, 2, testConfig())
+	a, b := nodes[0], nodes[1]
+	st := &a.m.streams
+	waitFor(t, 10*time.Second, "a stream to the other member", func() bool { return st.opened.Load() >= 1 })
+	st.mu.Lock()
+	var old []network.Stream
+	for s := range st.open {
+		old = append(old, s)
+	}
+	st.mu.Unlock()
+	if err := a.h.Network().ClosePeer(b.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the closed connection's streams forgotten", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		for _, s := range old {
+			if _, ok := st.open[s]; ok {
+				return false
+			}
+		}
+		return true
+	})
+	opened := st.opened.Load()
+	waitFor(t, 10*time.Second, "a new stream for the next message", func() bool { return st.opened.Load() > opened })
+}
