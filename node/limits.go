@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
+	"github.com/p2pshare/p2pshare/gossip"
 	"github.com/p2pshare/p2pshare/gossip/kv"
 	"github.com/p2pshare/p2pshare/node/admit"
 	"github.com/p2pshare/p2pshare/share"
@@ -23,6 +24,8 @@ var perPeerStreams = map[protocol.ID]int{
 	share.ReplicateProtocol: 4,
 	kv.SyncProtocol:         2,
 	admit.Protocol:          2,
+	// One long-lived stream each way; a replaced one may linger a moment.
+	gossip.SwimStreamProtocol: 4,
 }
 
 // newResourceManager returns libp2p's resource manager with limits sized
