@@ -176,16 +176,41 @@ func (n *Node) watchClock() {
 		if !ok {
 			continue
 		}
-		warn := n.clockWarning()
-		switch {
-		case warn != "" && (!off || (d-warned).Abs() > n.clockLimit()):
-			n.log.Warn("CLOCK: "+warn, "offset", d, "limit", n.clockLimit())
+		warn, limit := n.clockWarning(), n.clockLimit()
+		switch clockLogLine(measured, off, warn != "", d, warned, limit) {
+		case clockWarn:
+			n.log.Warn("CLOCK: "+warn, "offset", d, "limit", limit)
 			warned = d
-		case warn == "" && off:
-			n.log.Info("clock back within the limit of the network's", "offset", d, "limit", n.clockLimit())
-		case !measured && warn == "":
-			n.log.Info("clock offset to the network measured", "offset", d, "limit", n.clockLimit())
+		case clockBack:
+			n.log.Info("clock back within the limit of the network's", "offset", d, "limit", limit)
+		case clockMeasured:
+			n.log.Info("clock offset to the network measured", "offset", d, "limit", limit)
 		}
 		measured, off = true, warn != ""
 	}
+}
+
+// clockLine is a line watchClock logs.
+type clockLine int
+
+const (
+	clockNone     clockLine = iota
+	clockWarn               // the clock is off (again, or by another figure)
+	clockBack               // back within the limit
+	clockMeasured           // first measured, within the limit
+)
+
+// clockLogLine is what watchClock logs for a check that finds offset d,
+// isOff past the limit, after earlier checks (measured: any; off: the
+// last one was off, with a warning given at offset warned).
+func clockLogLine(measured, off, isOff bool, d, warned, limit time.Duration) clockLine {
+	switch {
+	case isOff && (!off || (d-warned).Abs() > limit):
+		return clockWarn
+	case !isOff && off:
+		return clockBack
+	case !measured && !isOff:
+		return clockMeasured
+	}
+	return clockNone
 }

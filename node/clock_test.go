@@ -279,3 +279,32 @@ func TestFirstWriteAfterMeetingPeersIsJudged(t *testing.T) {
 		t.Fatalf("first write of a node 60 s ahead: %v, want the clock error", err)
 	}
 }
+
+// watchClock warns when the clock goes off, again when the offset moves
+// by more than the limit (the first figure may rest on one member: half
+// the truth), and not on every check in between.
+func TestClockLogLine(t *testing.T) {
+	const limit = 30 * time.Second
+	tests := []struct {
+		name                 string
+		measured, off, isOff bool
+		d, warned            time.Duration
+		want                 clockLine
+	}{
+		{"first check, within", false, false, false, time.Second, 0, clockMeasured},
+		{"first check, off", false, false, true, 10 * time.Minute, 0, clockWarn},
+		{"goes off", true, false, true, 2 * time.Minute, 0, clockWarn},
+		{"still off, same figure", true, true, true, 5*time.Minute + 10*time.Second, 5 * time.Minute, clockNone},
+		{"still off, figure moved past the limit", true, true, true, 10 * time.Minute, 5 * time.Minute, clockWarn},
+		{"still off, moved back past the limit", true, true, true, -5 * time.Minute, 5 * time.Minute, clockWarn},
+		{"back within", true, true, false, time.Second, 5 * time.Minute, clockBack},
+		{"within, as before", true, false, false, 2 * time.Second, 0, clockNone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := clockLogLine(tc.measured, tc.off, tc.isOff, tc.d, tc.warned, limit); got != tc.want {
+				t.Fatalf("clockLogLine = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
