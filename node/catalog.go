@@ -66,6 +66,8 @@ func (d catalogDirectory) RepublishNames(ctx context.Context) (n, failed int) {
 
 func (d catalogDirectory) Holdings(c cid.Cid) []catalog.Holder { return d.s.Holders(c.String()) }
 
+func (d catalogDirectory) Publishers(c cid.Cid) []peer.ID { return d.s.Publishers(c.String()) }
+
 func (d catalogDirectory) Hold(ctx context.Context, c cid.Cid, custodyFor peer.ID) error {
 	return d.s.PublishHolding(ctx, c, custodyFor)
 }

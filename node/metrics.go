@@ -51,6 +51,7 @@ func (m *nodeMetrics) register(n *Node) {
 		transfersCollector{m: m, st: st},
 		counter("replication_repairs_total", "Copies made to restore R after a holder died.", func() float64 { return float64(st.Repairs.Load()) }),
 		counter("replication_relocations_total", "Files handed off by a leave.", func() float64 { return float64(st.Relocations.Load()) }),
+		counter("replication_trimmed_total", "Copies dropped because more than R live nodes held the file.", func() float64 { return float64(st.Trimmed.Load()) }),
 		counter("replication_givebacks_total", "Custody copies given back to a returning node.", func() float64 { return float64(st.GiveBacks.Load()) }),
 		counter("copies_quarantined_total", "Held copies found bad (by serving, the scrub, a push or a getter's report) and quarantined.", func() float64 { return float64(st.Quarantined.Load()) }),
 		counter("copies_restored_total", "Quarantined copies replaced by a good copy from another holder.", func() float64 { return float64(st.Restored.Load()) }),

@@ -9,8 +9,9 @@
 // only if there are none or all of them fail), orders them by measured RTT
 // and streams a file one-to-one from the best of them, verified against its
 // CID (into a file a later get resumes if this one is cut, and, for a
-// reader following the transfer, through a Tee from memory); replication, which keeps R verified copies of every file
-// (/p2pshare/replicate/1.0.0); and the scrub.
+// reader following the transfer, through a Tee from memory); replication,
+// which keeps R verified copies of every file (/p2pshare/replicate/1.0.0:
+// repairs below R, trims above it); and the scrub.
 //
 // Every copy is checked. A holder hashes what it serves as it serves it and
 // holds back the last bytes until the hash matched; a background scrub

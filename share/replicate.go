@@ -244,7 +244,8 @@ func (s *Service) candidates(live map[peer.ID]Peer, holdings []catalog.Holder, s
 // is given back (and dropped once R copies stand without it); a file with
 // fewer than R live holders is copied to the closest live non-holders by
 // exactly one of its live holders, the one with the lowest peer ID, so
-// every node agrees who repairs.
+// every node agrees who repairs; a file with more than R has its surplus
+// trimmed (see trimSurplus).
 func (s *Service) checkReplicas(ctx context.Context) {
 	d := s.dir
 	if d == nil || s.cluster == nil {
@@ -253,6 +254,9 @@ func (s *Service) checkReplicas(ctx context.Context) {
 	live := s.liveSet()
 	measured := false // the live members are measured before the first repair
 	self := s.h.ID()
+	now := time.Now()
+	surplusBefore := s.surplus
+	s.surplus = surplusSeen{}
 	for _, held := range s.store.List() {
 		if ctx.Err() != nil {
 			return
@@ -272,6 +276,16 @@ func (s *Service) checkReplicas(ctx context.Context) {
 				s.giveBack(ctx, held, owner)
 				continue
 			}
+		}
+		if len(liveHolders) > s.cfg.Replicas && mine.CustodyFor == "" {
+			since, ok := surplusBefore[held.CID]
+			if !ok {
+				since = now
+			}
+			if now.Sub(since) < s.cfg.ReplicationInterval || !s.trimSurplus(ctx, held, holdings, live) {
+				s.surplus[held.CID] = since
+			}
+			continue
 		}
 		if len(liveHolders) >= s.cfg.Replicas {
 			continue

@@ -89,6 +89,18 @@ func (d *memDirectory) Holdings(c cid.Cid) []catalog.Holder {
 	return append([]catalog.Holder(nil), d.hs[c]...)
 }
 
+func (d *memDirectory) Publishers(c cid.Cid) []peer.ID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []peer.ID
+	for _, r := range d.names {
+		if r.CID == c && !slices.Contains(out, r.Publisher) {
+			out = append(out, r.Publisher)
+		}
+	}
+	return out
+}
+
 func (d *memDirectory) Hold(_ context.Context, c cid.Cid, custodyFor peer.ID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -53,7 +53,8 @@ type Service struct {
 	repReady []<-chan struct{}
 	repKick  chan struct{}
 
-	copies recentCopies // copies made that the catalog may not list yet
+	copies  recentCopies // copies made that the catalog may not list yet
+	surplus surplusSeen  // files seen with more than R live holders
 
 	verifying  cidSet      // held copies being re-hashed
 	restoring  cidSet      // quarantined copies being fetched again
@@ -148,6 +149,8 @@ type Directory interface {
 	RepublishNames(ctx context.Context) (n, failed int)
 	// Holdings returns who holds c, and for whom.
 	Holdings(c cid.Cid) []catalog.Holder
+	// Publishers returns the peers whose names in the catalog stand for c.
+	Publishers(c cid.Cid) []peer.ID
 	// Hold records that this node holds c (in custody for another peer
 	// when custodyFor is set); Unhold that it no longer does.
 	Hold(ctx context.Context, c cid.Cid, custodyFor peer.ID) error
@@ -158,6 +161,9 @@ type Directory interface {
 type Stats struct {
 	ServedOK, ServedFailed, ServedBytes atomic.Int64
 	Repairs, Relocations, GiveBacks     atomic.Int64
+	// Trimmed counts copies this node dropped because more than R live
+	// nodes held the file.
+	Trimmed atomic.Int64
 	// Quarantined counts held copies found bad (by serving, the scrub, a
 	// push or a getter's report); Restored those replaced by a good copy.
 	Quarantined, Restored atomic.Int64

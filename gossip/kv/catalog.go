@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -158,6 +159,19 @@ func (s *Store) Holders(c string) []catalog.Holder {
 		out = append(out, catalog.Holder{Peer: r.Writer, CustodyFor: hv.CustodyFor})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
+
+// Publishers returns the peers whose name records in the catalog stand for
+// c, sorted, each once. It reads every name: for rare questions.
+func (s *Store) Publishers(c string) []peer.ID {
+	var out []peer.ID
+	for _, r := range s.List(NSName, "") {
+		if v, err := decodeNameValue(r.Value); err == nil && v.CID == c && !slices.Contains(out, r.Writer) {
+			out = append(out, r.Writer)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

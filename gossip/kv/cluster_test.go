@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1017,6 +1018,26 @@ func TestClusterCatalogSearchAndHolders(t *testing.T) {
 		if e.Name != p.name || e.CID != clCID(t, p.name).String() || e.Size != p.size || e.Publisher != p.n.id() {
 			t.Fatalf("entry %+v, want cid of %q, size %d, publisher %s", e, p.name, p.size, p.n.id())
 		}
+	}
+
+	// A second name for the photos' bytes, by another node: both
+	// published them, each once however many names.
+	if _, err := nodes[2].s.PublishName(ctx, "photos-copy.zip", clCID(t, "Holiday-Photos.zip"), 1<<20, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[0].s.PublishName(ctx, "photos-again.zip", clCID(t, "Holiday-Photos.zip"), 1<<20, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	wantPubs := []peer.ID{nodes[0].id(), nodes[2].id()}
+	slices.Sort(wantPubs)
+	clWait(t, 10*time.Second, func() error {
+		if got := reader.s.Publishers(clCID(t, "Holiday-Photos.zip").String()); !slices.Equal(got, wantPubs) {
+			return fmt.Errorf("Publishers = %v, want %v", got, wantPubs)
+		}
+		return nil
+	})
+	if got := reader.s.Publishers(clCID(t, "nothing by that name").String()); len(got) != 0 {
+		t.Fatalf("Publishers of an unnamed file = %v", got)
 	}
 
 	photos := clCID(t, "Holiday-Photos.zip")
