@@ -211,6 +211,13 @@ func (l *loop) handle(in input) {
 	case in.msg != nil:
 		l.receive(in)
 	case in.ev != 0:
+		if rec := l.table[in.from]; rec != nil && in.ev == swim.EvidenceRefused {
+			// This node found the member's port refused already: the
+			// suspicions that its refusal and the others' bring need no
+			// check of it again (a kill wakes every connected member at
+			// once, and each dial is one more wake-up in that crowd).
+			l.checked[in.from] = rec.Inc
+		}
 		l.core.Evidence(swimID(in.from), in.ev)
 	case in.dialled:
 		l.core.Dialled(swimID(in.from))

@@ -517,6 +517,56 @@ func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
 	}
 }
 
+// A node that found a killed member's port refused after its connection
+// dropped does not check the port again when the others' suspicions of
+// it arrive: one refusal per node and incarnation is all the core counts.
+func TestOwnRefusalIsNotCheckedAgain(t *testing.T) {
+	cfg := crashTestConfig()
+	a, b, v := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
+	connect(t, a, b)
+	for _, n := range []*tnode{a, b} {
+		if err := n.h.Connect(context.Background(), peer.AddrInfo{ID: v.h.ID(), Addrs: addrsOver(t, v, true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pair := range [][2]*tnode{{a, v}, {b, v}, {a, b}, {b, a}, {v, a}, {v, b}} {
+		waitState(t, pair[0], pair[1], StateAlive, 10*time.Second)
+	}
+	var mu sync.Mutex
+	refusals := map[peer.ID]int{} // by the node that found v refused
+	for _, n := range []*tnode{a, b} {
+		g := func(p peer.ID, ev swim.Evidence) {
+			if p == v.h.ID() && ev == swim.EvidenceRefused {
+				mu.Lock()
+				refusals[n.h.ID()]++
+				mu.Unlock()
+			}
+		}
+		n.m.onEvidence.Store(&g)
+	}
+	crashTCP(t, v, a, b)
+	for _, n := range []*tnode{a, b} {
+		waitState(t, n, v, StateDead, 8*time.Second)
+	}
+	// A second check would start on the other's suspicion, before the
+	// death, and end within tcpSettle; give it twice that.
+	deadline := time.Now().Add(2 * tcpSettle)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		ra, rb := refusals[a.h.ID()], refusals[b.h.ID()]
+		mu.Unlock()
+		if ra > 1 || rb > 1 {
+			t.Fatalf("refusals found: a %d, b %d; want one each", ra, rb)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refusals[a.h.ID()] != 1 || refusals[b.h.ID()] != 1 {
+		t.Fatalf("refusals found: %v; want one by each node", refusals)
+	}
+}
+
 // A suspicion of a member that runs is not confirmed by a node that has
 // no connection to it: its TCP check is accepted, and a dial that could
 // not even start (no address) would not count either. The member is never
