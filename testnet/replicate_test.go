@@ -198,6 +198,64 @@ func TestE2ELeaveRelocatesAndRejoinGivesBack(t *testing.T) {
 	t.Logf("custodian gave back and dropped its copy %s after the restart", took)
 }
 
+// A holder killed and repaired comes back with its copy: the file is on
+// R+1 live nodes until the surplus is trimmed. The publisher keeps its
+// copy; of the returned holder and the repair's new one, the higher in
+// peer ID drops its copy, and the file is on R nodes again, on disk and
+// in every catalog.
+func TestE2EReturnedHolderSurplusIsTrimmed(t *testing.T) {
+	nw := startNetwork(t, 4)
+	waitAllAlive(t, nw, 20*time.Second)
+	dir := t.TempDir()
+	pub := nw.Node(1)
+	s := shareOn(t, pub, dir, "plan.txt", "the plan, in one copy too many\n")
+	if len(s.Replicas) != 1 {
+		t.Fatalf("share with R=2: replicas %v (%s)", s.Replicas, s.Error)
+	}
+	old := nw.byID(s.Replicas[0])
+	old.Kill()
+	var fresh string
+	waitFor(t, 30*time.Second, "a repair copy on another node", func() (bool, string) {
+		hs, state := liveHolders(pub, "plan.txt")
+		for _, h := range hs {
+			if h != pub.ID && h != old.ID {
+				fresh = h
+			}
+		}
+		return len(hs) == 2 && fresh != "", state
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := old.Start(ctx, pub.TCPAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if !holds(old, s.CID) {
+		t.Fatalf("the returned holder lost its copy of %s", s.CID)
+	}
+	keep, drop := old, nw.byID(fresh)
+	if drop.ID < keep.ID {
+		keep, drop = drop, keep
+	}
+	took := waitFor(t, 60*time.Second, "the surplus copy trimmed", func() (bool, string) {
+		var on []string
+		for _, d := range nw.Nodes {
+			if holds(d, s.CID) {
+				on = append(on, d.ID)
+			}
+		}
+		hs, state := liveHolders(nw.Node(3), "plan.txt")
+		want := []string{pub.ID, keep.ID}
+		sort.Strings(want)
+		sort.Strings(on)
+		return slices.Equal(on, want) && slices.Equal(hs, want), fmt.Sprintf("on disk %v; catalog %s", on, state)
+	})
+	t.Logf("surplus trimmed %s after the holder came back: %s dropped its copy", took, drop.ID)
+	var g getOut
+	if err := nw.Node(4).JSON(&g, "get", "plan.txt", "-o", filepath.Join(dir, "got.txt"), "--json"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // (c) R=3, 10 nodes, 3 killed at once (never every holder of one file):
 // every shared file is still retrievable.
 func TestE2EThreeKilledAtOnceR3(t *testing.T) {
