@@ -30,9 +30,7 @@
 // say so on the topic, and a node that hears the suspicion and has no TCP
 // connection to the member dials the TCP addresses the member announced
 // itself; refusals from Confirmations distinct peers make it dead at once.
-// A refusal a node publishes, and a death it declares, also go directly
-// to the members it is connected to. No answer at all makes the node
-// probe the member at once.
+// No answer at all makes the node probe the member at once.
 //
 // A node joins by announcing itself on the topic and exchanging tables
 // with the members it meets there (anti-entropy), and does so again with

@@ -444,9 +444,6 @@ func (l *loop) flush() {
 				"connected", l.m.connected(peerID(msg.Target)))
 		}
 		l.publish(msg)
-		if fanOut(msg, l.self) {
-			l.sendToConnected(msg)
-		}
 	}
 	l.keepWatched()
 	if l.dirty || (l.seen && time.Since(l.publishedAt) >= seenStale) {
@@ -456,32 +453,6 @@ func (l *loop) flush() {
 	l.events = nil
 	for _, e := range events {
 		l.m.emit(e)
-	}
-}
-
-// fanOut says whether msg, which this node publishes, also goes straight
-// to the members it is connected to: its own refused connection to a
-// member, or its declaration of a member's death. A mesh of 3 takes such
-// news through several members before it reaches them all, each of them
-// woken by the same crash that woke this node (every member connected to
-// a killed process sees its connections reset at once); on a machine
-// that runs many daemons each hop waits its turn for a core, and the
-// members connected to the crashed one, which found its port refused
-// themselves, each wait for one other refusal to come that way.
-func fanOut(msg *swim.Message, self peer.ID) bool {
-	return msg.From == swimID(self) && (msg.Kind == swim.KindDead || (msg.Kind == swim.KindSuspect && msg.Refused))
-}
-
-// sendToConnected sends msg to every member this node is connected to
-// that is alive or suspect, speaks the direct protocol (members of
-// earlier releases have the topic's copy) and is not msg's target.
-func (l *loop) sendToConnected(msg *swim.Message) {
-	for _, p := range l.m.h.Network().Peers() {
-		rec := l.table[p]
-		if rec == nil || !live(rec.State) || p == peerID(msg.Target) || !l.m.speaks(p, SwimProtocol) {
-			continue
-		}
-		l.m.send(p, direct{msg: msg}, nil)
 	}
 }
 

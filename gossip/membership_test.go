@@ -567,40 +567,6 @@ func TestOwnRefusalIsNotCheckedAgain(t *testing.T) {
 	}
 }
 
-// A node's refusal of a crashed member goes to the members it is
-// connected to directly, not only on the topic: here nothing is
-// published at all, and both nodes connected to the crashed member still
-// have each other's refusal, its second confirmation, at once. (A fourth
-// node, w, makes two refusals needed: with 3 members, one is all there
-// can be besides the crashed member's.)
-func TestRefusalReachesConnectedMembersDirectly(t *testing.T) {
-	cfg := crashTestConfig()
-	cfg.SuspicionMin = time.Minute // dead only by confirmations
-	a, b, v, w := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
-	connect(t, a, b)
-	connect(t, w, a)
-	for _, n := range []*tnode{a, b} {
-		if err := n.h.Connect(context.Background(), peer.AddrInfo{ID: v.h.ID(), Addrs: addrsOver(t, v, true)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []*tnode{a, b, v, w} {
-		for _, of := range []*tnode{a, b, v, w} {
-			if n != of {
-				waitState(t, n, of, StateAlive, 10*time.Second)
-			}
-		}
-	}
-	for _, n := range []*tnode{a, b, v, w} {
-		n.m.muted.Store(true)
-	}
-	crashTCP(t, v, a, b)
-	for _, n := range []*tnode{a, b} {
-		d := waitState(t, n, v, StateDead, 8*time.Second) // the timers would take minutes
-		t.Logf("dead after %s with nothing published", d)
-	}
-}
-
 // A suspicion of a member that runs is not confirmed by a node that has
 // no connection to it: its TCP check is accepted, and a dial that could
 // not even start (no address) would not count either. The member is never
