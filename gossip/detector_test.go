@@ -217,15 +217,16 @@ func TestDirectMessagesRefused(t *testing.T) {
 	}
 	ping := &swim.Message{Kind: swim.KindPing, From: self, Target: other, Seq: 7}
 	bad := map[string][]byte{
-		"too large":           make([]byte, MaxDirectSize+1),
-		"garbage":             []byte("hello, members"),
-		"in another's name":   enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: other, Target: other, Seq: 1}}),
-		"a bad target":        enc(direct{msg: &swim.Message{Kind: swim.KindPingReq, From: self, Target: "not a peer", Seq: 1}}),
-		"a bad table entry":   enc(direct{msg: &swim.Message{Kind: swim.KindSyncResp, From: self, News: []swim.Entry{{ID: "x", Inc: 1}}}}),
-		"a published kind":    enc(direct{msg: &swim.Message{Kind: swim.KindAlive, From: self, Target: self, Inc: 9}}),
-		"a bad address":       withTail(ping, 1, byte(len(self)), []byte(self)[0], 0),
-		"trailing bytes":      withTail(ping, 0, 0),
-		"a length past input": append(binary.AppendUvarint(nil, 1000), 1, 2, 3),
+		"too large":            make([]byte, MaxDirectSize+1),
+		"garbage":              []byte("hello, members"),
+		"in another's name":    enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: other, Target: other, Seq: 1}}),
+		"a bad target":         enc(direct{msg: &swim.Message{Kind: swim.KindPingReq, From: self, Target: "not a peer", Seq: 1}}),
+		"a bad table entry":    enc(direct{msg: &swim.Message{Kind: swim.KindSyncResp, From: self, News: []swim.Entry{{ID: "x", Inc: 1}}}}),
+		"a published kind":     enc(direct{msg: &swim.Message{Kind: swim.KindHeartbeat, From: self, Target: self, Inc: 9}}),
+		"another's refutation": enc(direct{msg: &swim.Message{Kind: swim.KindAlive, From: self, Target: other, Inc: 9}}),
+		"a bad address":        withTail(ping, 1, byte(len(self)), []byte(self)[0], 0),
+		"trailing bytes":       withTail(ping, 0, 0),
+		"a length past input":  append(binary.AppendUvarint(nil, 1000), 1, 2, 3),
 	}
 	for name, b := range bad {
 		expectRefused(t, n, r, SwimProtocol, name, b)

@@ -18,7 +18,9 @@ import (
 
 // SwimProtocol carries the failure detector's direct messages (ping, ack,
 // nack, ping-req, the table exchange, the notice to a member that it
-// is suspected, and a leaver's goodbye to the members it is connected to): one message per stream (see direct for its encoding).
+// is suspected, a suspected member's refutation to its accuser, and a
+// leaver's goodbye to the members it is connected to): one message per
+// stream (see direct for its encoding).
 // The side that opens the stream writes the message and closes its side;
 // the other reads it to the end and closes. An answer (an Ack to a Ping)
 // goes on a stream of its own.

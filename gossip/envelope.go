@@ -152,9 +152,11 @@ func checkDirect(msg *swim.Message, from peer.ID) error {
 		if msg.Target == "" {
 			return errors.New("a ping-req without a target")
 		}
-	case swim.KindLeave:
+	case swim.KindLeave, swim.KindAlive:
+		// A goodbye, or a refutation sent to its accuser: a member's word
+		// on itself only.
 		if msg.Target != msg.From {
-			return errors.New("a goodbye in the name of another member")
+			return fmt.Errorf("%s in the name of another member", msg.Kind)
 		}
 	default:
 		return fmt.Errorf("%s is not a direct message", msg.Kind)

@@ -567,6 +567,37 @@ func TestOwnRefusalIsNotCheckedAgain(t *testing.T) {
 	}
 }
 
+// A suspected member that runs refutes on the topic and tells its accuser
+// directly, the one that would declare it dead: here the topic's copy is
+// lost (the member publishes nothing) and no probe runs, yet the accuser
+// sees it alive again at once.
+func TestRefutationReachesTheAccuserDirectly(t *testing.T) {
+	cfg := crashTestConfig()
+	cfg.SuspicionMin = time.Minute // dead only by confirmations, which never come
+	a, b, c := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg), startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg), startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+	connect(t, a, b)
+	connect(t, b, c)
+	connect(t, c, a)
+	for _, n := range []*tnode{a, b, c} {
+		for _, of := range []*tnode{a, b, c} {
+			if n != of {
+				waitState(t, n, of, StateAlive, 10*time.Second)
+			}
+		}
+	}
+	before := b.m.Incarnation()
+	b.m.muted.Store(true)
+	// a claims a refused connection to b: one refusal of the two that
+	// would make b dead.
+	if err := a.m.do(context.Background(), func(l *loop) { l.core.Evidence(swimID(b.h.ID()), swim.EvidenceRefused) }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the accuser sees the member alive at a higher incarnation", func() bool {
+		mem, _ := a.m.Member(b.h.ID())
+		return mem.State == StateAlive && mem.Inc > before
+	})
+}
+
 // A suspicion of a member that runs is not confirmed by a node that has
 // no connection to it: its TCP check is accepted, and a dial that could
 // not even start (no address) would not count either. The member is never
