@@ -588,8 +588,14 @@ func TestRefutationReachesTheAccuserDirectly(t *testing.T) {
 	before := b.m.Incarnation()
 	b.m.muted.Store(true)
 	// a claims a refused connection to b: one refusal of the two that
-	// would make b dead.
-	if err := a.m.do(context.Background(), func(l *loop) { l.core.Evidence(swimID(b.h.ID()), swim.EvidenceRefused) }); err != nil {
+	// would make b dead. b hears of it by the notice a suspect is sent
+	// directly (the topic's copy may go only to c while a's mesh forms).
+	if err := a.m.do(context.Background(), func(l *loop) {
+		p := swimID(b.h.ID())
+		l.core.Evidence(p, swim.EvidenceRefused)
+		e, _ := l.core.Member(p)
+		l.m.send(b.h.ID(), direct{msg: &swim.Message{Kind: swim.KindSuspect, From: swimID(l.self), Target: p, Inc: e.Inc, Refused: true}}, nil)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the accuser sees the member alive at a higher incarnation", func() bool {

@@ -42,10 +42,11 @@ func TestStreamMessagesRefused(t *testing.T) {
 		return frame(enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: self, Target: other, Seq: seq}}))
 	}
 	bad := map[string][]byte{
-		"too large":         binary.AppendUvarint(nil, MaxDirectSize+1),
-		"garbage":           frame([]byte("hello, members")),
-		"in another's name": frame(enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: other, Target: other, Seq: 1}})),
-		"a published kind":  frame(enc(direct{msg: &swim.Message{Kind: swim.KindAlive, From: self, Target: self, Inc: 9}})),
+		"too large":            binary.AppendUvarint(nil, MaxDirectSize+1),
+		"garbage":              frame([]byte("hello, members")),
+		"in another's name":    frame(enc(direct{msg: &swim.Message{Kind: swim.KindPing, From: other, Target: other, Seq: 1}})),
+		"a published kind":     frame(enc(direct{msg: &swim.Message{Kind: swim.KindHeartbeat, From: self, Target: self, Inc: 9}})),
+		"another's refutation": frame(enc(direct{msg: &swim.Message{Kind: swim.KindAlive, From: self, Target: other, Inc: 9}})),
 	}
 	for name, b := range bad {
 		// A well-formed ping first: what came before a bad message stands.
