@@ -72,11 +72,13 @@ func (m *Membership) handleDirect(s network.Stream) {
 		s.Reset()
 		return
 	}
-	_ = s.Close()
 	if f := m.onDirect.Load(); f != nil {
 		(*f)(from, d.msg)
 	}
 	m.deliver(input{from: from, msg: d.msg, addrs: d.addrs})
+	// The sender waits for this close: the message is in the loop's
+	// queue by then, ahead of what the sender's going does next.
+	_ = s.Close()
 }
 
 // spawn runs f on the membership's goroutines, unless maxSending are
@@ -135,7 +137,10 @@ func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []m
 		}
 	}
 	bulk := msg.Kind == swim.KindSyncReq || msg.Kind == swim.KindSyncResp
-	if !bulk && m.speaks(p, SwimStreamProtocol) {
+	// A goodbye goes on a stream of its own too: its sender waits until
+	// the member has read it (see Leave), which a write to the shared
+	// stream does not tell.
+	if !bulk && msg.Kind != swim.KindLeave && m.speaks(p, SwimStreamProtocol) {
 		err := m.sendOnStream(ctx, p, d)
 		if !errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}) {
 			if err != nil {

@@ -4,8 +4,8 @@
 // (/p2pshare/members/1) on GossipSub and the direct protocols of the
 // failure detector that it runs on (/p2pshare/swim/stream/1.0.0, one
 // long-lived stream per member for its pings and answers, and
-// /p2pshare/swim/1.0.0, a stream per message, for table exchanges and
-// nodes of earlier releases); and the clock
+// /p2pshare/swim/1.0.0, a stream per message, for table exchanges, a
+// leaver's goodbye and nodes of earlier releases); and the clock
 // protocol (/p2pshare/clock/1), by which a node estimates the offset of
 // its members' clocks to its own.
 //

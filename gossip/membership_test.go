@@ -250,9 +250,26 @@ func TestGoodbyeReachesConnectedMembersFirst(t *testing.T) {
 	leaver := nodes[0] // every other node is connected to it
 	events := watchEvents(t, nodes[1:])
 	leaver.m.muted.Store(true)
+	var mu sync.Mutex
+	heard := map[peer.ID]bool{} // the members that took the goodbye in
+	for _, n := range nodes[1:] {
+		f := func(from peer.ID, msg *swim.Message) {
+			if msg.Kind == swim.KindLeave && from == leaver.h.ID() {
+				mu.Lock()
+				heard[n.h.ID()] = true
+				mu.Unlock()
+			}
+		}
+		n.m.onDirect.Store(&f)
+	}
 	if err := leaver.m.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	if len(heard) != len(nodes)-1 {
+		t.Errorf("Leave returned before %d of %d members took the goodbye in", len(nodes)-1-len(heard), len(nodes)-1)
+	}
+	mu.Unlock()
 	// Leave returns once every member has read the goodbye off its
 	// stream; its loop takes it in order, before the evidence of the
 	// connections that close next.

@@ -24,7 +24,8 @@ import (
 // opened a stream of its own, and the stream's opening, the protocol's
 // negotiation and both sides' closing cost about six writes on each side,
 // more than anything else an idle node did. Table exchanges, which can
-// be large, still go on SwimProtocol, so they never queue before a ping.
+// be large, still go on SwimProtocol, so they never queue before a ping;
+// so does a leaver's goodbye, whose sender waits until it was read.
 //
 // A node of an earlier release does not serve it; such a peer gets
 // SwimProtocol's messages instead.
