@@ -539,15 +539,24 @@ func TestSuspicionIsConfirmedByARefusedTCPDial(t *testing.T) {
 // it arrive: one refusal per node and incarnation is all the core counts.
 func TestOwnRefusalIsNotCheckedAgain(t *testing.T) {
 	cfg := crashTestConfig()
-	a, b, v := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
+	// Three refusals end the suspicion: a's and b's alone leave v suspect
+	// when each hears the other's, so a second check would start for sure;
+	// w, which has no connection to v, brings the third.
+	cfg.Confirmations = 3
+	a, b, v, w := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
 	connect(t, a, b)
+	connect(t, w, a)
 	for _, n := range []*tnode{a, b} {
 		if err := n.h.Connect(context.Background(), peer.AddrInfo{ID: v.h.ID(), Addrs: addrsOver(t, v, true)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, pair := range [][2]*tnode{{a, v}, {b, v}, {a, b}, {b, a}, {v, a}, {v, b}} {
-		waitState(t, pair[0], pair[1], StateAlive, 10*time.Second)
+	for _, n := range []*tnode{a, b, v, w} {
+		for _, of := range []*tnode{a, b, v, w} {
+			if n != of {
+				waitState(t, n, of, StateAlive, 10*time.Second)
+			}
+		}
 	}
 	var mu sync.Mutex
 	refusals := map[peer.ID]int{} // by the node that found v refused
@@ -561,7 +570,7 @@ func TestOwnRefusalIsNotCheckedAgain(t *testing.T) {
 		}
 		n.m.onEvidence.Store(&g)
 	}
-	crashTCP(t, v, a, b)
+	crashTCP(t, v, a, b, w)
 	for _, n := range []*tnode{a, b} {
 		waitState(t, n, v, StateDead, 8*time.Second)
 	}
