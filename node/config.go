@@ -38,8 +38,9 @@ type Config struct {
 	MDNS bool
 	// MaxPeers is the connection manager's high watermark: past it, the
 	// least useful connections older than a minute are closed until
-	// three quarters of MaxPeers are left (connections to the members a
-	// node watches and that watch it are never closed). Default 32: each connection costs a daemon about
+	// three quarters of MaxPeers are left, besides those never closed
+	// (to the members a node watches and that watch it, and to its
+	// GossipSub mesh peers). Default 32: each connection costs a daemon about
 	// 0.16 MiB and a share of its idle CPU (go run ./testnet/bench idle),
 	// and GossipSub, the DHT and membership need only a few peers each;
 	// files are fetched over connections of their own.

@@ -229,7 +229,7 @@ func New(cfg Config) (n *Node, err error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionManager(boundedConns{cm}),
 		libp2p.DialRanker(tcpFirstRanker),
 		libp2p.UserAgent("p2pshare/"+Version),
 	)...)
@@ -299,10 +299,11 @@ func New(cfg Config) (n *Node, err error) {
 		// private: peers behind a NAT would only be dead ends in
 		// others' routing tables.
 		dht.Mode(dht.ModeAutoServer),
-		// K: the DHT keeps its routing table's two nearest buckets (up to
-		// 2·K peers) connected, protected from the connection manager,
-		// which with the default K of 20 pins 40 connections and defeats
-		// MaxPeers. 10 still stores each provider record on 10 nodes.
+		// K: 10 keeps the routing table, and the connections its
+		// queries and refreshes open, to half the default's; it still
+		// stores each provider record on 10 nodes. (The DHT asks the
+		// connection manager to keep its two widest buckets connected;
+		// boundedConns values them instead.)
 		dht.BucketSize(dhtBucketSize),
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
