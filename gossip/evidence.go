@@ -59,6 +59,9 @@ const (
 func (m *Membership) startCheck(p peer.ID, kind checkKind, addrs []ma.Multiaddr) {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
+	if _, found := m.refusedUnread[p]; found && kind == checkOnSuspicion {
+		return
+	}
 	if _, busy := m.checking[p]; busy {
 		if kind == checkOnDisconnect {
 			m.checking[p] = checkOnDisconnect // run again
@@ -121,6 +124,11 @@ func (m *Membership) redialCheck(ctx context.Context, p peer.ID, kind checkKind,
 	}
 	if f := m.onEvidence.Load(); f != nil {
 		(*f)(p, ev)
+	}
+	if ev == swim.EvidenceRefused {
+		m.checkMu.Lock()
+		m.refusedUnread[p] = struct{}{}
+		m.checkMu.Unlock()
 	}
 	m.deliver(input{from: p, ev: ev})
 }

@@ -218,6 +218,11 @@ func (l *loop) handle(in input) {
 			// once, and each dial is one more wake-up in that crowd).
 			l.checked[in.from] = rec.Inc
 		}
+		if in.ev == swim.EvidenceRefused {
+			l.m.checkMu.Lock()
+			delete(l.m.refusedUnread, in.from)
+			l.m.checkMu.Unlock()
+		}
 		l.core.Evidence(swimID(in.from), in.ev)
 	case in.dialled:
 		l.core.Dialled(swimID(in.from))
@@ -372,6 +377,14 @@ func (l *loop) onEvent(e swim.Event) {
 		return // this node's own entry is made by publishTable
 	}
 	l.dirty = true
+	if e.Forgotten || e.State == swim.StateAlive {
+		// Forgotten, or alive at a new incarnation: a refusal still
+		// unread then (its input dropped from a full inbox) is of the
+		// past.
+		l.m.checkMu.Lock()
+		delete(l.m.refusedUnread, p)
+		l.m.checkMu.Unlock()
+	}
 	if e.Forgotten {
 		delete(l.table, p)
 		delete(l.checked, p)

@@ -61,6 +61,10 @@ type Membership struct {
 
 	checkMu  sync.Mutex
 	checking map[peer.ID]checkKind // members with a re-dial check in flight
+	// refusedUnread: members a check found refused, until the loop has
+	// taken that in (and noted it in its checked): a suspicion the loop
+	// handles meanwhile needs no check of its own.
+	refusedUnread map[peer.ID]struct{}
 
 	streams streams // of SwimStreamProtocol (stream.go)
 
@@ -150,7 +154,7 @@ func New(h host.Host, ps *pubsub.PubSub, cfg Config, facts Facts, log *slog.Logg
 		bg: g, ctx: g.Context(), offsets: NewOffsets(),
 		inbox: make(chan input, inboxSize), cmds: make(chan func(*loop)), pubq: make(chan publication, pubqSize),
 		settled: make(chan struct{}), lastMsg: map[peer.ID][2]uint64{}, subs: map[chan Event]struct{}{},
-		checking: map[peer.ID]checkKind{},
+		checking: map[peer.ID]checkKind{}, refusedUnread: map[peer.ID]struct{}{},
 	}
 	fail := func(err error) (*Membership, error) {
 		if m.evh != nil {
