@@ -154,9 +154,21 @@ type Config struct {
 	// the table (and from Entries), so a network's table does not grow
 	// with every node that ever ran. Default 1 h.
 	ForgetAfter time.Duration
-	Clock       Clock
-	Rand        *rand.Rand // default seeded from Self
-	OnEvent     func(Event)
+	// JoinGrace: for this long after a member joins (new to this node,
+	// or back from dead or left), a probe it leaves unanswered accuses it
+	// of nothing. A process that has just started is at its busiest
+	// (its connections, the table, the DHT, all at once) and answers
+	// late; accused then, it refutes, rejoins, and is accused again, and
+	// on a busy machine the rejoins of some make others late in turn. A
+	// refused connection still makes it suspect at once, so a joiner
+	// that crashes is dead as fast as any member; one that hangs is
+	// found up to JoinGrace later. The members a node learns in its own
+	// first JoinGrace are the network it joined, not joiners. Default
+	// 10 s.
+	JoinGrace time.Duration
+	Clock     Clock
+	Rand      *rand.Rand // default seeded from Self
+	OnEvent   func(Event)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -170,6 +182,7 @@ func DefaultConfig() Config {
 		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
 		NewsPerHeartbeat: 8, NewsRepeat: 3, DeadProbeFor: 30 * time.Second,
 		ForgetAfter: time.Hour, RefusalHold: 200 * time.Millisecond,
+		JoinGrace: 10 * time.Second,
 	}
 }
 
@@ -202,6 +215,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.DeadProbeFor, d.DeadProbeFor)
 	setDur(&c.ForgetAfter, d.ForgetAfter)
 	setDur(&c.RefusalHold, d.RefusalHold)
+	setDur(&c.JoinGrace, d.JoinGrace)
 	if c.SuspicionMaxMult == 0 {
 		c.SuspicionMaxMult = d.SuspicionMaxMult
 	}
@@ -303,9 +317,14 @@ type Core struct {
 	// ended: members that became dead or left, with when, oldest first:
 	// each is forgotten ForgetAfter later if it has not changed since.
 	ended []deadAt
+	// joins: members that joined in the last JoinGrace, with when,
+	// oldest first.
+	joins []deadAt
 	// nlive counts the live members, this node included; goneBase the
 	// members of the base table this core forgot.
 	nlive, goneBase int
+
+	started time.Time // when Start ran
 
 	nextProbe, nextHeartbeat time.Time
 	wanted                   time.Time // the Next this core asked for
@@ -327,6 +346,7 @@ func New(cfg Config, tr Transport, base *Table) *Core {
 // Start starts the probe and heartbeat timers, at a random phase.
 func (c *Core) Start() {
 	now := c.cfg.Clock.Now()
+	c.started = now
 	c.nextProbe = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.cfg.ProbePeriod))))
 	c.nextHeartbeat = now.Add(time.Duration(c.cfg.Rand.Int64N(int64(c.HeartbeatPeriod()))))
 	c.wanted = c.Next()
@@ -686,6 +706,7 @@ func (c *Core) Tick() {
 		}
 		c.pingDead(now)
 		c.forgetEnded(now)
+		c.pruneJoins(now)
 		c.nextProbe = c.nextProbe.Add(c.cfg.ProbePeriod)
 		if !c.nextProbe.After(now) {
 			c.nextProbe = now.Add(c.cfg.ProbePeriod)
@@ -807,7 +828,25 @@ func (c *Core) conclude(p *probe) {
 	if p.helpers > 0 && p.nacks == 0 {
 		return
 	}
+	if c.joining(p.target, c.cfg.Clock.Now()) {
+		return
+	}
 	c.accuse(p.target, false)
+}
+
+// joining says whether id joined less than JoinGrace ago (see
+// Config.JoinGrace).
+func (c *Core) joining(id ID, now time.Time) bool {
+	c.pruneJoins(now)
+	return slices.ContainsFunc(c.joins, func(j deadAt) bool { return j.id == id })
+}
+
+func (c *Core) pruneJoins(now time.Time) {
+	i := 0
+	for i < len(c.joins) && now.Sub(c.joins[i].at) >= c.cfg.JoinGrace {
+		i++
+	}
+	c.joins = c.joins[i:]
 }
 
 // accuse suspects id, if this node is healthy, and publishes it; refused
@@ -1051,6 +1090,11 @@ func (c *Core) apply(e Entry, by ID, refused bool, now time.Time) {
 }
 
 func (c *Core) setState(e Entry, by ID, refused bool, now time.Time, isNew bool) {
+	if prev, _ := c.get(e.ID); e.State == StateAlive && (isNew || !live(prev.State)) &&
+		!c.started.IsZero() && now.Sub(c.started) >= c.cfg.JoinGrace {
+		c.pruneJoins(now)
+		c.joins = append(c.joins, deadAt{e.ID, now})
+	}
 	o := c.put(e)
 	if o.susp != nil {
 		o.susp = nil

@@ -3,6 +3,7 @@ package swim
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -1225,6 +1226,114 @@ func TestHeldRefusal(t *testing.T) {
 			}
 			if len(d) != 0 && !tc.wantPublished {
 				t.Fatalf("death published %+v by a node whose accusation was held back", d)
+			}
+		})
+	}
+}
+
+// runSilent runs f's core, its timers firing on time, until the clock
+// reads until or this node suspects target, which leaves every ping
+// unanswered while every other member acks and every helper nacks (a
+// member that is up but silent to this node). It returns when this node
+// suspected target, or the zero time.
+func runSilent(t *testing.T, f *fixture, target ID, until time.Time) time.Time {
+	t.Helper()
+	for {
+		next := f.c.Next()
+		if next.After(until) {
+			f.clock.set(until)
+			return time.Time{}
+		}
+		f.clock.set(next)
+		f.c.Tick()
+		for _, s := range f.tr.take(KindPing) {
+			if s.to != target {
+				f.c.Receive(s.to, &Message{Kind: KindAck, From: s.to, Target: s.to, Seq: s.m.Seq, Inc: 1})
+			}
+		}
+		for _, s := range f.tr.take(KindPingReq) {
+			f.c.Receive(s.to, &Message{Kind: KindNack, From: s.to, Seq: s.m.Seq})
+		}
+		for _, s := range f.tr.take(KindSuspect) {
+			if s.m.Target == target && s.m.From == "n0" {
+				return f.clock.t
+			}
+		}
+		f.tr.out = nil
+	}
+}
+
+// TestJoinGrace: a member that joined (new, or back from dead) is not
+// accused on unanswered probes for JoinGrace, but is on a refused
+// connection; members that this node learnt in its own first JoinGrace,
+// and a member alive again after a refuted suspicion, have no grace.
+func TestJoinGrace(t *testing.T) {
+	const grace = 10 * time.Second
+	// A member silent from the start is suspected within this of it on
+	// a node that watches it (a probe period, its timeouts).
+	const detect = 3 * time.Second
+	cases := []struct {
+		name     string
+		runFirst time.Duration // how long this node runs before the join
+		join     func(f *fixture, id ID)
+		refused  bool // the member's port refuses this node's re-dial
+		grace    bool // not suspected on probes within the grace
+	}{
+		{name: "a new member", runFirst: grace, grace: true, join: func(f *fixture, id ID) {
+			f.c.Receive(id, &Message{Kind: KindAlive, From: id, Target: id, Inc: 1})
+		}},
+		{name: "a member back from dead", runFirst: grace, grace: true, join: func(f *fixture, id ID) {
+			f.c.Receive("n1", &Message{Kind: KindDead, From: "n1", Target: id, Inc: 1})
+			f.c.Receive(id, &Message{Kind: KindAlive, From: id, Target: id, Inc: 2})
+		}},
+		{name: "a new member learnt in a table exchange", runFirst: grace, grace: true, join: func(f *fixture, id ID) {
+			f.c.Receive("n1", &Message{Kind: KindSyncResp, From: "n1", News: []Entry{{ID: id, State: StateAlive, Inc: 1}}})
+		}},
+		{name: "a new member whose port refused", runFirst: grace, refused: true, join: func(f *fixture, id ID) {
+			f.c.Receive(id, &Message{Kind: KindAlive, From: id, Target: id, Inc: 1})
+		}},
+		{name: "a new member learnt in this node's first seconds", runFirst: grace - 2*time.Second, join: func(f *fixture, id ID) {
+			f.c.Receive(id, &Message{Kind: KindAlive, From: id, Target: id, Inc: 1})
+		}},
+		{name: "a member alive again after a refuted suspicion", runFirst: grace, join: func(f *fixture, id ID) {
+			f.c.Receive("n1", &Message{Kind: KindSuspect, From: "n1", Target: id, Inc: 1})
+			f.c.Receive(id, &Message{Kind: KindAlive, From: id, Target: id, Inc: 2})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 5, func(c *Config) { c.Watchers = 8; c.JoinGrace = grace })
+			id := ID("x")
+			if !strings.HasPrefix(tc.name, "a new") {
+				id = "n3"
+			}
+			runSilent(t, f, "", f.clock.t.Add(tc.runFirst))
+			tc.join(f, id)
+			if !slices.Contains(f.c.Watched(), id) {
+				t.Fatalf("%s is not watched: %v", id, f.c.Watched())
+			}
+			joined := f.clock.t
+			if tc.refused {
+				f.c.Evidence(id, EvidenceRefused)
+				if st := f.state(t, id).State; st != StateSuspect {
+					t.Fatalf("%s is %s after its port refused, want suspect", id, st)
+				}
+				return
+			}
+			if !tc.grace {
+				if at := runSilent(t, f, id, joined.Add(detect)); at.IsZero() {
+					t.Fatalf("not suspected within %s of its join", detect)
+				}
+				return
+			}
+			if at := runSilent(t, f, id, joined.Add(grace)); !at.IsZero() {
+				t.Fatalf("suspected %s after its join, within the grace", at.Sub(joined))
+			}
+			if at := runSilent(t, f, id, joined.Add(grace+detect)); at.IsZero() {
+				t.Fatalf("not suspected within %s of the grace's end", detect)
+			}
+			if f.c.LHM() != 0 {
+				t.Fatalf("LHM %d: the rounds were not those of a healthy node", f.c.LHM())
 			}
 		})
 	}
