@@ -62,7 +62,9 @@
 // MaxLHM); each answered probe lowers it. Its probe and suspicion
 // timeouts are stretched by 1+LHM, a probe timed out by a late timer
 // concludes nothing, and from AccuseLimit on it accuses nobody: an
-// overloaded node doubts itself before others.
+// overloaded node doubts itself before others. A member that has just
+// joined, and is at its busiest, is not accused on unanswered probes for
+// JoinGrace.
 //
 // Evidence. The network layer's fast paths are inputs that can only
 // hasten a suspicion: EvidenceReset (the last connection to a member was
