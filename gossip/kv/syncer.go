@@ -9,14 +9,24 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// catchUp is how often a node that has not yet completed an anti-entropy
-// exchange tries one.
+// catchUp is how often a node that is catching up tries an anti-entropy
+// exchange.
 const catchUp = 500 * time.Millisecond
 
-// syncer schedules anti-entropy (the exchange itself is sync.go's): every
-// catchUp with a random connected peer, and at once with a peer that just
-// connected, until one exchange succeeds; then with a random connected
-// peer every SyncInterval. It owns the kick channel and the synced signal.
+// catchUpPeers is how many distinct peers a node that starts exchanges
+// with before it keeps to SyncInterval. One may lack records the others
+// have: a peer cut off as a record spread (a revoked node never hears of
+// its own revocation) answers a joiner's first exchange with nothing new,
+// and the next exchange, with a random peer, is SyncInterval later.
+const catchUpPeers = 3
+
+// syncer schedules anti-entropy (the exchange itself is sync.go's). A
+// node catches up first: at once with each peer that connects, and every
+// catchUp with a connected peer it has not exchanged with, until
+// exchanges with catchUpPeers distinct peers have succeeded (or with
+// every connected peer, when there are fewer, after at least one); then
+// with a random connected peer every SyncInterval. It owns the kick
+// channel and the synced signal, closed after the first success.
 type syncer struct {
 	interval, timeout time.Duration
 	log               *slog.Logger
@@ -47,29 +57,48 @@ func (y *syncer) connected(p peer.ID) {
 // run schedules exchanges until ctx ends.
 func (y *syncer) run(ctx context.Context) {
 	wait := y.after(0)
-	synced := false
+	done := map[peer.ID]bool{} // the peers of successful exchanges, while catching up
+	catching := func() bool { return len(done) < catchUpPeers }
+	// fresh: the connected peers this node has not exchanged with.
+	fresh := func() []peer.ID {
+		var ps []peer.ID
+		for _, p := range y.peers() {
+			if !done[p] {
+				ps = append(ps, p)
+			}
+		}
+		return ps
+	}
 	for {
 		var p peer.ID
 		select {
 		case <-ctx.Done():
 			return
 		case p = <-y.kick:
-			if synced {
+			if !catching() || done[p] {
 				continue
 			}
 		case <-wait:
 		}
 		if p == "" {
-			if peers := y.peers(); len(peers) > 0 {
+			peers := y.peers()
+			if f := fresh(); catching() && len(f) > 0 {
+				peers = f
+			}
+			if len(peers) > 0 {
 				p = peers[y.pick(len(peers))]
 			}
 		}
-		if p != "" && y.syncWith(ctx, p, synced) && !synced {
-			synced = true
-			close(y.synced)
+		if p != "" && y.syncWith(ctx, p, len(done) > 0) {
+			if len(done) == 0 {
+				close(y.synced)
+			}
+			if catching() {
+				done[p] = true
+			}
 		}
 		next := y.interval
-		if !synced {
+		if len(done) == 0 || catching() && len(fresh()) > 0 {
 			next = catchUp
 		}
 		wait = y.after(next)

@@ -22,7 +22,7 @@ func TestSyncerSchedule(t *testing.T) {
 		wantNext time.Duration // the next wait asked for; -1: none
 		synced   bool          // Synced is closed after the step
 	}
-	a, b := peer.ID("peer-a"), peer.ID("peer-b")
+	a, b, c, d := peer.ID("peer-a"), peer.ID("peer-b"), peer.ID("peer-c"), peer.ID("peer-d")
 	tests := []struct {
 		name  string
 		peers []peer.ID
@@ -38,13 +38,23 @@ func TestSyncerSchedule(t *testing.T) {
 			{wantPeer: a, wantNext: interval, synced: true},
 			{fail: true, wantPeer: a, wantNext: interval, synced: true},
 		}},
-		{"a peer that connects before the first success is synced with at once", []peer.ID{a}, []step{
+		{"a peer that connects before the first success is synced with at once, then the one not yet", []peer.ID{a}, []step{
 			{fail: true, wantPeer: a, wantNext: catchUp},
-			{kick: b, wantPeer: b, wantNext: interval, synced: true},
-		}},
-		{"a peer that connects after the first success waits for the interval", []peer.ID{a}, []step{
+			{kick: b, wantPeer: b, wantNext: catchUp, synced: true},
 			{wantPeer: a, wantNext: interval, synced: true},
+		}},
+		{"a peer that connects while catching up is synced with at once", []peer.ID{a}, []step{
+			{wantPeer: a, wantNext: interval, synced: true},
+			{kick: b, wantPeer: b, wantNext: interval, synced: true},
 			{kick: b, wantNext: -1, synced: true},
+			{wantPeer: a, wantNext: interval, synced: true},
+		}},
+		{"catching up goes through three peers, then keeps to the interval", []peer.ID{a, b, c}, []step{
+			{wantPeer: a, wantNext: catchUp, synced: true},
+			{fail: true, wantPeer: b, wantNext: catchUp, synced: true},
+			{wantPeer: b, wantNext: catchUp, synced: true},
+			{wantPeer: c, wantNext: interval, synced: true},
+			{kick: d, wantNext: -1, synced: true},
 			{wantPeer: a, wantNext: interval, synced: true},
 		}},
 	}
