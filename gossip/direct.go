@@ -77,7 +77,8 @@ func (m *Membership) handleDirect(s network.Stream) {
 	}
 	m.deliver(input{from: from, msg: d.msg, addrs: d.addrs})
 	// The sender waits for this close: the message is in the loop's
-	// queue by then, ahead of what the sender's going does next.
+	// queue by then, ahead of whatever the sender does next (a leaver
+	// closes its connections).
 	_ = s.Close()
 }
 

@@ -81,9 +81,12 @@ func (y *syncer) run(ctx context.Context) {
 		case <-wait:
 		}
 		if p == "" {
-			peers := y.peers()
-			if f := fresh(); catching() && len(f) > 0 {
-				peers = f
+			var peers []peer.ID
+			if catching() {
+				peers = fresh()
+			}
+			if len(peers) == 0 {
+				peers = y.peers()
 			}
 			if len(peers) > 0 {
 				p = peers[y.pick(len(peers))]

@@ -837,10 +837,10 @@ func (c *Core) conclude(p *probe) {
 // joining says whether id joined less than JoinGrace ago (see
 // Config.JoinGrace).
 func (c *Core) joining(id ID, now time.Time) bool {
-	c.pruneJoins(now)
-	return slices.ContainsFunc(c.joins, func(j deadAt) bool { return j.id == id })
+	return slices.ContainsFunc(c.joins, func(j deadAt) bool { return j.id == id && now.Sub(j.at) < c.cfg.JoinGrace })
 }
 
+// pruneJoins drops the joins older than JoinGrace (Tick, every period).
 func (c *Core) pruneJoins(now time.Time) {
 	i := 0
 	for i < len(c.joins) && now.Sub(c.joins[i].at) >= c.cfg.JoinGrace {
@@ -1092,7 +1092,6 @@ func (c *Core) apply(e Entry, by ID, refused bool, now time.Time) {
 func (c *Core) setState(e Entry, by ID, refused bool, now time.Time, isNew bool) {
 	if prev, _ := c.get(e.ID); e.State == StateAlive && (isNew || !live(prev.State)) &&
 		!c.started.IsZero() && now.Sub(c.started) >= c.cfg.JoinGrace {
-		c.pruneJoins(now)
 		c.joins = append(c.joins, deadAt{e.ID, now})
 	}
 	o := c.put(e)
