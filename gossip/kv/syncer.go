@@ -23,9 +23,11 @@ const catchUpPeers = 3
 // syncer schedules anti-entropy (the exchange itself is sync.go's). A
 // node catches up first: at once with each peer that connects, and every
 // catchUp with a connected peer it has not exchanged with, until
-// exchanges with catchUpPeers distinct peers have succeeded (or with
-// every connected peer, when there are fewer, after at least one); then
-// with a random connected peer every SyncInterval. It owns the kick
+// exchanges with catchUpPeers distinct peers have succeeded, or with
+// every peer connected then (at least one); then with a random connected
+// peer every SyncInterval, and a peer that connects later waits for it
+// (a caught-up node does not send every joiner its store at once, on
+// top of the joiner's own exchange). It owns the kick
 // channel and the synced signal, closed after the first success.
 type syncer struct {
 	interval, timeout time.Duration
@@ -58,7 +60,7 @@ func (y *syncer) connected(p peer.ID) {
 func (y *syncer) run(ctx context.Context) {
 	wait := y.after(0)
 	done := map[peer.ID]bool{} // the peers of successful exchanges, while catching up
-	catching := func() bool { return len(done) < catchUpPeers }
+	caughtUp := false
 	// fresh: the connected peers this node has not exchanged with.
 	fresh := func() []peer.ID {
 		var ps []peer.ID
@@ -75,14 +77,14 @@ func (y *syncer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p = <-y.kick:
-			if !catching() || done[p] {
+			if !!caughtUp || done[p] {
 				continue
 			}
 		case <-wait:
 		}
 		if p == "" {
 			var peers []peer.ID
-			if catching() {
+			if !caughtUp {
 				peers = fresh()
 			}
 			if len(peers) == 0 {
@@ -96,12 +98,15 @@ func (y *syncer) run(ctx context.Context) {
 			if len(done) == 0 {
 				close(y.synced)
 			}
-			if catching() {
+			if !caughtUp {
 				done[p] = true
 			}
 		}
+		if !caughtUp && len(done) > 0 && (len(done) >= catchUpPeers || len(fresh()) == 0) {
+			caughtUp = true
+		}
 		next := y.interval
-		if len(done) == 0 || catching() && len(fresh()) > 0 {
+		if !caughtUp {
 			next = catchUp
 		}
 		wait = y.after(next)

@@ -43,9 +43,8 @@ func TestSyncerSchedule(t *testing.T) {
 			{kick: b, wantPeer: b, wantNext: catchUp, synced: true},
 			{wantPeer: a, wantNext: interval, synced: true},
 		}},
-		{"a peer that connects while catching up is synced with at once", []peer.ID{a}, []step{
+		{"a peer that connects after catching up waits for the interval", []peer.ID{a}, []step{
 			{wantPeer: a, wantNext: interval, synced: true},
-			{kick: b, wantPeer: b, wantNext: interval, synced: true},
 			{kick: b, wantNext: -1, synced: true},
 			{wantPeer: a, wantNext: interval, synced: true},
 		}},
