@@ -40,6 +40,7 @@ type offsetSample struct {
 type Offsets struct {
 	mu    sync.Mutex
 	peers map[peer.ID][]offsetSample
+	ver   uint64 // counts the changes to peers
 }
 
 // NewOffsets returns an empty estimator.
@@ -62,6 +63,15 @@ func (o *Offsets) Add(p peer.ID, sent, remote, received time.Time) {
 		ss = ss[len(ss)-clockSamples:]
 	}
 	o.peers[p] = ss
+	o.ver++
+}
+
+// version changes whenever an estimate may have: an estimate computed from
+// Offsets at one version holds until it moves.
+func (o *Offsets) version() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.ver
 }
 
 // Offset returns how far p's clock is ahead of this node's (negative:
@@ -93,6 +103,7 @@ func (o *Offsets) Retain(keep func(peer.ID) bool) {
 	for p := range o.peers {
 		if !keep(p) {
 			delete(o.peers, p)
+			o.ver++
 		}
 	}
 }
@@ -183,11 +194,11 @@ func (m *Membership) clockLoop(ctx context.Context) {
 // clockRound reads the clocks of the live members without an estimate and,
 // when all is true, of a batch of the others, in parallel.
 func (m *Membership) clockRound(all bool) {
-	live := m.livePeers()
-	keep := map[peer.ID]bool{}
+	t := m.snap.Load()
+	// Every second, every live member: nothing here may cost an
+	// allocation per member.
 	var missing, known []peer.ID
-	for _, p := range live {
-		keep[p] = true
+	for _, p := range t.live {
 		if m.h.Network().Connectedness(p) != network.Connected {
 			continue
 		}
@@ -195,12 +206,14 @@ func (m *Membership) clockRound(all bool) {
 		// peerstore's protocol list (a copy of it on every call, for
 		// every member every second) is asked only of the others.
 		if _, ok := m.offsets.Offset(p); ok {
-			known = append(known, p)
+			if all {
+				known = append(known, p)
+			}
 		} else if m.mayReadClock(p) {
 			missing = append(missing, p)
 		}
 	}
-	m.offsets.Retain(func(p peer.ID) bool { return keep[p] })
+	m.offsets.Retain(t.isLive)
 	if all {
 		rand.Shuffle(len(known), func(i, j int) { known[i], known[j] = known[j], known[i] })
 		missing = append(missing, known...)
@@ -231,6 +244,27 @@ func (m *Membership) MeasureClocks() { m.clockRound(false) }
 // ClockOffset returns how far this node's clock is ahead of the network's
 // (negative: behind), the median over the live members it has measured,
 // and how many those are (0: no estimate yet).
+//
+// It is asked every second or more (the daemon's clock warning, the
+// key-value store's clock check), so the figure is kept until the table
+// or an estimate changes.
 func (m *Membership) ClockOffset() (time.Duration, int) {
-	return m.offsets.Network(m.livePeers())
+	t, ver := m.snap.Load(), m.offsets.version()
+	m.clockMu.Lock()
+	defer m.clockMu.Unlock()
+	if c := m.clockFig; c.t == t && c.ver == ver {
+		return c.off, c.n
+	}
+	off, n := m.offsets.Network(t.live)
+	m.clockFig = clockFigure{t: t, ver: ver, off: off, n: n}
+	return off, n
+}
+
+// clockFigure is ClockOffset's last answer, from table t and Offsets at
+// version ver.
+type clockFigure struct {
+	t   *table
+	ver uint64
+	off time.Duration
+	n   int
 }

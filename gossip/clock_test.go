@@ -145,3 +145,41 @@ func TestClockReadsSkipPeersWithoutTheProtocol(t *testing.T) {
 		}
 	}
 }
+
+// ClockOffset keeps its figure between calls, and gives a new one as soon
+// as an estimate or the table moves.
+func TestClockOffsetFollowsChanges(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	m := &Membership{offsets: NewOffsets()}
+	publish := func(states map[peer.ID]State) {
+		tb := &table{members: map[peer.ID]Member{}}
+		for p, st := range states {
+			tb.members[p] = Member{ID: p, State: st}
+			if live(st) {
+				tb.live = append(tb.live, p)
+			}
+		}
+		m.snap.Store(tb)
+	}
+	check := func(step string, want time.Duration, wantN int) {
+		t.Helper()
+		for range 2 { // the kept figure as well as the new one
+			if got, n := m.ClockOffset(); got != want || n != wantN {
+				t.Fatalf("%s: ClockOffset = %v over %d peers, want %v over %d", step, got, n, want, wantN)
+			}
+		}
+	}
+	publish(map[peer.ID]State{"a": StateAlive, "b": StateAlive, "c": StateSuspect})
+	check("no estimate", 0, 0)
+	m.offsets.Add("a", base, base.Add(4*time.Second), base.Add(2*time.Millisecond))
+	m.offsets.Add("b", base, base.Add(6*time.Second), base.Add(2*time.Millisecond))
+	check("a +4 s, b +6 s", -3999*time.Millisecond, 2) // the median of 0, +4 s and +6 s, each less half its round trip
+	m.offsets.Add("c", base, base.Add(8*time.Second), base)
+	check("and c +8 s", -4999*time.Millisecond, 3)
+	m.offsets.Add("a", base, base.Add(10*time.Second), base) // a shorter round trip: the new estimate of a
+	check("a now +10 s", -6999500*time.Microsecond, 3)
+	publish(map[peer.ID]State{"a": StateAlive, "b": StateDead, "c": StateSuspect})
+	check("b dead", -8*time.Second, 2)
+	m.offsets.Retain(func(p peer.ID) bool { return p != "c" })
+	check("c forgotten", -5*time.Second, 1)
+}

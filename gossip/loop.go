@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -78,13 +79,9 @@ type loop struct {
 	core *swim.Core
 	self peer.ID
 
-	table map[peer.ID]*Member // every member but this node
-	dirty bool                // table changed since it was last published
-	// seen: only LastSeen and Seq changed since publishedAt (see
-	// seenStale).
-	seen        bool
-	publishedAt time.Time
-	tables      int // tables published
+	table  map[peer.ID]*Member // every member but this node
+	dirty  bool                // table changed since it was last published
+	tables int                 // tables published
 
 	// What the core sent during the current call, sent by flush after it.
 	sends []outgoing
@@ -243,14 +240,13 @@ func (l *loop) receive(in input) {
 	}
 	l.core.Receive(swimID(in.from), msg)
 	if rec := l.table[in.from]; rec != nil {
-		rec.LastSeen = now
-		l.seen = true
+		rec.seen.Store(now.UnixNano())
 		if t := in.topic; t != nil {
 			rec.Seq = t.Seq
+			l.dirty = true
 			if t.Kind == KindHeartbeat {
 				rec.Period = time.Duration(t.PeriodMillis) * time.Millisecond
 				rec.Addrs, rec.ownAddrs, rec.Files, rec.FreeBytes, rec.Coord = t.Addrs, true, t.Files, t.FreeBytes, t.Coord
-				l.dirty = true
 			}
 		}
 		if l.firstHeard.IsZero() {
@@ -393,7 +389,7 @@ func (l *loop) onEvent(e swim.Event) {
 	st := State(e.State)
 	rec, known := l.table[p]
 	if !known {
-		rec = &Member{ID: p, Since: e.At}
+		rec = &Member{ID: p, Since: e.At, seen: new(atomic.Int64)}
 		l.table[p] = rec
 	}
 	prev := rec.State
@@ -459,7 +455,7 @@ func (l *loop) flush() {
 		l.publish(msg)
 	}
 	l.keepWatched()
-	if l.dirty || (l.seen && time.Since(l.publishedAt) >= seenStale) {
+	if l.dirty {
 		l.publishTable()
 	}
 	events := l.events
@@ -534,6 +530,9 @@ func (l *loop) publishTable() {
 	t := &table{members: make(map[peer.ID]Member, len(l.table)), lhm: l.core.LHM(), near: l.watched}
 	for p, rec := range l.table {
 		t.members[p] = *rec
+		if live(rec.State) {
+			t.live = append(t.live, p)
+		}
 	}
 	t.self = Member{ID: l.self, State: StateAlive, Inc: l.core.Inc(), Since: l.started, Period: l.core.HeartbeatPeriod(), Self: true}
 	if l.seqInc == t.self.Inc {
@@ -543,15 +542,9 @@ func (l *loop) publishTable() {
 		t.self.State = StateLeft
 	}
 	l.m.snap.Store(t)
-	l.dirty, l.seen, l.publishedAt = false, false, time.Now()
+	l.dirty = false
 	l.tables++
 }
-
-// seenStale is how old the published table's LastSeen times may be. Every
-// ping and ack a node receives updates its sender's: publishing the table
-// (a copy of every member) on each would make an idle node's cost grow
-// with N, the very cost the ring of watchers keeps at O(k).
-const seenStale = time.Second
 
 // keepWatched protects the connections to the members this node watches,
 // and to those that watch it, from the connection manager: a connection

@@ -43,6 +43,8 @@ type Membership struct {
 	closeOnce sync.Once
 	notifee   *network.NotifyBundle
 	offsets   *Offsets
+	clockMu   sync.Mutex
+	clockFig  clockFigure // see ClockOffset
 
 	inbox chan input            // to the loop: messages and evidence; never blocked on
 	cmds  chan func(*loop)      // to the loop: commands (Leave, tests)
@@ -113,7 +115,8 @@ type counters struct {
 type table struct {
 	self    Member
 	members map[peer.ID]Member
-	lhm     int // the core's local health multiplier
+	live    []peer.ID // the members alive or suspect, other than this node; shared: never modify it
+	lhm     int       // the core's local health multiplier
 	// near: the members this node watches and those that watch it
 	// (its neighbours on the ring, see Neighbour).
 	near []peer.ID
@@ -381,9 +384,13 @@ func (m *Membership) selfNow(t *table) Member {
 	return self
 }
 
-// withMeasures is mem with its RTT and clock offset filled in, and its
-// addresses its own copy.
+// withMeasures is mem with its LastSeen, RTT and clock offset filled in,
+// and its addresses its own copy.
 func (m *Membership) withMeasures(mem Member) Member {
+	if mem.seen != nil && mem.seen.Load() != 0 {
+		mem.LastSeen = time.Unix(0, mem.seen.Load())
+	}
+	mem.seen = nil
 	mem.Addrs = append([]string(nil), mem.Addrs...)
 	mem.RTT = m.h.Peerstore().LatencyEWMA(mem.ID)
 	mem.Offset, mem.OffsetKnown = m.offsets.Offset(mem.ID)
@@ -408,16 +415,10 @@ func (m *Membership) Stats() Stats {
 		Published: c.published.Load(), Received: c.received.Load()}
 }
 
-// livePeers returns the members other than this node that are alive or
-// suspect.
-func (m *Membership) livePeers() []peer.ID {
-	var out []peer.ID
-	for id, mem := range m.snap.Load().members {
-		if live(mem.State) {
-			out = append(out, id)
-		}
-	}
-	return out
+// isLive reports whether p is alive or suspect in t.
+func (t *table) isLive(p peer.ID) bool {
+	mem, ok := t.members[p]
+	return ok && live(mem.State)
 }
 
 func live(s State) bool { return s == StateAlive || s == StateSuspect }

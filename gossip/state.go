@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -82,7 +83,7 @@ type Member struct {
 	ID       peer.ID
 	State    State
 	Inc, Seq uint64    // Seq: of the last message of the member on the topic
-	LastSeen time.Time // last message received from the member itself
+	LastSeen time.Time // last message received from the member itself (zero if none yet)
 	Since    time.Time // when State was entered
 	// Period is the member's announced heartbeat period.
 	Period    time.Duration
@@ -101,6 +102,12 @@ type Member struct {
 	Self        bool
 
 	ownAddrs bool // Addrs came from the member itself, not from another's table
+	// seen holds LastSeen, in Unix nanoseconds, for the loop to update and
+	// readers to load: the loop's record and every published copy of it
+	// share it, so a ping or an ack (several a second) changes it without
+	// a new copy of the table. LastSeen is filled in from it when a
+	// Member is handed out.
+	seen *atomic.Int64
 }
 
 // AddrInfo is the member's ID with the addresses its last heartbeat
