@@ -103,11 +103,18 @@ func (s *Store) handleSync(str network.Stream) {
 	}
 }
 
+// syncBufSize is the size of an exchange's read and write buffers: twice a
+// digest. Every node runs an exchange every SyncInterval and answers as
+// many, nearly always finding nothing to send, so the buffers are most of
+// what an idle store allocates; a frame larger than a buffer (a catch-up's
+// batch of records) is read and written past it, in one call.
+const syncBufSize = 2 * digestSize
+
 // exchange runs the protocol on str, as the initiator or the responder.
 func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) {
 	var st SyncStats
-	r := bufio.NewReaderSize(str, 64<<10)
-	w := bufio.NewWriterSize(str, 64<<10)
+	r := bufio.NewReaderSize(str, syncBufSize)
+	w := bufio.NewWriterSize(str, syncBufSize)
 	mine := s.local.digest(s.cfg.networkNow())
 	var theirs []byte
 	var err error
