@@ -10,7 +10,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
-	ma "github.com/multiformats/go-multiaddr"
 	msmux "github.com/multiformats/go-multistream"
 
 	"github.com/p2pshare/p2pshare/gossip/swim"
@@ -109,8 +108,8 @@ func (m *Membership) spawn(bulk bool, f func(context.Context)) bool {
 }
 
 // send sends d to p in the background, split if it is a large table
-// exchange; addrs are p's addresses, for a dial.
-func (m *Membership) send(p peer.ID, d direct, addrs []ma.Multiaddr) {
+// exchange; addrs are the addresses p announced, parsed only for a dial.
+func (m *Membership) send(p peer.ID, d direct, addrs []string) {
 	for _, part := range d.split(MaxDirectSize) {
 		bulk := part.msg.Kind == swim.KindSyncReq || part.msg.Kind == swim.KindSyncResp
 		m.spawn(bulk, func(ctx context.Context) { m.sendNow(ctx, p, part, addrs) })
@@ -121,7 +120,7 @@ func (m *Membership) send(p peer.ID, d direct, addrs []ma.Multiaddr) {
 // or, for a table exchange or to a node that does not serve that, on a
 // stream of SwimProtocol of its own, or as a libp2p ping to a node that
 // serves neither.
-func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []ma.Multiaddr) {
+func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []string) {
 	msg := d.msg
 	ctx, cancel := context.WithTimeout(ctx, directTimeout)
 	defer cancel()
@@ -133,7 +132,7 @@ func (m *Membership) sendNow(ctx context.Context, p peer.ID, d direct, addrs []m
 	ctx = network.WithAllowLimitedConn(ctx, "membership")
 	if len(addrs) > 0 && m.h.Network().Connectedness(p) == network.NotConnected {
 		// NewStream says if there is no way.
-		if err := m.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err == nil && msg.Kind == swim.KindPing {
+		if err := m.h.Connect(ctx, Member{ID: p, Addrs: addrs}.AddrInfo()); err == nil && msg.Kind == swim.KindPing {
 			m.deliver(input{from: p, dialled: true}) // the ping's timeout runs from now
 		}
 	}

@@ -443,7 +443,11 @@ func (l *loop) flush() {
 		case swim.KindPingReq:
 			l.shareAddrs(d.addrs, peerID(o.msg.Target))
 		}
-		l.m.send(o.to, d, l.addrsOf(o.to))
+		var addrs []string // parsed only if the send must dial
+		if rec := l.table[o.to]; rec != nil {
+			addrs = rec.Addrs
+		}
+		l.m.send(o.to, d, addrs)
 	}
 	for _, msg := range pubs {
 		if msg.Kind == swim.KindSuspect && msg.From == swimID(l.self) {
