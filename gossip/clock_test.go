@@ -152,9 +152,9 @@ func TestClockOffsetFollowsChanges(t *testing.T) {
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	m := &Membership{offsets: NewOffsets()}
 	publish := func(states map[peer.ID]State) {
-		tb := &table{members: map[peer.ID]Member{}}
+		tb := &table{members: map[peer.ID]*Member{}}
 		for p, st := range states {
-			tb.members[p] = Member{ID: p, State: st}
+			tb.members[p] = &Member{ID: p, State: st}
 			if live(st) {
 				tb.live = append(tb.live, p)
 			}

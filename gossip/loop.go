@@ -531,9 +531,20 @@ func (l *loop) publish(msg *swim.Message) {
 
 // publishTable publishes a copy of the table for readers.
 func (l *loop) publishTable() {
-	t := &table{members: make(map[peer.ID]Member, len(l.table)), lhm: l.core.LHM(), near: l.watched}
+	var prev map[peer.ID]*Member
+	if last := l.m.snap.Load(); last != nil {
+		prev = last.members
+	}
+	t := &table{members: make(map[peer.ID]*Member, len(l.table)), lhm: l.core.LHM(), near: l.watched}
 	for p, rec := range l.table {
-		t.members[p] = *rec
+		// A heartbeat changes one member: the others keep their copy
+		// in the last table.
+		if old := prev[p]; old != nil && sameMember(old, rec) {
+			t.members[p] = old
+		} else {
+			cp := *rec
+			t.members[p] = &cp
+		}
 		if live(rec.State) {
 			t.live = append(t.live, p)
 		}

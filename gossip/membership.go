@@ -114,9 +114,9 @@ type counters struct {
 // table is an immutable copy of the loop's members table.
 type table struct {
 	self    Member
-	members map[peer.ID]Member
-	live    []peer.ID // the members alive or suspect, other than this node; shared: never modify it
-	lhm     int       // the core's local health multiplier
+	members map[peer.ID]*Member // shared with later tables: never modify one
+	live    []peer.ID           // the members alive or suspect, other than this node; shared: never modify it
+	lhm     int                 // the core's local health multiplier
 	// near: the members this node watches and those that watch it
 	// (its neighbours on the ring, see Neighbour).
 	near []peer.ID
@@ -349,7 +349,7 @@ func (m *Membership) Members() []Member {
 	out := make([]Member, 0, len(t.members)+1)
 	out = append(out, m.selfNow(t))
 	for _, mem := range t.members {
-		out = append(out, m.withMeasures(mem))
+		out = append(out, m.withMeasures(*mem))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -374,7 +374,7 @@ func (m *Membership) Member(p peer.ID) (Member, bool) {
 	if !ok {
 		return Member{}, false
 	}
-	return m.withMeasures(mem), true
+	return m.withMeasures(*mem), true
 }
 
 // selfNow is this node's entry of t, seen now.

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,17 @@ type Member struct {
 	// a new copy of the table. LastSeen is filled in from it when a
 	// Member is handed out.
 	seen *atomic.Int64
+}
+
+// sameMember reports whether a and b hold the same view of a member, so
+// a table may keep a's copy for b. TestSameMemberSeesEveryField keeps it
+// in step with Member's fields.
+func sameMember(a, b *Member) bool {
+	return a.ID == b.ID && a.State == b.State && a.Inc == b.Inc && a.Seq == b.Seq &&
+		a.LastSeen.Equal(b.LastSeen) && a.Since.Equal(b.Since) && a.Period == b.Period &&
+		slices.Equal(a.Addrs, b.Addrs) && a.Files == b.Files && a.FreeBytes == b.FreeBytes &&
+		a.RTT == b.RTT && a.Coord == b.Coord && a.Offset == b.Offset && a.OffsetKnown == b.OffsetKnown &&
+		a.Self == b.Self && a.ownAddrs == b.ownAddrs && a.seen == b.seen
 }
 
 // AddrInfo is the member's ID with the addresses its last heartbeat
