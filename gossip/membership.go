@@ -355,6 +355,19 @@ func (m *Membership) Members() []Member {
 	return out
 }
 
+// Each calls fn with this node's view of every other member, in no
+// order. Unlike Members it fills in no RTT, clock offset or LastSeen (a
+// lookup each) and copies no addresses (fn must not modify them), so it
+// allocates nothing: it is for callers that scan the table every few
+// seconds.
+func (m *Membership) Each(fn func(Member)) {
+	for _, mem := range m.snap.Load().members {
+		mm := *mem
+		mm.seen = nil
+		fn(mm)
+	}
+}
+
 // Neighbour reports whether p is one of this node's neighbours on the
 // ring of members: one it watches or one that watches it (2k members at
 // most, whatever N). A node that must reach out to a member about an

@@ -1171,3 +1171,34 @@ func TestIdleNodePublishesItsTableRarely(t *testing.T) {
 		t.Fatalf("no member's LastSeen is after the %d direct messages of the last %v", got.Load(), elapsed.Round(time.Millisecond))
 	}
 }
+
+// Each shows the members Members shows, this node left out, with the same
+// state and facts, and reflects a death as Members does.
+func TestEachAgreesWithMembers(t *testing.T) {
+	nodes := startCluster(t, 4, testConfig())
+	n := nodes[0]
+	check := func(step string) {
+		t.Helper()
+		want := map[peer.ID]Member{}
+		for _, m := range n.m.Members() {
+			if !m.Self {
+				want[m.ID] = m
+			}
+		}
+		got := 0
+		n.m.Each(func(m Member) {
+			got++
+			w, ok := want[m.ID]
+			if !ok || m.State != w.State || m.Inc != w.Inc || !slices.Equal(m.Addrs, w.Addrs) || m.FreeBytes != w.FreeBytes || m.Coord != w.Coord {
+				t.Errorf("%s: Each gave %s %s inc %d addrs %v, Members %+v", step, m.ID, m.State, m.Inc, m.Addrs, w)
+			}
+		})
+		if got != len(want) {
+			t.Errorf("%s: Each gave %d members, Members %d others", step, got, len(want))
+		}
+	}
+	check("all alive")
+	nodes[3].stop()
+	waitState(t, n, nodes[3], StateDead, 15*time.Second)
+	check("one dead")
+}

@@ -139,11 +139,11 @@ type membershipCluster struct {
 
 func (c membershipCluster) Live() []share.Peer {
 	var out []share.Peer
-	for _, m := range c.m.Members() {
-		if !m.Self && (m.State == gossip.StateAlive || m.State == gossip.StateSuspect) {
+	c.m.Each(func(m gossip.Member) {
+		if m.State == gossip.StateAlive || m.State == gossip.StateSuspect {
 			out = append(out, share.Peer{ID: m.ID, RTT: c.n.near.rankRTT(m.ID, m.Coord), Free: m.FreeBytes})
 		}
-	}
+	})
 	return out
 }
 

@@ -200,16 +200,15 @@ func (pg *peering) rejoin(ctx context.Context) {
 	targets := map[peer.ID]peer.AddrInfo{}
 	dead := map[peer.ID]bool{}
 	heard := map[peer.ID]bool{}
-	for _, m := range pg.memb.Members() {
-		switch {
-		case m.Self:
-		case m.State == gossip.StateAlive || m.State == gossip.StateSuspect:
+	pg.memb.Each(func(m gossip.Member) {
+		switch m.State {
+		case gossip.StateAlive, gossip.StateSuspect:
 			heard[m.ID] = true
-		case m.State == gossip.StateDead:
+		case gossip.StateDead:
 			targets[m.ID] = m.AddrInfo()
 			dead[m.ID] = true
 		}
-	}
+	})
 	for _, ai := range pg.cfg.Bootstrap {
 		if ai.ID != pg.host.ID() && !heard[ai.ID] {
 			t := targets[ai.ID]
