@@ -400,8 +400,10 @@ func (m *Membership) selfNow(t *table) Member {
 // withMeasures is mem with its LastSeen, RTT and clock offset filled in,
 // and its addresses its own copy.
 func (m *Membership) withMeasures(mem Member) Member {
-	if mem.seen != nil && mem.seen.Load() != 0 {
-		mem.LastSeen = time.Unix(0, mem.seen.Load())
+	if mem.seen != nil {
+		if ns := mem.seen.Load(); ns != 0 {
+			mem.LastSeen = time.Unix(0, ns)
+		}
 	}
 	mem.seen = nil
 	mem.Addrs = append([]string(nil), mem.Addrs...)

@@ -77,7 +77,7 @@ func (y *syncer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p = <-y.kick:
-			if !!caughtUp || done[p] {
+			if caughtUp || done[p] {
 				continue
 			}
 		case <-wait:
