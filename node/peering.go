@@ -176,6 +176,10 @@ const (
 	rejoinDialTimeout = 2 * time.Second
 )
 
+// rejoinDialers is about how many nodes dial each dead member in a round
+// of rejoinLoop.
+const rejoinDialers = 3.0
+
 // rejoinLoop heals partitions. bootstrapLoop dials only a node that has no
 // peer at all, and the two sides of a partition each keep their own peers:
 // when the cut is mended nobody would dial across and the sides would stay
@@ -183,6 +187,12 @@ const (
 // (at the addresses their last heartbeat announced) and the bootstrap peers
 // it hears no heartbeat from, if it is not connected to them. Once one
 // connection crosses, heartbeats flow again and the other side is alive.
+// A few dials across are enough: each node dials a dead member in a round
+// with probability rejoinDialers/(live members - 1), so about
+// rejoinDialers nodes do, whatever N. A member wrongly declared dead (a
+// busy one, most often) is then not dialled by every node at once, which
+// would keep it too busy to refute, and past MaxPeers would only have its
+// connection manager close most of those connections again.
 func (pg *peering) rejoinLoop() {
 	pg.every(rejoinInterval, false, func() { pg.rejoin(pg.ctx) })
 }
@@ -209,6 +219,7 @@ func (pg *peering) rejoin(ctx context.Context) {
 			dead[m.ID] = true
 		}
 	})
+	sampleDead(targets, dead, len(heard), rand.Float64)
 	for _, ai := range pg.cfg.Bootstrap {
 		if ai.ID != pg.host.ID() && !heard[ai.ID] {
 			t := targets[ai.ID]
@@ -237,6 +248,21 @@ func (pg *peering) rejoin(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// sampleDead keeps each dead member in targets with probability
+// rejoinDialers/others (draw gives uniform numbers in [0, 1)), others the
+// live members but this node, so about rejoinDialers nodes dial each.
+func sampleDead(targets map[peer.ID]peer.AddrInfo, dead map[peer.ID]bool, others int, draw func() float64) {
+	p := rejoinDialers / float64(max(1, others))
+	if p >= 1 {
+		return
+	}
+	for id := range dead {
+		if draw() >= p {
+			delete(targets, id)
+		}
+	}
 }
 
 // pingLoop keeps the RTT samples of every connected peer fresh.

@@ -145,10 +145,10 @@ type Config struct {
 	// many recent changes, each repeated in that many heartbeats.
 	// Defaults 8 and 3.
 	NewsPerHeartbeat, NewsRepeat int
-	// DeadProbeFor: for this long after a member is declared dead, this
-	// node pings one such member every ProbePeriod, so a member cut off
-	// by a partition, or wrongly declared dead, hears of it and refutes
-	// once it can be reached. Default 30 s.
+	// DeadProbeFor: for this long after a member is declared dead, it is
+	// pinged by about Watchers nodes every ProbePeriod, so a member cut
+	// off by a partition, or wrongly declared dead, hears of it and
+	// refutes once it can be reached. Default 30 s.
 	DeadProbeFor time.Duration
 	// ForgetAfter: a member dead or left for this long is dropped from
 	// the table (and from Entries), so a network's table does not grow
@@ -735,18 +735,24 @@ func (c *Core) startProbe(id ID, now time.Time) {
 	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Seq: c.seq, Inc: c.inc})
 }
 
-// pingDead pings one member declared dead lately, at random: if it
-// answers, Receive tells it it was declared dead, and it refutes.
+// pingDead pings each member declared dead lately with probability
+// Watchers/(live members - 1), so each is pinged by about Watchers nodes a
+// period, whatever N: if it answers, Receive tells it it was declared
+// dead, and it refutes. A few pings a period are enough for that; one
+// from every node, as the network grows, would bury a member wrongly
+// declared dead (a busy one, most often) in dials and handshakes, and
+// keep it too busy to refute.
 func (c *Core) pingDead(now time.Time) {
 	c.recentDead = slices.DeleteFunc(c.recentDead, func(d deadAt) bool {
 		e, _ := c.get(d.id)
 		return e.State != StateDead || now.Sub(d.at) > c.cfg.DeadProbeFor
 	})
-	if len(c.recentDead) == 0 {
-		return
+	p := float64(c.cfg.Watchers) / float64(max(1, c.nlive-1))
+	for _, d := range c.recentDead {
+		if p >= 1 || c.cfg.Rand.Float64() < p {
+			c.tr.Send(d.id, &Message{Kind: KindPing, From: c.cfg.Self, Target: d.id, Inc: c.inc})
+		}
 	}
-	id := c.recentDead[c.cfg.Rand.IntN(len(c.recentDead))].id
-	c.tr.Send(id, &Message{Kind: KindPing, From: c.cfg.Self, Target: id, Inc: c.inc})
 }
 
 // pingReq moves an unanswered probe to its indirect round.

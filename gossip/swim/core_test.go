@@ -453,39 +453,69 @@ func TestDeadMemberSpeaks(t *testing.T) {
 	}
 }
 
-// TestPingDead: a member declared dead lately is pinged once a period;
-// when it answers it is told, so it refutes; after DeadProbeFor it is
-// left alone.
+// TestPingDead: a member declared dead lately is pinged by about Watchers
+// nodes a period whatever N (each node pings it with probability
+// Watchers/(N-1)); when it answers it is told, so it refutes; after
+// DeadProbeFor it is left alone.
 func TestPingDead(t *testing.T) {
-	f := newFixture(t, 8, nil)
-	var far ID
-	for _, id := range f.ids[1:] {
-		if !slices.Contains(f.c.Watched(), id) {
-			far = id
-		}
-	}
-	f.c.Receive("n2", &Message{Kind: KindDead, From: "n2", Target: far, Inc: 1})
-	f.clock.set(f.c.nextProbe)
-	f.c.Tick()
-	var ping *Message
-	for _, s := range f.tr.take(KindPing) {
-		if s.to == far {
-			ping = s.m
-		}
-	}
-	if ping == nil {
-		t.Fatalf("no ping to the dead member %s", far)
-	}
-	f.c.Receive(far, &Message{Kind: KindAck, From: far, Target: far, Seq: ping.Seq, Inc: 1})
-	if d := f.tr.take(KindDead); len(d) != 1 || d[0].to != far {
-		t.Fatalf("dead notices %+v, want one to %s", d, far)
-	}
-	f.clock.advance(31 * time.Second)
-	f.c.Tick()
-	for _, s := range f.tr.take(KindPing) {
-		if s.to == far {
-			t.Fatalf("pinged %s 31 s after its death", far)
-		}
+	const periods = 600
+	for _, tc := range []struct {
+		n      int
+		lo, hi int // pings to the dead member in periods
+	}{
+		{n: 4, lo: periods, hi: periods}, // 3 others, 3 watchers: every period
+		{n: 8, lo: 200, hi: 320},         // 3/6 of the periods (the dead one is not live)
+		{n: 61, lo: 15, hi: 45},          // 3/59: about 30
+		{n: 301, lo: 1, hi: 15},          // 3/299: about 6
+	} {
+		t.Run(fmt.Sprint(tc.n), func(t *testing.T) {
+			f := newFixture(t, tc.n, func(c *Config) { c.DeadProbeFor = 2 * periods * time.Second })
+			far := f.ids[tc.n-1]
+			for _, id := range f.ids[1:] {
+				if !slices.Contains(f.c.Watched(), id) {
+					far = id
+				}
+			}
+			f.c.Receive("n1", &Message{Kind: KindDead, From: "n1", Target: far, Inc: 1})
+			var ping *Message
+			pings := 0
+			for range periods {
+				f.clock.set(f.c.nextProbe)
+				f.c.Tick()
+				for _, s := range f.tr.take(KindPing) {
+					if s.to == far {
+						pings++
+						ping = s.m
+						continue
+					}
+					// The watched members answer, so none is suspected.
+					f.c.Receive(s.to, &Message{Kind: KindAck, From: s.to, Target: s.to, Seq: s.m.Seq, Inc: 1})
+				}
+				f.tr.out = nil
+			}
+			if f.c.Live() != tc.n-1 {
+				t.Fatalf("%d live members, want %d", f.c.Live(), tc.n-1)
+			}
+			if pings < tc.lo || pings > tc.hi {
+				t.Fatalf("the dead member was pinged in %d of %d periods, want %d to %d", pings, periods, tc.lo, tc.hi)
+			}
+			t.Logf("N = %d: pinged in %d of %d periods", tc.n, pings, periods)
+			f.c.Receive(far, &Message{Kind: KindAck, From: far, Target: far, Seq: ping.Seq, Inc: 1})
+			if d := f.tr.take(KindDead); len(d) != 1 || d[0].to != far {
+				t.Fatalf("dead notices %+v, want one to %s", d, far)
+			}
+			f.clock.advance(2 * periods * time.Second)
+			f.c.Tick()
+			for range 10 {
+				f.clock.set(f.c.nextProbe)
+				f.c.Tick()
+				for _, s := range f.tr.take(KindPing) {
+					if s.to == far {
+						t.Fatalf("pinged %s after DeadProbeFor", far)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -84,7 +84,10 @@
 // a few messages, not one from every member.
 //
 // Healing. For DeadProbeFor after a member is declared dead, each node
-// pings one such member per period. A member that answers (a healed
+// pings it in a period with probability Watchers/(N-1), so about Watchers
+// nodes a period do, whatever N: a member wrongly declared dead because
+// it was busy is not then dialled by every node at once. A member that
+// answers (a healed
 // partition, a wrong verdict) is told it was declared dead, as is any
 // member suspected or declared dead that is heard from, and refutes.
 // A member dead or left for ForgetAfter is dropped from the table.
