@@ -207,26 +207,7 @@ func (pg *peering) rejoinLoop() {
 // its heartbeats arrive: the connection manager may have trimmed the
 // connection to it, and a re-dial every round would fight that.
 func (pg *peering) rejoin(ctx context.Context) {
-	targets := map[peer.ID]peer.AddrInfo{}
-	dead := map[peer.ID]bool{}
-	heard := map[peer.ID]bool{}
-	pg.memb.Each(func(m gossip.Member) {
-		switch m.State {
-		case gossip.StateAlive, gossip.StateSuspect:
-			heard[m.ID] = true
-		case gossip.StateDead:
-			targets[m.ID] = m.AddrInfo()
-			dead[m.ID] = true
-		}
-	})
-	sampleDead(targets, dead, len(heard), rand.Float64)
-	for _, ai := range pg.cfg.Bootstrap {
-		if ai.ID != pg.host.ID() && !heard[ai.ID] {
-			t := targets[ai.ID]
-			t.ID, t.Addrs = ai.ID, append(t.Addrs, ai.Addrs...)
-			targets[ai.ID] = t
-		}
-	}
+	targets, dead := rejoinTargets(pg.memb.Each, pg.cfg.Bootstrap, pg.host.ID(), rand.Float64)
 	var wg sync.WaitGroup
 	for _, ai := range targets {
 		if pg.host.Network().Connectedness(ai.ID) == network.Connected {
@@ -248,6 +229,38 @@ func (pg *peering) rejoin(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// rejoinTargets lists the peers a round of rejoinLoop dials, and which of
+// them are dead members: a sample of the dead members (sampleDead; draw
+// gives uniform numbers in [0, 1)) and the bootstrap peers, but self,
+// that each(fn), which calls fn on every member, shows neither alive nor
+// suspect nor dead.
+func rejoinTargets(each func(func(gossip.Member)), bootstrap []peer.AddrInfo, self peer.ID, draw func() float64) (map[peer.ID]peer.AddrInfo, map[peer.ID]bool) {
+	targets := map[peer.ID]peer.AddrInfo{}
+	dead := map[peer.ID]bool{}
+	heard := map[peer.ID]bool{}
+	each(func(m gossip.Member) {
+		switch m.State {
+		case gossip.StateAlive, gossip.StateSuspect:
+			heard[m.ID] = true
+		case gossip.StateDead:
+			targets[m.ID] = m.AddrInfo()
+			dead[m.ID] = true
+		}
+	})
+	sampleDead(targets, dead, len(heard), draw)
+	for _, ai := range bootstrap {
+		t, kept := targets[ai.ID]
+		if ai.ID == self || heard[ai.ID] || dead[ai.ID] && !kept {
+			// A dead bootstrap peer is a dead member like any other:
+			// sampleDead left it to a few other nodes.
+			continue
+		}
+		t.ID, t.Addrs = ai.ID, append(t.Addrs, ai.Addrs...)
+		targets[ai.ID] = t
+	}
+	return targets, dead
 }
 
 // sampleDead keeps each dead member in targets with probability
