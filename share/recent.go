@@ -17,7 +17,8 @@ import (
 const recentCopyTTL = time.Minute
 
 // recentCopies remembers the copies this node saw made: the peers that
-// answered one of its pushes with a verified, stored copy. The catalog
+// answered one of its pushes with a verified, stored copy, and those that
+// pushed it a copy from their own (see noteAskerHolds). The catalog
 // learns of a copy by gossip from its holder, so a node that shares a file
 // and leaves, or repairs, at once would otherwise not count the copy it
 // just made, and would copy the file again.

@@ -577,11 +577,31 @@ func (s *Service) handleReplicate(st network.Stream) {
 			answer(ReplicateAnswer{Error: "record holding: " + err.Error()})
 			return
 		}
+		s.noteAskerHolds(d, c, remote, req)
 	}
 	if !had {
 		s.log.Info("holding a copy", "cid", c, "size", req.Size, "asked_by", remote, "custody_for", req.CustodyFor)
 	}
 	answer(ReplicateAnswer{OK: true, Had: had})
+}
+
+// noteAskerHolds counts the asker of a replica as a holder of c until the
+// catalog lists it: it pushed the file from its own copy. A sharer records
+// its holding only once its share is published, and a repair by the sharer
+// meanwhile would otherwise leave this node seeing itself as c's only
+// holder, and copying c to a third node. A relocation's asker is leaving
+// and does not count; an asker the catalog lists already (a custodian
+// giving a file back, about to drop it) is left to the catalog.
+func (s *Service) noteAskerHolds(d Directory, c cid.Cid, asker peer.ID, req ReplicateRequest) {
+	if req.CustodyFor != "" || req.From != asker {
+		return
+	}
+	for _, h := range d.Holdings(c) {
+		if h.Peer == asker {
+			return
+		}
+	}
+	s.copies.add(c, asker, "", time.Now())
 }
 
 // provideLater provides c in the DHT, in the background.

@@ -393,3 +393,29 @@ func TestReplicationReadyEndsTheDelay(t *testing.T) {
 	}
 	checkHolding(t, b, id, "")
 }
+
+// A sharer's repair may copy its file before the share records the
+// sharer's own holding in the catalog. The node that got the copy then
+// counts the sharer, which pushed it, as a holder: it sees R copies, not
+// one, and does not copy the file to a third node.
+func TestRepairByASharerNotYetListedMakesNoThirdCopy(t *testing.T) {
+	nodes := startRepNodes(t, 3)
+	a, b, third := nodes[0], nodes[1], nodes[2]
+	ctx := context.Background()
+	c, _, err := a.s.Store().Put(ctx, strings.NewReader("a file whose share is still publishing\n"), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.s.checkReplicas(ctx)
+	checkHolding(t, b, c, "")
+	// b ranks the sharer last, so a b that saw itself alone would copy to
+	// the third node.
+	b.cluster.setRTT(a.h.ID(), time.Second)
+	b.s.checkReplicas(ctx)
+	if _, ok := third.s.Store().Has(c); ok {
+		t.Fatalf("b copied %s to a third node: it did not count the sharer that pushed it", c)
+	}
+	if _, ok := a.dir.own(c); ok {
+		t.Fatal("the sharer's holding is in its catalog: the test no longer shows a share in progress")
+	}
+}
