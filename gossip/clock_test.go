@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -182,4 +184,51 @@ func TestClockOffsetFollowsChanges(t *testing.T) {
 	check("b dead", -8*time.Second, 2)
 	m.offsets.Retain(func(p peer.ID) bool { return p != "c" })
 	check("c forgotten", -5*time.Second, 1)
+}
+
+// A round reads every member not measured yet (up to maxClockReads), and
+// only clockReReads of those already measured, a different few each time.
+func TestClockReads(t *testing.T) {
+	ids := func(prefix string, n int) []peer.ID {
+		var out []peer.ID
+		for i := range n {
+			out = append(out, peer.ID(fmt.Sprintf("%s%d", prefix, i)))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name           string
+		missing, known int
+		want           int // readings
+		wantKnown      int // of them, of known members
+	}{
+		{"nothing", 0, 0, 0, 0},
+		{"new members only", 5, 0, 5, 0},
+		{"known only", 0, 35, clockReReads, clockReReads},
+		{"fewer known than a batch", 2, clockReReads - 1, 2 + clockReReads - 1, clockReReads - 1},
+		{"both", 3, 35, 3 + clockReReads, clockReReads},
+		{"a crowd of new members", 40, 35, maxClockReads, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			seen := map[peer.ID]bool{}
+			known := ids("k", tc.known)
+			for round := range 100 {
+				got := clockReads(ids("m", tc.missing), known, rng.Shuffle)
+				k := 0
+				for _, p := range got {
+					if p[0] == 'k' {
+						k++
+						seen[p] = true
+					}
+				}
+				if len(got) != tc.want || k != tc.wantKnown {
+					t.Fatalf("round %d: %d readings, %d of known members; want %d, %d", round, len(got), k, tc.want, tc.wantKnown)
+				}
+			}
+			if tc.wantKnown > 0 && len(seen) != tc.known {
+				t.Errorf("100 rounds re-read %d of %d known members, want all", len(seen), tc.known)
+			}
+		})
+	}
 }

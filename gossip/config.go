@@ -74,9 +74,10 @@ type Config struct {
 	// ForgetAfter is how long dead and left members stay in the table.
 	// Default 1 h.
 	ForgetAfter time.Duration
-	// ClockInterval is how often a node reads again the clocks of the
-	// members it has measured (see Offsets); a member not yet measured is
-	// read within a second. Default 10 s.
+	// ClockInterval is how often a node reads again the clocks of a few
+	// of the members it has measured, picked at random (see Offsets and
+	// clockReReads); a member not yet measured is read within a second.
+	// Default 10 s.
 	ClockInterval time.Duration
 	// Clock is the wall clock: clock readings sent to peers, and the
 	// incarnation when Incarnations is nil. Default the system clock. (The
