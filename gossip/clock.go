@@ -145,10 +145,14 @@ func (m *Membership) handleClock(s network.Stream) {
 	_, _ = s.Write(b[:])
 }
 
-// readClock measures p's clock once.
+// readClock measures p's clock once. The reading is one round trip, as a
+// libp2p ping is (the protocol's negotiation travels with the request and
+// the answer), so it is also a sample of p's RTT for the peerstore, which
+// every "closest" choice ranks by.
 func (m *Membership) readClock(ctx context.Context, p peer.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, clockTimeout)
 	defer cancel()
+	start := time.Now()
 	sent := m.cfg.now()
 	s, err := m.h.NewStream(network.WithNoDial(ctx, "clock reading"), p, ClockProtocol)
 	if err != nil {
@@ -162,6 +166,7 @@ func (m *Membership) readClock(ctx context.Context, p peer.ID) error {
 		return err
 	}
 	received := m.cfg.now()
+	m.h.Peerstore().RecordLatency(p, time.Since(start))
 	m.offsets.Add(p, sent, time.Unix(0, int64(binary.BigEndian.Uint64(b[:]))), received)
 	return nil
 }

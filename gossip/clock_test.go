@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -230,5 +231,23 @@ func TestClockReads(t *testing.T) {
 				t.Errorf("100 rounds re-read %d of %d known members, want all", len(seen), tc.known)
 			}
 		})
+	}
+}
+
+// A clock reading is a round trip, and the peerstore gets it as an RTT
+// sample, as it gets a libp2p ping's.
+func TestClockReadingRecordsRTT(t *testing.T) {
+	a := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", Config{})
+	b := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", Config{})
+	connect(t, a, b)
+	a.h.Peerstore().RemovePeer(b.h.ID()) // forget any sample taken so far
+	if err := a.m.readClock(context.Background(), b.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.m.offsets.Offset(b.h.ID()); !ok {
+		t.Fatal("no clock estimate after a reading")
+	}
+	if rtt := a.h.Peerstore().LatencyEWMA(b.h.ID()); rtt <= 0 || rtt > clockTimeout {
+		t.Fatalf("RTT of b after a clock reading = %v, want a sample", rtt)
 	}
 }
