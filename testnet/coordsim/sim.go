@@ -14,7 +14,10 @@
 // Conns others (a random graph; p2pshare keeps at most 32 connections),
 // and every PingInterval, at a phase of its own, pings the connected
 // peers with fewer than MinSamples samples in the last five minutes and
-// PingBatch others at random. Each sample moves the node's coordinate,
+// PingBatch others at random; and every ClockInterval it reads the clocks
+// of the connected peers it has not read yet and of ClockBatch others at
+// random, each reading one more RTT sample. Each sample moves the node's
+// coordinate,
 // with the peer's coordinate as of the peer's last heartbeat (one every
 // Heartbeat, at a phase of its own); a peer not heard yet gives no
 // update. At each checkpoint the report compares, for every ordered pair
@@ -53,6 +56,10 @@ type Params struct {
 	PingInterval time.Duration
 	PingBatch    int
 	MinSamples   int
+	// ClockInterval and ClockBatch are membership's clock readings (none
+	// when ClockInterval is 0).
+	ClockInterval time.Duration
+	ClockBatch    int
 	// Heartbeat is the period of each node's heartbeats.
 	Heartbeat time.Duration
 	// Checkpoints are the times at which the estimates are measured; the
@@ -85,15 +92,17 @@ func ThreeSites() ([]string, [][]float64) {
 }
 
 // DefaultParams is N nodes on World, each connected to 32 others, samples
-// up to 15 ms late, p2pshare's ping loop (every 15 s, 8 peers and the
-// unmeasured ones) and heartbeat period at N (500 ms · N/3), measured
-// after 2, 5, 10 and 20 minutes.
+// up to 15 ms late, p2pshare's ping loop (every 15 s, 4 peers and the
+// unmeasured ones), its clock readings (every 10 s, 4 peers and the
+// unread ones) and heartbeat period at N (500 ms · N/3), measured after
+// 2, 5, 10 and 20 minutes.
 func DefaultParams(n int) Params {
 	sites, wan := World()
 	return Params{
 		N: n, Seed: 1, Sites: sites, WAN: wan,
 		LocalRTT: 0.5, Access: 1, Jitter: 15, Conns: 32,
-		PingInterval: 15 * time.Second, PingBatch: 8, MinSamples: 3,
+		PingInterval: 15 * time.Second, PingBatch: 4, MinSamples: 3,
+		ClockInterval: 10 * time.Second, ClockBatch: 4,
 		Heartbeat:   time.Duration(max(n, 3)) * 500 * time.Millisecond / 3,
 		Checkpoints: []time.Duration{2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 20 * time.Minute},
 	}
@@ -164,6 +173,7 @@ type sim struct {
 	conns   [][]int     // each node's connected peers
 	linked  [][]bool    // linked[i][j]: i and j are connected
 	seen    [][][]int64 // seen[i][k]: times (ns) i sampled conns[i][k]
+	read    [][]bool    // read[i][k]: i read the clock of conns[i][k]
 	clients []*coord.Client
 	pub     []*coord.Coordinate // each node's last heartbeat's coordinate
 	updates int
@@ -195,22 +205,32 @@ func Run(p Params) (*Report, error) {
 	}
 	s.connect()
 	rep := &Report{N: p.N, Conns: p.Conns, Sites: p.Sites, Jitter: p.Jitter, Seed: p.Seed}
-	// The events: each node's ping rounds and heartbeats, at phases of
-	// their own, in time order.
+	// The events: each node's ping rounds, clock rounds and heartbeats,
+	// at phases of their own, in time order.
+	const (
+		ping = iota
+		beat
+		clock
+	)
 	type event struct {
 		at   int64
 		node int
-		beat bool
+		kind int
 	}
 	end := int64(slices.Max(p.Checkpoints))
 	var evs []event
+	every := func(i, kind int, d time.Duration) {
+		if d <= 0 {
+			return
+		}
+		for t := int64(s.r.Float64() * float64(d)); t <= end; t += int64(d) {
+			evs = append(evs, event{at: t, node: i, kind: kind})
+		}
+	}
 	for i := range p.N {
-		for t := int64(s.r.Float64() * float64(p.Heartbeat)); t <= end; t += int64(p.Heartbeat) {
-			evs = append(evs, event{at: t, node: i, beat: true})
-		}
-		for t := int64(s.r.Float64() * float64(p.PingInterval)); t <= end; t += int64(p.PingInterval) {
-			evs = append(evs, event{at: t, node: i})
-		}
+		every(i, beat, p.Heartbeat)
+		every(i, ping, p.PingInterval)
+		every(i, clock, p.ClockInterval)
 	}
 	slices.SortStableFunc(evs, func(a, b event) int { return int(a.at - b.at) })
 	cps := slices.Clone(p.Checkpoints)
@@ -220,11 +240,14 @@ func Run(p Params) (*Report, error) {
 			rep.Points = append(rep.Points, s.measure(cps[0]))
 			cps = cps[1:]
 		}
-		if e.beat {
+		switch e.kind {
+		case beat:
 			c := s.clients[e.node].Coordinate()
 			s.pub[e.node] = &c
-		} else {
+		case ping:
 			s.pingRound(e.node, e.at)
+		case clock:
+			s.clockRound(e.node, e.at)
 		}
 	}
 	for _, cp := range cps {
@@ -260,8 +283,10 @@ func (s *sim) connect() {
 		}
 	}
 	s.seen = make([][][]int64, n)
+	s.read = make([][]bool, n)
 	for i := range s.seen {
 		s.seen[i] = make([][]int64, len(s.conns[i]))
+		s.read[i] = make([]bool, len(s.conns[i]))
 	}
 }
 
@@ -297,22 +322,47 @@ func (s *sim) pingRound(i int, at int64) {
 	}
 	s.r.Shuffle(len(known), func(a, b int) { known[a], known[b] = known[b], known[a] })
 	for _, k := range append(missing, known[:min(len(known), s.p.PingBatch)]...) {
-		j := s.conns[i][k]
-		// Keep the samples of the window only.
-		ts := s.seen[i][k]
-		for len(ts) > 0 && at-ts[0] > sampleWindow {
-			ts = ts[1:]
+		s.sample(i, k, at)
+	}
+}
+
+// clockRound is one clock round of node i at time at: the peers whose
+// clock it has not read, and ClockBatch others (as gossip's clockReads,
+// 16 at most).
+func (s *sim) clockRound(i int, at int64) {
+	var missing, known []int
+	for k := range s.conns[i] {
+		if s.read[i][k] {
+			known = append(known, k)
+		} else {
+			missing = append(missing, k)
 		}
-		s.seen[i][k] = append(ts, at)
-		if s.pub[j] == nil {
-			continue // not heard yet: a node updates only with a heartbeat's coordinate
-		}
-		sample := s.rtt(i, j) + s.p.Jitter*s.r.Float64()
-		// Errors cannot happen here: the coordinate came from a client
-		// of the same configuration, and the sample is in range.
-		if _, err := s.clients[i].Update(fmt.Sprint(j), *s.pub[j], time.Duration(sample*float64(time.Millisecond))); err == nil {
-			s.updates++
-		}
+	}
+	s.r.Shuffle(len(known), func(a, b int) { known[a], known[b] = known[b], known[a] })
+	ks := append(missing, known[:min(len(known), s.p.ClockBatch)]...)
+	for _, k := range ks[:min(len(ks), 16)] {
+		s.read[i][k] = true
+		s.sample(i, k, at)
+	}
+}
+
+// sample is one RTT sample of node i of its peer conns[i][k] at time at.
+func (s *sim) sample(i, k int, at int64) {
+	j := s.conns[i][k]
+	// Keep the samples of the window only.
+	ts := s.seen[i][k]
+	for len(ts) > 0 && at-ts[0] > sampleWindow {
+		ts = ts[1:]
+	}
+	s.seen[i][k] = append(ts, at)
+	if s.pub[j] == nil {
+		return // not heard yet: a node updates only with a heartbeat's coordinate
+	}
+	sample := s.rtt(i, j) + s.p.Jitter*s.r.Float64()
+	// Errors cannot happen here: the coordinate came from a client of the
+	// same configuration, and the sample is in range.
+	if _, err := s.clients[i].Update(fmt.Sprint(j), *s.pub[j], time.Duration(sample*float64(time.Millisecond))); err == nil {
+		s.updates++
 	}
 }
 
