@@ -96,6 +96,15 @@ func (o *Offsets) offsetLocked(p peer.ID) (time.Duration, bool) {
 	return best.offset, true
 }
 
+// Reset forgets every exchange: after this node's clock stepped, each
+// recorded offset is off by the step.
+func (o *Offsets) Reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	clear(o.peers)
+	o.ver++
+}
+
 // Retain forgets every peer for which keep is false.
 func (o *Offsets) Retain(keep func(peer.ID) bool) {
 	o.mu.Lock()
@@ -187,10 +196,17 @@ const (
 // second those not measured yet, and every ClockInterval a few of the
 // others, so a node knows its offset to the network within a second or so
 // of meeting its peers.
+//
+// When this node's wall clock steps (set by hand or by NTP, or a
+// machine waking from sleep) every estimate is off by the step, and the
+// few re-read each ClockInterval would take minutes to replace them: the
+// estimates are dropped, and every member is read again within a second
+// or so.
 func (m *Membership) clockLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	last := time.Now()
+	wall, mono := m.cfg.now(), time.Now()
 	for {
 		all := time.Since(last) >= m.cfg.ClockInterval
 		if all {
@@ -202,7 +218,27 @@ func (m *Membership) clockLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		w, mo := m.cfg.now(), time.Now()
+		if step, ok := clockStepped(wall, w, mo.Sub(mono)); ok {
+			m.log.Info("this node's clock stepped: reading the members' clocks again", "step", step)
+			m.offsets.Reset()
+		}
+		wall, mono = w, mo
 	}
+}
+
+// minClockStep is the least jump of the wall clock clockStepped reports:
+// more than the slewing of NTP or a loaded machine's timers make between
+// two rounds, less than a clock error worth a warning.
+const minClockStep = time.Second
+
+// clockStepped returns how far the wall clock moved from wall0 to wall1
+// beyond the monotonic time elapsed meanwhile, and whether that is a step
+// of at least minClockStep either way. The readings are compared by their
+// wall clock only (time.Time.Sub would use their monotonic readings).
+func clockStepped(wall0, wall1 time.Time, elapsed time.Duration) (time.Duration, bool) {
+	step := time.Duration(wall1.UnixNano()-wall0.UnixNano()) - elapsed
+	return step, step >= minClockStep || step <= -minClockStep
 }
 
 // clockRound reads the clocks of the live members without an estimate and,

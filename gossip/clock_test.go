@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,4 +251,72 @@ func TestClockReadingRecordsRTT(t *testing.T) {
 	if rtt := a.h.Peerstore().LatencyEWMA(b.h.ID()); rtt <= 0 || rtt > clockTimeout {
 		t.Fatalf("RTT of b after a clock reading = %v, want a sample", rtt)
 	}
+}
+
+// A jump of the wall clock against the monotonic clock is a step; the
+// drift and scheduling of a second are not.
+func TestClockStepped(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		wall    time.Duration // how far the wall clock moved
+		elapsed time.Duration // the monotonic time elapsed
+		want    bool
+	}{
+		{"a round, on time", time.Second, time.Second, false},
+		{"a late round", 1300 * time.Millisecond, 1300 * time.Millisecond, false},
+		{"slewed by NTP", time.Second + 500*time.Microsecond, time.Second, false},
+		{"set forward a minute", time.Minute + time.Second, time.Second, true},
+		{"set back ten minutes", time.Second - 10*time.Minute, time.Second, true},
+		{"woke from sleep", time.Hour, time.Second, true},
+		{"just under a step", 1999 * time.Millisecond, time.Second, false},
+		{"a step of a second", 2 * time.Second, time.Second, true},
+	} {
+		step, got := clockStepped(base, base.Add(tc.wall), tc.elapsed)
+		if got != tc.want || step != tc.wall-tc.elapsed {
+			t.Errorf("%s: clockStepped = %v, %v; want %v, %v", tc.name, step, got, tc.wall-tc.elapsed, tc.want)
+		}
+	}
+}
+
+// Reset forgets every estimate and moves the version.
+func TestOffsetsReset(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := NewOffsets()
+	o.Add("a", base, base.Add(time.Minute), base.Add(time.Millisecond))
+	v := o.version()
+	o.Reset()
+	if _, ok := o.Offset("a"); ok {
+		t.Fatal("an estimate survived Reset")
+	}
+	if o.version() == v {
+		t.Fatal("Reset left the version")
+	}
+	if _, n := o.Network([]peer.ID{"a"}); n != 0 {
+		t.Fatalf("Network counts %d estimates after Reset", n)
+	}
+}
+
+// jumpClock is a wall clock a test can set forward or back.
+type jumpClock struct{ off atomic.Int64 }
+
+func (c *jumpClock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+
+// When this node's clock steps, it drops its estimates and reads its
+// members' clocks again at once, not over the minutes its few re-reads
+// each ClockInterval would take.
+func TestClockStepReadsAgain(t *testing.T) {
+	clk := &jumpClock{}
+	a := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", Config{Clock: clk, ClockInterval: time.Hour})
+	b := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", Config{})
+	connect(t, a, b)
+	offsetNear := func(want time.Duration) func() bool {
+		return func() bool {
+			off, ok := a.m.offsets.Offset(b.h.ID())
+			return ok && (off-want).Abs() < time.Second
+		}
+	}
+	waitFor(t, 10*time.Second, "a to measure b's clock", offsetNear(0))
+	clk.off.Store(int64(-time.Minute)) // a's clock is set back a minute: b is a minute ahead
+	waitFor(t, 10*time.Second, "a to measure b's clock a minute ahead", offsetNear(time.Minute))
 }
