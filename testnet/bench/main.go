@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/p2pshare/p2pshare/gossip/swim"
 	"github.com/p2pshare/p2pshare/node/api"
 	"github.com/p2pshare/p2pshare/testnet"
 )
@@ -373,6 +374,12 @@ func members(args []string) (MembersResult, error) {
 	}
 	defer cleanup()
 	var kills, stops, backs []time.Duration
+	// restarted is when each victim of a kill was started again: a member
+	// that joined less than the join grace ago is not accused of an
+	// unanswered probe (see swim.Config.JoinGrace), and a SIGSTOP round
+	// measures the detection of a silent member, so it waits that out.
+	restarted := map[*testnet.Daemon]time.Time{}
+	grace := swim.DefaultConfig().JoinGrace
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
 		// The membership topic's messages the kill costs: those of the
@@ -408,6 +415,7 @@ func members(args []string) (MembersResult, error) {
 		if err != nil {
 			return res, err
 		}
+		restarted[v] = time.Now()
 		// Every node, the restarted one included, must know every other
 		// before the next round, or a node could miss a member it never heard.
 		if err := waitAllAlive(nw); err != nil {
@@ -416,6 +424,9 @@ func members(args []string) (MembersResult, error) {
 	}
 	for r := 0; r < *rounds; r++ {
 		v := nw.Node(2 + r%(*n-1))
+		if at, ok := restarted[v]; ok {
+			time.Sleep(time.Until(at.Add(grace + time.Second)))
+		}
 		w := watchLogs(nw)
 		at := time.Now()
 		if err := v.Pause(); err != nil {
