@@ -17,10 +17,9 @@
 // PingBatch others at random; and every ClockInterval it reads the clocks
 // of the connected peers it has not read yet and of ClockBatch others at
 // random, each reading one more RTT sample. Each sample moves the node's
-// coordinate,
-// with the peer's coordinate as of the peer's last heartbeat (one every
-// Heartbeat, at a phase of its own); a peer not heard yet gives no
-// update. At each checkpoint the report compares, for every ordered pair
+// coordinate, with the peer's coordinate as of the peer's last heartbeat
+// (one every Heartbeat, at a phase of its own); a peer not heard yet gives
+// no update. At each checkpoint the report compares, for every ordered pair
 // of nodes that are not connected, the estimate of the first (its
 // coordinate against the second's last heartbeat) with the true RTT.
 package coordsim
@@ -326,9 +325,12 @@ func (s *sim) pingRound(i int, at int64) {
 	}
 }
 
+// maxClockReads bounds the readings of a clock round, as gossip's does.
+const maxClockReads = 16
+
 // clockRound is one clock round of node i at time at: the peers whose
-// clock it has not read, and ClockBatch others (as gossip's clockReads,
-// 16 at most).
+// clock it has not read, and ClockBatch others (as gossip's clockReads),
+// maxClockReads at most.
 func (s *sim) clockRound(i int, at int64) {
 	var missing, known []int
 	for k := range s.conns[i] {
@@ -340,7 +342,7 @@ func (s *sim) clockRound(i int, at int64) {
 	}
 	s.r.Shuffle(len(known), func(a, b int) { known[a], known[b] = known[b], known[a] })
 	ks := append(missing, known[:min(len(known), s.p.ClockBatch)]...)
-	for _, k := range ks[:min(len(ks), 16)] {
+	for _, k := range ks[:min(len(ks), maxClockReads)] {
 		s.read[i][k] = true
 		s.sample(i, k, at)
 	}
