@@ -160,6 +160,9 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 		st.Received += len(rs)
 		n, err := s.apply(rs)
 		st.Applied += n
+		// Counted as applied, not when the exchange ends: a watcher
+		// signalled by these records may read Stats at once.
+		s.appliedSync.Add(int64(n))
 		return err
 	})
 	if err != nil {
@@ -170,7 +173,6 @@ func (s *Store) exchange(str network.Stream, initiator bool) (SyncStats, error) 
 			return st, fmt.Errorf("send records: %w", err)
 		}
 	}
-	s.appliedSync.Add(int64(st.Applied))
 	return st, nil
 }
 
