@@ -5,7 +5,7 @@
 //	go run ./testnet/bench members -n 20 -rounds 10   # detection of kill -9 and SIGSTOP
 //	go run ./testnet/bench traffic -n 10,20,50        # membership traffic per node
 //	go run ./testnet/bench detection -n 20,50,100 -rounds 5 -out DIR  # members and traffic at each N, with a plot
-//	go run ./testnet/bench load -n 10 -duration 5m    # false positives with both cores busy
+//	go run ./testnet/bench load -n 10 -duration 5m    # false positives with both cores busy (-settle, -start-gap, -procs for big N)
 //	go run ./testnet/bench kv -n 20 -rounds 20 -keys 10000  # KV convergence and catch-up
 //	go run ./testnet/bench throughput -size 268435456 -runs 5  # get vs a raw libp2p stream
 //	go run ./testnet/bench latency -n 20 -gets 200    # 1 KiB get on a warm network
@@ -608,13 +608,23 @@ func load(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
 	n := fs.Int("n", 10, "nodes")
 	dur := fs.Duration("duration", 5*time.Minute, "how long to keep both cores busy")
+	settle := fs.Duration("settle", 0, "wait this long after every node is alive everywhere before the load")
+	fs.DurationVar(&startGap, "start-gap", startGap, "wait between batches of daemons started (see testnet.Network.BatchGap)")
+	procs := procsFlag(fs)
 	fs.Parse(args)
+	defer setProcs(*procs)()
 	nw, cleanup, err := upAlive(*n)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	atUp := countEvents(nw)
+	time.Sleep(*settle)
 	before := countEvents(nw)
+	if *settle > 0 {
+		fmt.Printf("N=%d, settling %s before the load: %d dead and %d suspect events\n",
+			*n, *settle, before["dead"]-atUp["dead"], before["suspect"]-atUp["suspect"])
+	}
 	// Burn every core for the whole duration, bounded by time.
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
