@@ -352,6 +352,23 @@ func countSuspicions(nw *Network) []string {
 	return lines
 }
 
+// loggedSince returns the lines of countSuspicions whose daemon logged
+// them at t or later, by the time= field of slog's text format.
+func loggedSince(lines []string, t time.Time) []string {
+	var out []string
+	for _, l := range lines {
+		_, rest, ok := strings.Cut(l, "time=")
+		if !ok {
+			continue
+		}
+		stamp, _, _ := strings.Cut(rest, " ")
+		if at, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !at.Before(t) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // memberRTTs returns the ranges of rtt_ms and of rtt_est_ms the running
 // nodes' members tables show, by pair of sites.
 func memberRTTs(nw *Network, siteOf map[string]string) (rtts, ests map[string][2]float64) {

@@ -11,15 +11,15 @@ import (
 	"github.com/p2pshare/p2pshare/testnet/internet"
 )
 
+// rttSlack is how far above a path's RTT a node's rtt_ms may be.
+const rttSlack = 8
+
 // TestE2ESitesNearest runs real daemons on three sites 15, 22 and 30 ms
 // apart with 1 % loss: every replica, relocation on leave and get picks
 // the nearest site in every trial, and no live node is suspected.
 // P2PSHARE_SITES_TRIALS sets the trials of each kind (5 by default; the
 // benchmark harness runs 20 and a five-minute soak: `go run ./testnet/bench
 // sites`).
-// rttSlack is how far above a path's RTT a node's rtt_ms may be.
-const rttSlack = 8
-
 func TestE2ESitesNearest(t *testing.T) {
 	in := internet.New(t, SitesTopology(0.01))
 	trials := envCount(t, "P2PSHARE_SITES_TRIALS", 5, 1)
@@ -80,4 +80,23 @@ func envCount(t *testing.T, name string, def, least int) int {
 		t.Fatalf("%s=%q: want a number >= %d", name, s, least)
 	}
 	return v
+}
+
+// TestLoggedSince keeps the suspicion lines logged at or after a moment,
+// by their time= field, and drops lines without a readable one.
+func TestLoggedSince(t *testing.T) {
+	at := time.Date(2026, 12, 6, 0, 51, 24, 0, time.UTC)
+	lines := []string{
+		`node 1: time=2026-12-06T00:51:23.999Z level=INFO msg="member suspect"`,
+		`node 2: time=2026-12-06T00:51:24Z level=INFO msg="member suspect"`,
+		`node 3: time=2026-12-06T00:55:48.982Z level=INFO msg="member dead"`,
+		`node 4: level=INFO msg="member suspect"`,
+		`node 5: time=yesterday level=INFO msg="member dead"`,
+		`node 6: time=2026-12-06T01:51:24.5+01:00 level=INFO msg="refuting suspicion"`,
+	}
+	got := loggedSince(lines, at)
+	want := []string{lines[1], lines[2], lines[5]}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("loggedSince:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

@@ -42,9 +42,19 @@ type SpreadResult struct {
 	LocalHop, Receipts map[string]int
 	// Missing counts the receipts never logged.
 	Missing int
-	// SuspicionLines are the log lines of any suspicion, over the run.
+	// SuspicionLines are the log lines of any suspicion, over the run:
+	// the start of every daemon at once and their stop included.
 	SuspicionLines []string
+	// Settled is how long the network ran, before it was stopped, from a
+	// minute after every node first saw every other alive; SettledLines
+	// are those of SuspicionLines logged in that time.
+	Settled      time.Duration
+	SettledLines []string
 }
+
+// spreadSettle is how long after every node first sees every other alive
+// RunSpread starts to count SpreadResult.SettledLines.
+const spreadSettle = time.Minute
 
 // RunSpread starts 3·cfg.PerSite daemons on the three sites of in (built
 // from internet.Sites(cfg.PerSite, ...)), lets them settle, then times
@@ -71,8 +81,13 @@ func RunSpread(ctx context.Context, in *internet.Internet, cfg SpreadConfig) (re
 		port := 4040 + d.Index
 		d.Listen = []string{fmt.Sprintf("/ip4/%s/tcp/%d", h.IP, port), fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", h.IP, port)}
 	}
+	var settledAt time.Time // zero until every node saw every other alive
 	defer func() {
 		res.SuspicionLines = countSuspicions(nw)
+		if !settledAt.IsZero() {
+			res.Settled = max(time.Since(settledAt), 0)
+			res.SettledLines = loggedSince(res.SuspicionLines, settledAt)
+		}
 		nw.Down()
 	}()
 	if err := nw.Up(ctx, 3*cfg.PerSite); err != nil {
@@ -81,6 +96,7 @@ func RunSpread(ctx context.Context, in *internet.Internet, cfg SpreadConfig) (re
 	if err := waitMembers(ctx, nw, nil, 2*time.Minute); err != nil {
 		return res, err
 	}
+	settledAt = time.Now().Add(spreadSettle)
 	logf("%d daemons up, all alive on all; warming for %s", len(nw.Nodes), cfg.Warm)
 	select {
 	case <-ctx.Done():

@@ -69,7 +69,8 @@ func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
 			if err != nil {
 				return all, fmt.Errorf("%s: %w", k.name, err)
 			}
-			fmt.Printf("%s  %s: %d receipts missing, %d suspicion log lines; median (p90) ms:", time.Since(start).Round(time.Second), k.name, res.Missing, len(res.SuspicionLines))
+			fmt.Printf("%s  %s: %d receipts missing, %d suspicion log lines (%d in the %s from a minute after all were alive to the stop); median (p90) ms:",
+				time.Since(start).Round(time.Second), k.name, res.Missing, len(res.SuspicionLines), len(res.SettledLines), res.Settled.Round(time.Second))
 			// Each network's own figures: how its mesh formed shows in
 			// its tail, which the pooled figures blur.
 			for _, g := range res.SpreadGroups() {
@@ -92,7 +93,8 @@ func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
 			fmt.Printf("%-14s %-12s %9d %10.1f %10.1f %10.1f %13.0f%%\n", k.name, g, len(d), median(d), quantileOf(d, 0.9), d[len(d)-1],
 				100*float64(res.LocalHop[g])/float64(max(res.Receipts[g], 1)))
 		}
-		fmt.Printf("%-14s missing receipts %d, suspicion log lines %d\n", k.name, res.Missing, len(res.SuspicionLines))
+		fmt.Printf("%-14s missing receipts %d, suspicion log lines %d, %d of them in %s settled\n",
+			k.name, res.Missing, len(res.SuspicionLines), len(res.SettledLines), res.Settled.Round(time.Second))
 	}
 	return all, nil
 }
@@ -109,6 +111,8 @@ func mergeSpread(a, b testnet.SpreadResult) testnet.SpreadResult {
 	}
 	a.Missing += b.Missing
 	a.SuspicionLines = append(a.SuspicionLines, b.SuspicionLines...)
+	a.SettledLines = append(a.SettledLines, b.SettledLines...)
+	a.Settled += b.Settled
 	return a
 }
 
