@@ -27,7 +27,10 @@ type SpreadConfig struct {
 	// node in turn, so every site writes; Gap is the time between two.
 	Writes int
 	Gap    time.Duration
-	Logf   func(format string, args ...any)
+	// StartGap is the network's Network.BatchGap: 0 starts every daemon
+	// at once.
+	StartGap time.Duration
+	Logf     func(format string, args ...any)
 }
 
 // SpreadResult is what RunSpread measured.
@@ -75,6 +78,7 @@ func RunSpread(ctx context.Context, in *internet.Internet, cfg SpreadConfig) (re
 	}
 	nw := New(cfg.Bin, cfg.Dir)
 	nw.Args = []string{"--replicas", "1", "--log-level", "debug"}
+	nw.BatchGap = cfg.StartGap
 	nw.Setup = func(d *Daemon) {
 		h := in.Host(hostOf(d.Index))
 		d.Prefix = h.Prefix()

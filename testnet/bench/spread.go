@@ -18,7 +18,7 @@ import (
 // it (the same tree built with -tags nogossiprtt: a mesh drawn at random).
 // Each round runs one network of each kind in turn, alternating which
 // goes first.
-func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
+func spreadBench(args []string) (all map[string]testnet.SpreadResult, err error) {
 	fs := flag.NewFlagSet("spread", flag.ExitOnError)
 	perSite := fs.Int("per-site", 6, "daemons on each of the three sites")
 	warm := fs.Duration("warm", 3*time.Minute, "time for the meshes to settle before the first write")
@@ -26,6 +26,7 @@ func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
 	gap := fs.Duration("gap", 500*time.Millisecond, "time between two writes")
 	rounds := fs.Int("rounds", 1, "networks of each kind")
 	loss := fs.Float64("loss", 0, "packet loss on every uplink, in percent")
+	fs.DurationVar(&startGap, "start-gap", 0, "wait between batches of daemons started (see testnet.Network.BatchGap); 0 starts all at once")
 	fs.Parse(args)
 	if *perSite < 1 || *perSite > 26 || *writes < 1 || *rounds < 1 || *loss < 0 || *loss >= 100 {
 		return nil, fmt.Errorf("spread: want -per-site 1..26, -writes and -rounds at least 1, -loss from 0 to below 100")
@@ -38,7 +39,16 @@ func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	keep := os.Getenv(keepEnv) != ""
+	defer func() {
+		// A failed run keeps its daemons' logs: a network that does
+		// not settle is worth reading.
+		if keep || err != nil {
+			fmt.Fprintf(os.Stderr, "bench: the daemons' repos and logs are kept in %s\n", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
 	flat, err := testnet.BuildTagged(dir, "p2pshare-nogossiprtt", "nogossiprtt")
 	if err != nil {
 		return nil, err
@@ -52,7 +62,7 @@ func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
 	}
 	defer in.Close()
 	kinds := []struct{ name, bin string }{{"RTT score", bin}, {"no RTT score", flat}}
-	all := map[string]testnet.SpreadResult{}
+	all = map[string]testnet.SpreadResult{}
 	start := time.Now()
 	for r := range *rounds {
 		for i := range kinds {
@@ -62,7 +72,7 @@ func spreadBench(args []string) (map[string]testnet.SpreadResult, error) {
 				return all, err
 			}
 			res, err := testnet.RunSpread(ctx, in, testnet.SpreadConfig{
-				Bin: k.bin, Dir: ndir, PerSite: *perSite, Warm: *warm, Writes: *writes, Gap: *gap,
+				Bin: k.bin, Dir: ndir, PerSite: *perSite, Warm: *warm, Writes: *writes, Gap: *gap, StartGap: startGap,
 				Logf: func(f string, a ...any) {
 					fmt.Printf("%s  %s: %s\n", time.Since(start).Round(time.Second), k.name, fmt.Sprintf(f, a...))
 				}})
