@@ -19,7 +19,7 @@ func detection(args []string) error {
 	rounds := fs.Int("rounds", 5, "kills and stops at each size, each")
 	window := fs.Duration("window", 20*time.Second, "traffic's measuring window")
 	out := fs.String("out", "testnet/bench-results/detection", "directory for results.json and the plot")
-	fs.DurationVar(&startGap, "start-gap", 0, "wait between batches of daemons started (see testnet.Network.BatchGap)")
+	startGapFlag(fs)
 	procs := procsFlag(fs)
 	fs.Parse(args)
 	defer setProcs(*procs)()

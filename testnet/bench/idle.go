@@ -147,7 +147,7 @@ func idle(args []string) ([]IdlePoint, error) {
 	window := fs.Duration("window", 10*time.Second, "CPU measuring window")
 	hold := fs.Duration("hold", 0, "keep each network running this long after measuring it, or after failing, to look at it")
 	procs := procsFlag(fs)
-	fs.DurationVar(&startGap, "start-gap", 0, "wait between batches of daemons started (see testnet.Network.BatchGap)")
+	startGapFlag(fs)
 	fs.Parse(args)
 	defer setProcs(*procs)()
 	var out []IdlePoint

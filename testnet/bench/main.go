@@ -148,15 +148,22 @@ func benchBinary() (string, error) {
 	return binPath, binErr
 }
 
-// upWith is up with extra daemon flags.
 // startGap is the networks' testnet.Network.BatchGap (the -start-gap
 // flag of the subcommands that start big networks).
 var startGap time.Duration
+
+// startGapFlag defines -start-gap on fs, into startGap. Its default is
+// startGap's value, so a benchmark another one calls (members, called by
+// detection) keeps its caller's.
+func startGapFlag(fs *flag.FlagSet) {
+	fs.DurationVar(&startGap, "start-gap", startGap, "wait between batches of daemons started (see testnet.Network.BatchGap); 0 starts them all at once")
+}
 
 // keepEnv, when set, keeps the repos and logs of the networks upWith
 // starts, to read what the daemons logged after a run.
 const keepEnv = "P2PSHARE_BENCH_KEEP"
 
+// upWith is up with extra daemon flags.
 func upWith(n int, args ...string) (*testnet.Network, func(), error) {
 	bin, err := benchBinary()
 	if err != nil {
@@ -363,7 +370,7 @@ func members(args []string) (MembersResult, error) {
 	fs := flag.NewFlagSet("members", flag.ExitOnError)
 	n := fs.Int("n", 20, "nodes")
 	rounds := fs.Int("rounds", 10, "kills and stops to measure, each")
-	fs.DurationVar(&startGap, "start-gap", startGap, "wait between batches of daemons started (see testnet.Network.BatchGap)")
+	startGapFlag(fs)
 	procs := procsFlag(fs)
 	fs.Parse(args)
 	defer setProcs(*procs)()
@@ -609,7 +616,7 @@ func load(args []string) error {
 	n := fs.Int("n", 10, "nodes")
 	dur := fs.Duration("duration", 5*time.Minute, "how long to keep both cores busy")
 	settle := fs.Duration("settle", 0, "wait this long after every node is alive everywhere before the load")
-	fs.DurationVar(&startGap, "start-gap", startGap, "wait between batches of daemons started (see testnet.Network.BatchGap)")
+	startGapFlag(fs)
 	procs := procsFlag(fs)
 	fs.Parse(args)
 	defer setProcs(*procs)()

@@ -26,7 +26,7 @@ func spreadBench(args []string) (all map[string]testnet.SpreadResult, err error)
 	gap := fs.Duration("gap", 500*time.Millisecond, "time between two writes")
 	rounds := fs.Int("rounds", 1, "networks of each kind")
 	loss := fs.Float64("loss", 0, "packet loss on every uplink, in percent")
-	fs.DurationVar(&startGap, "start-gap", 0, "wait between batches of daemons started (see testnet.Network.BatchGap); 0 starts all at once")
+	startGapFlag(fs)
 	fs.Parse(args)
 	if *perSite < 1 || *perSite > 26 || *writes < 1 || *rounds < 1 || *loss < 0 || *loss >= 100 {
 		return nil, fmt.Errorf("spread: want -per-site 1..26, -writes and -rounds at least 1, -loss from 0 to below 100")
