@@ -93,6 +93,9 @@ func Build(ctx context.Context, topo Topology) (*Internet, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
+	if err := raiseNeighbours(neighbours(topo)); err != nil {
+		return nil, err
+	}
 	removeStale()
 	tag := topo.Name
 	if tag == "" {

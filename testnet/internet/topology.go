@@ -29,6 +29,9 @@
 // opens sockets there from this process.
 //
 // Build makes it, Close removes every namespace, link and rule it made.
+// The kernel keeps one neighbour (ARP) table for all namespaces, too small
+// by default for a LAN of a few dozen hosts that talk to each other, so
+// Build raises its limits to what the topology needs (never lowering them).
 // Names carry a per-internet tag, so tests in parallel and an internet
 // started by hand (testnet.sh internet) never clash; Build removes the namespaces
 // of internets whose owner process died.
