@@ -74,7 +74,7 @@ func RunSpread(ctx context.Context, in *internet.Internet, cfg SpreadConfig) (re
 		return res, fmt.Errorf("spread: want at least one daemon a site and one write")
 	}
 	hostOf := func(i int) string { // i is 1-based
-		return fmt.Sprintf("site%d-%c", (i-1)/cfg.PerSite+1, 'a'+(i-1)%cfg.PerSite)
+		return internet.LANHost(fmt.Sprintf("site%d", (i-1)/cfg.PerSite+1), (i-1)%cfg.PerSite)
 	}
 	nw := New(cfg.Bin, cfg.Dir)
 	nw.Args = []string{"--replicas", "1", "--log-level", "debug"}

@@ -28,8 +28,8 @@ func spreadBench(args []string) (all map[string]testnet.SpreadResult, err error)
 	loss := fs.Float64("loss", 0, "packet loss on every uplink, in percent")
 	startGapFlag(fs)
 	fs.Parse(args)
-	if *perSite < 1 || *perSite > 26 || *writes < 1 || *rounds < 1 || *loss < 0 || *loss >= 100 {
-		return nil, fmt.Errorf("spread: want -per-site 1..26, -writes and -rounds at least 1, -loss from 0 to below 100")
+	if *perSite < 1 || *perSite > 200 || *writes < 1 || *rounds < 1 || *loss < 0 || *loss >= 100 {
+		return nil, fmt.Errorf("spread: want -per-site 1..200, -writes and -rounds at least 1, -loss from 0 to below 100")
 	}
 	bin, err := benchBinary()
 	if err != nil {

@@ -141,3 +141,22 @@ func TestBigLAN(t *testing.T) {
 		t.Errorf("%d of %d dials were not refused, the first: %v", len(failed), n*(n-1), failed[:min(3, len(failed))])
 	}
 }
+
+func TestLANHost(t *testing.T) {
+	for _, c := range []struct {
+		i    int
+		want string
+	}{{0, "r-a"}, {1, "r-b"}, {25, "r-z"}, {26, "r-aa"}, {27, "r-ab"}, {51, "r-az"}, {52, "r-ba"}, {701, "r-zz"}, {702, "r-aaa"}} {
+		if got := LANHost("r", c.i); got != c.want {
+			t.Errorf("LANHost(r, %d) = %q, want %q", c.i, got, c.want)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range 200 {
+		n := LANHost("site1", i)
+		if seen[n] || !nameRE.MatchString(n) {
+			t.Fatalf("LANHost(site1, %d) = %q: used twice or not a valid name", i, n)
+		}
+		seen[n] = true
+	}
+}

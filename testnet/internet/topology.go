@@ -206,14 +206,25 @@ func TwoNATs(k1, k2 Kind, l Link) Topology {
 	return Topology{
 		Hosts: []Host{{Name: "pub", Link: l}},
 		Routers: []Router{
-			{Name: "nat1", Kind: k1, Link: l, Hosts: []Host{{Name: "nat1-a", Link: l}}},
-			{Name: "nat2", Kind: k2, Link: l, Hosts: []Host{{Name: "nat2-a", Link: l}}},
+			{Name: "nat1", Kind: k1, Link: l, Hosts: []Host{{Name: LANHost("nat1", 0), Link: l}}},
+			{Name: "nat2", Kind: k2, Link: l, Hosts: []Host{{Name: LANHost("nat2", 0), Link: l}}},
 		},
 	}
 }
 
+// LANHost is the name of the i-th host (from 0) of router's LAN in the
+// topologies made here: router-a to router-z, then router-aa, router-ab,
+// and so on.
+func LANHost(router string, i int) string {
+	var b []byte
+	for i++; i > 0; i = (i - 1) / 26 {
+		b = append([]byte{byte('a' + (i-1)%26)}, b...)
+	}
+	return router + "-" + string(b)
+}
+
 // Sites is three sites ("site1".."site3", routers without NAT) of n hosts
-// each ("site1-a", "site1-b", ...), one-way delays of 15, 22 and 30 ms
+// each (named by LANHost: "site1-a", "site1-b", ...), one-way delays of 15, 22 and 30 ms
 // between sites 1-2, 1-3 and 2-3, the given loss on every uplink, and one
 // public host ("pub") 15 ms from every site.
 func Sites(n int, loss float64) Topology {
@@ -221,7 +232,7 @@ func Sites(n int, loss float64) Topology {
 	for s := 1; s <= 3; s++ {
 		r := Router{Name: fmt.Sprintf("site%d", s), Kind: KindSite, Link: Link{Delay: 15 * time.Millisecond, Loss: loss}}
 		for i := 0; i < n; i++ {
-			r.Hosts = append(r.Hosts, Host{Name: fmt.Sprintf("site%d-%c", s, 'a'+i)})
+			r.Hosts = append(r.Hosts, Host{Name: LANHost(r.Name, i)})
 		}
 		t.Routers = append(t.Routers, r)
 	}

@@ -45,7 +45,7 @@ const usage = `usage: internet COMMAND [FLAGS] [ARGS...]
                                        sites: "pub" and routers "site1".."site3"
                                        (no NAT) with hosts "site1-a".., one-way
                                        15/22/30 ms between sites 1-2/1-3/2-3
-           --hosts N        hosts behind each router (default 1, at most 26)
+           --hosts N        hosts behind each router (default 1, at most 200)
            --delay D        delay of every link, one way (nats, hard; e.g. 15ms)
            --loss P         loss probability of every uplink (e.g. 0.01)
            --rate R         rate limit of every link (tc notation, e.g. 20mbit)
@@ -111,8 +111,8 @@ func die(err error) {
 
 // topology is the preset called name, hosts per router, every link l.
 func topology(name string, hosts int, l internet.Link) (internet.Topology, error) {
-	if hosts < 1 || hosts > 26 {
-		return internet.Topology{}, fmt.Errorf("up: --hosts %d: want 1 to 26", hosts)
+	if hosts < 1 || hosts > 200 {
+		return internet.Topology{}, fmt.Errorf("up: --hosts %d: want 1 to 200", hosts)
 	}
 	var t internet.Topology
 	switch name {
@@ -124,7 +124,7 @@ func topology(name string, hosts int, l internet.Link) (internet.Topology, error
 		t = internet.TwoNATs(internet.KindMasquerade, k2, l)
 		for i := range t.Routers {
 			for j := 1; j < hosts; j++ {
-				t.Routers[i].Hosts = append(t.Routers[i].Hosts, internet.Host{Name: fmt.Sprintf("%s-%c", t.Routers[i].Name, 'a'+j), Link: l})
+				t.Routers[i].Hosts = append(t.Routers[i].Hosts, internet.Host{Name: internet.LANHost(t.Routers[i].Name, j), Link: l})
 			}
 		}
 	case "sites":

@@ -26,7 +26,9 @@ func TestTopology(t *testing.T) {
 		{"sites", 1, l, 0, "--delay"},
 		{"cone", 1, l, 0, "--topology"},
 		{"nats", 0, l, 0, "--hosts"},
-		{"nats", 27, l, 0, "--hosts"},
+		{"nats", 27, l, 57, ""},
+		{"sites", 34, internet.Link{Loss: 0.05}, 106, ""},
+		{"nats", 201, l, 0, "--hosts"},
 	} {
 		topo, err := topology(c.preset, c.hosts, c.link)
 		if c.err != "" {
