@@ -27,7 +27,9 @@ func spreadBench(args []string) (all map[string]testnet.SpreadResult, err error)
 	rounds := fs.Int("rounds", 1, "networks of each kind")
 	loss := fs.Float64("loss", 0, "packet loss on every uplink, in percent")
 	startGapFlag(fs)
+	procs := procsFlag(fs)
 	fs.Parse(args)
+	defer setProcs(*procs)()
 	if *perSite < 1 || *perSite > 200 || *writes < 1 || *rounds < 1 || *loss < 0 || *loss >= 100 {
 		return nil, fmt.Errorf("spread: want -per-site 1..200, -writes and -rounds at least 1, -loss from 0 to below 100")
 	}
