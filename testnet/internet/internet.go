@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -389,18 +390,28 @@ func (in *Internet) Host(name string) *Node { return in.nodes[name] }
 func (in *Internet) Nodes() []*Node { return append([]*Node(nil), in.order...) }
 
 // Prefix is the command prefix that runs a program in n's namespace, as
-// testnet.Daemon.Prefix wants it.
-func (n *Node) Prefix() []string { return []string{"ip", "netns", "exec", n.NS} }
-
-// Command is name with args, to run in n's namespace.
-func (n *Node) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.NS, name}, args...)...)
+// testnet.Daemon.Prefix wants it, at niceness 0: this process may run at
+// a higher priority than its hosts (see linkNice), which a program it
+// starts would inherit.
+func (n *Node) Prefix() []string {
+	p := []string{"ip", "netns", "exec", n.NS}
+	if k := niceness(); k < 0 {
+		p = append(p, "nice", "-n", strconv.Itoa(-k))
+	}
+	return p
 }
 
-// Exec runs name with args in n's namespace and returns its combined
-// output.
+// Command is name with args, to run in n's namespace (through Prefix).
+func (n *Node) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	p := n.Prefix()
+	return exec.CommandContext(ctx, p[0], append(append(p[1:], name), args...)...)
+}
+
+// Exec runs name with args in n's namespace (through Prefix) and returns
+// its combined output.
 func (n *Node) Exec(ctx context.Context, name string, args ...string) (string, error) {
-	return run(ctx, "ip", append([]string{"netns", "exec", n.NS, name}, args...)...)
+	p := n.Prefix()
+	return run(ctx, p[0], append(append(p[1:], name), args...)...)
 }
 
 // Cut drops every packet on n's link, both ways, at the link's far end (the
@@ -517,6 +528,7 @@ func (n *Node) apply(ctx context.Context) error {
 		delayed = delayed || p.delay > 0
 	}
 	if delayed && n.delay == nil {
+		raisePriority()
 		d, err := newDelayer(n.NS)
 		if err != nil {
 			return fmt.Errorf("internet: delay on %s: %w", n.Name, err)
