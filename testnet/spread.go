@@ -24,7 +24,8 @@ type SpreadConfig struct {
 	// settle (GossipSub grafts by score once a minute).
 	Warm time.Duration
 	// Writes is how many key-value writes are timed, each on the next
-	// node in turn, so every site writes; Gap is the time between two.
+	// node in turn from node 1 (site 1's first), so every site writes
+	// when there are more than 2·PerSite; Gap is the time between two.
 	Writes int
 	Gap    time.Duration
 	// StartGap is the network's Network.BatchGap: 0 starts every daemon

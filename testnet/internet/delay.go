@@ -186,5 +186,6 @@ func (d *delayer) close() error {
 	d.mu.Unlock()
 	d.cancel()
 	d.wg.Wait()
+	defer lowerPriority() // its raisePriority was before newDelayer
 	return d.nf.Close()
 }

@@ -73,7 +73,7 @@ func Check() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%w: need root (euid %d)", ErrUnsupported, os.Geteuid())
 	}
-	for _, tool := range []string{"ip", "nft", "iptables", "tc"} {
+	for _, tool := range []string{"ip", "nft", "iptables", "tc", "nice"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%w: %s is not installed (Debian: apt-get install iproute2 nftables iptables)", ErrUnsupported, tool)
 		}
@@ -390,13 +390,14 @@ func (in *Internet) Host(name string) *Node { return in.nodes[name] }
 func (in *Internet) Nodes() []*Node { return append([]*Node(nil), in.order...) }
 
 // Prefix is the command prefix that runs a program in n's namespace, as
-// testnet.Daemon.Prefix wants it, at niceness 0: this process may run at
-// a higher priority than its hosts (see linkNice), which a program it
-// starts would inherit.
+// testnet.Daemon.Prefix wants it, at the niceness this process had before
+// it held delays: while it holds them it runs at a higher priority than
+// its hosts (see linkNice), which a program it starts would inherit. Take
+// it after Build: the priority of the moment is what it corrects for.
 func (n *Node) Prefix() []string {
 	p := []string{"ip", "netns", "exec", n.NS}
-	if k := niceness(); k < 0 {
-		p = append(p, "nice", "-n", strconv.Itoa(-k))
+	if k := childNice(); k > 0 {
+		p = append(p, "nice", "-n", strconv.Itoa(k))
 	}
 	return p
 }
@@ -531,6 +532,7 @@ func (n *Node) apply(ctx context.Context) error {
 		raisePriority()
 		d, err := newDelayer(n.NS)
 		if err != nil {
+			lowerPriority()
 			return fmt.Errorf("internet: delay on %s: %w", n.Name, err)
 		}
 		n.delay = d

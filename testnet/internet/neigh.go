@@ -1,10 +1,13 @@
 package internet
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The kernel keeps one IPv4 neighbour (ARP) table for every network
@@ -59,15 +62,22 @@ func raiseNeighbours(need int) error {
 	soft, hard := neighLimits(need)
 	was, err := raiseLimit("gc_thresh3", hard)
 	if err != nil && was < need {
-		return fmt.Errorf("internet: the topology may need %d IPv4 neighbour entries, more than the kernel's limit (%sgc_thresh3, one for every namespace), and raising it failed: %w; raise it as root in the first namespace, or put fewer hosts on a LAN",
+		err = fmt.Errorf("internet: the topology may need %d IPv4 neighbour entries, more than the kernel's limit (%sgc_thresh3, one for every namespace), and raising it failed: %w; raise it as root in the first namespace, or put fewer hosts on a LAN",
 			need, neighPath, err)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			// Not the first namespace, or a sandbox: this machine
+			// cannot build it, as Check says of a missing tool.
+			err = fmt.Errorf("%w: %w", ErrUnsupported, err)
+		}
+		return err
 	}
 	raiseLimit("gc_thresh2", soft) // best effort: a low soft limit costs collections, not packets
 	return nil
 }
 
 // raiseLimit sets the neighbour table limit name to want if it is lower,
-// and returns its value before (-1 if unknown).
+// and returns its value: before, if it could not be raised; -1 if
+// unknown.
 func raiseLimit(name string, want int) (int, error) {
 	path := neighPath + name
 	b, err := os.ReadFile(path)
@@ -78,8 +88,21 @@ func raiseLimit(name string, want int) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("%s: %w", path, err)
 	}
-	if cur >= want {
-		return cur, nil
+	// Another process may raise it at the same moment, to less: read it
+	// back, and write again while it is lower than wanted.
+	for try := 0; cur < want; try++ {
+		if try == 3 {
+			return cur, fmt.Errorf("%s: set to %d, reads %d", path, want, cur)
+		}
+		if err := writeLimit(path, []byte(strconv.Itoa(want)), 0o644); err != nil {
+			return cur, err
+		}
+		if b, err = os.ReadFile(path); err != nil {
+			return -1, err
+		}
+		if cur, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			return -1, fmt.Errorf("%s: %w", path, err)
+		}
 	}
-	return cur, writeLimit(path, []byte(strconv.Itoa(want)), 0o644)
+	return cur, nil
 }

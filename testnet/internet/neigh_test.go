@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,6 +50,8 @@ func TestRaiseNeighbours(t *testing.T) {
 		need           int
 		soft, hard     string // the files' contents before; "" for no file
 		readOnly       bool   // writes fail
+		lost           bool   // writes succeed and change nothing
+		unsupported    bool   // the error wraps ErrUnsupported
 		wantSoft, want string // after
 		wantErr        bool
 	}{
@@ -56,9 +59,11 @@ func TestRaiseNeighbours(t *testing.T) {
 		{name: "higher already, kept", need: 2000, soft: "9000", hard: "20000", wantSoft: "9000", want: "20000"},
 		{name: "only the soft limit low", need: 2000, soft: "100", hard: "20000", wantSoft: "4000", want: "20000"},
 		{name: "small topology, untouched", need: neighFloor, soft: "1", hard: "2", wantSoft: "1", want: "2"},
-		{name: "no limits to read (not the first namespace)", need: 2000, wantErr: true},
+		{name: "no limits to read (not the first namespace)", need: 2000, wantErr: true, unsupported: true},
 		{name: "small topology, no limits to read", need: 10},
-		{name: "cannot raise, too low", need: 2000, soft: "512", hard: "1024", readOnly: true, wantSoft: "512", want: "1024", wantErr: true},
+		{name: "cannot raise, too low", need: 2000, soft: "512", hard: "1024", readOnly: true, wantSoft: "512", want: "1024", wantErr: true, unsupported: true},
+		{name: "raised, but it does not take", need: 2000, soft: "512", hard: "1024", lost: true, wantSoft: "512", want: "1024", wantErr: true},
+		{name: "does not take, but room for the need", need: 2000, soft: "512", hard: "3000", lost: true, wantSoft: "512", want: "3000"},
 		{name: "cannot raise, but room for the need", need: 2000, soft: "512", hard: "3000", readOnly: true, wantSoft: "512", want: "3000"},
 		{name: "unreadable value", need: 2000, soft: "512", hard: "lots", wantSoft: "512", want: "lots", wantErr: true},
 	} {
@@ -70,6 +75,9 @@ func TestRaiseNeighbours(t *testing.T) {
 				writeLimit = func(name string, _ []byte, _ os.FileMode) error {
 					return &os.PathError{Op: "open", Path: name, Err: syscall.EACCES}
 				}
+			}
+			if c.lost {
+				writeLimit = func(string, []byte, os.FileMode) error { return nil }
 			}
 			for name, v := range map[string]string{"gc_thresh2": c.soft, "gc_thresh3": c.hard} {
 				if v == "" {
@@ -83,6 +91,9 @@ func TestRaiseNeighbours(t *testing.T) {
 			err := raiseNeighbours(c.need)
 			if (err != nil) != c.wantErr {
 				t.Fatalf("raiseNeighbours(%d) = %v, want an error: %v", c.need, err, c.wantErr)
+			}
+			if errors.Is(err, ErrUnsupported) != c.unsupported {
+				t.Errorf("raiseNeighbours(%d) = %v, want it to wrap ErrUnsupported: %v", c.need, err, c.unsupported)
 			}
 			for name, want := range map[string]string{"gc_thresh2": c.wantSoft, "gc_thresh3": c.want} {
 				b, _ := os.ReadFile(filepath.Join(dir, name))
@@ -108,6 +119,15 @@ func TestBigLAN(t *testing.T) {
 		r.Hosts = append(r.Hosts, Host{Name: fmt.Sprintf("h%d", i)})
 	}
 	in := build(t, Topology{Routers: []Router{r}})
+	// Where an earlier Build raised the limits, the dials below pass
+	// anyway: this checks that Build leaves them where they should be.
+	b, err := os.ReadFile(neighPath + "gc_thresh3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, hard := neighLimits(neighbours(Topology{Routers: []Router{r}})); atoi(t, string(b)) < hard {
+		t.Errorf("gc_thresh3 is %s after Build, want at least %d", strings.TrimSpace(string(b)), hard)
+	}
 	var (
 		mu     sync.Mutex
 		failed []string
@@ -140,6 +160,15 @@ func TestBigLAN(t *testing.T) {
 	if len(failed) > 0 {
 		t.Errorf("%d of %d dials were not refused, the first: %v", len(failed), n*(n-1), failed[:min(3, len(failed))])
 	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestLANHost(t *testing.T) {

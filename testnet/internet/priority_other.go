@@ -2,7 +2,10 @@
 
 package internet
 
-// raisePriority: the links' delays need Linux; elsewhere nothing is run.
+// The links' delays need Linux; elsewhere nothing is run.
+
 func raisePriority() {}
 
-func niceness() int { return 0 }
+func lowerPriority() {}
+
+func childNice() int { return 0 }

@@ -17,8 +17,9 @@
 // rate limit to the packets that reach the node through it. The kernels
 // this runs on have no netem: delay is done in user space, by holding the
 // verdicts of an NFQUEUE (goroutines of the process that called Build, alive
-// until Close, which then runs above the priority of the programs placed in
-// the nodes, so that busy hosts do not stretch the delays); loss is iptables' statistic match; rate is a tbf qdisc on
+// until Close; until then the process runs at a higher priority than the
+// programs placed in the nodes, where it may, so that busy hosts do not
+// stretch the delays); loss is iptables' statistic match; rate is a tbf qdisc on
 // both ends of the link. A round trip between two public hosts thus takes
 // the sum of their two links' delays; through a NAT router, its uplink's
 // delay is added too. Paths give two nodes of the segment a one-way delay
