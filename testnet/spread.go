@@ -24,8 +24,9 @@ type SpreadConfig struct {
 	// settle (GossipSub grafts by score once a minute).
 	Warm time.Duration
 	// Writes is how many key-value writes are timed, each on the next
-	// node in turn from node 1 (site 1's first), so every site writes
-	// when there are more than 2·PerSite; Gap is the time between two.
+	// site in turn and on the next node of that site (spreadWriter), so
+	// every site writes from the third write on; Gap is the time between
+	// two.
 	Writes int
 	Gap    time.Duration
 	// StartGap is the network's Network.BatchGap: 0 starts every daemon
@@ -116,7 +117,7 @@ func RunSpread(ctx context.Context, in *internet.Internet, cfg SpreadConfig) (re
 	writer := map[string]*Daemon{}
 	stamp := time.Now().UnixNano()
 	for i := range cfg.Writes {
-		d := nw.Nodes[i%len(nw.Nodes)]
+		d := nw.Nodes[spreadWriter(i, cfg.PerSite)]
 		key := fmt.Sprintf("spread-%d-%d", stamp, i)
 		if r := d.Run("kv", "put", key, "x"); r.Code != 0 {
 			return res, fmt.Errorf("kv put on node %d: %s", d.Index, strings.TrimSpace(r.Stderr))
@@ -180,6 +181,11 @@ func RunSpread(ctx context.Context, in *internet.Internet, cfg SpreadConfig) (re
 	}
 	return res, nil
 }
+
+// spreadWriter is the index in the network's nodes (site 1's first, then
+// site 2's, then site 3's, perSite each) of the node that makes write i
+// (from 0): the sites in turn, and in each its nodes in turn.
+func spreadWriter(i, perSite int) int { return i%3*perSite + i/3%perSite }
 
 // sitePair names where a receiver is from a writer: "same site", or the
 // two sites in order.

@@ -3,6 +3,7 @@ package testnet
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -59,5 +60,25 @@ func TestSitePair(t *testing.T) {
 	r := SpreadResult{Delays: map[string][]float64{"site2-site3": nil, "same site": nil, "site1-site2": nil}}
 	if got := r.SpreadGroups(); len(got) != 3 || got[0] != "same site" || got[1] != "site1-site2" || got[2] != "site2-site3" {
 		t.Errorf("SpreadGroups() = %v", got)
+	}
+}
+
+func TestSpreadWriter(t *testing.T) {
+	for _, c := range []struct {
+		perSite, writes int
+		want            []int
+	}{
+		{1, 4, []int{0, 1, 2, 0}},
+		{2, 8, []int{0, 2, 4, 1, 3, 5, 0, 2}},
+		// Many nodes a site, few writes: every site still writes.
+		{34, 6, []int{0, 34, 68, 1, 35, 69}},
+	} {
+		var got []int
+		for i := range c.writes {
+			got = append(got, spreadWriter(i, c.perSite))
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%d a site: writers %v, want %v", c.perSite, got, c.want)
+		}
 	}
 }
