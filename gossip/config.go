@@ -43,10 +43,12 @@ type Config struct {
 	// Default 1 s.
 	ProbeInterval time.Duration
 	// ProbeTimeout is how long a ping waits for its answer before it is
-	// retried through other members; a helper waits as long for the
-	// target's. Default 400 ms.
+	// retried through other members, at least; a helper waits as long for
+	// the target's. A node whose pings are answered late waits longer, up
+	// to 2 s, by the answers it timed (see package swim). Default 400 ms.
 	ProbeTimeout time.Duration
-	// IndirectTimeout bounds the retry through other members. Default
+	// IndirectTimeout bounds the retry through other members, at least
+	// (twice the stretched ping timeout when that is longer). Default
 	// 800 ms.
 	IndirectTimeout time.Duration
 	// SuspicionMin is the shortest suspicion timeout per decade of

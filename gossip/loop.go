@@ -453,7 +453,7 @@ func (l *loop) flush() {
 		if msg.Kind == swim.KindSuspect && msg.From == swimID(l.self) {
 			// Why a member is suspected is worth a line: the accuser
 			// says so, the others log only the state change.
-			l.m.log.Info("suspecting member", "peer", peerID(msg.Target), "refused", msg.Refused, "lhm", l.core.LHM(),
+			l.m.log.Info("suspecting member", "peer", peerID(msg.Target), "refused", msg.Refused, "lhm", l.core.LHM(), "timeout", l.core.PingTimeout(),
 				"connected", l.m.connected(peerID(msg.Target)))
 		}
 		l.publish(msg)

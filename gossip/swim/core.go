@@ -111,6 +111,12 @@ type Config struct {
 	ProbePeriod     time.Duration // default 1 s
 	ProbeTimeout    time.Duration // direct ping, and a helper's relayed ping; default 400 ms
 	IndirectTimeout time.Duration // ping-req round; default 800 ms
+	// MaxPingTimeout caps how far the answers this node times stretch a
+	// ping's timeout: ProbeTimeout and IndirectTimeout are floors, and a
+	// ping waits max(ProbeTimeout·(1+LHM), srtt + 4·rttvar) of the pings
+	// answered lately, at most MaxPingTimeout (a ping-req round twice
+	// that). Default 2 s.
+	MaxPingTimeout time.Duration
 	// Connected, when set, says whether a message to a member goes on a
 	// connection already open. When it says no, the send dials first,
 	// and a ping's timeout (the probe's direct one, a helper's relayed
@@ -176,8 +182,9 @@ func DefaultConfig() Config {
 	return Config{
 		Watchers: 3, Helpers: 3, Confirmations: 2,
 		ProbePeriod: time.Second, ProbeTimeout: 400 * time.Millisecond, IndirectTimeout: 800 * time.Millisecond,
-		DialTimeout:  2 * time.Second,
-		SuspicionMin: 500 * time.Millisecond, SuspicionMaxMult: 6,
+		MaxPingTimeout: 2 * time.Second,
+		DialTimeout:    2 * time.Second,
+		SuspicionMin:   500 * time.Millisecond, SuspicionMaxMult: 6,
 		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
 		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
 		NewsPerHeartbeat: 8, NewsRepeat: 3, DeadProbeFor: 30 * time.Second,
@@ -208,6 +215,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.ProbePeriod, d.ProbePeriod)
 	setDur(&c.ProbeTimeout, d.ProbeTimeout)
 	setDur(&c.IndirectTimeout, d.IndirectTimeout)
+	setDur(&c.MaxPingTimeout, d.MaxPingTimeout)
 	setDur(&c.DialTimeout, d.DialTimeout)
 	setDur(&c.SuspicionMin, d.SuspicionMin)
 	setDur(&c.LateSlack, d.LateSlack)
@@ -266,6 +274,7 @@ type probe struct {
 	latest   time.Time // the ping-req round's end if no helper nacks by its deadline
 	overtime bool      // past the round's deadline, waiting for a first nack until latest
 	dialling bool      // its direct ping waits for a dial (see Dialled)
+	sent     time.Time // when its direct ping left (or its dial ended)
 	helpers  int
 	nacks    int
 	late     bool // a timer of this node fired late meanwhile: no conclusion
@@ -278,7 +287,8 @@ type relay struct {
 	reqSeq    uint64
 	seq       uint64
 	deadline  time.Time
-	dialling  bool // its ping waits for a dial (see Dialled)
+	dialling  bool      // its ping waits for a dial (see Dialled)
+	sent      time.Time // when its ping left (or its dial ended)
 }
 
 type deadAt struct {
@@ -310,8 +320,12 @@ type Core struct {
 
 	probes []*probe
 	relays []*relay
-	holds  []*hold
-	news   []news
+	// rtt times the answers to this node's pings; latePings are the
+	// pings of ended probes and relays, whose late answers it times too.
+	rtt       rttEstimate
+	latePings []sentPing
+	holds     []*hold
+	news      []news
 	// recentDead: members declared dead in the last DeadProbeFor, with when.
 	recentDead []deadAt
 	// ended: members that became dead or left, with when, oldest first:
@@ -566,11 +580,24 @@ func (c *Core) neighbours(of ID, back bool) []ID {
 
 func (c *Core) stretch(d time.Duration) time.Duration { return d * time.Duration(1+c.lhm) }
 
-// pingTimeout is the timeout d of a ping to id, stretched by the local
-// health multiplier, with the dial's allowance if no connection to id is
-// open (dialling).
-func (c *Core) pingTimeout(id ID, d time.Duration) (_ time.Duration, dialling bool) {
-	d = c.stretch(d)
+// PingTimeout is how long a ping waits for its answer now: ProbeTimeout
+// stretched by the local health multiplier, or what the answers timed
+// lately call for (see Config.MaxPingTimeout), whichever is longer.
+func (c *Core) PingTimeout() time.Duration {
+	return max(c.stretch(c.cfg.ProbeTimeout), c.rtt.timeout(c.cfg.ProbeTimeout, c.cfg.MaxPingTimeout))
+}
+
+// indirectTimeout is how long a ping-req round waits: IndirectTimeout
+// stretched by the local health multiplier, or twice what the answers
+// timed lately call for (the round is two pings deep).
+func (c *Core) indirectTimeout() time.Duration {
+	return max(c.stretch(c.cfg.IndirectTimeout), 2*c.rtt.timeout(c.cfg.ProbeTimeout, c.cfg.MaxPingTimeout))
+}
+
+// pingTimeout is the timeout of a ping to id (PingTimeout), with the
+// dial's allowance if no connection to id is open (dialling).
+func (c *Core) pingTimeout(id ID) (_ time.Duration, dialling bool) {
+	d := c.PingTimeout()
 	if c.cfg.Connected != nil && !c.cfg.Connected(id) {
 		return d + c.cfg.DialTimeout, true
 	}
@@ -582,16 +609,16 @@ func (c *Core) pingTimeout(id ID, d time.Duration) (_ time.Duration, dialling bo
 func (c *Core) Dialled(id ID) {
 	now := c.cfg.Clock.Now()
 	defer func() { c.wanted = c.Next() }()
-	d := c.stretch(c.cfg.ProbeTimeout)
+	d := c.PingTimeout()
 	for _, p := range c.probes {
 		if p.target == id && p.dialling && !p.indirect {
-			p.dialling = false
+			p.dialling, p.sent = false, now
 			p.deadline = minTime(p.deadline, now.Add(d))
 		}
 	}
 	for _, r := range c.relays {
 		if r.target == id && r.dialling {
-			r.dialling = false
+			r.dialling, r.sent = false, now
 			r.deadline = minTime(r.deadline, now.Add(d))
 		}
 	}
@@ -668,6 +695,9 @@ func (c *Core) Tick() {
 	for _, r := range slices.Clone(c.relays) {
 		if !now.Before(r.deadline) {
 			c.relays = slices.DeleteFunc(c.relays, func(x *relay) bool { return x == r })
+			if !r.dialling {
+				c.keepLate(sentPing{seq: r.seq, target: r.target, at: r.sent})
+			}
 			c.tr.Send(r.requester, &Message{Kind: KindNack, From: c.cfg.Self, Seq: r.reqSeq})
 		}
 	}
@@ -723,8 +753,8 @@ func (c *Core) startProbe(id ID, now time.Time) {
 		return
 	}
 	c.seq++
-	d, dialling := c.pingTimeout(id, c.cfg.ProbeTimeout)
-	c.probes = append(c.probes, &probe{target: id, seq: c.seq, deadline: now.Add(d), dialling: dialling})
+	d, dialling := c.pingTimeout(id)
+	c.probes = append(c.probes, &probe{target: id, seq: c.seq, deadline: now.Add(d), dialling: dialling, sent: now})
 	if o := c.over[id]; o != nil && o.susp != nil && len(o.susp.refusals) == 0 {
 		// Lifeguard's buddy system: a suspect's watchers tell it, with
 		// each ping, that it is suspected, so a member that is slow but
@@ -758,7 +788,7 @@ func (c *Core) pingDead(now time.Time) {
 // pingReq moves an unanswered probe to its indirect round.
 func (c *Core) pingReq(p *probe, now time.Time) {
 	p.indirect = true
-	p.deadline = now.Add(c.stretch(c.cfg.IndirectTimeout))
+	p.deadline = now.Add(c.indirectTimeout())
 	p.latest = p.deadline
 	if c.cfg.Connected != nil {
 		// A helper that has to dial the target answers later (see
@@ -825,6 +855,9 @@ func (c *Core) at(i int) ID {
 // rises instead (Lifeguard).
 func (c *Core) conclude(p *probe) {
 	c.probes = slices.DeleteFunc(c.probes, func(x *probe) bool { return x == p })
+	if !p.dialling {
+		c.keepLate(sentPing{seq: p.seq, target: p.target, at: p.sent})
+	}
 	if p.late {
 		return
 	}
@@ -838,6 +871,15 @@ func (c *Core) conclude(p *probe) {
 		return
 	}
 	c.accuse(p.target, false)
+}
+
+// keepLate remembers an ended ping whose answer may still come: the
+// last lateWindow of them.
+func (c *Core) keepLate(s sentPing) {
+	c.latePings = append(c.latePings, s)
+	if len(c.latePings) > lateWindow {
+		c.latePings = slices.Delete(c.latePings, 0, len(c.latePings)-lateWindow)
+	}
 }
 
 // joining says whether id joined less than JoinGrace ago (see
@@ -976,14 +1018,24 @@ func (c *Core) Receive(from ID, m *Message) {
 		c.tr.Send(from, &Message{Kind: KindAck, From: self, Target: self, Seq: m.Seq, Inc: c.inc})
 	case KindAck:
 		if i := slices.IndexFunc(c.probes, func(p *probe) bool { return p.seq == m.Seq }); i >= 0 {
+			p := c.probes[i]
 			c.probes = slices.Delete(c.probes, i, i+1)
 			c.lhm = max(0, c.lhm-1)
+			if m.From == p.target && !p.dialling {
+				c.rtt.sample(now.Sub(p.sent)) // the target's own answer, not a helper's
+			}
 			return
 		}
 		if i := slices.IndexFunc(c.relays, func(r *relay) bool { return r.seq == m.Seq }); i >= 0 {
 			r := c.relays[i]
 			c.relays = slices.Delete(c.relays, i, i+1)
+			if !r.dialling {
+				c.rtt.sample(now.Sub(r.sent))
+			}
 			c.tr.Send(r.requester, &Message{Kind: KindAck, From: self, Target: m.From, Seq: r.reqSeq, Inc: m.Inc})
+		} else if i := slices.IndexFunc(c.latePings, func(s sentPing) bool { return s.seq == m.Seq && s.target == m.From }); m.Seq != 0 && i >= 0 {
+			c.rtt.sample(now.Sub(c.latePings[i].at))
+			c.latePings = slices.Delete(c.latePings, i, i+1)
 		}
 		if m.From == m.Target {
 			c.apply(Entry{ID: m.From, State: StateAlive, Inc: m.Inc}, "", false, now)
@@ -998,8 +1050,8 @@ func (c *Core) Receive(from ID, m *Message) {
 		}
 	case KindPingReq:
 		c.seq++
-		d, dialling := c.pingTimeout(m.Target, c.cfg.ProbeTimeout)
-		c.relays = append(c.relays, &relay{requester: from, target: m.Target, reqSeq: m.Seq, seq: c.seq, deadline: now.Add(d), dialling: dialling})
+		d, dialling := c.pingTimeout(m.Target)
+		c.relays = append(c.relays, &relay{requester: from, target: m.Target, reqSeq: m.Seq, seq: c.seq, deadline: now.Add(d), dialling: dialling, sent: now})
 		c.tr.Send(m.Target, &Message{Kind: KindPing, From: self, Target: m.Target, Seq: c.seq, Inc: c.inc})
 	case KindSuspect, KindDead:
 		if m.Target == self {

@@ -40,6 +40,18 @@
 // for every watcher at once on a busy machine, and is not the target's
 // silence.
 //
+// Ping timeouts that follow the answers. ProbeTimeout and IndirectTimeout
+// are floors: each node times the answers to its pings (its probes' and
+// its relayed ones', late answers included, not those that waited for a
+// dial nor a helper's) and waits, as TCP does before it retransmits,
+// srtt + 4·rttvar of them, at most MaxPingTimeout (a ping-req round twice
+// that). A machine so loaded that every process waits hundreds of
+// milliseconds for its turn, or a WAN, makes every member's answers late
+// at once; the timeouts stretch with them rather than turn each late
+// answer into an accusation, whose suspicion, refutation and rejoin add
+// to the load that made the answer late. A member that stops answering
+// gives no answer to time: it is suspected within the capped rounds.
+//
 // Buddy system (Lifeguard). The accuser sends its Suspect message to the
 // suspect too, and the suspect's watchers send it with each ping while
 // the suspicion runs, so a member that is slow but running hears of it at
