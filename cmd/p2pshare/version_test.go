@@ -19,9 +19,11 @@ func TestVersionCommand(t *testing.T) {
 	if !strings.HasPrefix(line, "p2pshare ") || !strings.Contains(line, runtime.GOOS+"/"+runtime.GOARCH) {
 		t.Fatalf("version printed %q", line)
 	}
-	out.Reset()
-	if code := run([]string{"--version"}, &out, &errb); code != 0 || out.String() != line {
-		t.Fatalf("--version: exit %d, %q; want %q", code, out.String(), line)
+	for _, flag := range []string{"--version", "-v"} {
+		out.Reset()
+		if code := run([]string{flag}, &out, &errb); code != 0 || out.String() != line {
+			t.Fatalf("%s: exit %d, %q; want %q", flag, code, out.String(), line)
+		}
 	}
 	out.Reset()
 	if code := run([]string{"version", "--json"}, &out, &errb); code != 0 {
@@ -59,5 +61,27 @@ func TestLogFormats(t *testing.T) {
 	}
 	if _, err := newLogger(&bytes.Buffer{}, "xml", slog.LevelInfo); err == nil {
 		t.Error("--log-format xml accepted")
+	}
+}
+
+// The root command alone prints its help; an argument that names no
+// command is a usage error, with --version too.
+func TestRootCommand(t *testing.T) {
+	cases := []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{nil, 0, "Usage:", ""},
+		{[]string{"shrae", "notes.txt"}, 2, "", `p2pshare: usage: unknown command "shrae" for "p2pshare"`},
+		{[]string{"shrae", "--version"}, 2, "", `p2pshare: usage: unknown command "shrae" for "p2pshare"`},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.HasPrefix(errb.String(), tc.err) {
+			t.Errorf("p2pshare %q: exit %d, out %q, err %q; want exit %d, out with %q, err starting %q",
+				tc.args, code, out.String(), errb.String(), tc.code, tc.out, tc.err)
+		}
 	}
 }
