@@ -146,6 +146,31 @@ func TestOverloadedAccuserAccusesNobody(t *testing.T) {
 	t.Logf("local health multiplier of the starved node up to %d", lhm)
 }
 
+// A member whose answers come later and later (a machine growing too
+// busy to run every process at once), up to 800 ms, more than a
+// probe's 300 ms and than its helpers' relayed pings, is accused by
+// nobody: its watchers time its answers, late ones included, and wait
+// for them. With the probe timeout fixed, the helpers' nacks would end
+// each round before the answer came, and each round would be an
+// accusation.
+func TestLaterAndLaterAnswersAccuseNobody(t *testing.T) {
+	cfg := testConfig()
+	nodes := startCluster(t, 5, cfg)
+	events := watchEvents(t, nodes)
+	slow := nodes[2]
+	for d := 50 * time.Millisecond; d <= 800*time.Millisecond; d += 50 * time.Millisecond {
+		slow.m.inDelay.Store(int64(d))
+		time.Sleep(600 * time.Millisecond) // the condition under test: about 1.5 probe rounds a step
+	}
+	time.Sleep(3 * time.Second) // and 7 rounds at 800 ms
+	slow.m.inDelay.Store(0)
+	for _, e := range events() {
+		if e.Peer == slow.h.ID() && (e.Kind == EventSuspect || e.Kind == EventDead) {
+			t.Fatalf("%s of the slow member at %s", e.Kind, e.At.Format(time.StampMilli))
+		}
+	}
+}
+
 // startRawPeer starts a node and a bare libp2p host connected to it that
 // serves SwimProtocol only (as a node of an earlier release of the
 // detector would) and hands each message it gets to acks.
