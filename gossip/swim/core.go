@@ -873,6 +873,17 @@ func (c *Core) conclude(p *probe) {
 	c.accuse(p.target, false)
 }
 
+// timeAnswer times the answer of id to a ping sent at sent, unless this
+// node holds id suspect or dead: such a member answers late because it
+// stalled (a process stopped and resumed, a partition healed), not
+// because answers take long, and its queued answers, seconds old, would
+// hold every timeout at its cap for many probes after.
+func (c *Core) timeAnswer(id ID, sent, now time.Time) {
+	if e, ok := c.get(id); ok && e.State == StateAlive {
+		c.rtt.sample(now.Sub(sent))
+	}
+}
+
 // keepLate remembers an ended ping whose answer may still come: the
 // last lateWindow of them.
 func (c *Core) keepLate(s sentPing) {
@@ -1021,8 +1032,8 @@ func (c *Core) Receive(from ID, m *Message) {
 			p := c.probes[i]
 			c.probes = slices.Delete(c.probes, i, i+1)
 			c.lhm = max(0, c.lhm-1)
-			if m.From == p.target && !p.dialling {
-				c.rtt.sample(now.Sub(p.sent)) // the target's own answer, not a helper's
+			if m.From == p.target && !p.dialling { // the target's own answer, not a helper's
+				c.timeAnswer(m.From, p.sent, now)
 			}
 			return
 		}
@@ -1030,11 +1041,11 @@ func (c *Core) Receive(from ID, m *Message) {
 			r := c.relays[i]
 			c.relays = slices.Delete(c.relays, i, i+1)
 			if !r.dialling {
-				c.rtt.sample(now.Sub(r.sent))
+				c.timeAnswer(m.From, r.sent, now)
 			}
 			c.tr.Send(r.requester, &Message{Kind: KindAck, From: self, Target: m.From, Seq: r.reqSeq, Inc: m.Inc})
 		} else if i := slices.IndexFunc(c.latePings, func(s sentPing) bool { return s.seq == m.Seq && s.target == m.From }); m.Seq != 0 && i >= 0 {
-			c.rtt.sample(now.Sub(c.latePings[i].at))
+			c.timeAnswer(m.From, c.latePings[i].at, now)
 			c.latePings = slices.Delete(c.latePings, i, i+1)
 		}
 		if m.From == m.Target {

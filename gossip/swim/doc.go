@@ -42,8 +42,9 @@
 //
 // Ping timeouts that follow the answers. ProbeTimeout and IndirectTimeout
 // are floors: each node times the answers to its pings (its probes' and
-// its relayed ones', late answers included, not those that waited for a
-// dial nor a helper's) and waits, as TCP does before it retransmits,
+// its relayed ones', late answers included; not those that waited for a
+// dial, nor a helper's, nor those of a member it holds suspect or dead,
+// which stalled) and waits, as TCP does before it retransmits,
 // srtt + 4·rttvar of them, at most MaxPingTimeout (a ping-req round twice
 // that). A machine so loaded that every process waits hundreds of
 // milliseconds for its turn, or a WAN, makes every member's answers late

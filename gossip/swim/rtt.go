@@ -2,18 +2,10 @@ package swim
 
 import "time"
 
-// rttEstimate is a node's estimate of how long its pings take to be
-// answered, kept as TCP keeps its retransmission timeout (RFC 6298): a
-// smoothed round-trip time and its mean deviation, fed by the answered
-// pings of probes and relays. A ping's timeout is never shorter than the
-// configured one (the floor) and never longer than the cap; in between it
-// is srtt + 4·rttvar. On an idle machine and a LAN the answers come in
-// milliseconds and the floor rules; on a machine so loaded that every
-// process waits its turn for hundreds of milliseconds, or across a WAN,
-// the answers of every member come late, and the timeouts stretch with
-// them, instead of each late answer turning into an accusation (which
-// adds the load of a suspicion, a refutation and, too often, a rejoin to
-// the load that made the answer late).
+// rttEstimate is how long this node's pings take to be answered, kept as
+// TCP keeps its retransmission timeout (RFC 6298): a smoothed round-trip
+// time and its mean deviation. Why the timeouts follow it: the package
+// comment, "Ping timeouts that follow the answers".
 type rttEstimate struct {
 	srtt, rttvar time.Duration
 	n            int // samples taken

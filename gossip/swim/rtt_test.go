@@ -149,8 +149,8 @@ func TestCappedTimeoutStillFindsTheSilent(t *testing.T) {
 
 // TestWhichAnswersAreTimed: the target's own answer to a probe or a
 // relayed ping is timed, even after its probe or relay ended; a helper's
-// answer (two pings deep) and the answer to a ping that waited for a dial
-// are not.
+// answer (two pings deep), the answer of a member held dead and the
+// answer to a ping that waited for a dial are not.
 func TestWhichAnswersAreTimed(t *testing.T) {
 	// relayed: a ping-req from n1 about n2; answerer answers the relayed
 	// ping after wait, ticking first.
@@ -175,6 +175,20 @@ func TestWhichAnswersAreTimed(t *testing.T) {
 		{"late answer to a relayed ping, after the nack", relayed(time.Second, "n2"), true},
 		{"answer to a relayed ping in time", relayed(300*ms, "n2"), true},
 		{"a late answer from another member than the one pinged", relayed(time.Second, "n3"), false},
+		{"a late answer from a member held dead (a stopped process resumed)", func(f *fixture) {
+			f.c.Receive("n1", &Message{Kind: KindPingReq, From: "n1", Target: "n2", Seq: 7})
+			ping := f.tr.take(KindPing)[0]
+			f.c.Receive("n3", &Message{Kind: KindDead, From: "n3", Target: "n2", Inc: 1})
+			f.clock.advance(30 * time.Second)
+			f.c.Receive("n2", &Message{Kind: KindAck, From: "n2", Target: "n2", Seq: ping.m.Seq, Inc: 1})
+		}, false},
+		{"the late answer of a member this node accused", func(f *fixture) {
+			target := f.c.Watched()[0]
+			probeRound(t, f, target, 2*time.Second, true) // the helpers' nacks end the round at 800 ms
+			if m := f.state(t, target); m.State != StateSuspect {
+				t.Fatalf("the accused member is %s", m.State)
+			}
+		}, false},
 		{"a helper's answer to a probe", func(f *fixture) {
 			f.clock.set(f.c.nextProbe)
 			f.c.wanted = f.clock.t
