@@ -54,8 +54,10 @@ const (
 
 // startCheck starts a re-dial check of p (addrs: the addresses p
 // announced, for a check on suspicion). If one is in flight, a check
-// after a disconnect runs again when it ends: the member may have crashed
-// after the first check found it up.
+// after a disconnect runs again when it ends, unless that one found the
+// port refused: the member may have crashed after the first check found
+// it up (two connections to a crashed member drop together, and each
+// asks for a check).
 func (m *Membership) startCheck(p peer.ID, kind checkKind, addrs []ma.Multiaddr) {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
@@ -71,10 +73,10 @@ func (m *Membership) startCheck(p peer.ID, kind checkKind, addrs []ma.Multiaddr)
 	m.checking[p] = 0
 	ok := m.spawn(true, func(ctx context.Context) {
 		for {
-			m.redialCheck(ctx, p, kind, addrs)
+			refused := m.redialCheck(ctx, p, kind, addrs) == swim.EvidenceRefused
 			m.checkMu.Lock()
 			again := m.checking[p]
-			if again == 0 || ctx.Err() != nil {
+			if again == 0 || refused || ctx.Err() != nil {
 				delete(m.checking, p)
 				m.checkMu.Unlock()
 				return
@@ -89,7 +91,8 @@ func (m *Membership) startCheck(p peer.ID, kind checkKind, addrs []ma.Multiaddr)
 	}
 }
 
-// redialCheck re-dials p and hands the loop what it found.
+// redialCheck re-dials p, hands the loop what it found and returns it (0:
+// nothing to hand).
 //
 // After a disconnect it dials p's TCP addresses in the peerstore (fresh:
 // p was connected a moment ago); with none, p is probed at once, which
@@ -97,7 +100,7 @@ func (m *Membership) startCheck(p peer.ID, kind checkKind, addrs []ma.Multiaddr)
 // (the peerstore may hold those of an earlier run on other ports), and
 // counts only a refusal: this node may never have been connected to p,
 // and a dial that finds nobody in time says nothing about p.
-func (m *Membership) redialCheck(ctx context.Context, p peer.ID, kind checkKind, addrs []ma.Multiaddr) {
+func (m *Membership) redialCheck(ctx context.Context, p peer.ID, kind checkKind, addrs []ma.Multiaddr) swim.Evidence {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.RedialTimeout)
 	defer cancel()
 	if kind == checkOnDisconnect {
@@ -107,15 +110,15 @@ func (m *Membership) redialCheck(ctx context.Context, p peer.ID, kind checkKind,
 	var ev swim.Evidence
 	switch {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
-		return // closing
+		return 0 // closing
 	case errors.Is(err, errRefused):
 		ev = swim.EvidenceRefused
 	case kind == checkOnSuspicion:
-		return
+		return 0
 	case !tcp || err != nil:
 		ev = swim.EvidenceReset
 	default:
-		return // accepted: the process runs
+		return 0 // accepted: the process runs
 	}
 	if kind == checkOnSuspicion {
 		m.log.Info("suspected member refused a connection", "peer", p, "err", err)
@@ -131,6 +134,7 @@ func (m *Membership) redialCheck(ctx context.Context, p peer.ID, kind checkKind,
 		m.checkMu.Unlock()
 	}
 	m.deliver(input{from: p, ev: ev})
+	return ev
 }
 
 // isTCP reports whether a runs over TCP.

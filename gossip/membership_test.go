@@ -593,6 +593,38 @@ func TestOwnRefusalIsNotCheckedAgain(t *testing.T) {
 	}
 }
 
+// Two TCP connections to a crashed member drop together, and each asks
+// for a check: the second, asked while the first runs, does not run once
+// the first found the port refused. (The hook asks for it as the first
+// check reports, so it is always asked while the first is in flight.)
+func TestRefusedCheckDoesNotRunAgain(t *testing.T) {
+	cfg := crashTestConfig()
+	a, v := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
+	if err := a.h.Connect(context.Background(), peer.AddrInfo{ID: v.h.ID(), Addrs: addrsOver(t, v, true)}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, v, StateAlive, 10*time.Second)
+	waitState(t, v, a, StateAlive, 10*time.Second)
+	var refusals atomic.Int32
+	g := func(p peer.ID, ev swim.Evidence) {
+		if p == v.h.ID() && ev == swim.EvidenceRefused && refusals.Add(1) == 1 {
+			a.m.startCheck(p, checkOnDisconnect, nil) // the other connection's drop
+		}
+	}
+	a.m.onEvidence.Store(&g)
+	crashTCP(t, v, a)
+	waitState(t, a, v, StateDead, 8*time.Second)
+	// A second check would end within tcpSettle of the first; give it
+	// twice that.
+	deadline := time.Now().Add(2 * tcpSettle)
+	for time.Now().Before(deadline) && refusals.Load() <= 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := refusals.Load(); n != 1 {
+		t.Fatalf("v's port found refused %d times, want once", n)
+	}
+}
+
 // A suspected member that runs refutes on the topic and tells its accuser
 // directly, the one that would declare it dead: here the topic's copy is
 // lost (the member publishes nothing) and no probe runs, yet the accuser
