@@ -625,6 +625,37 @@ func TestRefusedCheckDoesNotRunAgain(t *testing.T) {
 	}
 }
 
+// A check asked for while one runs that found no refusal runs when that
+// one ends: the member may have crashed after it. Here no TCP address of
+// the member is known, so each check finds it unreachable (a reset, not
+// a refusal) at once.
+func TestCheckWithoutRefusalRunsAgain(t *testing.T) {
+	cfg := crashTestConfig()
+	a, v := startTNode(t, nil, tcpAndQUIC, cfg), startTNode(t, nil, tcpAndQUIC, cfg)
+	quic := addrsOver(t, v, false)
+	if err := a.h.Connect(context.Background(), peer.AddrInfo{ID: v.h.ID(), Addrs: quic}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, v, StateAlive, 10*time.Second)
+	var resets atomic.Int32
+	g := func(p peer.ID, ev swim.Evidence) {
+		if p == v.h.ID() && ev == swim.EvidenceReset && resets.Add(1) == 1 {
+			a.m.startCheck(p, checkOnDisconnect, nil) // another drop, during the first check
+		}
+	}
+	a.m.onEvidence.Store(&g)
+	a.h.Peerstore().ClearAddrs(v.h.ID())
+	a.h.Peerstore().AddAddrs(v.h.ID(), quic, peerstore.PermanentAddrTTL)
+	a.m.startCheck(v.h.ID(), checkOnDisconnect, nil)
+	deadline := time.Now().Add(2 * tcpSettle)
+	for time.Now().Before(deadline) && resets.Load() < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := resets.Load(); n != 2 {
+		t.Fatalf("v found unreachable by %d checks, want 2: the one asked for during the first did not run", n)
+	}
+}
+
 // A suspected member that runs refutes on the topic and tells its accuser
 // directly, the one that would declare it dead: here the topic's copy is
 // lost (the member publishes nothing) and no probe runs, yet the accuser
