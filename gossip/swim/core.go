@@ -96,17 +96,20 @@ type Config struct {
 	// its argument (a node keeps a counter that survives restarts, so its
 	// next start is newer still). Default: the argument.
 	NextInc func(atLeast uint64) uint64
-	// RefusalHold: a member's watchers publish a refused connection to it
-	// at once; any other member, which a crash reaches as well (every
-	// member connected to it sees its connections reset, and every member
-	// that hears it suspected checks its port), holds its refused
-	// accusation back for RefusalHold to twice that, at random, and
-	// drops it if by then Confirmations others have published theirs or
-	// a death was published. The suspicion runs on this node all the
-	// same. Without the hold, a crash in a network of N is N
+	// RefusalHold: the Confirmations watchers nearest a member on the
+	// ring publish a refused connection to it at once, which is enough to
+	// end the suspicion everywhere; any other member, which a crash
+	// reaches as well (every member connected to it sees its connections
+	// reset, and every member that hears it suspected checks its port),
+	// holds its refused accusation back for RefusalHold to twice that, at
+	// random, and drops it if by then Confirmations others have published
+	// theirs or a death was published. The suspicion runs on this node
+	// all the same. Without the hold, a crash in a network of N is N
 	// publications, each delivered to every member, in the same
-	// milliseconds. Default 200 ms; negative publishes every refusal at
-	// once.
+	// milliseconds; a hold shorter than a busy network takes to deliver
+	// the watchers' two brings back part of that storm (at 100 daemons on
+	// two cores, deliveries take up to a few hundred milliseconds).
+	// Default 500 ms; negative publishes every refusal at once.
 	RefusalHold     time.Duration
 	ProbePeriod     time.Duration // default 1 s
 	ProbeTimeout    time.Duration // direct ping, and a helper's relayed ping; default 400 ms
@@ -188,7 +191,7 @@ func DefaultConfig() Config {
 		MaxLHM: 8, AccuseLimit: 4, LateSlack: 200 * time.Millisecond,
 		HeartbeatRate: 0.5, HeartbeatMin: 10 * time.Second,
 		NewsPerHeartbeat: 8, NewsRepeat: 3, DeadProbeFor: 30 * time.Second,
-		ForgetAfter: time.Hour, RefusalHold: 200 * time.Millisecond,
+		ForgetAfter: time.Hour, RefusalHold: 500 * time.Millisecond,
 		JoinGrace: 10 * time.Second,
 	}
 }
@@ -723,7 +726,10 @@ func (c *Core) Tick() {
 	for _, id := range slices.Clone(c.suspects) {
 		o := c.over[id]
 		if !now.Before(o.susp.deadline) {
-			mine := o.susp.accusers[0] == c.cfg.Self && !o.susp.quiet
+			// A suspicion that refusals ended needs no death published:
+			// they were published, and end it wherever they arrive.
+			mine := o.susp.accusers[0] == c.cfg.Self && !o.susp.quiet &&
+				len(o.susp.refusals) < min(c.cfg.Confirmations, c.nlive-1)
 			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", false, now)
 			if mine {
 				c.tr.Publish(&Message{Kind: KindDead, From: c.cfg.Self, Target: id, Inc: o.Inc})
@@ -947,12 +953,20 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 		}
 		c.startProbe(id, c.cfg.Clock.Now())
 	case EvidenceRefused:
-		if c.cfg.RefusalHold < 0 || slices.Contains(c.Watched(), id) {
+		if c.cfg.RefusalHold < 0 || c.firstWatcher(id) {
 			c.accuse(id, true)
 			return
 		}
 		c.holdAccusation(id, e.Inc)
 	}
+}
+
+// firstWatcher reports whether this node is one of the Confirmations
+// watchers nearest to id on the ring: those publish a refusal at once,
+// enough to end the suspicion everywhere.
+func (c *Core) firstWatcher(id ID) bool {
+	w := c.neighbours(id, true)
+	return slices.Contains(w[:min(len(w), c.cfg.Confirmations)], c.cfg.Self)
 }
 
 // holdAccusation suspects id on this node's refused connection, as accuse

@@ -298,22 +298,22 @@ func TestRefutedSuspicion(t *testing.T) {
 }
 
 // TestEvidence: a reset connection probes the member at once; a refused
-// re-dial accuses it at once, published at once by its watchers and held
-// back by others (see TestHeldRefusal); neither delays a running
-// suspicion.
+// re-dial accuses it at once, published at once by its nearest watchers
+// and held back by others (see TestRefusalPublishedAtOnce and
+// TestHeldRefusal); neither delays a running suspicion.
 func TestEvidence(t *testing.T) {
 	cases := []struct {
 		name     string
 		ev       Evidence
-		watched  bool
+		first    bool // this node is one of the target's nearest watchers
 		lhm      int
 		wantKind Kind
 		wantSusp bool
 	}{
 		{"reset: an out-of-turn ping", EvidenceReset, false, 0, KindPing, false},
 		{"reset, this node slow: no ping", EvidenceReset, false, 1, 0, false},
-		{"refused by a watcher: an accusation", EvidenceRefused, true, 0, KindSuspect, true},
-		{"refused, not a watcher: suspect, accusation held", EvidenceRefused, false, 0, 0, true},
+		{"refused by a nearest watcher: an accusation", EvidenceRefused, true, 0, KindSuspect, true},
+		{"refused, not a nearest watcher: suspect, accusation held", EvidenceRefused, false, 0, 0, true},
 		{"refused, overloaded: no accusation", EvidenceRefused, true, 4, 0, false},
 	}
 	for _, tc := range cases {
@@ -322,7 +322,7 @@ func TestEvidence(t *testing.T) {
 			f.c.lhm = tc.lhm
 			var target ID
 			for _, id := range f.ids[1:] {
-				if slices.Contains(f.c.Watched(), id) == tc.watched {
+				if f.c.firstWatcher(id) == tc.first {
 					target = id
 				}
 			}
@@ -586,7 +586,9 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, max(tc.n, 6), nil)
+			// Every refusal is published at once: who publishes is
+			// TestRefusalPublishedAtOnce's.
+			f := newFixture(t, max(tc.n, 6), func(c *Config) { c.RefusalHold = -1 })
 			if tc.n == 2 {
 				for _, id := range f.ids[1:] {
 					if id != "n5" {
@@ -993,7 +995,7 @@ func TestBuddySystem(t *testing.T) {
 		t.Fatalf("stale notice answered with %+v (and %+v), want an Alive at %d to n2", a, g.tr.out, g.c.Inc())
 	}
 	// On a refused connection, the accusation is published only.
-	h := newFixture(t, 8, nil)
+	h := newFixture(t, 8, func(c *Config) { c.RefusalHold = -1 })
 	h.c.Evidence("n5", EvidenceRefused)
 	if sus := h.tr.take(KindSuspect); len(sus) != 1 || sus[0].to != "" {
 		t.Fatalf("refused: accusation sent as %+v, want published only", sus)
@@ -1160,6 +1162,68 @@ func TestNoBuddyNoticeAfterARefusal(t *testing.T) {
 	}
 	if sus := f.tr.take(KindSuspect); len(sus) != 0 {
 		t.Fatalf("notices %+v to a member whose port refused", sus)
+	}
+}
+
+// TestRefusalPublishedAtOnce: of a member's watchers, the Confirmations
+// nearest it on the ring publish a refusal at once, which is enough to end
+// the suspicion everywhere; its other watchers hold theirs back, as
+// members that do not watch it do. A suspicion that the refusals ended
+// needs no death published; one that timed out does.
+func TestRefusalPublishedAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		place         int // this node's place among the target's watchers, -1: not one
+		confirmations int
+		wantAtOnce    bool
+	}{
+		{"nearest watcher", 0, 2, true},
+		{"second watcher", 1, 2, true},
+		{"third watcher", 2, 2, false},
+		{"not a watcher", -1, 2, false},
+		{"third watcher, three confirmations", 2, 3, true},
+		{"second watcher, one confirmation", 1, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 16, func(c *Config) { c.Watchers, c.Confirmations = 3, tc.confirmations })
+			var target ID
+			for _, id := range f.ids[1:] {
+				if w := f.c.neighbours(id, true); slices.Index(w, "n0") == tc.place && len(w) == 3 {
+					target = id
+					break
+				}
+			}
+			if target == "" {
+				t.Fatalf("no member has n0 at place %d among its watchers", tc.place)
+			}
+			f.c.Evidence(target, EvidenceRefused)
+			if st := f.state(t, target).State; st != StateSuspect {
+				t.Fatalf("%s is %s after a refusal, want suspect", target, st)
+			}
+			s := f.tr.take(KindSuspect)
+			if got := len(s) == 1 && s[0].to == "" && s[0].m.Refused && s[0].m.Target == target; got != tc.wantAtOnce || len(s) > 1 {
+				t.Fatalf("published %+v, want a refused accusation at once: %v", s, tc.wantAtOnce)
+			}
+			if !tc.wantAtOnce {
+				return
+			}
+			// The other refusals arrive: dead at once, nothing published.
+			for _, id := range f.ids[1:] {
+				if e, _ := f.c.get(target); e.State == StateDead {
+					break
+				}
+				if id != target {
+					f.c.Receive(id, &Message{Kind: KindSuspect, From: id, Target: target, Inc: 1, Refused: true})
+					f.c.Tick()
+				}
+			}
+			if st := f.state(t, target).State; st != StateDead {
+				t.Fatalf("%s is %s after %d refusals, want dead", target, st, tc.confirmations)
+			}
+			if d := f.tr.take(KindDead); len(d) != 0 {
+				t.Fatalf("death published %+v after the refusals ended the suspicion", d)
+			}
+		})
 	}
 }
 

@@ -67,7 +67,9 @@
 // and max = SuspicionMaxMult·min: a suspicion nobody confirms waits long
 // enough for a refutation, one that every watcher confirms ends fast.
 // When it ends the member is dead on that node; the first accuser
-// publishes a Dead message for nodes that missed the suspicions.
+// publishes a Dead message for nodes that missed the suspicions, unless
+// refusals ended it (see Evidence): those were published, and end it
+// wherever they arrive.
 //
 // Local health (Lifeguard's LHM). A node whose own timers fire late
 // (LateSlack), whose ping-req helpers do not even answer with a Nack, or
@@ -90,11 +92,14 @@
 // is how a crashed process, whose kernel resets its connections, is dead
 // everywhere within milliseconds. A crash reaches every member connected
 // to the process and every member that checks its port on hearing the
-// suspicion: only the member's watchers publish their refusal at once;
-// the others suspect it at once too but hold their publication back for
-// RefusalHold to twice that, and publish it then only if fewer than
-// Confirmations others have (nor a death), so a crash costs the network
-// a few messages, not one from every member.
+// suspicion: only the Confirmations watchers nearest the member on the
+// ring publish their refusal at once, which is enough to end the
+// suspicion everywhere; the others suspect it at once too but hold their
+// publication back for RefusalHold to twice that, and publish it then
+// only if fewer than Confirmations others have (nor a death), so a crash
+// costs the network two messages, not one from every member. Each
+// delivery of a message costs every member CPU, and on a busy machine
+// that is what a crash's news waits on.
 //
 // Healing. For DeadProbeFor after a member is declared dead, each node
 // pings it in a period with probability Watchers/(N-1), so about Watchers
