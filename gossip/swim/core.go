@@ -728,8 +728,7 @@ func (c *Core) Tick() {
 		if !now.Before(o.susp.deadline) {
 			// A suspicion that refusals ended needs no death published:
 			// they were published, and end it wherever they arrive.
-			mine := o.susp.accusers[0] == c.cfg.Self && !o.susp.quiet &&
-				len(o.susp.refusals) < min(c.cfg.Confirmations, c.nlive-1)
+			mine := o.susp.accusers[0] == c.cfg.Self && !o.susp.quiet && !c.proven(o.susp)
 			c.apply(Entry{ID: id, State: StateDead, Inc: o.Inc}, "", false, now)
 			if mine {
 				c.tr.Publish(&Message{Kind: KindDead, From: c.cfg.Self, Target: id, Inc: o.Inc})
@@ -1220,9 +1219,16 @@ func (c *Core) confirm(id, by ID, refused bool, now time.Time) {
 	if refused && !slices.Contains(s.refusals, by) {
 		s.refusals = append(s.refusals, by)
 	}
-	if len(s.refusals) > 0 && len(s.refusals) >= min(c.cfg.Confirmations, c.nlive-1) {
+	if c.proven(s) {
 		s.deadline = minTime(s.deadline, now)
 	}
+}
+
+// proven reports whether refusals from Confirmations distinct accusers
+// (at most the live members other than the suspect) prove that no process
+// listens at the suspect's address.
+func (c *Core) proven(s *suspicion) bool {
+	return len(s.refusals) > 0 && len(s.refusals) >= min(c.cfg.Confirmations, c.nlive-1)
 }
 
 func maxTime(a, b time.Time) time.Time {

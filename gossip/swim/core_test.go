@@ -1207,6 +1207,15 @@ func TestRefusalPublishedAtOnce(t *testing.T) {
 			if !tc.wantAtOnce {
 				return
 			}
+			// With no other refusal, the suspicion times out, and this
+			// node, its first accuser, publishes the death.
+			g := newFixture(t, 16, func(c *Config) { c.Watchers, c.Confirmations = 3, tc.confirmations })
+			g.c.Evidence(target, EvidenceRefused)
+			g.clock.set(g.state(t, target).Deadline)
+			g.c.Tick()
+			if d := g.tr.take(KindDead); g.state(t, target).State != StateDead || len(d) != 1 || d[0].m.Target != target {
+				t.Fatalf("after the timeout %s is %s, deaths published %+v, want one", target, g.state(t, target).State, d)
+			}
 			// The other refusals arrive: dead at once, nothing published.
 			for _, id := range f.ids[1:] {
 				if e, _ := f.c.get(target); e.State == StateDead {
