@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -79,9 +80,13 @@ type loop struct {
 	core *swim.Core
 	self peer.ID
 
-	table  map[peer.ID]*Member // every member but this node
-	dirty  bool                // table changed since it was last published
-	tables int                 // tables published
+	table map[peer.ID]*Member // every member but this node
+	// dirty: the table changed since it was last published; changed: the
+	// members whose records changed (touch), which the next table copies
+	// while it shares the others with the last one.
+	dirty   bool
+	changed map[peer.ID]struct{}
+	tables  int // tables published
 
 	// What the core sent during the current call, sent by flush after it.
 	sends []outgoing
@@ -124,7 +129,7 @@ func (t transport) Publish(msg *swim.Message) { t.l.pubs = append(t.l.pubs, msg)
 // newLoop makes the core of this node at incarnation inc, starts it and
 // announces this node, and publishes the first table.
 func newLoop(m *Membership, inc uint64) *loop {
-	l := &loop{m: m, self: m.h.ID(), table: map[peer.ID]*Member{}, alone: true,
+	l := &loop{m: m, self: m.h.ID(), table: map[peer.ID]*Member{}, changed: map[peer.ID]struct{}{}, alone: true,
 		joined: map[peer.ID]time.Time{}, checked: map[peer.ID]uint64{}, started: time.Now()}
 	cfg := m.cfg.swimConfig(swimID(l.self), inc)
 	cfg.OnEvent = l.onEvent
@@ -243,7 +248,7 @@ func (l *loop) receive(in input) {
 		rec.seen.Store(now.UnixNano())
 		if t := in.topic; t != nil {
 			rec.Seq = t.Seq
-			l.dirty = true
+			l.touch(in.from)
 			if t.Kind == KindHeartbeat {
 				rec.Period = time.Duration(t.PeriodMillis) * time.Millisecond
 				rec.Addrs, rec.ownAddrs, rec.Files, rec.FreeBytes, rec.Coord = t.Addrs, true, t.Files, t.FreeBytes, t.Coord
@@ -259,7 +264,7 @@ func (l *loop) receive(in input) {
 		// gap until the member's heartbeat.
 		if rec := l.table[p]; rec != nil && (p == in.from || len(rec.Addrs) == 0) {
 			rec.Addrs, rec.ownAddrs = addrStrings(as), p == in.from
-			l.dirty = true
+			l.touch(p)
 		}
 	}
 	switch msg.Kind {
@@ -372,7 +377,7 @@ func (l *loop) onEvent(e swim.Event) {
 	if p == l.self {
 		return // this node's own entry is made by publishTable
 	}
-	l.dirty = true
+	l.touch(p)
 	if e.Forgotten || e.State == swim.StateAlive {
 		// Forgotten, or alive at a new incarnation: a refusal still
 		// unread then (its input dropped from a full inbox) is of the
@@ -529,26 +534,56 @@ func (l *loop) publish(msg *swim.Message) {
 	}
 }
 
-// publishTable publishes a copy of the table for readers.
+// touch notes that the record of member p changed (or appeared, or was
+// deleted): the next table copies it.
+func (l *loop) touch(p peer.ID) {
+	l.changed[p] = struct{}{}
+	l.dirty = true
+}
+
+// publishTable publishes a copy of the table for readers. A table shares
+// with the last one the records that did not change: most messages
+// change one member, and a copy of every record on each would cost a
+// 100-member network more than the messages themselves.
 func (l *loop) publishTable() {
-	var prev map[peer.ID]*Member
-	if last := l.m.snap.Load(); last != nil {
-		prev = last.members
-	}
-	t := &table{members: make(map[peer.ID]*Member, len(l.table)), lhm: l.core.LHM(), near: l.watched}
-	for p, rec := range l.table {
-		// A heartbeat changes one member: the others keep their copy
-		// in the last table.
-		if old := prev[p]; old != nil && sameMember(old, rec) {
-			t.members[p] = old
-		} else {
+	prev := l.m.snap.Load()
+	t := &table{lhm: l.core.LHM(), near: l.watched}
+	if prev == nil {
+		t.members = make(map[peer.ID]*Member, len(l.table))
+		for p, rec := range l.table {
 			cp := *rec
 			t.members[p] = &cp
 		}
-		if live(rec.State) {
-			t.live = append(t.live, p)
+		t.live = liveOf(t.members)
+	} else {
+		t.members, t.live = prev.members, prev.live
+		cloned, liveChanged := false, false
+		for p := range l.changed {
+			rec, old := l.table[p], prev.members[p]
+			switch {
+			case rec == nil && old == nil:
+				continue
+			case rec != nil && old != nil && sameMember(old, rec):
+				continue
+			}
+			if !cloned {
+				t.members, cloned = maps.Clone(prev.members), true
+			}
+			if rec == nil {
+				delete(t.members, p)
+			} else {
+				cp := *rec
+				t.members[p] = &cp
+			}
+			if old == nil || rec == nil || live(old.State) != live(rec.State) {
+				liveChanged = true
+			}
+		}
+		if liveChanged {
+			t.live = liveOf(t.members)
 		}
 	}
+	clear(l.changed)
 	t.self = Member{ID: l.self, State: StateAlive, Inc: l.core.Inc(), Since: l.started, Period: l.core.HeartbeatPeriod(), Self: true}
 	if l.seqInc == t.self.Inc {
 		t.self.Seq = l.seq
@@ -559,6 +594,17 @@ func (l *loop) publishTable() {
 	l.m.snap.Store(t)
 	l.dirty = false
 	l.tables++
+}
+
+// liveOf lists the members alive or suspect.
+func liveOf(members map[peer.ID]*Member) []peer.ID {
+	var out []peer.ID
+	for p, mem := range members {
+		if live(mem.State) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // keepWatched protects the connections to the members this node watches,

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -1264,4 +1265,69 @@ func TestEachAgreesWithMembers(t *testing.T) {
 	nodes[3].stop()
 	waitState(t, n, nodes[3], StateDead, 15*time.Second)
 	check("one dead")
+}
+
+// The table readers see is a copy of the loop's records that shares the
+// ones that did not change since the last copy (touch). A change made
+// without touch would stay unseen by readers until that member changed
+// again: each time the loop has flushed, the published table must hold
+// every record as the loop does, whatever happened meanwhile
+// (heartbeats, addresses, a death, a join, a leave).
+func TestPublishedTableFollowsEveryChange(t *testing.T) {
+	nodes := startCluster(t, 4, testConfig())
+	check := func(step string) {
+		t.Helper()
+		for i, n := range nodes[:2] {
+			var problems []string
+			err := n.m.do(context.Background(), func(l *loop) {
+				tab := l.m.snap.Load()
+				if len(tab.members) != len(l.table) {
+					problems = append(problems, fmt.Sprintf("%d members published, %d in the loop", len(tab.members), len(l.table)))
+				}
+				var liveIDs []peer.ID
+				for p, rec := range l.table {
+					if cp := tab.members[p]; cp == nil || !sameMember(cp, rec) {
+						problems = append(problems, fmt.Sprintf("%s published as %+v, %+v in the loop", p, cp, rec))
+					}
+					if live(rec.State) {
+						liveIDs = append(liveIDs, p)
+					}
+				}
+				if !sameSet(liveIDs, tab.live) {
+					problems = append(problems, fmt.Sprintf("live %v published, %v in the loop", tab.live, liveIDs))
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range problems {
+				t.Errorf("%s, node %d: %s", step, i, p)
+			}
+		}
+	}
+	// Heartbeats keep coming (every 100 ms a member, testConfig): each
+	// changes its sender's number, some its facts.
+	for range 10 {
+		time.Sleep(50 * time.Millisecond)
+		check("heartbeats")
+	}
+	nodes[3].stop()
+	waitState(t, nodes[0], nodes[3], StateDead, 15*time.Second)
+	waitState(t, nodes[1], nodes[3], StateDead, 15*time.Second)
+	check("one dead")
+	joiner := startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", testConfig())
+	connect(t, joiner, nodes[0])
+	waitState(t, nodes[0], joiner, StateAlive, 15*time.Second)
+	waitState(t, nodes[1], joiner, StateAlive, 15*time.Second)
+	check("one joined")
+	if err := nodes[2].m.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, nodes[0], nodes[2], StateLeft, 15*time.Second)
+	waitState(t, nodes[1], nodes[2], StateLeft, 15*time.Second)
+	check("one left")
+}
+
+func sameSet(a, b []peer.ID) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(p peer.ID) bool { return !slices.Contains(b, p) })
 }
