@@ -98,6 +98,9 @@ type Config struct {
 	// dial it at. When nil, the host's addresses. Call
 	// Membership.AddrsChanged when they change.
 	Addrs func() []ma.Multiaddr
+
+	// refusalHold is the core's RefusalHold, for tests; 0: its default.
+	refusalHold time.Duration
 }
 
 // Clock is a wall clock.
@@ -210,8 +213,8 @@ func (c Config) swimConfig(self swim.ID, inc uint64) swim.Config {
 		ProbePeriod: c.ProbeInterval, ProbeTimeout: c.ProbeTimeout, IndirectTimeout: c.IndirectTimeout,
 		SuspicionMin: c.SuspicionMin, SuspicionMaxMult: c.SuspicionMaxMult,
 		HeartbeatRate: c.HeartbeatRate, HeartbeatMin: c.HeartbeatMin,
-		ForgetAfter: c.ForgetAfter,
-		Clock:       systemClock{},
+		ForgetAfter: c.ForgetAfter, RefusalHold: c.refusalHold,
+		Clock: systemClock{},
 	}
 }
 

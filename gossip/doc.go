@@ -26,10 +26,12 @@
 //
 // Connection evidence hastens this. When the last TCP connection to a
 // member drops, the node dials the member's TCP addresses: a refusal (no
-// process listens there any more) makes it suspect the member at once and
-// say so on the topic, and a node that hears the suspicion and has no TCP
-// connection to the member dials the TCP addresses the member announced
-// itself; refusals from Confirmations distinct peers make it dead at once.
+// process listens there any more) makes it suspect the member at once
+// (the core decides who says so on the topic), and a node that hears the
+// suspicion and has no TCP connection to the member dials the TCP
+// addresses the member announced itself, or, knowing none, has the core
+// ask the member's neighbours for their refusals; refusals from
+// Confirmations distinct peers, its own among them, make it dead at once.
 // No answer at all makes the node probe the member at once.
 //
 // A node joins by announcing itself on the topic and exchanging tables

@@ -283,14 +283,20 @@ func (l *loop) receive(in input) {
 // once per incarnation of the member, if this node has no TCP connection
 // to it: without one it heard no reset if the member crashed (a QUIC
 // connection to a killed process stays up, silent), and a refusal is
-// proof at once.
+// proof at once. A member whose addresses this node has only from
+// others (maybe of an earlier run) is not dialled: the core asks the
+// member's neighbours for their refusals instead (CannotCheck).
 func (l *loop) checkSuspect(p peer.ID) {
 	rec := l.table[p]
 	if rec == nil || !live(rec.State) || hasTCP(l.m.h.Network().ConnsToPeer(p)) {
 		return
 	}
-	if inc, ok := l.checked[p]; ok && inc == rec.Inc || !rec.ownAddrs {
-		return // checked already, or only others' word on its addresses: maybe of an earlier run
+	if inc, ok := l.checked[p]; ok && inc == rec.Inc {
+		return // checked already
+	}
+	if !rec.ownAddrs {
+		l.core.CannotCheck(swimID(p))
+		return
 	}
 	l.checked[p] = rec.Inc
 	l.m.startCheck(p, checkOnSuspicion, rec.AddrInfo().Addrs)

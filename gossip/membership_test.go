@@ -1331,3 +1331,93 @@ func TestPublishedTableFollowsEveryChange(t *testing.T) {
 func sameSet(a, b []peer.ID) bool {
 	return len(a) == len(b) && !slices.ContainsFunc(a, func(p peer.ID) bool { return !slices.Contains(b, p) })
 }
+
+// A member that hears a crashed member's refusal but cannot check its
+// port (no connection to it, and only others' word on its addresses,
+// which may be of an earlier run) asks the crashed member's neighbours
+// for their refusals, and is dead with everyone else at once: not when
+// the second watcher publishes its refusal (RefusalHold/2 later, 15 s
+// here) nor when the suspicion times out (a minute here).
+func TestMemberThatCannotCheckAsksForRefusals(t *testing.T) {
+	cfg := crashTestConfig()
+	cfg.Watchers, cfg.refusalHold, cfg.SuspicionMin = 2, 30*time.Second, 10*time.Second
+	cfg.HeartbeatMin = time.Minute // no heartbeat gives the asker the member's own addresses
+	nodes := make([]*tnode, 6)
+	for i := range nodes {
+		nodes[i] = startTNode(t, nil, "/ip4/127.0.0.1/tcp/0", cfg)
+		if i > 0 {
+			connect(t, nodes[i], nodes[0])
+		}
+	}
+	for _, n := range nodes {
+		for _, o := range nodes {
+			waitState(t, n, o, StateAlive, 15*time.Second)
+		}
+	}
+	// v and the asker j: j is neither a neighbour of v on the ring (those
+	// watch v or are watched by it, so are connected to it), nor the hub.
+	var v, j *tnode
+	for _, cand := range nodes[1:] {
+		var near []peer.ID
+		if err := cand.m.do(context.Background(), func(l *loop) {
+			for _, id := range append(l.core.Watched(), l.core.WatchedBy()...) {
+				near = append(near, peerID(id))
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range nodes[1:] {
+			if o != cand && !slices.Contains(near, o.h.ID()) {
+				v, j = cand, o
+			}
+		}
+		if v != nil {
+			break
+		}
+	}
+	if v == nil {
+		t.Fatal("no member has a non-neighbour other than the hub")
+	}
+	for _, o := range nodes {
+		if o != v && o != j {
+			connect(t, j, o) // j asks without dialling
+		}
+	}
+	if err := j.h.Network().ClosePeer(v.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.m.do(context.Background(), func(l *loop) { l.table[v.h.ID()].ownAddrs = false }); err != nil {
+		t.Fatal(err)
+	}
+	var knowers []*tnode
+	for _, o := range nodes {
+		if o != v && o != j {
+			knowers = append(knowers, o)
+		}
+	}
+	for _, o := range knowers {
+		connect(t, o, v) // each finds the port refused when v crashes
+	}
+	if j.m.connected(v.h.ID()) {
+		t.Fatal("j is connected to v")
+	}
+	// j's questions, as its neighbours receive them. (A death can reach j
+	// another way too, as news on a later message.)
+	var asked atomic.Int64
+	f := func(from peer.ID, msg *swim.Message) {
+		if from == j.h.ID() && msg.Kind == swim.KindPingReq && msg.Target == swimID(v.h.ID()) {
+			asked.Add(1)
+		}
+	}
+	for _, o := range knowers {
+		o.m.onDirect.Store(&f)
+	}
+	crashTCP(t, v, knowers...)
+	t.Logf("j: dead after %s", waitState(t, j, v, StateDead, 3*time.Second))
+	if asked.Load() == 0 {
+		t.Fatal("j did not ask v's neighbours for their refusals")
+	}
+	for _, n := range knowers {
+		waitState(t, n, v, StateDead, 3*time.Second)
+	}
+}

@@ -96,20 +96,26 @@ type Config struct {
 	// its argument (a node keeps a counter that survives restarts, so its
 	// next start is newer still). Default: the argument.
 	NextInc func(atLeast uint64) uint64
-	// RefusalHold: the Confirmations watchers nearest a member on the
-	// ring publish a refused connection to it at once, which is enough to
-	// end the suspicion everywhere; any other member, which a crash
-	// reaches as well (every member connected to it sees its connections
-	// reset, and every member that hears it suspected checks its port),
-	// holds its refused accusation back for RefusalHold to twice that, at
-	// random, and drops it if by then Confirmations others have published
-	// theirs or a death was published. The suspicion runs on this node
-	// all the same. Without the hold, a crash in a network of N is N
-	// publications, each delivered to every member, in the same
-	// milliseconds; a hold shorter than a busy network takes to deliver
-	// the watchers' two brings back part of that storm (at 100 daemons on
-	// two cores, deliveries take up to a few hundred milliseconds).
-	// Default 500 ms; negative publishes every refusal at once.
+	// RefusalHold: the Confirmations-1 watchers nearest a member on the
+	// ring (at least one) publish a refused connection to it at once.
+	// Every member connected to a crashed one sees its connections reset,
+	// and every member that hears it suspected checks its port: each
+	// counts its own refusal, and with those published it has
+	// Confirmations. The next watcher sends its refusal to the first ones
+	// directly (each of them has its own and the others', one short) and
+	// publishes it RefusalHold/2 later, for members that cannot check the
+	// port, unless Confirmations others have published theirs by then: the
+	// crash's busiest milliseconds carry as few publications as they can.
+	// Any other member holds its refused accusation back for RefusalHold
+	// to twice that, at random, and drops it if by then Confirmations
+	// others have published theirs or a death was published. The
+	// suspicion runs on this node all the same. Without the hold, a crash
+	// in a network of N is N publications, each delivered to every
+	// member, in the same milliseconds; a hold shorter than a busy network
+	// takes to deliver the watchers' refusals brings back part of that
+	// storm (at 100 daemons on two cores, deliveries take up to a few
+	// hundred milliseconds). Default 500 ms; negative publishes every
+	// refusal at once.
 	RefusalHold     time.Duration
 	ProbePeriod     time.Duration // default 1 s
 	ProbeTimeout    time.Duration // direct ping, and a helper's relayed ping; default 400 ms
@@ -256,6 +262,7 @@ type suspicion struct {
 	// quiet: this node's accusation was held back (see Config.RefusalHold),
 	// so it does not publish the death either.
 	quiet bool
+	asked bool // this node asked for the refusals it cannot check (CannotCheck)
 }
 
 // hold is this node's refused accusation of a member, held back until at
@@ -328,7 +335,10 @@ type Core struct {
 	rtt       rttEstimate
 	latePings []sentPing
 	holds     []*hold
-	news      []news
+	// refused: the members whose port this node found refused, at the
+	// incarnation it did; a ping-req for one is answered with the refusal.
+	refused map[ID]uint64
+	news    []news
 	// recentDead: members declared dead in the last DeadProbeFor, with when.
 	recentDead []deadAt
 	// ended: members that became dead or left, with when, oldest first:
@@ -355,7 +365,7 @@ func New(cfg Config, tr Transport, base *Table) *Core {
 	if base == nil {
 		base = NewTable(nil)
 	}
-	c := &Core{cfg: cfg, tr: tr, base: base, over: map[ID]*member{}, inc: cfg.Inc, nlive: base.live}
+	c := &Core{cfg: cfg, tr: tr, base: base, over: map[ID]*member{}, refused: map[ID]uint64{}, inc: cfg.Inc, nlive: base.live}
 	c.put(Entry{ID: cfg.Self, State: StateAlive, Inc: cfg.Inc})
 	return c
 }
@@ -488,6 +498,7 @@ func (c *Core) forget(id ID, now time.Time) {
 	if !ok || live(e.State) || id == c.cfg.Self {
 		return
 	}
+	delete(c.refused, id)
 	if _, inBase := c.base.index[id]; inBase {
 		c.over[id] = &member{gone: true}
 		c.goneBase++
@@ -952,25 +963,107 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 		}
 		c.startProbe(id, c.cfg.Clock.Now())
 	case EvidenceRefused:
-		if c.cfg.RefusalHold < 0 || c.firstWatcher(id) {
-			c.accuse(id, true)
-			return
+		c.refused[id] = e.Inc
+		// A ping-req for id that came before the refusal (a member that
+		// cannot check the port asked this one at once) gets it now.
+		for _, r := range c.relays {
+			if r.target == id {
+				c.tr.Send(r.requester, &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: true})
+			}
 		}
-		c.holdAccusation(id, e.Inc)
+		c.relays = slices.DeleteFunc(c.relays, func(r *relay) bool { return r.target == id })
+		first, last := c.refusers(id)
+		switch {
+		case c.cfg.RefusalHold < 0 || slices.Contains(first, c.cfg.Self):
+			c.accuse(id, true)
+		case last == c.cfg.Self:
+			// The first watchers hear this refusal at once, which they
+			// need: theirs and the others' published make Confirmations
+			// on them. The members that cannot check the port hear it
+			// after the crash's busiest moment.
+			m := &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: true}
+			for _, w := range first {
+				c.tr.Send(w, m)
+			}
+			c.holdAccusation(id, e.Inc, c.cfg.RefusalHold/2)
+		default:
+			c.holdAccusation(id, e.Inc, c.cfg.RefusalHold+time.Duration(c.cfg.Rand.Int64N(int64(c.cfg.RefusalHold)+1)))
+		}
 	}
 }
 
-// firstWatcher reports whether this node is one of the Confirmations
-// watchers nearest to id on the ring: those publish a refusal at once,
-// enough to end the suspicion everywhere.
-func (c *Core) firstWatcher(id ID) bool {
+// refusers returns the watchers nearest to id on the ring that publish
+// a refused connection to it at once (first: Confirmations-1 of them,
+// at least one) and the next one (last; "" if Confirmations is 1), which
+// tells them its refusal directly and publishes it RefusalHold/2 later
+// (see Config.RefusalHold).
+func (c *Core) refusers(id ID) (first []ID, last ID) {
 	w := c.neighbours(id, true)
-	return slices.Contains(w[:min(len(w), c.cfg.Confirmations)], c.cfg.Self)
+	k := max(c.cfg.Confirmations-1, 1)
+	first = w[:min(len(w), k)]
+	if c.cfg.Confirmations > 1 && len(w) > k {
+		last = w[k]
+	}
+	return first, last
+}
+
+// refusedAt reports whether this node found id's port refused at inc.
+func (c *Core) refusedAt(id ID, inc uint64) bool {
+	at, ok := c.refused[id]
+	return ok && at == inc
+}
+
+// CannotCheck tells the core that the network layer cannot check id's
+// port itself: it has no connection to id, and no address that id
+// announced to it (only others' word, which may be of an earlier run). A
+// suspicion of id that rests on a refusal, and lacks the others needed
+// for proof, then asks for them, once: a ping-req, which a member that
+// found the port refused answers with its refusal, and any other by
+// pinging id as usual. It asks up to Helpers of id's neighbours on the
+// ring that it is connected to (each is connected to id, so a crash
+// refused it too): first the watchers that publish their refusals, the
+// last of which publishes only RefusalHold/2 after the crash (see
+// Config.RefusalHold), then id's other watchers and the members id
+// watches. With none connected it asks that last watcher all the same.
+func (c *Core) CannotCheck(id ID) {
+	e, ok := c.get(id)
+	if !ok || e.State != StateSuspect || c.left {
+		return
+	}
+	s := c.over[id].susp
+	if len(s.refusals) == 0 || c.proven(s) || s.asked {
+		return
+	}
+	s.asked = true
+	first, last := c.refusers(id)
+	candidates := append(append(slices.Clone(first), last), c.neighbours(id, true)...)
+	candidates = append(candidates, c.neighbours(id, false)...)
+	var ask []ID
+	for _, w := range candidates {
+		if len(ask) == c.cfg.Helpers {
+			break
+		}
+		if w == "" || w == c.cfg.Self || slices.Contains(s.refusals, w) || slices.Contains(ask, w) {
+			continue
+		}
+		if e, ok := c.get(w); !ok || e.State != StateAlive || c.cfg.CanRelay != nil && !c.cfg.CanRelay(w) ||
+			c.cfg.Connected != nil && !c.cfg.Connected(w) {
+			continue
+		}
+		ask = append(ask, w)
+	}
+	if len(ask) == 0 && last != "" && last != c.cfg.Self && !slices.Contains(s.refusals, last) {
+		ask = []ID{last}
+	}
+	for _, w := range ask {
+		c.seq++
+		c.tr.Send(w, &Message{Kind: KindPingReq, From: c.cfg.Self, Target: id, Seq: c.seq})
+	}
 }
 
 // holdAccusation suspects id on this node's refused connection, as accuse
-// does, but holds the publication back (see Config.RefusalHold).
-func (c *Core) holdAccusation(id ID, inc uint64) {
+// does, but holds the publication back for wait (see Config.RefusalHold).
+func (c *Core) holdAccusation(id ID, inc uint64, wait time.Duration) {
 	if !c.healthy() || slices.ContainsFunc(c.holds, func(h *hold) bool { return h.id == id && h.inc == inc }) {
 		return
 	}
@@ -978,7 +1071,7 @@ func (c *Core) holdAccusation(id ID, inc uint64) {
 	published := o != nil && o.susp != nil && slices.Contains(o.susp.accusers, c.cfg.Self)
 	now := c.cfg.Clock.Now()
 	c.apply(Entry{ID: id, State: StateSuspect, Inc: inc}, c.cfg.Self, true, now)
-	h := &hold{id: id, inc: inc, at: now.Add(c.cfg.RefusalHold + time.Duration(c.cfg.Rand.Int64N(int64(c.cfg.RefusalHold)+1)))}
+	h := &hold{id: id, inc: inc, at: now.Add(wait)}
 	if o = c.over[id]; o != nil && o.susp != nil {
 		o.susp.quiet = o.susp.quiet || !published
 		for _, by := range o.susp.refusals {
@@ -1073,6 +1166,12 @@ func (c *Core) Receive(from ID, m *Message) {
 			}
 		}
 	case KindPingReq:
+		if e, ok := c.get(m.Target); ok && (e.State == StateSuspect || e.State == StateDead) && c.refusedAt(m.Target, e.Inc) {
+			// This node found the member's port refused: a ping would
+			// find nobody, and the requester is after the refusal.
+			c.tr.Send(from, &Message{Kind: KindSuspect, From: self, Target: m.Target, Inc: e.Inc, Refused: true})
+			return
+		}
 		c.seq++
 		d, dialling := c.pingTimeout(m.Target)
 		c.relays = append(c.relays, &relay{requester: from, target: m.Target, reqSeq: m.Seq, seq: c.seq, deadline: now.Add(d), dialling: dialling, sent: now})
@@ -1177,6 +1276,9 @@ func (c *Core) setState(e Entry, by ID, refused bool, now time.Time, isNew bool)
 		c.joins = append(c.joins, deadAt{e.ID, now})
 	}
 	o := c.put(e)
+	if e.State == StateAlive {
+		delete(c.refused, e.ID)
+	}
 	if o.susp != nil {
 		o.susp = nil
 		c.suspects = slices.DeleteFunc(c.suspects, func(id ID) bool { return id == e.ID })

@@ -322,7 +322,7 @@ func TestEvidence(t *testing.T) {
 			f.c.lhm = tc.lhm
 			var target ID
 			for _, id := range f.ids[1:] {
-				if f.c.firstWatcher(id) == tc.first {
+				if first, last := f.c.refusers(id); slices.Contains(first, "n0") == tc.first && last != "n0" {
 					target = id
 				}
 			}
@@ -1165,31 +1165,44 @@ func TestNoBuddyNoticeAfterARefusal(t *testing.T) {
 	}
 }
 
-// TestRefusalPublishedAtOnce: of a member's watchers, the Confirmations
-// nearest it on the ring publish a refusal at once, which is enough to end
-// the suspicion everywhere; its other watchers hold theirs back, as
-// members that do not watch it do. A suspicion that the refusals ended
-// needs no death published; one that timed out does.
+// TestRefusalPublishedAtOnce: of a member's watchers, the Confirmations-1
+// nearest it on the ring (at least one) publish a refusal at once; each
+// member that checked the port counts its own, which makes Confirmations.
+// The next watcher sends its refusal to them directly, which they need,
+// and publishes it RefusalHold/2 later, for the members that cannot
+// check; the member's other watchers hold theirs back, as members that do
+// not watch it do. A suspicion that the refusals ended needs no death
+// published; one that timed out does.
 func TestRefusalPublishedAtOnce(t *testing.T) {
+	const hold = 400 * time.Millisecond
+	const (
+		atOnce = "at once"
+		later  = "told the first watchers, published later"
+		held   = "held"
+	)
 	for _, tc := range []struct {
 		name          string
 		place         int // this node's place among the target's watchers, -1: not one
 		confirmations int
-		wantAtOnce    bool
+		want          string
 	}{
-		{"nearest watcher", 0, 2, true},
-		{"second watcher", 1, 2, true},
-		{"third watcher", 2, 2, false},
-		{"not a watcher", -1, 2, false},
-		{"third watcher, three confirmations", 2, 3, true},
-		{"second watcher, one confirmation", 1, 1, false},
+		{"nearest watcher", 0, 2, atOnce},
+		{"second watcher", 1, 2, later},
+		{"third watcher", 2, 2, held},
+		{"not a watcher", -1, 2, held},
+		{"second watcher, three confirmations", 1, 3, atOnce},
+		{"third watcher, three confirmations", 2, 3, later},
+		{"nearest watcher, one confirmation", 0, 1, atOnce},
+		{"second watcher, one confirmation", 1, 1, held},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, 16, func(c *Config) { c.Watchers, c.Confirmations = 3, tc.confirmations })
+			tweak := func(c *Config) { c.Watchers, c.Confirmations, c.RefusalHold = 3, tc.confirmations, hold }
+			f := newFixture(t, 16, tweak)
 			var target ID
+			var watchers []ID
 			for _, id := range f.ids[1:] {
 				if w := f.c.neighbours(id, true); slices.Index(w, "n0") == tc.place && len(w) == 3 {
-					target = id
+					target, watchers = id, w
 					break
 				}
 			}
@@ -1200,16 +1213,46 @@ func TestRefusalPublishedAtOnce(t *testing.T) {
 			if st := f.state(t, target).State; st != StateSuspect {
 				t.Fatalf("%s is %s after a refusal, want suspect", target, st)
 			}
-			s := f.tr.take(KindSuspect)
-			if got := len(s) == 1 && s[0].to == "" && s[0].m.Refused && s[0].m.Target == target; got != tc.wantAtOnce || len(s) > 1 {
-				t.Fatalf("published %+v, want a refused accusation at once: %v", s, tc.wantAtOnce)
+			published, direct := 0, []ID{}
+			for _, o := range f.tr.take(KindSuspect) {
+				if !o.m.Refused || o.m.Target != target || o.m.From != "n0" {
+					t.Fatalf("sent %+v, want only refused accusations of %s by n0", o, target)
+				}
+				if o.to == "" {
+					published++
+				} else {
+					direct = append(direct, o.to)
+				}
 			}
-			if !tc.wantAtOnce {
+			if got := published == 1; got != (tc.want == atOnce) || published > 1 {
+				t.Fatalf("published %d refusals at once, want one: %v", published, tc.want == atOnce)
+			}
+			wantDirect := []ID{}
+			if tc.want == later {
+				wantDirect = watchers[:tc.place]
+			}
+			if !slices.Equal(direct, wantDirect) {
+				t.Fatalf("sent its refusal directly to %v, want %v (the watchers %v)", direct, wantDirect, watchers)
+			}
+			f.clock.advance(hold / 2)
+			f.c.Tick()
+			if got := len(f.tr.take(KindSuspect)); got != map[bool]int{true: 1}[tc.want == later] {
+				t.Fatalf("published %d refusals after %v, want %d", got, hold/2, map[bool]int{true: 1}[tc.want == later])
+			}
+			if tc.want != atOnce {
+				return
+			}
+			if tc.confirmations == 1 {
+				// Its own refusal is proof enough: dead, and the
+				// accusation published says so everywhere.
+				if st, d := f.state(t, target).State, f.tr.take(KindDead); st != StateDead || len(d) != 0 {
+					t.Fatalf("%s is %s, deaths published %+v; want dead, none", target, st, d)
+				}
 				return
 			}
 			// With no other refusal, the suspicion times out, and this
 			// node, its first accuser, publishes the death.
-			g := newFixture(t, 16, func(c *Config) { c.Watchers, c.Confirmations = 3, tc.confirmations })
+			g := newFixture(t, 16, tweak)
 			g.c.Evidence(target, EvidenceRefused)
 			g.clock.set(g.state(t, target).Deadline)
 			g.c.Tick()
@@ -1437,6 +1480,156 @@ func TestJoinGrace(t *testing.T) {
 			}
 			if f.c.LHM() != 0 {
 				t.Fatalf("LHM %d: the rounds were not those of a healthy node", f.c.LHM())
+			}
+		})
+	}
+}
+
+// TestCannotCheckAsksForRefusals: a member that heard a refusal but
+// cannot check the port itself asks, once, the suspect's neighbours it is
+// connected to for theirs (the last publishing watcher first, which
+// publishes only RefusalHold/2 later), or that watcher alone when it is
+// connected to none; a refusal that comes back ends the suspicion with no
+// death published. Without a refusal to build on, or with proof already,
+// it asks nobody.
+func TestCannotCheckAsksForRefusals(t *testing.T) {
+	cases := []struct {
+		name      string
+		refusals  int // refused accusations heard first: from the first watcher, then the last
+		plain     bool
+		connected func(f *fixture, target ID) []ID // nil: every member
+		want      func(f *fixture, target ID) []ID
+	}{
+		{"connected to every member: the last watcher, then the others", 1, false, nil, func(f *fixture, target ID) []ID {
+			_, last := f.c.refusers(target)
+			w := f.c.neighbours(target, true)
+			return []ID{last, w[2], f.c.neighbours(target, false)[0]}
+		}},
+		{"connected to none: the last watcher all the same", 1, false, func(*fixture, ID) []ID { return nil }, func(f *fixture, target ID) []ID {
+			_, last := f.c.refusers(target)
+			return []ID{last}
+		}},
+		{"connected to one member the suspect watches", 1, false, func(f *fixture, target ID) []ID {
+			return []ID{f.c.neighbours(target, false)[1]}
+		}, func(f *fixture, target ID) []ID { return []ID{f.c.neighbours(target, false)[1]} }},
+		{"a plain suspicion: nobody", 0, true, nil, func(*fixture, ID) []ID { return nil }},
+		{"proven already: nobody", 2, false, nil, func(*fixture, ID) []ID { return nil }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var connected []ID
+			all := true
+			f := newFixture(t, 16, func(c *Config) {
+				c.Watchers, c.Confirmations, c.Helpers, c.RefusalHold = 3, 2, 3, 400*time.Millisecond
+				c.Connected = func(id ID) bool { return all || slices.Contains(connected, id) }
+			})
+			var target ID
+			for _, id := range f.ids[1:] {
+				if !slices.Contains(f.c.neighbours(id, true), "n0") && !slices.Contains(f.c.neighbours(id, false), "n0") {
+					target = id
+					break
+				}
+			}
+			first, last := f.c.refusers(target)
+			if tc.connected != nil {
+				all, connected = false, tc.connected(f, target)
+			}
+			if tc.plain {
+				f.c.Receive(first[0], &Message{Kind: KindSuspect, From: first[0], Target: target, Inc: 1})
+			}
+			for i, by := range append(slices.Clone(first), last)[:tc.refusals] {
+				f.c.Receive(by, &Message{Kind: KindSuspect, From: by, Target: target, Inc: 1, Refused: true})
+				if i == 0 && f.state(t, target).State != StateSuspect {
+					t.Fatalf("%s is %s after one refusal, want suspect", target, f.state(t, target).State)
+				}
+			}
+			f.c.Tick()
+			f.tr.out = nil
+			f.c.CannotCheck(target)
+			var asked []ID
+			for _, o := range f.tr.out {
+				if o.m.Kind != KindPingReq || o.to == "" || o.m.Target != target {
+					t.Fatalf("sent %+v, want only ping-reqs about %s", o, target)
+				}
+				asked = append(asked, o.to)
+			}
+			if want := tc.want(f, target); !slices.Equal(asked, want) {
+				t.Fatalf("asked %v, want %v (watchers %v, watched %v)", asked, want, f.c.neighbours(target, true), f.c.neighbours(target, false))
+			}
+			f.tr.out = nil
+			f.c.CannotCheck(target)
+			if len(f.tr.out) != 0 {
+				t.Fatalf("asked again: %+v", f.tr.out)
+			}
+			if len(asked) == 0 {
+				return
+			}
+			// The answer: a refusal, sent to this node alone.
+			f.c.Receive(asked[0], &Message{Kind: KindSuspect, From: asked[0], Target: target, Inc: 1, Refused: true})
+			f.c.Tick()
+			if st, d := f.state(t, target).State, f.tr.take(KindDead); st != StateDead || len(d) != 0 {
+				t.Fatalf("after the answer %s is %s, deaths published %+v; want dead, none", target, st, d)
+			}
+		})
+	}
+}
+
+// TestPingReqAnsweredWithRefusal: a member that found the target's port
+// refused answers a ping-req with its refusal, at once and to the
+// requester alone, and pings nobody; without a refusal of the target's
+// current incarnation it pings the target for the requester as before,
+// and answers with the refusal (not a nack) if the port refuses it
+// meanwhile.
+func TestPingReqAnsweredWithRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		refused     bool
+		refutedThen bool
+		wantRefusal bool
+	}{
+		{"port refused: the refusal", true, false, true},
+		{"no refusal: a ping", false, false, false},
+		{"refused, then the member refuted: a ping", true, true, false},
+		{"asked first, refused then: the refusal when it comes", false, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 8, nil)
+			if tc.refused {
+				f.c.Evidence("n3", EvidenceRefused)
+			}
+			if tc.refutedThen {
+				f.c.Receive("n3", &Message{Kind: KindAlive, From: "n3", Target: "n3", Inc: 2})
+				if _, kept := f.c.refused["n3"]; kept {
+					t.Fatal("the refusal of an incarnation refuted is kept")
+				}
+			}
+			f.tr.out = nil
+			f.c.Receive("n5", &Message{Kind: KindPingReq, From: "n5", Target: "n3", Seq: 7})
+			got := f.tr.out
+			if tc.wantRefusal && !tc.refused {
+				// The ping-req came before this node's own refusal: it
+				// pings, then the refusal comes, and goes to n5 too.
+				if len(got) != 1 || got[0].to != "n3" || got[0].m.Kind != KindPing {
+					t.Fatalf("sent %+v, want a ping to n3", got)
+				}
+				f.tr.out = nil
+				f.c.Evidence("n3", EvidenceRefused)
+				got = f.tr.take(KindSuspect)
+				got = slices.DeleteFunc(got, func(s sent) bool { return s.to != "n5" }) // published, or told to other watchers
+				f.clock.advance(time.Minute)
+				f.c.Tick()
+				if nacks := f.tr.take(KindNack); len(nacks) != 0 {
+					t.Fatalf("nacked %+v after answering with the refusal", nacks)
+				}
+			}
+			if tc.wantRefusal {
+				if len(got) != 1 || got[0].to != "n5" || got[0].m.Kind != KindSuspect || !got[0].m.Refused || got[0].m.Target != "n3" || got[0].m.Inc != 1 {
+					t.Fatalf("sent %+v, want n3's refusal at incarnation 1 to n5 alone", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].to != "n3" || got[0].m.Kind != KindPing {
+				t.Fatalf("sent %+v, want a ping to n3", got)
 			}
 		})
 	}

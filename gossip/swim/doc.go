@@ -92,14 +92,22 @@
 // is how a crashed process, whose kernel resets its connections, is dead
 // everywhere within milliseconds. A crash reaches every member connected
 // to the process and every member that checks its port on hearing the
-// suspicion: only the Confirmations watchers nearest the member on the
-// ring publish their refusal at once, which is enough to end the
-// suspicion everywhere; the others suspect it at once too but hold their
-// publication back for RefusalHold to twice that, and publish it then
-// only if fewer than Confirmations others have (nor a death), so a crash
-// costs the network two messages, not one from every member. Each
-// delivery of a message costs every member CPU, and on a busy machine
-// that is what a crash's news waits on.
+// suspicion, and each counts its own refusal: so only the
+// Confirmations-1 watchers nearest the member on the ring publish theirs
+// at once, and with its own that makes Confirmations on every member
+// that checked. The next watcher sends its refusal to those first ones
+// directly (they need one more) and publishes it RefusalHold/2 later,
+// for the members that cannot check; a member that cannot check (it
+// knows no address the member announced itself, see CannotCheck) asks
+// the member's neighbours for their refusals at once, and one that found
+// the port refused answers a ping-req with its refusal. Every other
+// member suspects it at once too but holds its publication back for
+// RefusalHold to twice that, and publishes it then only if fewer than
+// Confirmations others have (nor a death). A crash's busiest
+// milliseconds carry one publication (with the default Confirmations of
+// 2), not one from every member: each delivery of a message costs every
+// member CPU, and on a busy machine that is what a crash's news waits
+// on.
 //
 // Healing. For DeadProbeFor after a member is declared dead, each node
 // pings it in a period with probability Watchers/(N-1), so about Watchers
