@@ -966,12 +966,14 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 		c.refused[id] = e.Inc
 		// A ping-req for id that came before the refusal (a member that
 		// cannot check the port asked this one at once) gets it now.
-		for _, r := range c.relays {
-			if r.target == id {
-				c.tr.Send(r.requester, &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: true})
+		if c.healthy() {
+			for _, r := range c.relays {
+				if r.target == id {
+					c.tr.Send(r.requester, &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: true})
+				}
 			}
+			c.relays = slices.DeleteFunc(c.relays, func(r *relay) bool { return r.target == id })
 		}
-		c.relays = slices.DeleteFunc(c.relays, func(r *relay) bool { return r.target == id })
 		first, last := c.refusers(id)
 		switch {
 		case c.cfg.RefusalHold < 0 || slices.Contains(first, c.cfg.Self):
@@ -983,7 +985,9 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 			// after the crash's busiest moment.
 			m := &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: true}
 			for _, w := range first {
-				c.tr.Send(w, m)
+				if c.healthy() {
+					c.tr.Send(w, m)
+				}
 			}
 			c.holdAccusation(id, e.Inc, c.cfg.RefusalHold/2)
 		default:
@@ -1166,9 +1170,10 @@ func (c *Core) Receive(from ID, m *Message) {
 			}
 		}
 	case KindPingReq:
-		if e, ok := c.get(m.Target); ok && (e.State == StateSuspect || e.State == StateDead) && c.refusedAt(m.Target, e.Inc) {
+		if e, ok := c.get(m.Target); ok && (e.State == StateSuspect || e.State == StateDead) && c.refusedAt(m.Target, e.Inc) && c.healthy() {
 			// This node found the member's port refused: a ping would
-			// find nobody, and the requester is after the refusal.
+			// find nobody, and the requester is after the refusal. (An
+			// overloaded node accuses nobody, this way neither.)
 			c.tr.Send(from, &Message{Kind: KindSuspect, From: self, Target: m.Target, Inc: e.Inc, Refused: true})
 			return
 		}

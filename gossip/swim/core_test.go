@@ -1234,6 +1234,15 @@ func TestRefusalPublishedAtOnce(t *testing.T) {
 			if !slices.Equal(direct, wantDirect) {
 				t.Fatalf("sent its refusal directly to %v, want %v (the watchers %v)", direct, wantDirect, watchers)
 			}
+			if tc.want == later {
+				// Overloaded, it accuses nobody, directly or not.
+				o := newFixture(t, 16, tweak)
+				o.c.lhm = o.c.cfg.AccuseLimit
+				o.c.Evidence(target, EvidenceRefused)
+				if len(o.tr.out) != 0 {
+					t.Fatalf("overloaded, sent %+v, want nothing", o.tr.out)
+				}
+			}
 			f.clock.advance(hold / 2)
 			f.c.Tick()
 			if got := len(f.tr.take(KindSuspect)); got != map[bool]int{true: 1}[tc.want == later] {
@@ -1591,11 +1600,16 @@ func TestPingReqAnsweredWithRefusal(t *testing.T) {
 		{"no refusal: a ping", false, false, false},
 		{"refused, then the member refuted: a ping", true, true, false},
 		{"asked first, refused then: the refusal when it comes", false, false, true},
+		{"port refused, this node overloaded: a ping", true, false, false},
+		{"asked first, refused then, this node overloaded: no refusal", false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 8, nil)
 			if tc.refused {
 				f.c.Evidence("n3", EvidenceRefused)
+			}
+			if strings.Contains(tc.name, "overloaded") {
+				f.c.lhm = f.c.cfg.AccuseLimit
 			}
 			if tc.refutedThen {
 				f.c.Receive("n3", &Message{Kind: KindAlive, From: "n3", Target: "n3", Inc: 2})
@@ -1621,6 +1635,21 @@ func TestPingReqAnsweredWithRefusal(t *testing.T) {
 				if nacks := f.tr.take(KindNack); len(nacks) != 0 {
 					t.Fatalf("nacked %+v after answering with the refusal", nacks)
 				}
+			}
+			if strings.HasPrefix(tc.name, "asked first") && !tc.wantRefusal {
+				f.c.lhm = f.c.cfg.AccuseLimit
+				f.tr.out = nil
+				f.c.Evidence("n3", EvidenceRefused)
+				if len(f.tr.out) != 0 {
+					t.Fatalf("overloaded, sent %+v after the refusal, want nothing", f.tr.out)
+				}
+				// The relayed ping ends as any other: a nack at its deadline.
+				f.clock.advance(time.Minute)
+				f.c.Tick()
+				if nacks := f.tr.take(KindNack); len(nacks) != 1 || nacks[0].to != "n5" {
+					t.Fatalf("nacked %+v, want one nack to n5", nacks)
+				}
+				return
 			}
 			if tc.wantRefusal {
 				if len(got) != 1 || got[0].to != "n5" || got[0].m.Kind != KindSuspect || !got[0].m.Refused || got[0].m.Target != "n3" || got[0].m.Inc != 1 {
