@@ -552,42 +552,39 @@ func (l *loop) touch(p peer.ID) {
 // change one member, and a copy of every record on each would cost a
 // 100-member network more than the messages themselves.
 func (l *loop) publishTable() {
-	prev := l.m.snap.Load()
 	t := &table{lhm: l.core.LHM(), near: l.watched}
-	if prev == nil {
-		t.members = make(map[peer.ID]*Member, len(l.table))
-		for p, rec := range l.table {
+	if prev := l.m.snap.Load(); prev != nil {
+		t.members, t.live = prev.members, prev.live
+	}
+	// Every record came with a touch, so the first table (of none)
+	// copies them all too.
+	cloned, liveChanged := false, false
+	for p := range l.changed {
+		rec, old := l.table[p], t.members[p]
+		switch {
+		case rec == nil && old == nil:
+			continue
+		case rec != nil && old != nil && sameMember(old, rec):
+			continue
+		}
+		if !cloned {
+			t.members, cloned = maps.Clone(t.members), true
+			if t.members == nil {
+				t.members = make(map[peer.ID]*Member, len(l.table))
+			}
+		}
+		if rec == nil {
+			delete(t.members, p)
+		} else {
 			cp := *rec
 			t.members[p] = &cp
 		}
+		if old == nil || rec == nil || live(old.State) != live(rec.State) {
+			liveChanged = true
+		}
+	}
+	if liveChanged {
 		t.live = liveOf(t.members)
-	} else {
-		t.members, t.live = prev.members, prev.live
-		cloned, liveChanged := false, false
-		for p := range l.changed {
-			rec, old := l.table[p], prev.members[p]
-			switch {
-			case rec == nil && old == nil:
-				continue
-			case rec != nil && old != nil && sameMember(old, rec):
-				continue
-			}
-			if !cloned {
-				t.members, cloned = maps.Clone(prev.members), true
-			}
-			if rec == nil {
-				delete(t.members, p)
-			} else {
-				cp := *rec
-				t.members[p] = &cp
-			}
-			if old == nil || rec == nil || live(old.State) != live(rec.State) {
-				liveChanged = true
-			}
-		}
-		if liveChanged {
-			t.live = liveOf(t.members)
-		}
 	}
 	clear(l.changed)
 	t.self = Member{ID: l.self, State: StateAlive, Inc: l.core.Inc(), Since: l.started, Period: l.core.HeartbeatPeriod(), Self: true}

@@ -1358,16 +1358,8 @@ func TestMemberThatCannotCheckAsksForRefusals(t *testing.T) {
 	// watch v or are watched by it, so are connected to it), nor the hub.
 	var v, j *tnode
 	for _, cand := range nodes[1:] {
-		var near []peer.ID
-		if err := cand.m.do(context.Background(), func(l *loop) {
-			for _, id := range append(l.core.Watched(), l.core.WatchedBy()...) {
-				near = append(near, peerID(id))
-			}
-		}); err != nil {
-			t.Fatal(err)
-		}
 		for _, o := range nodes[1:] {
-			if o != cand && !slices.Contains(near, o.h.ID()) {
+			if o != cand && !cand.m.Neighbour(o.h.ID()) {
 				v, j = cand, o
 			}
 		}

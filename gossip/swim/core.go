@@ -969,7 +969,7 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 		if c.healthy() {
 			for _, r := range c.relays {
 				if r.target == id {
-					c.tr.Send(r.requester, &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: true})
+					c.tr.Send(r.requester, c.refusal(id, e.Inc))
 				}
 			}
 			c.relays = slices.DeleteFunc(c.relays, func(r *relay) bool { return r.target == id })
@@ -983,10 +983,9 @@ func (c *Core) Evidence(id ID, ev Evidence) {
 			// need: theirs and the others' published make Confirmations
 			// on them. The members that cannot check the port hear it
 			// after the crash's busiest moment.
-			m := &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: e.Inc, Refused: true}
-			for _, w := range first {
-				if c.healthy() {
-					c.tr.Send(w, m)
+			if c.healthy() {
+				for _, w := range first {
+					c.tr.Send(w, c.refusal(id, e.Inc))
 				}
 			}
 			c.holdAccusation(id, e.Inc, c.cfg.RefusalHold/2)
@@ -1009,6 +1008,12 @@ func (c *Core) refusers(id ID) (first []ID, last ID) {
 		last = w[k]
 	}
 	return first, last
+}
+
+// refusal is this node's refused accusation of id at inc, as published
+// or told directly.
+func (c *Core) refusal(id ID, inc uint64) *Message {
+	return &Message{Kind: KindSuspect, From: c.cfg.Self, Target: id, Inc: inc, Refused: true}
 }
 
 // refusedAt reports whether this node found id's port refused at inc.
@@ -1039,9 +1044,10 @@ func (c *Core) CannotCheck(id ID) {
 		return
 	}
 	s.asked = true
-	first, last := c.refusers(id)
-	candidates := append(append(slices.Clone(first), last), c.neighbours(id, true)...)
-	candidates = append(candidates, c.neighbours(id, false)...)
+	_, last := c.refusers(id)
+	// The watchers, nearest first (those that publish, then the others),
+	// then the members id watches.
+	candidates := append(c.neighbours(id, true), c.neighbours(id, false)...)
 	var ask []ID
 	for _, w := range candidates {
 		if len(ask) == c.cfg.Helpers {
@@ -1113,7 +1119,7 @@ func (c *Core) release(h *hold) {
 	if o := c.over[h.id]; o != nil && o.susp != nil {
 		o.susp.quiet = false
 	}
-	c.tr.Publish(&Message{Kind: KindSuspect, From: c.cfg.Self, Target: h.id, Inc: h.inc, Refused: true})
+	c.tr.Publish(c.refusal(h.id, h.inc))
 }
 
 // Receive handles a message from a member.
@@ -1174,7 +1180,7 @@ func (c *Core) Receive(from ID, m *Message) {
 			// This node found the member's port refused: a ping would
 			// find nobody, and the requester is after the refusal. (An
 			// overloaded node accuses nobody, this way neither.)
-			c.tr.Send(from, &Message{Kind: KindSuspect, From: self, Target: m.Target, Inc: e.Inc, Refused: true})
+			c.tr.Send(from, c.refusal(m.Target, e.Inc))
 			return
 		}
 		c.seq++

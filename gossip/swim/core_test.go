@@ -1245,8 +1245,12 @@ func TestRefusalPublishedAtOnce(t *testing.T) {
 			}
 			f.clock.advance(hold / 2)
 			f.c.Tick()
-			if got := len(f.tr.take(KindSuspect)); got != map[bool]int{true: 1}[tc.want == later] {
-				t.Fatalf("published %d refusals after %v, want %d", got, hold/2, map[bool]int{true: 1}[tc.want == later])
+			wantLater := 0
+			if tc.want == later {
+				wantLater = 1
+			}
+			if got := len(f.tr.take(KindSuspect)); got != wantLater {
+				t.Fatalf("published %d refusals after %v, want %d", got, hold/2, wantLater)
 			}
 			if tc.want != atOnce {
 				return
@@ -1591,74 +1595,75 @@ func TestCannotCheckAsksForRefusals(t *testing.T) {
 // meanwhile.
 func TestPingReqAnsweredWithRefusal(t *testing.T) {
 	for _, tc := range []struct {
-		name        string
-		refused     bool
-		refutedThen bool
-		wantRefusal bool
+		name          string
+		refusedBefore bool // this node found n3's port refused before the ping-req
+		refuted       bool // then n3 refuted, at a higher incarnation
+		overloaded    bool // this node, when it answers
+		refusedAfter  bool // this node finds the port refused after it pinged n3
+		wantRefusal   bool // n5 gets n3's refusal at incarnation 1
 	}{
-		{"port refused: the refusal", true, false, true},
-		{"no refusal: a ping", false, false, false},
-		{"refused, then the member refuted: a ping", true, true, false},
-		{"asked first, refused then: the refusal when it comes", false, false, true},
-		{"port refused, this node overloaded: a ping", true, false, false},
-		{"asked first, refused then, this node overloaded: no refusal", false, false, false},
+		{"port refused: the refusal", true, false, false, false, true},
+		{"no refusal: a ping", false, false, false, false, false},
+		{"refused, then the member refuted: a ping", true, true, false, false, false},
+		{"port refused, this node overloaded: a ping", true, false, true, false, false},
+		{"asked first, refused then: the refusal when it comes", false, false, false, true, true},
+		{"asked first, refused then, this node overloaded: a nack", false, false, true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 8, nil)
-			if tc.refused {
+			if tc.refusedBefore {
 				f.c.Evidence("n3", EvidenceRefused)
 			}
-			if strings.Contains(tc.name, "overloaded") {
-				f.c.lhm = f.c.cfg.AccuseLimit
-			}
-			if tc.refutedThen {
+			if tc.refuted {
 				f.c.Receive("n3", &Message{Kind: KindAlive, From: "n3", Target: "n3", Inc: 2})
 				if _, kept := f.c.refused["n3"]; kept {
 					t.Fatal("the refusal of an incarnation refuted is kept")
 				}
 			}
+			if tc.overloaded {
+				f.c.lhm = f.c.cfg.AccuseLimit
+			}
 			f.tr.out = nil
 			f.c.Receive("n5", &Message{Kind: KindPingReq, From: "n5", Target: "n3", Seq: 7})
 			got := f.tr.out
-			if tc.wantRefusal && !tc.refused {
-				// The ping-req came before this node's own refusal: it
-				// pings, then the refusal comes, and goes to n5 too.
-				if len(got) != 1 || got[0].to != "n3" || got[0].m.Kind != KindPing {
-					t.Fatalf("sent %+v, want a ping to n3", got)
-				}
-				f.tr.out = nil
-				f.c.Evidence("n3", EvidenceRefused)
-				got = f.tr.take(KindSuspect)
-				got = slices.DeleteFunc(got, func(s sent) bool { return s.to != "n5" }) // published, or told to other watchers
-				f.clock.advance(time.Minute)
-				f.c.Tick()
-				if nacks := f.tr.take(KindNack); len(nacks) != 0 {
-					t.Fatalf("nacked %+v after answering with the refusal", nacks)
-				}
-			}
-			if strings.HasPrefix(tc.name, "asked first") && !tc.wantRefusal {
-				f.c.lhm = f.c.cfg.AccuseLimit
-				f.tr.out = nil
-				f.c.Evidence("n3", EvidenceRefused)
-				if len(f.tr.out) != 0 {
-					t.Fatalf("overloaded, sent %+v after the refusal, want nothing", f.tr.out)
-				}
-				// The relayed ping ends as any other: a nack at its deadline.
-				f.clock.advance(time.Minute)
-				f.c.Tick()
-				if nacks := f.tr.take(KindNack); len(nacks) != 1 || nacks[0].to != "n5" {
-					t.Fatalf("nacked %+v, want one nack to n5", nacks)
-				}
-				return
-			}
-			if tc.wantRefusal {
+			if tc.refusedBefore && tc.wantRefusal {
 				if len(got) != 1 || got[0].to != "n5" || got[0].m.Kind != KindSuspect || !got[0].m.Refused || got[0].m.Target != "n3" || got[0].m.Inc != 1 {
-					t.Fatalf("sent %+v, want n3's refusal at incarnation 1 to n5 alone", got)
+					t.Fatalf("sent %+v, want n3's refusal at incarnation 1 to n5 alone, no ping", got)
 				}
 				return
 			}
 			if len(got) != 1 || got[0].to != "n3" || got[0].m.Kind != KindPing {
 				t.Fatalf("sent %+v, want a ping to n3", got)
+			}
+			if !tc.refusedAfter {
+				return
+			}
+			f.tr.out = nil
+			f.c.Evidence("n3", EvidenceRefused)
+			var toN5 []sent
+			for _, o := range f.tr.out { // besides, it may publish, or tell other watchers
+				if o.to == "n5" {
+					toN5 = append(toN5, o)
+				}
+			}
+			f.clock.advance(time.Minute)
+			f.c.Tick()
+			nacks := f.tr.take(KindNack)
+			if tc.wantRefusal {
+				if len(toN5) != 1 || toN5[0].m.Kind != KindSuspect || !toN5[0].m.Refused || toN5[0].m.Target != "n3" || toN5[0].m.Inc != 1 {
+					t.Fatalf("sent n5 %+v after the refusal, want n3's refusal at incarnation 1", toN5)
+				}
+				if len(nacks) != 0 {
+					t.Fatalf("nacked %+v after answering with the refusal", nacks)
+				}
+				return
+			}
+			if len(toN5) != 0 {
+				t.Fatalf("overloaded, sent n5 %+v after the refusal, want nothing", toN5)
+			}
+			// The relayed ping ends as any other: a nack at its deadline.
+			if len(nacks) != 1 || nacks[0].to != "n5" {
+				t.Fatalf("nacked %+v, want one nack to n5", nacks)
 			}
 		})
 	}
